@@ -1,0 +1,8 @@
+//! libscylla_shard: a shard-aware, tablet-aware ScyllaDB / Cassandra driver.
+//!
+//! Layers (see DESIGN.md): `protocol` (pure CQL v4 codec) and `routing`
+//! (tokens, sharding, replicas). The emulator in `emulator/` reuses the
+//! protocol codec so both directions are checked by the real drivers.
+
+pub mod protocol;
+pub mod routing;
