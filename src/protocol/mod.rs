@@ -9,6 +9,7 @@ pub mod error;
 pub mod frame;
 pub mod request;
 pub mod response;
+pub mod tablets_payload;
 pub mod types;
 pub mod value;
 pub mod wire;
