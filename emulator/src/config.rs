@@ -1,0 +1,209 @@
+//! Command-line configuration of the emulated cluster.
+
+use std::net::Ipv4Addr;
+
+/// Everything the command line can set.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub nodes: usize,
+    pub shards: u16,
+    pub base_ip: Ipv4Addr,
+    pub port: u16,
+    pub shard_aware_port: u16,
+    pub metrics_port: u16,
+    pub datacenters: Vec<String>,
+    pub racks: usize,
+    pub vnodes: usize,
+    /// New keyspaces use tablets unless they opt out.
+    pub tablets: bool,
+    pub initial_tablets: u32,
+    pub auth: Option<(String, String)>,
+    pub simulate_nat: bool,
+    pub shard_aware_port_unreachable: bool,
+    pub misroute_node_delay_us: u64,
+    pub misroute_shard_delay_us: u64,
+    pub ignore_msb: u8,
+    pub cluster_name: String,
+    pub verbose: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            nodes: 3,
+            shards: 4,
+            base_ip: Ipv4Addr::new(127, 0, 0, 1),
+            port: 9042,
+            shard_aware_port: 19042,
+            metrics_port: 9180,
+            datacenters: vec!["datacenter1".to_owned()],
+            racks: 1,
+            vnodes: 16,
+            tablets: false,
+            initial_tablets: 8,
+            auth: None,
+            simulate_nat: false,
+            shard_aware_port_unreachable: false,
+            misroute_node_delay_us: 150,
+            misroute_shard_delay_us: 25,
+            ignore_msb: 12,
+            cluster_name: "emulated cluster".to_owned(),
+            verbose: false,
+        }
+    }
+}
+
+pub const USAGE: &str = "\
+usage: scylla-emulator [options]
+  --nodes N                      nodes (default 3)
+  --shards S                     shards per node (default 4)
+  --base-ip IP                   first node's address (default 127.0.0.1)
+  --port P                       CQL port of every node (default 9042)
+  --shard-aware-port P           shard-aware CQL port (default 19042)
+  --metrics-port P               Prometheus metrics and admin HTTP port (default 9180)
+  --datacenters dc1[,dc2...]     datacenters; nodes are dealt round-robin (default datacenter1)
+  --racks R                      racks per datacenter (default 1)
+  --vnodes V                     vnode tokens per node (default 16)
+  --tablets                      new keyspaces use tablets unless they opt out
+  --initial-tablets T            default tablet count per table, a power of two (default 8)
+  --auth USER:PASSWORD           require PasswordAuthenticator
+  --simulate-nat                 shard-aware port ignores the source port (as behind NAT)
+  --shard-aware-port-unreachable advertise the shard-aware port but never answer on it
+  --misroute-node-delay-us N     extra latency of a request on a non-replica node (default 150)
+  --misroute-shard-delay-us N    extra latency of a request on a wrong shard (default 25)
+  --ignore-msb N                 SCYLLA_SHARDING_IGNORE_MSB (default 12)
+  --cluster-name NAME            system.local cluster_name
+  --verbose                      log connections and errors to stderr";
+
+impl Config {
+    /// Parses `args` (without the program name).
+    pub fn from_args<I: IntoIterator<Item = String>>(args: I) -> Result<Config, String> {
+        let mut config = Config::default();
+        let mut args = args.into_iter();
+        while let Some(flag) = args.next() {
+            let (name, inline) = match flag.split_once('=') {
+                Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+                None => (flag.clone(), None),
+            };
+            let mut value = || -> Result<String, String> {
+                inline
+                    .clone()
+                    .or_else(|| args.next())
+                    .ok_or_else(|| format!("{name} needs a value"))
+            };
+            match name.as_str() {
+                "--nodes" => config.nodes = number(&name, &value()?)?,
+                "--shards" => config.shards = number(&name, &value()?)?,
+                "--base-ip" => {
+                    config.base_ip = value()?.parse().map_err(|e| format!("--base-ip: {e}"))?
+                }
+                "--port" => config.port = number(&name, &value()?)?,
+                "--shard-aware-port" => config.shard_aware_port = number(&name, &value()?)?,
+                "--metrics-port" => config.metrics_port = number(&name, &value()?)?,
+                "--datacenters" => {
+                    config.datacenters = value()?
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                }
+                "--racks" => config.racks = number(&name, &value()?)?,
+                "--vnodes" => config.vnodes = number(&name, &value()?)?,
+                "--tablets" => config.tablets = true,
+                "--initial-tablets" => config.initial_tablets = number(&name, &value()?)?,
+                "--auth" => {
+                    let v = value()?;
+                    let (user, password) =
+                        v.split_once(':').ok_or("--auth expects USER:PASSWORD")?;
+                    config.auth = Some((user.to_owned(), password.to_owned()));
+                }
+                "--simulate-nat" => config.simulate_nat = true,
+                "--shard-aware-port-unreachable" => config.shard_aware_port_unreachable = true,
+                "--misroute-node-delay-us" => {
+                    config.misroute_node_delay_us = number(&name, &value()?)?
+                }
+                "--misroute-shard-delay-us" => {
+                    config.misroute_shard_delay_us = number(&name, &value()?)?
+                }
+                "--ignore-msb" => config.ignore_msb = number(&name, &value()?)?,
+                "--cluster-name" => config.cluster_name = value()?,
+                "--verbose" => config.verbose = true,
+                "--help" | "-h" => return Err(USAGE.to_owned()),
+                other => return Err(format!("unknown option {other}\n{USAGE}")),
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.nodes == 0 || self.nodes > 250 {
+            return Err("--nodes must be 1..=250".into());
+        }
+        if self.shards == 0 || self.shards > 256 {
+            return Err("--shards must be 1..=256".into());
+        }
+        if self.datacenters.is_empty() {
+            return Err("--datacenters needs at least one name".into());
+        }
+        if self.racks == 0 {
+            return Err("--racks must be at least 1".into());
+        }
+        if self.vnodes == 0 || self.vnodes > 1024 {
+            return Err("--vnodes must be 1..=1024".into());
+        }
+        if !self.initial_tablets.is_power_of_two() {
+            return Err("--initial-tablets must be a power of two".into());
+        }
+        if self.ignore_msb >= 64 {
+            return Err("--ignore-msb must be below 64".into());
+        }
+        if u32::from(self.base_ip) as u64 + self.nodes as u64 > u32::MAX as u64 {
+            return Err("--base-ip too high for that many nodes".into());
+        }
+        Ok(())
+    }
+
+    /// Address of node `index` (0-based).
+    pub fn node_ip(&self, index: usize) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.base_ip) + index as u32)
+    }
+}
+
+fn number<T: std::str::FromStr>(name: &str, text: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e| format!("{name} {text}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn parses_flags() {
+        let c = Config::from_args(args(
+            "--nodes 5 --shards=2 --base-ip 127.0.3.1 --datacenters dc1,dc2 --tablets --auth u:p",
+        ))
+        .unwrap();
+        assert_eq!((c.nodes, c.shards), (5, 2));
+        assert_eq!(c.node_ip(4).to_string(), "127.0.3.5");
+        assert_eq!(c.datacenters, vec!["dc1", "dc2"]);
+        assert!(c.tablets);
+        assert_eq!(c.auth, Some(("u".into(), "p".into())));
+    }
+
+    #[test]
+    fn rejects_bad_flags() {
+        assert!(Config::from_args(args("--nodes 0")).is_err());
+        assert!(Config::from_args(args("--initial-tablets 6")).is_err());
+        assert!(Config::from_args(args("--bogus")).is_err());
+        assert!(Config::from_args(args("--nodes")).is_err());
+    }
+}

@@ -1,0 +1,130 @@
+//! The emulator's own tablet placement: for each table of a tablet keyspace,
+//! a power-of-two list of tablets, each with (node, shard) replicas. This is
+//! the truth a driver learns lazily from `tablets-routing-v1` payloads.
+
+use scylla_shard::protocol::tablets_payload::TabletRoutingInfo;
+use scylla_shard::routing::tablets::{
+    tablet_first_token_exclusive, tablet_index_of, tablet_last_token,
+};
+
+use crate::topology::{splitmix64, NodeInfo};
+
+/// One replica of a tablet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TabletReplica {
+    pub node: usize,
+    pub shard: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct TabletLayout {
+    /// Replicas of each tablet, indexed by tablet number.
+    pub tablets: Vec<Vec<TabletReplica>>,
+    /// How many times the layout was shuffled (changes placement).
+    pub moves: u64,
+    seed: u64,
+    shards: u16,
+}
+
+impl TabletLayout {
+    /// Places `count` tablets: per datacenter, `rf` distinct nodes starting
+    /// at a rotating offset, and a pseudo-random shard on each.
+    pub fn new(
+        count: u32,
+        per_dc_rf: &[(String, usize)],
+        nodes: &[NodeInfo],
+        shards: u16,
+        seed: u64,
+    ) -> TabletLayout {
+        let mut layout = TabletLayout {
+            tablets: Vec::new(),
+            moves: 0,
+            seed,
+            shards,
+        };
+        layout.place(count as usize, per_dc_rf, nodes);
+        layout
+    }
+
+    fn place(&mut self, count: usize, per_dc_rf: &[(String, usize)], nodes: &[NodeInfo]) {
+        self.tablets = (0..count)
+            .map(|tablet| {
+                let mut replicas = Vec::new();
+                for (dc, rf) in per_dc_rf {
+                    let dc_nodes: Vec<usize> = nodes
+                        .iter()
+                        .filter(|n| &n.datacenter == dc)
+                        .map(|n| n.index)
+                        .collect();
+                    if dc_nodes.is_empty() {
+                        continue;
+                    }
+                    let start =
+                        (tablet + self.moves as usize + (self.seed as usize % dc_nodes.len()))
+                            % dc_nodes.len();
+                    for i in 0..(*rf).min(dc_nodes.len()) {
+                        let node = dc_nodes[(start + i) % dc_nodes.len()];
+                        let mix =
+                            splitmix64(self.seed ^ ((tablet as u64) << 20) ^ ((node as u64) << 8));
+                        let shard = ((mix + self.moves) % u64::from(self.shards)) as u16;
+                        replicas.push(TabletReplica { node, shard });
+                    }
+                }
+                replicas
+            })
+            .collect();
+    }
+
+    /// Moves every tablet: to the next nodes where the datacenter has more
+    /// nodes than replicas, and always to another shard.
+    pub fn shuffle(&mut self, per_dc_rf: &[(String, usize)], nodes: &[NodeInfo]) {
+        self.moves += 1;
+        let count = self.tablets.len();
+        self.place(count, per_dc_rf, nodes);
+    }
+
+    pub fn count(&self) -> usize {
+        self.tablets.len()
+    }
+
+    pub fn tablet_of(&self, token: i64) -> usize {
+        tablet_index_of(token, self.count()).unwrap_or(0)
+    }
+
+    /// The routing payload describing tablet `index`.
+    pub fn routing_info(&self, index: usize, nodes: &[NodeInfo]) -> TabletRoutingInfo {
+        let count = self.count();
+        TabletRoutingInfo {
+            first_token: tablet_first_token_exclusive(index, count).unwrap_or(i64::MIN),
+            last_token: tablet_last_token(index, count).unwrap_or(i64::MAX),
+            replicas: self.tablets[index]
+                .iter()
+                .map(|r| (nodes[r.node].host_id, i32::from(r.shard)))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::topology::build_nodes;
+
+    #[test]
+    fn placement_and_shuffle_move_tablets() {
+        let nodes = build_nodes(&Config::default());
+        let rf = vec![("datacenter1".to_owned(), 1)];
+        let mut layout = TabletLayout::new(8, &rf, &nodes, 4, 42);
+        assert_eq!(layout.count(), 8);
+        let before = layout.tablets.clone();
+        assert!(before.iter().all(|r| r.len() == 1));
+        layout.shuffle(&rf, &nodes);
+        for (old, new) in before.iter().zip(&layout.tablets) {
+            assert_ne!(old, new, "every tablet moves");
+        }
+        let info = layout.routing_info(0, &nodes);
+        assert_eq!(info.first_token, i64::MIN);
+        assert_eq!(layout.tablet_of(i64::MAX), 7);
+    }
+}
