@@ -2,6 +2,7 @@
 //!
 //! Pure, allocation-light computations shared by the driver and the emulator.
 
+pub mod plan;
 pub mod replication;
 pub mod sharder;
 pub mod tablets;
