@@ -4,5 +4,6 @@
 //! (tokens, sharding, replicas). The emulator in `emulator/` reuses the
 //! protocol codec so both directions are checked by the real drivers.
 
+pub mod cluster;
 pub mod protocol;
 pub mod routing;
