@@ -68,7 +68,7 @@ usage: scylla-emulator [options]
   --initial-tablets T            default tablet count per table, a power of two (default 8)
   --auth USER:PASSWORD           require PasswordAuthenticator
   --simulate-nat                 shard-aware port ignores the source port (as behind NAT)
-  --shard-aware-port-unreachable advertise the shard-aware port but never answer on it
+  --shard-aware-port-unreachable advertise the shard-aware port but never listen on it
   --misroute-node-delay-us N     extra latency of a request on a non-replica node (default 150)
   --misroute-shard-delay-us N    extra latency of a request on a wrong shard (default 25)
   --ignore-msb N                 SCYLLA_SHARDING_IGNORE_MSB (default 12)

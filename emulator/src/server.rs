@@ -29,6 +29,11 @@ const PASSWORD_AUTHENTICATOR: &str = "org.apache.cassandra.auth.PasswordAuthenti
 pub async fn start(cluster: Arc<Cluster>) -> std::io::Result<()> {
     for node in &cluster.nodes {
         for kind in [PortKind::Regular, PortKind::ShardAware] {
+            if kind == PortKind::ShardAware && cluster.config.shard_aware_port_unreachable {
+                // Advertised in SUPPORTED but never listened on: attempts
+                // are refused, which is what drivers must fall back from.
+                continue;
+            }
             let addr = node.address(port_of(&cluster, kind));
             let listener = TcpListener::bind(addr).await.map_err(|e| {
                 std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
@@ -118,18 +123,6 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
 ) {
-    if kind == PortKind::ShardAware && cluster.config.shard_aware_port_unreachable {
-        // Accept but never answer, like a filtered port; drop on restart.
-        let mut lifecycle = node.lifecycle.subscribe();
-        let mut stream = stream;
-        let mut sink = [0u8; 4096];
-        loop {
-            tokio::select! {
-                read = stream.read(&mut sink) => if matches!(read, Ok(0) | Err(_)) { return },
-                _ = lifecycle.changed() => return,
-            }
-        }
-    }
     let shard = place(&cluster, &node, kind, peer);
     let id = cluster.connection_id();
     node.metrics.connection_opened(shard, kind);

@@ -17,7 +17,7 @@ def wait_pool_full(session, emu, nodes=None, timeout=30.0):
     state = {}
 
     def full():
-        stats = session.shard_aware_stats() or {}
+        stats = session.cluster.shard_aware_stats() or {}
         state["stats"] = stats
         missing = expected - set(stats)
         if missing:

@@ -20,6 +20,17 @@ from collections import defaultdict
 DEFAULT_EMULATOR = "/work/main/target/release/scylla-emulator"
 DEFAULT_PEER = "/work/main/target/release/scylla-peer"
 
+# The counters the contract promises on every node (a missing one would make
+# every "zero misroutes" assertion vacuous, so start() checks them).
+REQUIRED_METRICS = (
+    "emulator_connections_accepted_total",
+    "emulator_connections_current",
+    "emulator_requests_total",
+    "emulator_misrouted_node_total",
+    "emulator_misrouted_shard_total",
+    "emulator_tablet_payloads_sent_total",
+)
+
 # Each emulator gets its own 127.0.N.0/24 block, N incrementing per start, so a
 # test never meets the TIME_WAIT sockets or late packets of the previous one.
 # The start value moves with the pid so that quick reruns use fresh blocks too.
@@ -238,6 +249,16 @@ class Emulator:
         except AssertionError as e:
             self.stop()
             raise EmulatorError("%s\n%s" % (e, self.describe()))
+        for i in range(self.nodes):
+            samples = self.scrape(i)
+            names = {name for name, _, _ in samples}
+            missing = [m for m in REQUIRED_METRICS if m not in names]
+            shards = {int(l["shard"]) for name, l, _ in samples
+                      if name == "emulator_requests_total" and "shard" in l}
+            if missing or shards != set(range(self.shards)):
+                self.stop()
+                raise EmulatorError("node %d metrics: missing %r, emulator_requests_total shards %r"
+                                    "\n%s" % (i, missing, sorted(shards), self.describe()))
         self.ready_ok = True
         return self
 

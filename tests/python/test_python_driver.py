@@ -82,7 +82,7 @@ def test_discovery_negotiation_and_shard_awareness(emulator_factory, cluster_fac
     assert cluster.protocol_version == 4, "negotiated protocol v%s" % cluster.protocol_version
 
     stats = wait_pool_full(session, emu)
-    assert session.is_shard_aware()
+    assert session.cluster.is_shard_aware()
     assert stats == {"%s:%d" % (ip, emu.port): {"shards_count": 4, "connected": 4}
                      for ip in emu.ips}
 
@@ -163,6 +163,51 @@ def test_prepared_roundtrip_zero_misroutes(emulator_factory, cluster_factory):
     before = emu.snapshot()
     verify_rows(session, sel, rows[:600])
     assert_routing(emu.snapshot() - before, emu, require_every_shard=False, min_requests=600)
+
+
+def test_misroute_counters_detect_wrong_routing(emulator_factory, cluster_factory):
+    """Negative control for every zero-misroute assertion: requests sent on
+    purpose to a non-replica node, or to the replica through a connection of a
+    shard that does not own the token, are counted exactly (and still served)."""
+    emu = emulator_factory(3, 4)
+    cluster = cluster_factory(emu)
+    session = cluster.connect()
+    create_kv_table(session, "ks")
+    ins, sel = prepare_kv(session, "ks")
+    wait_pool_full(session, emu)
+    tm = cluster.metadata.token_map
+    hosts = list(cluster.metadata.all_hosts())
+    rows = kv_rows(120, seed=21)
+
+    def replica_of(a, b):
+        reps = cluster.metadata.get_replicas("ks", composite_routing_key(int_bytes(a), text_bytes(b)))
+        assert len(reps) == 1
+        return reps[0]
+
+    # Wrong node.
+    before = emu.snapshot()
+    for a, b, c, v in rows[:60]:
+        other = next(h for h in hosts if h != replica_of(a, b))
+        session.execute(ins, (a, b, c, v), host=other)
+    d = (emu.snapshot() - before).routing_summary()
+    assert d["misrouted_node"] == 60 and d["misrouted_shard"] == 0, d
+    verify_rows(session, sel, rows[:60])
+
+    # Right node, wrong shard: a fake routing key steers the driver's shard choice.
+    fake_keys = [composite_routing_key(int_bytes(x), text_bytes("fake")) for x in range(64)]
+    before = emu.snapshot()
+    for a, b, c, v in rows[60:]:
+        host = replica_of(a, b)
+        real = composite_routing_key(int_bytes(a), text_bytes(b))
+        shard_of = lambda key: host.sharding_info.shard_id_from_token(  # noqa: E731
+            tm.token_class.from_key(key).value)
+        fake = next(k for k in fake_keys if shard_of(k) != shard_of(real))
+        bound = ins.bind((a, b, c, v))
+        bound._routing_key = fake  # cached value the driver routes by
+        session.execute(bound, host=host)
+    d = (emu.snapshot() - before).routing_summary()
+    assert d["misrouted_shard"] == 60 and d["misrouted_node"] == 0, d
+    verify_rows(session, sel, rows[60:])
 
 
 def test_unprepared_statements_with_routing_key_zero_misroutes(emulator_factory, cluster_factory):
@@ -569,7 +614,8 @@ def test_use_keyspace(emulator_factory, cluster_factory):
     wait_pool_full(session, emu)
     ins = session.prepare("INSERT INTO t (a, b, c, v) VALUES (?, ?, ?, ?)")
     sel = session.prepare("SELECT v FROM t WHERE a = ? AND b = ? AND c = ?")
-    assert ins.routing_key_indexes == [0, 1] and ins.keyspace == "ks1"
+    assert ins.routing_key_indexes == [0, 1]
+    assert ins.column_metadata[0].keyspace_name == "ks1"  # bind specs name the keyspace
     rows = kv_rows(400, seed=8)
     before = emu.snapshot()
     execute_windowed(session, ins, rows)
@@ -841,7 +887,7 @@ def test_simulated_nat_falls_back_and_serves_correctly(emulator_factory, cluster
 
     def filled():
         verify_rows(session, sel, rows[:30])  # requests trigger connects to missing shards
-        state["stats"] = session.shard_aware_stats()
+        state["stats"] = session.cluster.shard_aware_stats()
         return all(s["connected"] == 4 for s in state["stats"].values())
 
     wait_until(filled, 60, interval=0.2, describe=lambda: state,
@@ -849,7 +895,62 @@ def test_simulated_nat_falls_back_and_serves_correctly(emulator_factory, cluster
     verify_rows(session, sel, rows)
 
 
-def test_node_restart(emulator_factory, cluster_factory):
+def test_shard_aware_port_unreachable_still_serves(emulator_factory, cluster_factory):
+    """The driver cannot open shard-aware-port connections; whatever pool it
+    ends up with, every request is served correctly."""
+    emu = emulator_factory(3, 4, "--shard-aware-port-unreachable")
+    cluster = cluster_factory(emu, connect_timeout=2)
+    session = cluster.connect()
+    assert session.cluster.is_shard_aware()
+    create_kv_table(session, "ks")
+    ins, sel = prepare_kv(session, "ks")
+    rows = kv_rows(800, seed=15)
+    execute_windowed(session, ins, rows)
+    verify_rows(session, sel, rows)
+    snap = emu.snapshot()
+    assert snap.get("emulator_connections_accepted_total", port=emu.shard_aware_port) == 0
+
+
+def _median_latency_ms(session, stmt, params_list, host=None):
+    samples = []
+    for p in params_list:
+        t = time.perf_counter()
+        session.execute(stmt, p, host=host)
+        samples.append((time.perf_counter() - t) * 1000)
+    samples.sort()
+    return samples[len(samples) // 2]
+
+
+def test_admin_delay_and_misroute_penalty(emulator_factory, cluster_factory):
+    """Injected latency is a lower bound only (no upper-bound timing asserts)."""
+    emu = emulator_factory(3, 2, "--misroute-node-delay-us", "4000")
+    cluster = cluster_factory(emu)
+    session = cluster.connect()
+    create_kv_table(session, "ks")
+    ins, sel = prepare_kv(session, "ks")
+    wait_pool_full(session, emu)
+    rows = kv_rows(60, seed=16)
+    execute_windowed(session, ins, rows)
+    node0 = cluster.metadata.get_host(emu.ip(0))
+    foreign = [(a, b, c) for a, b, c, _ in rows if cluster.metadata.get_replicas(
+        "ks", composite_routing_key(int_bytes(a), text_bytes(b)))[0] != node0][:20]
+    assert foreign
+    assert _median_latency_ms(session, sel, foreign, host=node0) >= 4.0
+
+    status, body = emu.admin(1, "/admin/delay?us=3000")
+    assert status == 200, (status, body)
+    node1 = cluster.metadata.get_host(emu.ip(1))
+    own1 = [(a, b, c) for a, b, c, _ in rows if cluster.metadata.get_replicas(
+        "ks", composite_routing_key(int_bytes(a), text_bytes(b)))[0] == node1][:20]
+    assert own1
+    assert _median_latency_ms(session, sel, own1) >= 3.0
+    status, body = emu.admin(1, "/admin/delay?us=0")
+    assert status == 200, (status, body)
+    verify_rows(session, sel, rows)
+
+
+@pytest.mark.parametrize("victim", [1, 0], ids=["peer-node", "control-connection-node"])
+def test_node_restart(emulator_factory, cluster_factory, victim):
     emu = emulator_factory(3, 4)
     cluster = cluster_factory(emu, reconnection_policy=fresh_reconnect())
     session = cluster.connect()
@@ -859,7 +960,7 @@ def test_node_restart(emulator_factory, cluster_factory):
     rows = kv_rows(900, seed=13)
     execute_windowed(session, ins, rows)
 
-    victim_ip = emu.ip(1)
+    victim_ip = emu.ip(victim)
     host = cluster.metadata.get_host(victim_ip)
     assert host is not None and host.is_up
     owned = [r for r in rows if victim_ip in {
@@ -867,7 +968,7 @@ def test_node_restart(emulator_factory, cluster_factory):
             "ks", composite_routing_key(int_bytes(r[0]), text_bytes(r[1])))}]
     assert owned, "no row is owned by %s" % victim_ip
 
-    status, body = emu.admin(1, "/admin/restart?down_ms=1500")
+    status, body = emu.admin(victim, "/admin/restart?down_ms=1500")
     assert status == 200, (status, body)
 
     def seen_down():
@@ -883,6 +984,10 @@ def test_node_restart(emulator_factory, cluster_factory):
     wait_until(seen_down, 10, interval=0.05, what="the driver to mark %s down" % victim_ip)
     wait_until(lambda: host.is_up, 60, interval=0.1, what="the driver to mark %s up" % victim_ip)
     wait_pool_full(session, emu, timeout=60)
+    # The control connection survives (moved to another node if it was on the victim).
+    wait_until(lambda: cluster.control_connection._connection is not None
+               and not cluster.control_connection._connection.is_closed, 30,
+               what="a live control connection")
 
     before = emu.snapshot()
     verify_rows(session, sel, rows)  # data written before the restart is still there
@@ -890,4 +995,7 @@ def test_node_restart(emulator_factory, cluster_factory):
     execute_windowed(session, ins, more)
     verify_rows(session, sel, more)
     assert_routing(emu.snapshot() - before, emu, min_requests=1500)
+    # DDL after the restart still reaches the driver's metadata (events or refresh).
+    session.execute("CREATE TABLE ks.after_restart (k int PRIMARY KEY)")
+    assert "after_restart" in cluster.metadata.keyspaces["ks"].tables
     assert emu.alive()

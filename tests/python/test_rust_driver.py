@@ -112,3 +112,19 @@ def test_rust_driver_auth(emulator_factory, peer_binary):
     res = out["result"][0]
     assert res["ok"] and res["rows_verified"] == 300
     assert res["misrouted_node"] == 0 and res["misrouted_shard"] == 0, res
+
+
+def test_rust_driver_lz4_compression(emulator_factory, peer_binary):
+    emu = emulator_factory(3, 2)
+    out = run_peer(peer_binary, emu, "--keyspace", "zks", "--rows", 1000, "--compression", "lz4")
+    assert out["topology"][0]["compression"] == "Some(Lz4)"
+    res = out["result"][0]
+    assert res["ok"] and res["rows_verified"] == 1000, res
+    assert res["misrouted_node"] == 0 and res["misrouted_shard"] == 0, res
+
+
+def test_rust_driver_falls_back_when_shard_aware_port_unreachable(emulator_factory, peer_binary):
+    emu = emulator_factory(3, 4, "--shard-aware-port-unreachable")
+    out = run_peer(peer_binary, emu, "--keyspace", "uks", "--rows", 500, "--pool-timeout-s", 20)
+    res = out["result"][0]
+    assert res["ok"] and res["rows_verified"] == 500, res
