@@ -5,5 +5,6 @@
 //! protocol codec so both directions are checked by the real drivers.
 
 pub mod cluster;
+pub mod connection;
 pub mod protocol;
 pub mod routing;

@@ -209,7 +209,12 @@ impl Connection {
                         break Ok(());
                     }
                 }
-                _ = lifecycle.changed() => break Ok(()),
+                _ = lifecycle.changed() => {
+                    // The node is going down: nothing queued or delayed may
+                    // still reach the client, as on a real crash.
+                    writer_task.abort();
+                    break Ok(());
+                }
                 event = recv_event(&mut events) => {
                     if let Some(event) = event {
                         let frame = encode_response(frame::EVENT_STREAM, &Response::Event(event), &Default::default(), self.compression);
@@ -308,7 +313,7 @@ impl Connection {
             }
         };
         drop(tx);
-        // Let queued replies (but not delayed ones of a dying node) drain.
+        // Let queued replies drain (a restart aborted the writer already).
         let _ = tokio::time::timeout(Duration::from_secs(1), writer_task).await;
         outcome
     }

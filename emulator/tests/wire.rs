@@ -223,3 +223,49 @@ fn malformed_frames_close_only_their_connection() {
         "the first connection still works"
     );
 }
+
+fn post(emulator: &Emulator, path: &str) {
+    let mut http = TcpStream::connect(emulator.addr(9180)).expect("metrics port");
+    write!(
+        http,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    http.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}
+
+#[test]
+fn a_restart_drops_delayed_replies_instead_of_sending_them() {
+    let emulator = Emulator::start("127.0.91.4", &[]);
+    let mut stream = emulator.connect();
+    let startup = Request::Startup {
+        options: vec![("CQL_VERSION".into(), "3.0.0".into())],
+    };
+    stream
+        .write_all(&encode_request(1, &startup, &Default::default(), None).unwrap())
+        .unwrap();
+    assert!(matches!(
+        read_response(&mut stream),
+        Some((_, Response::Ready))
+    ));
+    post(&emulator, "/admin/delay?us=3000000");
+    let query = Request::Query {
+        query: "SELECT key FROM system.local".into(),
+        params: Default::default(),
+    };
+    stream
+        .write_all(&encode_request(2, &query, &Default::default(), None).unwrap())
+        .unwrap();
+    let started = Instant::now();
+    post(&emulator, "/admin/restart?down_ms=200");
+    assert!(
+        read_response(&mut stream).is_none(),
+        "no reply after the node went down"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the connection dropped at once"
+    );
+}
