@@ -8,3 +8,4 @@ pub mod cluster;
 pub mod connection;
 pub mod protocol;
 pub mod routing;
+pub mod session;
