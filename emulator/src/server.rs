@@ -187,12 +187,24 @@ struct Outgoing {
 
 impl Connection {
     async fn run(&mut self, stream: TcpStream) -> Result<(), String> {
-        let (mut reader, mut writer) = stream.into_split();
+        let (reader, mut writer) = stream.into_split();
+        // Buffered: one read syscall serves many pipelined frames.
+        let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, reader);
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        // The writer drains whatever the reader and delayed replies queue up.
+        // The writer drains whatever the reader and delayed replies queue
+        // up, coalescing ready frames into one write as a real server does.
         let writer_task = tokio::spawn(async move {
-            while let Some(bytes) = rx.recv().await {
-                if writer.write_all(&bytes).await.is_err() {
+            let mut batch = Vec::with_capacity(64 * 1024);
+            while let Some(first) = rx.recv().await {
+                batch.clear();
+                batch.extend_from_slice(&first);
+                while batch.len() < 256 * 1024 {
+                    match rx.try_recv() {
+                        Ok(more) => batch.extend_from_slice(&more),
+                        Err(_) => break,
+                    }
+                }
+                if writer.write_all(&batch).await.is_err() {
                     break;
                 }
             }
