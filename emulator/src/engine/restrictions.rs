@@ -54,40 +54,12 @@ impl Restrictions {
     /// Every partition key the clause names, when all key columns are
     /// restricted by equality or IN.
     pub fn partition_keys(&self) -> Option<Vec<Vec<Vec<u8>>>> {
-        let mut keys: Vec<Vec<Vec<u8>>> = vec![Vec::new()];
-        for values in &self.partition_values {
-            let values = values.as_ref()?;
-            keys = keys
-                .into_iter()
-                .flat_map(|prefix| {
-                    values.iter().map(move |v| {
-                        let mut k = prefix.clone();
-                        k.push(v.clone());
-                        k
-                    })
-                })
-                .collect();
-        }
-        Some(keys)
+        cartesian(&self.partition_values)
     }
 
     /// Full clustering keys, when every clustering column is eq/IN.
     pub fn clustering_keys(&self) -> Option<Vec<Vec<Vec<u8>>>> {
-        let mut keys: Vec<Vec<Vec<u8>>> = vec![Vec::new()];
-        for values in &self.clustering_values {
-            let values = values.as_ref()?;
-            keys = keys
-                .into_iter()
-                .flat_map(|prefix| {
-                    values.iter().map(move |v| {
-                        let mut k = prefix.clone();
-                        k.push(v.clone());
-                        k
-                    })
-                })
-                .collect();
-        }
-        Some(keys)
+        cartesian(&self.clustering_values)
     }
 
     /// The leading clustering columns restricted by a single equality.
@@ -115,6 +87,26 @@ impl Restrictions {
         };
         low_ok && high_ok
     }
+}
+
+/// Every combination of one candidate per column, in key order; None
+/// when some column has no candidates.
+fn cartesian(columns: &[Option<Vec<Vec<u8>>>]) -> Option<Vec<Vec<Vec<u8>>>> {
+    let mut keys: Vec<Vec<Vec<u8>>> = vec![Vec::new()];
+    for values in columns {
+        let values = values.as_ref()?;
+        keys = keys
+            .into_iter()
+            .flat_map(|prefix| {
+                values.iter().map(move |v| {
+                    let mut k = prefix.clone();
+                    k.push(v.clone());
+                    k
+                })
+            })
+            .collect();
+    }
+    Some(keys)
 }
 
 fn set_value(cell: Cell, column: &str) -> Result<Vec<u8>, EngineError> {
