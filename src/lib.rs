@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod connection;
+pub mod pool;
 pub mod protocol;
 pub mod routing;
 pub mod session;

@@ -211,6 +211,11 @@ impl Connection {
             let _ = writer.shutdown().await;
         });
         let mut lifecycle = self.node.lifecycle.subscribe();
+        if !lifecycle.borrow_and_update().up {
+            // Accepted just as the node went down: it must not survive.
+            writer_task.abort();
+            return Ok(());
+        }
         let mut events = None::<tokio::sync::broadcast::Receiver<Event>>;
         let mut first = true;
         let outcome = loop {
