@@ -1,6 +1,299 @@
 //! The session: the driver's public Rust API (connect, prepare, execute,
 //! batch, paging, close), on top of the pools, cluster metadata and routing.
+//!
+//! A request reads the current cluster snapshot (one atomic load), computes
+//! its token and replicas, asks the load-balancing plan for targets and
+//! sends to the owning shard's connection, retrying by the rules in
+//! `retry.rs`. Nothing on that path takes a lock held across I/O.
 
+mod connect;
+mod execute;
+mod gate;
+mod metrics;
+mod paging;
+mod prepared_cache;
+mod request;
+mod retry;
+mod route;
+mod routing_key;
 mod types;
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::cluster::{Cluster, ClusterState};
+use crate::routing::plan::LoadBalancing;
+
+use execute::Job;
+use gate::Gate;
+use metrics::Totals;
+use prepared_cache::PreparedCache;
+use route::RoutingInfo;
+
+pub use metrics::{NodeMetrics, SessionMetrics};
+pub use paging::Pager;
 pub use types::{Batch, DriverError, Prepared, Query, QueryResult, SessionConfig, Statement};
+
+/// How long `close` waits for requests in flight.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
+/// Bound on the metadata refresh that follows a schema change.
+const SCHEMA_REFRESH_BOUND: Duration = Duration::from_secs(5);
+
+/// A connected session. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("keyspace", &self.inner.keyspace())
+            .field("closed", &self.inner.gate.is_closed())
+            .finish()
+    }
+}
+
+pub(crate) struct Inner {
+    config: SessionConfig,
+    cluster: Cluster,
+    load_balancing: LoadBalancing,
+    prepared: PreparedCache,
+    totals: Totals,
+    gate: Gate,
+    /// The keyspace of `USE`, part of the prepared-cache key.
+    keyspace: Mutex<Option<String>>,
+}
+
+impl Inner {
+    fn keyspace(&self) -> Option<String> {
+        self.keyspace
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Counts one caller request and its outcome.
+    fn account<T>(&self, outcome: Result<T, DriverError>) -> Result<T, DriverError> {
+        Totals::bump(&self.totals.requests);
+        if let Err(e) = &outcome {
+            Totals::bump(&self.totals.errors);
+            if matches!(e, DriverError::Timeout(_)) {
+                Totals::bump(&self.totals.timeouts);
+            }
+        }
+        outcome
+    }
+}
+
+impl Session {
+    /// Opens the control connection, reads the metadata, creates a pool per
+    /// node, and returns once a pool has a connection (after waiting a
+    /// bounded time for the contact node's pool to fill).
+    pub async fn connect(config: SessionConfig) -> Result<Session, DriverError> {
+        connect::connect(config).await
+    }
+
+    /// Prepares `query` on every node (cached per session by keyspace and
+    /// text).
+    pub async fn prepare(&self, query: &str) -> Result<Arc<Prepared>, DriverError> {
+        let inner = &self.inner;
+        let _pass = inner.gate.enter()?;
+        let keyspace = inner.keyspace();
+        if let Some(hit) = inner.prepared.get(keyspace.as_deref(), query) {
+            return Ok(hit);
+        }
+        let timeout = inner.config.request_timeout;
+        let state = inner.cluster.state_full();
+        let outcome = tokio::time::timeout(
+            timeout,
+            prepared_cache::prepare_everywhere(&state, query, keyspace, timeout),
+        )
+        .await
+        .unwrap_or(Err(DriverError::Timeout(timeout)));
+        let prepared = inner.account(outcome)?;
+        Ok(inner.prepared.insert(Arc::new(prepared)))
+    }
+
+    /// Runs one statement (one page of it, if it pages).
+    pub async fn execute(&self, statement: &Statement) -> Result<QueryResult, DriverError> {
+        let inner = &self.inner;
+        let _pass = inner.gate.enter()?;
+        let outcome = self.execute_admitted(statement).await;
+        inner.account(outcome)
+    }
+
+    async fn execute_admitted(&self, statement: &Statement) -> Result<QueryResult, DriverError> {
+        let inner = &self.inner;
+        let request = request::statement_request(statement, &inner.config)?;
+        let (routing, is_lwt) = match &statement.query {
+            Query::Prepared(p) => (
+                p.table().and_then(|(keyspace, table)| {
+                    Some(RoutingInfo {
+                        keyspace,
+                        table,
+                        token: routing_key::token_of(
+                            p,
+                            &statement.values,
+                            statement.value_names.as_deref(),
+                        )?,
+                    })
+                }),
+                p.is_lwt(),
+            ),
+            Query::Simple(_) => (None, false),
+        };
+        let started = tokio::time::Instant::now();
+        let timeout = statement.timeout.unwrap_or(inner.config.request_timeout);
+        let job = Job {
+            request,
+            routing,
+            is_lwt: is_lwt || statement.consistency.is_some_and(|c| c.is_serial()),
+            idempotent: statement.idempotent,
+            timeout,
+            statements: std::slice::from_ref(statement),
+        };
+        let result = inner.run(&job).await?;
+        self.after(&result, timeout.saturating_sub(started.elapsed()))
+            .await?;
+        Ok(result)
+    }
+
+    /// Runs a batch. It is routed by its first prepared statement with a
+    /// complete partition key, as the drivers do.
+    pub async fn batch(&self, batch: &Batch) -> Result<QueryResult, DriverError> {
+        let inner = &self.inner;
+        let _pass = inner.gate.enter()?;
+        let outcome = async {
+            let request = request::batch_request(batch, &inner.config)?;
+            let routing = batch.statements.iter().find_map(|s| match &s.query {
+                Query::Prepared(p) => {
+                    let (keyspace, table) = p.table()?;
+                    Some(RoutingInfo {
+                        keyspace,
+                        table,
+                        token: routing_key::token_of(p, &s.values, None)?,
+                    })
+                }
+                Query::Simple(_) => None,
+            });
+            let is_lwt = batch
+                .statements
+                .iter()
+                .any(|s| matches!(&s.query, Query::Prepared(p) if p.is_lwt()));
+            let job = Job {
+                request,
+                routing,
+                is_lwt,
+                idempotent: batch.idempotent,
+                timeout: batch.timeout.unwrap_or(inner.config.request_timeout),
+                statements: &batch.statements,
+            };
+            inner.run(&job).await
+        }
+        .await;
+        inner.account(outcome)
+    }
+
+    /// `USE keyspace` on every pool; new connections start in it too.
+    /// `keyspace` is the exact, case-sensitive name.
+    pub async fn use_keyspace(&self, keyspace: &str) -> Result<(), DriverError> {
+        let mut statement = Statement::simple(request::use_statement(keyspace));
+        statement.idempotent = true;
+        self.execute(&statement).await.map(|_| ())
+    }
+
+    /// What a result implies for the session: `USE` switches every pool,
+    /// DDL refreshes the metadata so the next request routes by it (waiting
+    /// at most what is left of the request's budget).
+    async fn after(&self, result: &QueryResult, budget: Duration) -> Result<(), DriverError> {
+        if let Some(keyspace) = &result.keyspace {
+            self.switch_keyspace(keyspace).await?;
+        }
+        if result.schema_change.is_some() {
+            let bound = budget.min(SCHEMA_REFRESH_BOUND);
+            if !self.inner.cluster.refresh(bound).await {
+                tracing::warn!(
+                    ?bound,
+                    "metadata refresh after a schema change not done in time"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn switch_keyspace(&self, keyspace: &str) -> Result<(), DriverError> {
+        let inner = &self.inner;
+        *inner.keyspace.lock().unwrap_or_else(|p| p.into_inner()) = Some(keyspace.to_owned());
+        inner.cluster.set_keyspace(Some(keyspace.to_owned()));
+        let state = inner.cluster.state_full();
+        let mut uses = tokio::task::JoinSet::new();
+        for pool in state.nodes().iter().filter_map(|n| n.pool()) {
+            let (pool, keyspace) = (pool.clone(), keyspace.to_owned());
+            uses.spawn(async move { pool.use_keyspace(&keyspace).await });
+        }
+        let mut first_error = None;
+        while let Some(joined) = uses.join_next().await {
+            if let Ok(Err(crate::connection::ConnectionError::Server(e))) = joined {
+                first_error.get_or_insert(DriverError::Server(e));
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Refuses new requests (they get [`DriverError::Closed`]), waits a
+    /// bounded time for those in flight, then closes the pools and the
+    /// control connection.
+    pub async fn close(&self) {
+        if !self.inner.gate.close(CLOSE_GRACE).await {
+            tracing::warn!("closing with requests still in flight");
+        }
+        self.inner.cluster.close().await;
+    }
+
+    /// True once any node reported Scylla sharding (requests go to shards).
+    pub fn is_shard_aware(&self) -> bool {
+        self.inner
+            .cluster
+            .state()
+            .nodes()
+            .iter()
+            .filter_map(|n| n.pool())
+            .any(|p| p.is_shard_aware())
+    }
+
+    pub fn metrics(&self) -> SessionMetrics {
+        let inner = &self.inner;
+        let state = inner.cluster.state();
+        metrics::collect(&state, inner.cluster.tablets().stats(), &inner.totals)
+    }
+
+    /// The current metadata snapshot.
+    pub fn cluster_state(&self) -> Arc<ClusterState> {
+        self.inner.cluster.state_full()
+    }
+
+    /// The keyspace of the last `USE`.
+    pub fn keyspace(&self) -> Option<String> {
+        self.inner.keyspace()
+    }
+
+    /// Re-reads topology and schema now; false if that failed within
+    /// `timeout`.
+    pub async fn refresh_metadata(&self, timeout: Duration) -> bool {
+        self.inner.cluster.refresh(timeout).await
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.inner.config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn session_is_send_sync_and_cheap_to_clone() {
+        fn check<T: Send + Sync + Clone + 'static>() {}
+        check::<super::Session>();
+    }
+}

@@ -1,0 +1,527 @@
+//! The cluster worker: one background task that owns the control
+//! connection, reacts to server events, refreshes metadata (debounced after
+//! events, and periodically), keeps one pool per node and publishes each new
+//! [`ClusterState`] for the request path.
+//!
+//! Everything that changes the state happens here, one change at a time,
+//! so readers only ever see complete snapshots.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::control::{ControlConnection, Metadata};
+use super::node::NodeRuntime;
+use super::state::{ClusterState, Node};
+use super::tablets::TabletMap;
+use crate::connection::ConnectionConfig;
+use crate::pool::{NodePool, PoolConfig};
+use crate::protocol::response::Event;
+
+/// Settings of the cluster layer.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Addresses to open the control connection to, in order.
+    pub contact_points: Vec<SocketAddr>,
+    /// Settings of the control connection.
+    pub connection: ConnectionConfig,
+    /// Settings of every node pool.
+    pub pool: PoolConfig,
+    /// Full metadata refresh even without events.
+    pub refresh_interval: Duration,
+    /// Quiet time after an event before refreshing, so a burst of events
+    /// (a multi-table DDL, a rolling restart) costs one refresh.
+    pub event_debounce: Duration,
+    /// Longest a refresh is postponed by a continuous stream of events.
+    pub event_debounce_max: Duration,
+}
+
+impl ClusterConfig {
+    pub fn new(contact_points: Vec<SocketAddr>) -> ClusterConfig {
+        ClusterConfig {
+            contact_points,
+            connection: ConnectionConfig::default(),
+            pool: PoolConfig::default(),
+            refresh_interval: Duration::from_secs(60),
+            event_debounce: Duration::from_millis(200),
+            event_debounce_max: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Delay between rounds of control-connection attempts, doubling.
+const RECONNECT_BASE: Duration = Duration::from_millis(100);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+/// Bound on closing pools and the control connection at shutdown.
+const CLOSE_BOUND: Duration = Duration::from_secs(5);
+
+enum Command {
+    /// Refresh now; answers whether it succeeded.
+    Refresh(oneshot::Sender<bool>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// What readers share with the worker.
+struct Shared {
+    state: ArcSwap<ClusterState>,
+    tablets: Arc<TabletMap>,
+}
+
+/// Handle to the cluster layer; cheap to clone.
+#[derive(Clone)]
+pub struct Cluster {
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedSender<Command>,
+    /// Keyspace of pools created from now on (read by the worker).
+    keyspace: Arc<Mutex<Option<String>>>,
+}
+
+impl Cluster {
+    /// Opens the control connection (first contact point that answers and
+    /// serves metadata), reads the metadata, creates a pool per node,
+    /// publishes the first state and starts the worker.
+    pub async fn connect(
+        config: ClusterConfig,
+        tablets: Arc<TabletMap>,
+    ) -> Result<Cluster, Vec<String>> {
+        let mut failures = Vec::new();
+        let mut opened = None;
+        for &address in &config.contact_points {
+            let (control, events) =
+                match ControlConnection::open(&[address], &config.connection).await {
+                    Ok(c) => c,
+                    Err(why) => {
+                        failures.extend(why);
+                        continue;
+                    }
+                };
+            match control.fetch().await {
+                Ok(metadata) => {
+                    opened = Some((control, events, metadata));
+                    break;
+                }
+                Err(e) => {
+                    failures.push(format!("{address}: {e}"));
+                    control.close().await;
+                }
+            }
+        }
+        let Some((control, events, metadata)) = opened else {
+            return Err(failures);
+        };
+        tracing::debug!(control = %control.address(), nodes = metadata.nodes.len(), "control connection ready");
+        let keyspace = Arc::new(Mutex::new(config.pool.connection.keyspace.clone()));
+        let shared = Arc::new(Shared {
+            state: ArcSwap::from_pointee(ClusterState::empty()),
+            tablets,
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut worker = Worker {
+            shared: shared.clone(),
+            config,
+            control: Some(control),
+            events: Some(events),
+            runtimes: HashMap::new(),
+            keyspace: keyspace.clone(),
+            generation: 0,
+            commands: rx,
+        };
+        worker.apply(metadata, true).await;
+        tokio::spawn(worker.run());
+        Ok(Cluster {
+            shared,
+            commands: tx,
+            keyspace,
+        })
+    }
+
+    /// The current snapshot, for the request path: one atomic load.
+    pub fn state(&self) -> arc_swap::Guard<Arc<ClusterState>> {
+        self.shared.state.load()
+    }
+
+    /// The current snapshot, owned.
+    pub fn state_full(&self) -> Arc<ClusterState> {
+        self.shared.state.load_full()
+    }
+
+    pub fn tablets(&self) -> &Arc<TabletMap> {
+        &self.shared.tablets
+    }
+
+    /// Refreshes metadata now and waits (at most `timeout`) for the new
+    /// state to be published. False if it failed or took too long.
+    pub async fn refresh(&self, timeout: Duration) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Refresh(tx)).is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(timeout, rx).await, Ok(Ok(true)))
+    }
+
+    /// Makes pools created from now on start in `keyspace` (existing pools
+    /// are switched by the caller).
+    pub fn set_keyspace(&self, keyspace: Option<String>) {
+        *self.keyspace.lock().unwrap_or_else(|p| p.into_inner()) = keyspace;
+    }
+
+    /// Stops the worker, closes the control connection and every pool.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(tx)).is_ok() {
+            let _ = tokio::time::timeout(CLOSE_BOUND * 2, rx).await;
+        }
+    }
+}
+
+/// What woke the worker up.
+enum Wake {
+    Command(Option<Command>),
+    Event(Option<Event>),
+    ControlBroken,
+    Debounced,
+    Periodic,
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    config: ClusterConfig,
+    control: Option<ControlConnection>,
+    events: Option<mpsc::Receiver<Event>>,
+    /// Pool and counters of every known node, by host id.
+    runtimes: HashMap<[u8; 16], Arc<NodeRuntime>>,
+    keyspace: Arc<Mutex<Option<String>>>,
+    generation: u64,
+    commands: mpsc::UnboundedReceiver<Command>,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        let mut periodic = tokio::time::interval_at(
+            Instant::now() + self.config.refresh_interval,
+            self.config.refresh_interval,
+        );
+        periodic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // (first event of the burst, refresh deadline)
+        let mut pending: Option<(Instant, Instant)> = None;
+        let mut waiting: Vec<oneshot::Sender<bool>> = Vec::new();
+        loop {
+            if self.control.is_none() {
+                match self.reconnect(&mut waiting).await {
+                    Some(()) => {
+                        pending = None;
+                        continue;
+                    }
+                    None => return,
+                }
+            }
+            let wake = {
+                let control = self.control.as_ref().expect("checked above");
+                let events = self.events.as_mut().expect("set with control");
+                let deadline = pending.map(|(_, d)| d);
+                tokio::select! {
+                    cmd = self.commands.recv() => Wake::Command(cmd),
+                    ev = events.recv() => Wake::Event(ev),
+                    _ = control.closed() => Wake::ControlBroken,
+                    _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Wake::Debounced,
+                    _ = periodic.tick() => Wake::Periodic,
+                }
+            };
+            match wake {
+                Wake::Command(Some(Command::Refresh(reply))) => {
+                    if self.refresh().await {
+                        let _ = reply.send(true);
+                        pending = None;
+                    } else {
+                        // Answered after the reconnect's refresh.
+                        waiting.push(reply);
+                    }
+                }
+                Wake::Command(Some(Command::Shutdown(reply))) => {
+                    self.shutdown().await;
+                    let _ = reply.send(());
+                    return;
+                }
+                Wake::Command(None) => {
+                    self.shutdown().await;
+                    return;
+                }
+                Wake::Event(Some(event)) => {
+                    if self.on_event(event) {
+                        let now = Instant::now();
+                        let first = pending.map_or(now, |(first, _)| first);
+                        let deadline = (now + self.config.event_debounce)
+                            .min(first + self.config.event_debounce_max);
+                        pending = Some((first, deadline));
+                    }
+                }
+                Wake::Event(None) | Wake::ControlBroken => {
+                    self.drop_control("connection broke").await
+                }
+                Wake::Debounced | Wake::Periodic => {
+                    if self.refresh().await {
+                        pending = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Full refresh over the control connection; a failure drops the
+    /// control connection so the next loop opens another.
+    async fn refresh(&mut self) -> bool {
+        let Some(control) = &self.control else {
+            return false;
+        };
+        match control.fetch().await {
+            Ok(metadata) => {
+                self.apply(metadata, false).await;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(control = %control.address(), error = %e, "metadata refresh failed");
+                self.drop_control("metadata refresh failed").await;
+                false
+            }
+        }
+    }
+
+    async fn drop_control(&mut self, why: &str) {
+        if let Some(control) = self.control.take() {
+            tracing::info!(control = %control.address(), why, "control connection lost");
+            control.close().await;
+        }
+        self.events = None;
+    }
+
+    /// Opens a new control connection to any known node or contact point,
+    /// retrying with backoff, then refreshes. Commands keep being served;
+    /// refresh requests are answered once the refresh ran. `None` = shut
+    /// down.
+    async fn reconnect(&mut self, waiting: &mut Vec<oneshot::Sender<bool>>) -> Option<()> {
+        let mut delay = RECONNECT_BASE;
+        loop {
+            let candidates = self.candidates();
+            match ControlConnection::open(&candidates, &self.config.connection).await {
+                Ok((control, events)) => {
+                    tracing::info!(control = %control.address(), "control connection reopened");
+                    self.control = Some(control);
+                    self.events = Some(events);
+                    let ok = match &self.control {
+                        Some(control) => match control.fetch().await {
+                            Ok(metadata) => {
+                                // Events may have been missed: trust the pools again.
+                                self.apply(metadata, true).await;
+                                true
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "metadata fetch after reconnect failed");
+                                self.drop_control("metadata fetch failed").await;
+                                false
+                            }
+                        },
+                        None => false,
+                    };
+                    if ok {
+                        for reply in waiting.drain(..) {
+                            let _ = reply.send(true);
+                        }
+                        return Some(());
+                    }
+                }
+                Err(failures) => {
+                    tracing::warn!(?failures, "no node accepted the control connection");
+                }
+            }
+            let wake = Instant::now() + delay;
+            delay = (delay * 2).min(RECONNECT_MAX);
+            loop {
+                tokio::select! {
+                    cmd = self.commands.recv() => match cmd {
+                        Some(Command::Refresh(reply)) => waiting.push(reply),
+                        Some(Command::Shutdown(reply)) => {
+                            self.shutdown().await;
+                            let _ = reply.send(());
+                            return None;
+                        }
+                        None => {
+                            self.shutdown().await;
+                            return None;
+                        }
+                    },
+                    _ = tokio::time::sleep_until(wake) => break,
+                }
+            }
+        }
+    }
+
+    /// Known nodes (up ones first, rotated so reconnects spread), then the
+    /// contact points.
+    fn candidates(&self) -> Vec<SocketAddr> {
+        let state = self.shared.state.load();
+        let mut nodes: Vec<&Node> = state.nodes().iter().collect();
+        nodes.sort_by_key(|n| !n.up);
+        let up = nodes.iter().filter(|n| n.up).count();
+        if up > 1 {
+            let by = (state.generation() as usize) % up;
+            nodes[..up].rotate_left(by);
+        }
+        let mut out: Vec<SocketAddr> = nodes.iter().map(|n| n.address).collect();
+        for &c in &self.config.contact_points {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// Handles one event; returns whether it calls for a refresh.
+    fn on_event(&mut self, event: Event) -> bool {
+        tracing::debug!(?event, "cluster event");
+        match event {
+            Event::StatusChange { change, address } => {
+                let up = change.eq_ignore_ascii_case("UP");
+                let state = self.shared.state.load();
+                let Some(index) = state.node_index_by_ip(address.ip()) else {
+                    // A node we do not know yet: the topology changed.
+                    return up;
+                };
+                if state.nodes()[index].up != up {
+                    self.generation += 1;
+                    let next = state.with_status(self.generation, |n| {
+                        if n.address.ip() == address.ip() {
+                            n.up = up;
+                        }
+                    });
+                    self.shared.state.store(Arc::new(next));
+                }
+                false
+            }
+            Event::TopologyChange { .. } => true,
+            Event::SchemaChange(change) => {
+                if change.change == "DROPPED" {
+                    match (change.target.as_str(), &change.name) {
+                        ("TABLE", Some(table)) => {
+                            self.shared.tablets.remove_table(&change.keyspace, table)
+                        }
+                        ("KEYSPACE", _) => {
+                            let dropped = change.keyspace.clone();
+                            self.shared.tablets.retain_keyspaces(|k| k != dropped);
+                        }
+                        _ => {}
+                    }
+                }
+                matches!(change.target.as_str(), "KEYSPACE" | "TABLE")
+            }
+        }
+    }
+
+    /// Publishes a state built from `metadata`: nodes keep their pool while
+    /// their address is unchanged, new nodes get one, removed nodes lose
+    /// theirs. With `reset_status` every node starts up (after a reconnect
+    /// events may have been missed; a node whose pool is empty is skipped
+    /// by the request path anyway).
+    async fn apply(&mut self, metadata: Metadata, reset_status: bool) {
+        let previous = self.shared.state.load_full();
+        let keyspace = self.current_keyspace();
+        let mut created = Vec::new();
+        let mut pool_config: Option<Arc<PoolConfig>> = None;
+        let mut retired = Vec::new();
+        let mut nodes = Vec::with_capacity(metadata.nodes.len());
+        for info in metadata.nodes {
+            let runtime = match self.runtimes.get(&info.host_id) {
+                Some(r) if r.pool.address() == info.address => r.clone(),
+                existing => {
+                    if let Some(old) = existing {
+                        retired.push(old.clone());
+                    }
+                    let config = pool_config.get_or_insert_with(|| {
+                        let mut config = self.config.pool.clone();
+                        config.connection.keyspace = keyspace.clone();
+                        Arc::new(config)
+                    });
+                    tracing::debug!(address = %info.address, "new node pool");
+                    let runtime = Arc::new(NodeRuntime::new(NodePool::new(
+                        info.address,
+                        config.clone(),
+                    )));
+                    self.runtimes.insert(info.host_id, runtime.clone());
+                    created.push(runtime.pool.clone());
+                    runtime
+                }
+            };
+            let up = reset_status
+                || previous
+                    .node_index_by_host_id(&info.host_id)
+                    .and_then(|i| previous.node(i))
+                    .is_none_or(|n| n.up);
+            nodes.push(Node::new(info, up, Some(runtime)));
+        }
+        self.runtimes.retain(|host_id, runtime| {
+            let keep = nodes.iter().any(|n| &n.host_id == host_id);
+            if !keep {
+                retired.push(runtime.clone());
+            }
+            keep
+        });
+        self.generation += 1;
+        let generation = self.generation;
+        let keyspaces = metadata.keyspaces;
+        let state =
+            tokio::task::spawn_blocking(move || ClusterState::build(nodes, keyspaces, generation))
+                .await
+                .expect("building the cluster state does not panic");
+        self.shared
+            .tablets
+            .retain_keyspaces(|k| state.keyspace(k).is_some_and(|k| k.uses_tablets));
+        self.shared.state.store(Arc::new(state));
+        // The session may have switched keyspace after we read it but before
+        // it could see the new pools: bring those pools along.
+        match self.current_keyspace() {
+            Some(now) if keyspace.as_ref() != Some(&now) => {
+                for pool in created {
+                    let now = now.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = pool.use_keyspace(&now).await {
+                            tracing::warn!(address = %pool.address(), error = %e, "USE on a new pool failed");
+                        }
+                    });
+                }
+            }
+            _ => {}
+        }
+        for runtime in retired {
+            tracing::info!(address = %runtime.pool.address(), "node removed: closing its pool");
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(CLOSE_BOUND, runtime.pool.close()).await;
+            });
+        }
+    }
+
+    fn current_keyspace(&self) -> Option<String> {
+        self.keyspace
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    async fn shutdown(&mut self) {
+        self.drop_control("shutdown").await;
+        let mut closing = tokio::task::JoinSet::new();
+        for (_, runtime) in self.runtimes.drain() {
+            closing.spawn(async move {
+                let _ = tokio::time::timeout(CLOSE_BOUND, runtime.pool.close()).await;
+            });
+        }
+        while closing.join_next().await.is_some() {}
+    }
+}
+
+#[cfg(test)]
+#[path = "worker_tests.rs"]
+mod tests;

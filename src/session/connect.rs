@@ -1,0 +1,165 @@
+//! `Session::connect`: contact points, the cluster layer, the first pools.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use super::gate::Gate;
+use super::metrics::Totals;
+use super::prepared_cache::PreparedCache;
+use super::types::{DriverError, SessionConfig};
+use super::{Inner, Session};
+use crate::cluster::{Cluster, ClusterConfig, TabletMap};
+use crate::pool::PoolConfig;
+use crate::routing::plan::LoadBalancing;
+
+pub async fn connect(config: SessionConfig) -> Result<Session, DriverError> {
+    let contact_points = resolve(&config.contact_points, config.port).await?;
+    let keyspace = config
+        .keyspace
+        .clone()
+        .or_else(|| config.connection.keyspace.clone());
+
+    let mut connection = config.connection.clone();
+    connection.tablets_routing = config.tablet_awareness;
+    // Pools start without a keyspace; `USE` below validates it first.
+    connection.keyspace = None;
+    let mut cluster_config = ClusterConfig::new(contact_points);
+    cluster_config.connection = connection.clone();
+    cluster_config.pool = PoolConfig {
+        connections_per_shard: config.connections_per_shard,
+        shard_aware_port: config.shard_aware_port,
+        local_port_range: config.local_port_range,
+        connection,
+        ..PoolConfig::default()
+    };
+    let cluster = Cluster::connect(cluster_config, Arc::new(TabletMap::new()))
+        .await
+        .map_err(DriverError::NoHostAvailable)?;
+
+    if let Err(e) = wait_for_pools(&cluster, &config).await {
+        cluster.close().await;
+        return Err(e);
+    }
+
+    let session = Session {
+        inner: Arc::new(Inner {
+            load_balancing: LoadBalancing {
+                local_dc: config.local_dc.clone(),
+                local_rack: config.local_rack.clone(),
+                permit_dc_failover: config.permit_dc_failover,
+            },
+            config,
+            cluster,
+            prepared: PreparedCache::default(),
+            totals: Totals::default(),
+            gate: Gate::default(),
+            keyspace: Mutex::new(None),
+        }),
+    };
+    if let Some(keyspace) = keyspace {
+        if let Err(e) = session.use_keyspace(&keyspace).await {
+            session.close().await;
+            return Err(e);
+        }
+    }
+    Ok(session)
+}
+
+/// Returns once some pool has a connection, then gives the contact node's
+/// pool (the control node, first in the state) a bounded time to fill.
+async fn wait_for_pools(cluster: &Cluster, config: &SessionConfig) -> Result<(), DriverError> {
+    let bound = config.connection.connect_timeout;
+    let state = cluster.state_full();
+    let mut waits = tokio::task::JoinSet::new();
+    for pool in state.nodes().iter().filter_map(|n| n.pool()) {
+        let pool = pool.clone();
+        waits.spawn(async move { pool.wait_any(bound).await });
+    }
+    let mut any = false;
+    while let Some(joined) = waits.join_next().await {
+        if matches!(joined, Ok(true)) {
+            any = true;
+            break;
+        }
+    }
+    drop(waits);
+    if !any {
+        return Err(DriverError::NoHostAvailable(
+            state
+                .nodes()
+                .iter()
+                .map(|n| format!("{}: no connection within {bound:?}", n.address))
+                .collect(),
+        ));
+    }
+    if let Some(pool) = state.nodes().first().and_then(|n| n.pool()) {
+        if !pool.wait_filled(bound).await {
+            tracing::info!(node = %pool.address(), "contact node's pool not full yet; continuing");
+        }
+    }
+    Ok(())
+}
+
+/// `host`, `host:port`, `ip`, `[v6]:port`; names are resolved.
+async fn resolve(contact_points: &[String], port: u16) -> Result<Vec<SocketAddr>, DriverError> {
+    if contact_points.is_empty() {
+        return Err(DriverError::InvalidArgument("no contact points".into()));
+    }
+    let mut out = Vec::new();
+    let mut failures = Vec::new();
+    for point in contact_points {
+        let point = point.trim();
+        if let Ok(addr) = point.parse::<SocketAddr>() {
+            out.push(addr);
+            continue;
+        }
+        if let Ok(ip) = point
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<IpAddr>()
+        {
+            out.push(SocketAddr::new(ip, port));
+            continue;
+        }
+        let target = if point.contains(':') {
+            point.to_owned()
+        } else {
+            format!("{point}:{port}")
+        };
+        let resolved = tokio::net::lookup_host(target).await;
+        match resolved {
+            Ok(addrs) => out.extend(addrs),
+            Err(e) => failures.push(format!("{point}: {e}")),
+        }
+    }
+    out.dedup();
+    if out.is_empty() {
+        return Err(DriverError::NoHostAvailable(failures));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn contact_points_parse() {
+        let got = resolve(
+            &[
+                "127.0.0.5".into(),
+                "127.0.0.6:1234".into(),
+                "::1".into(),
+                "[::1]:99".into(),
+            ],
+            9042,
+        )
+        .await
+        .unwrap();
+        let want: Vec<SocketAddr> = ["127.0.0.5:9042", "127.0.0.6:1234", "[::1]:9042", "[::1]:99"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(got, want);
+        assert!(resolve(&[], 1).await.is_err());
+    }
+}
