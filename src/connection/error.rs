@@ -62,6 +62,9 @@ pub enum RequestError {
     /// The connection died; if the request had been written the server may
     /// still have executed it.
     ConnectionBroken(Arc<BrokenReason>),
+    /// The connection was already broken when the request was submitted:
+    /// it was not sent, so any statement may be retried elsewhere.
+    NotSent(Arc<BrokenReason>),
     /// [`Connection::close`](super::Connection::close) was called: the
     /// request was not sent.
     Closing,
@@ -84,7 +87,10 @@ impl RequestError {
     pub fn is_not_sent(&self) -> bool {
         matches!(
             self,
-            RequestError::Closing | RequestError::StreamIdsExhausted | RequestError::Encode(_)
+            RequestError::NotSent(_)
+                | RequestError::Closing
+                | RequestError::StreamIdsExhausted
+                | RequestError::Encode(_)
         )
     }
 }
@@ -93,6 +99,9 @@ impl fmt::Display for RequestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RequestError::ConnectionBroken(reason) => write!(f, "connection broken: {reason}"),
+            RequestError::NotSent(reason) => {
+                write!(f, "connection broken before the request was sent: {reason}")
+            }
             RequestError::Closing => f.write_str("connection is closing"),
             RequestError::StreamIdsExhausted => {
                 f.write_str("all 32768 stream ids of the connection are in use")

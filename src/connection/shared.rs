@@ -244,7 +244,7 @@ impl Shared {
     /// The error for a request refused by a closed stream table.
     fn refused(&self) -> RequestError {
         match self.broken_reason() {
-            Some(reason) => RequestError::ConnectionBroken(reason),
+            Some(reason) => RequestError::NotSent(reason),
             None => RequestError::Closing,
         }
     }
@@ -291,22 +291,28 @@ impl Shared {
             rx,
             done: false,
         };
-        if let Err(e) = self.enqueue(id, outgoing) {
-            pending.cancel_unsent();
-            return Err(RequestError::Encode(e));
+        match self.enqueue(id, outgoing) {
+            Ok(true) => pending.wait().await,
+            Ok(false) => {
+                pending.cancel_unsent();
+                Err(self.refused())
+            }
+            Err(e) => {
+                pending.cancel_unsent();
+                Err(RequestError::Encode(e))
+            }
         }
-        pending.wait().await
     }
 
-    /// Encodes the frame into the output buffer and wakes the writer.
-    fn enqueue(&self, stream: i16, outgoing: Outgoing<'_>) -> Result<(), ProtocolError> {
+    /// Encodes the frame into the output buffer and wakes the writer;
+    /// `Ok(false)` when the connection broke first and nothing was queued.
+    fn enqueue(&self, stream: i16, outgoing: Outgoing<'_>) -> Result<bool, ProtocolError> {
         let compression = self.compression;
         let was_empty = match compression {
             None => {
                 let mut out = lock(&self.out);
                 if out.closed {
-                    // Broken meanwhile: the drained waiter reports it.
-                    return Ok(());
+                    return Ok(false);
                 }
                 let was_empty = out.buf.is_empty();
                 let start = out.buf.len();
@@ -345,7 +351,7 @@ impl Shared {
                 put_header(&mut frame[..HEADER_LEN], frame_flags, stream, opcode, len);
                 let mut out = lock(&self.out);
                 if out.closed {
-                    return Ok(());
+                    return Ok(false);
                 }
                 let was_empty = out.buf.is_empty();
                 out.buf.extend_from_slice(&frame);
@@ -356,7 +362,7 @@ impl Shared {
         if was_empty {
             self.writer_wake.notify_one();
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Hands responses to their waiters; one lock for a whole read.

@@ -621,7 +621,9 @@ fn least_busy(bucket: &[Connection], start: usize) -> Option<&Connection> {
 fn is_connection_gone(e: &ConnectionError) -> bool {
     matches!(
         e,
-        ConnectionError::Request(RequestError::ConnectionBroken(_) | RequestError::Closing)
+        ConnectionError::Request(
+            RequestError::ConnectionBroken(_) | RequestError::NotSent(_) | RequestError::Closing,
+        )
     )
 }
 

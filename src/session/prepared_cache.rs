@@ -138,7 +138,9 @@ pub async fn reprepare(
 pub fn request_error(error: RequestError, budget: Duration) -> DriverError {
     match error {
         RequestError::Timeout(_) => DriverError::Timeout(budget),
-        RequestError::ConnectionBroken(reason) => DriverError::ConnectionBroken(reason.to_string()),
+        RequestError::ConnectionBroken(reason) | RequestError::NotSent(reason) => {
+            DriverError::ConnectionBroken(reason.to_string())
+        }
         RequestError::Encode(e) => DriverError::InvalidArgument(e.to_string()),
         RequestError::Protocol(e) => DriverError::Protocol(e.to_string()),
         e @ (RequestError::Closing | RequestError::StreamIdsExhausted) => {

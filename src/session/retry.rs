@@ -152,6 +152,8 @@ mod tests {
             Decision::NextTarget
         );
         assert_eq!(s.on_request_error(&broken, false), Decision::Fail);
+        let refused = RequestError::NotSent(Arc::new(BrokenReason::Eof));
+        assert_eq!(s.on_request_error(&refused, false), Decision::NextTarget);
         assert_eq!(s.on_request_error(&broken, true), Decision::NextTarget);
         let timeout = RequestError::Timeout(Duration::from_millis(5));
         assert_eq!(s.on_request_error(&timeout, true), Decision::Fail);
