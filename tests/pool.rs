@@ -676,3 +676,34 @@ async fn busy_node_that_always_picks_one_shard_does_not_make_the_pool_spin() {
     pool.close().await;
     wait_until("fake node connections closed", BOUND, || node.open() == 0).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_now_cuts_the_backoff_short() {
+    let emulator = Emulator::start(1, 2, &[]);
+    let pool = NodePool::new(
+        emulator.addr(0),
+        Arc::new(PoolConfig {
+            reconnect_base: Duration::from_secs(30),
+            reconnect_max: Duration::from_secs(30),
+            ..config()
+        }),
+    );
+    assert!(pool.wait_filled(BOUND).await);
+    emulator.admin(0, "/admin/restart?down_ms=300");
+    wait_until("connections gone", BOUND, || {
+        pool.connection_counts().iter().sum::<usize>() == 0
+    })
+    .await;
+    wait_until("node back up", BOUND, || {
+        emulator.metric(0, "emulator_node_up") == Some(1.0)
+    })
+    .await;
+    // Held back by a 30 s backoff: nothing comes back on its own soon.
+    assert!(!pool.wait_any(Duration::from_millis(700)).await);
+    pool.reconnect_now();
+    assert!(
+        pool.wait_filled(Duration::from_secs(5)).await,
+        "{:?}",
+        pool.stats()
+    );
+}

@@ -391,6 +391,11 @@ impl Worker {
                     // A node we do not know yet: the topology changed.
                     return up;
                 };
+                if up {
+                    if let Some(pool) = state.nodes()[index].pool() {
+                        pool.reconnect_now();
+                    }
+                }
                 if state.nodes()[index].up != up {
                     self.generation += 1;
                     let next = state.with_status(self.generation, |n| {

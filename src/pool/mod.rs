@@ -291,6 +291,8 @@ struct Shared {
     published: watch::Sender<u64>,
     /// Set by the refiller once it stopped and closed everything.
     done: watch::Sender<bool>,
+    /// Cuts a running reconnection backoff short (the node came back).
+    reconnect_now: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -372,6 +374,12 @@ impl std::fmt::Debug for NodePool {
 }
 
 impl NodePool {
+    /// Retries missing connections now instead of after the backoff, e.g.
+    /// when the cluster announces that the node is UP again.
+    pub fn reconnect_now(&self) {
+        self.handle.shared.reconnect_now.notify_one();
+    }
+
     /// Creates the pool and starts filling it in the background. Must be
     /// called inside a tokio runtime.
     pub fn new(address: SocketAddr, config: Arc<PoolConfig>) -> NodePool {
@@ -386,6 +394,7 @@ impl NodePool {
             counters: Counters::default(),
             published: watch::Sender::new(0),
             done: watch::Sender::new(false),
+            reconnect_now: tokio::sync::Notify::new(),
         });
         let (close, close_rx) = watch::channel(false);
         refiller::spawn(shared.clone(), close_rx);

@@ -130,6 +130,10 @@ impl Refiller {
                     self.on_joined(joined);
                 }
                 _ = sleep_until(wake), if wake.is_some() => {}
+                _ = self.shared.reconnect_now.notified() => {
+                    self.retry_at = None;
+                    self.backoff.reset();
+                }
             }
         }
         self.shutdown().await;
