@@ -35,8 +35,9 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-rust-test:
-	$(CARGO) test --workspace
+# Integration tests start the release emulator.
+rust-test: build
+	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) $(CARGO) test --workspace
 
 conformance: build build-peer venv
 	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) SCYLLA_PEER=$(abspath $(SCYLLA_PEER)) \
