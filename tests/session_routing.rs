@@ -242,3 +242,51 @@ async fn local_datacenter_replicas_only() {
     }
     session.close().await;
 }
+
+/// One vnode keyspace and one tablet keyspace served at once: requests
+/// alternate between them; the tablet table costs at most one misroute per
+/// tablet and the vnode table none, and once learned both route perfectly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn vnode_and_tablet_keyspaces_route_right_together() {
+    const PER_TABLE: i32 = 10_000;
+    let emulator = Emulator::start(3, 4, &["--tablets"]);
+    let session = connect(&emulator).await;
+    create_schema(&session, "vks", SIMPLE_RF1).await;
+    create_schema(&session, "tks", TABLETS_RF1).await;
+    let state = session.cluster_state();
+    assert!(!state.keyspace("vks").expect("vnode keyspace").uses_tablets);
+    assert!(state.keyspace("tks").expect("tablet keyspace").uses_tablets);
+    wait_pools_filled(&session, 4).await;
+    let (vnode_insert, _) = prepare_pair(&session, "vks").await;
+    let (tablet_insert, _) = prepare_pair(&session, "tks").await;
+
+    let pass = |offset: i32| {
+        let session = session.clone();
+        let (vnode_insert, tablet_insert) = (vnode_insert.clone(), tablet_insert.clone());
+        async move {
+            for i in offset..offset + PER_TABLE {
+                for insert in [&vnode_insert, &tablet_insert] {
+                    session
+                        .execute(&insert_statement(insert, i))
+                        .await
+                        .unwrap_or_else(|e| panic!("insert {i}: {e}"));
+                }
+            }
+        }
+    };
+    let before = routing(&emulator);
+    tokio::time::timeout(Duration::from_secs(180), pass(0))
+        .await
+        .expect("first pass within 180 s");
+    let first = routing(&emulator).since(&before);
+    assert_eq!(first.routable, f64::from(2 * PER_TABLE), "{first:?}");
+    assert!(first.misrouted() <= 8.0, "first pass: {first:?}");
+
+    let before = routing(&emulator);
+    tokio::time::timeout(Duration::from_secs(180), pass(PER_TABLE))
+        .await
+        .expect("second pass within 180 s");
+    let second = routing(&emulator).since(&before);
+    assert_eq!(second.misrouted(), 0.0, "second pass: {second:?}");
+    session.close().await;
+}
