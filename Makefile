@@ -9,7 +9,9 @@ RELEASE_DIR := target/release
 EMULATOR := $(RELEASE_DIR)/scylla-emulator
 SCYLLA_PEER := $(RELEASE_DIR)/scylla-peer
 
-.PHONY: all build build-peer venv demo test lint rust-test conformance clean
+.PHONY: all build build-peer venv demo test lint rust-test conformance clean \
+	header c-header-check c-symbols c-lib c-examples c-test c-install-test c-check install \
+	c-deps demo-c
 
 all: build
 
@@ -43,8 +45,134 @@ conformance: build build-peer venv
 	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) SCYLLA_PEER=$(abspath $(SCYLLA_PEER)) \
 		$(PYTHON) -m pytest -q tests/python
 
-test: lint rust-test conformance
+test: lint rust-test conformance c-check
 
 clean:
 	$(CARGO) clean
 	rm -rf $(VENV)
+
+# ---------------------------------------------------------------------------
+# C ABI: header, symbol check, C tests, examples, install.
+#   make header           regenerate include/scylla_shard.h (pinned cbindgen)
+#   make c-check          header freshness + standalone compiles, exported
+#                         symbols, C tests (also under valgrind), install + pkg-config
+#   make install PREFIX=  .so with soname + symlinks, .a, header, scylla_shard.pc
+CBINDGEN_VERSION := 0.29.4
+TOOLS_DIR := target/tools
+CBINDGEN := $(TOOLS_DIR)/bin/cbindgen
+CBINDGEN_STAMP := $(TOOLS_DIR)/.cbindgen-$(CBINDGEN_VERSION)
+HEADER := include/scylla_shard.h
+CC ?= cc
+CXX ?= c++
+C_WARN := -Wall -Wextra -Werror -pedantic
+C_BUILD := target/c
+C_LIB_DIR := $(C_BUILD)/lib
+LIB_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+LIB_MAJOR := $(word 1,$(subst ., ,$(LIB_VERSION)))
+LIB_MINOR := $(word 2,$(subst ., ,$(LIB_VERSION)))
+LIB_SONAME_VERSION := $(if $(filter 0,$(LIB_MAJOR)),0.$(LIB_MINOR),$(LIB_MAJOR))
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+C_TESTS := test_api test_cluster test_fork
+C_EXAMPLES := basic async_queue callback demo
+
+$(CBINDGEN_STAMP):
+	$(CARGO) install cbindgen --version =$(CBINDGEN_VERSION) --locked --root $(TOOLS_DIR)
+	touch $@
+
+header: $(CBINDGEN_STAMP)
+	$(CBINDGEN) -q --config cbindgen.toml --output $(HEADER) src/ffi/mod.rs
+
+# Fails when the committed header (or the generated bind.rs) is stale, then
+# compiles the header alone as C99, C11 and C++17 (twice in one C++ program).
+c-header-check: $(CBINDGEN_STAMP)
+	@mkdir -p $(C_BUILD)
+	$(CBINDGEN) -q --config cbindgen.toml --output $(C_BUILD)/scylla_shard.h src/ffi/mod.rs
+	@diff -u $(HEADER) $(C_BUILD)/scylla_shard.h || { echo "$(HEADER) is stale: run make header"; exit 1; }
+	python3 scripts/gen_ffi_bind.py --check
+	for std in c99 c11; do $(CC) -std=$$std $(C_WARN) -Iinclude -x c -fsyntax-only $(HEADER) || exit 1; done
+	printf '#include "scylla_shard.h"\n#include "scylla_shard.h"\nint main(void){return sshard_abi_version()==SSHARD_ABI_VERSION?0:1;}\n' > $(C_BUILD)/header_c11.c
+	$(CC) -std=c11 $(C_WARN) -Iinclude -c $(C_BUILD)/header_c11.c -o $(C_BUILD)/header_c11.o
+	printf '#include "scylla_shard.h"\nint other(void){return (int)sizeof(sshard_metrics);}\n' > $(C_BUILD)/header_a.cc
+	printf '#include "scylla_shard.h"\n#include "scylla_shard.h"\nint other(void);\nint main(){return other()>0?0:1;}\n' > $(C_BUILD)/header_b.cc
+	$(CXX) -std=c++17 $(C_WARN) -Iinclude $(C_BUILD)/header_a.cc $(C_BUILD)/header_b.cc -o $(C_BUILD)/header_cxx
+	./$(C_BUILD)/header_cxx
+	@echo "header ok"
+
+# The shared library, staged with its soname symlinks for the C programs.
+c-lib: build
+	@mkdir -p $(C_LIB_DIR)
+	cp -f $(RELEASE_DIR)/libscylla_shard.so $(C_LIB_DIR)/libscylla_shard.so.$(LIB_VERSION)
+	ln -sf libscylla_shard.so.$(LIB_VERSION) $(C_LIB_DIR)/libscylla_shard.so.$(LIB_SONAME_VERSION)
+	ln -sf libscylla_shard.so.$(LIB_SONAME_VERSION) $(C_LIB_DIR)/libscylla_shard.so
+
+# Exactly the sshard_ symbols are exported.
+c-symbols: c-lib
+	@bad=$$(nm -D --defined-only $(RELEASE_DIR)/libscylla_shard.so | awk '{print $$3}' | grep -v '^sshard_' || true); \
+	if [ -n "$$bad" ]; then echo "symbols without the sshard_ prefix:"; echo "$$bad"; exit 1; fi
+	@n=$$(nm -D --defined-only $(RELEASE_DIR)/libscylla_shard.so | grep -c ' sshard_'); echo "exports ok: $$n sshard_ symbols, no others"
+	@readelf -d $(RELEASE_DIR)/libscylla_shard.so | grep -q "SONAME.*libscylla_shard.so.$(LIB_SONAME_VERSION)" || { echo "soname is not libscylla_shard.so.$(LIB_SONAME_VERSION)"; exit 1; }
+
+$(C_BUILD)/%: tests/c/%.c tests/c/harness.h $(HEADER) c-lib
+	$(CC) -std=c11 $(C_WARN) -D_GNU_SOURCE -g -Iinclude -Itests/c $< -L$(C_LIB_DIR) -lscylla_shard -lpthread -o $@
+
+$(C_BUILD)/examples/%: examples/c/%.c $(HEADER) c-lib
+	@mkdir -p $(C_BUILD)/examples
+	$(CC) -std=c11 $(C_WARN) -D_GNU_SOURCE -g -Iinclude $< -L$(C_LIB_DIR) -lscylla_shard -lpthread -o $@
+
+c-examples: $(addprefix $(C_BUILD)/examples/,$(C_EXAMPLES))
+
+# Tools the C checks need (valgrind, pkg-config, a C/C++ compiler, binutils).
+c-deps:
+	@missing=; for t in valgrind pkg-config $(CC) $(CXX) nm readelf; do \
+		command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+		apt-get update -qq && apt-get install -y -qq valgrind pkg-config build-essential binutils >/dev/null; fi
+
+# C tests against an emulated cluster, then again under valgrind.
+c-test: c-deps $(addprefix $(C_BUILD)/,$(C_TESTS)) c-examples
+	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) C_BUILD=$(C_BUILD) C_LIB_DIR=$(abspath $(C_LIB_DIR)) \
+		bash scripts/c_tests.sh $(C_TESTS)
+
+install: build
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
+	install -m 755 $(RELEASE_DIR)/libscylla_shard.so $(DESTDIR)$(LIBDIR)/libscylla_shard.so.$(LIB_VERSION)
+	ln -sf libscylla_shard.so.$(LIB_VERSION) $(DESTDIR)$(LIBDIR)/libscylla_shard.so.$(LIB_SONAME_VERSION)
+	ln -sf libscylla_shard.so.$(LIB_SONAME_VERSION) $(DESTDIR)$(LIBDIR)/libscylla_shard.so
+	install -m 644 $(RELEASE_DIR)/libscylla_shard.a $(DESTDIR)$(LIBDIR)/libscylla_shard.a
+	install -m 644 $(HEADER) $(DESTDIR)$(INCLUDEDIR)/scylla_shard.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+		-e 's|@VERSION@|$(LIB_VERSION)|g' scripts/scylla_shard.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/scylla_shard.pc
+
+# Installs into a scratch prefix and builds an example against the installed
+# copy with pkg-config (dynamically and statically), then runs the dynamic
+# one against the emulator.
+c-install-test: build
+	bash scripts/c_install_test.sh
+
+c-check: c-header-check c-symbols c-test c-install-test
+
+# The demo through the C API (examples/c/demo.c) on an emulated cluster.
+demo-c: build c-examples
+	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) bash scripts/demo_c.sh $(C_BUILD)/examples/demo
+
+# ---------------------------------------------------------------------------
+# Benchmarks (benches/README.md): every driver against one emulated cluster.
+#   make bench                  full run, about 8 minutes on 2 cores
+#   make bench BENCH_QUICK=1    about a minute
+#   make bench BENCH_ARGS='--drivers sshard-rust --cases mixed/c256 --reps 5'
+# Writes benches/results/latest.{json,png} and the results section of
+# benches/README.md. The C client is built when examples/c/bench.c exists.
+BENCH_ARGS ?=
+BENCH_QUICK ?=
+
+$(VENV)/.bench-installed: $(VENV)/.installed benches/requirements.txt
+	$(VENV)/bin/pip install --quiet -r benches/requirements.txt
+	touch $@
+
+.PHONY: bench
+bench: $(VENV)/.bench-installed
+	$(CARGO) build --release -p scylla-shard -p scylla-emulator -p scylla-peer -p sshard-rust
+	$(if $(wildcard examples/c/bench.c),$(MAKE) $(C_BUILD)/examples/bench)
+	$(PYTHON) benches/run.py --update-readme $(if $(filter-out 0,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)

@@ -6,7 +6,9 @@
 
 pub mod cluster;
 pub mod connection;
+pub mod ffi;
 pub mod pool;
 pub mod protocol;
 pub mod routing;
+pub mod runtime;
 pub mod session;

@@ -369,16 +369,10 @@ impl Shared {
     pub fn complete(&self, frames: &mut Vec<(FrameHeader, Bytes)>) -> Result<(), BrokenReason> {
         let mut streams = lock(&self.streams);
         let mut result = Ok(());
+        let mut ready = Vec::with_capacity(frames.len());
         for (header, body) in frames.drain(..) {
             match streams.complete(header.stream) {
-                Completion::Waiter(waiter) => {
-                    // The waiter may be gone this instant; nothing to do then.
-                    let _ = waiter.send(RawResponse {
-                        header,
-                        body,
-                        compression: self.compression,
-                    });
-                }
+                Completion::Waiter(waiter) => ready.push((waiter, header, body)),
                 Completion::Orphan => {}
                 Completion::Unknown => {
                     result = Err(BrokenReason::Protocol(format!(
@@ -389,8 +383,19 @@ impl Shared {
                 }
             }
         }
+        // Count first, so a woken caller never sees its own request as
+        // still in flight; wake under the lock, which `Pending::drop`
+        // relies on to tell a completed slot from its own.
         let in_use = streams.in_use();
         self.in_flight.store(in_use, Ordering::Relaxed);
+        for (waiter, header, body) in ready {
+            // The waiter may be gone this instant; nothing to do then.
+            let _ = waiter.send(RawResponse {
+                header,
+                body,
+                compression: self.compression,
+            });
+        }
         drop(streams);
         if in_use == 0 && self.closing.load(Ordering::Relaxed) {
             self.drained.notify_waiters();

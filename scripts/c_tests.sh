@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Runs the C tests (and the C examples) against emulated clusters, then the
+# tests again under valgrind (no definite leaks, no memory errors).
+#   scripts/c_tests.sh test_api test_cluster test_fork
+# Environment: SCYLLA_EMULATOR (binary), C_BUILD (test binaries),
+# C_LIB_DIR (libscylla_shard.so with its soname link), C_TESTS_VALGRIND=0
+# to skip the valgrind pass.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+EMULATOR=${SCYLLA_EMULATOR:-target/release/scylla-emulator}
+C_BUILD=${C_BUILD:-target/c}
+export LD_LIBRARY_PATH=${C_LIB_DIR:-$PWD/target/c/lib}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+TESTS=("$@")
+[ ${#TESTS[@]} -gt 0 ] || TESTS=(test_api test_cluster test_fork)
+# --child-silent-after-fork: see tests/c/test_fork.c (the forked child
+# leaks the parent's runtime on purpose; it reports through a pipe).
+VALGRIND=(valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite
+          --show-leak-kinds=definite --error-exitcode=99 --trace-children=no
+          --child-silent-after-fork=yes)
+
+# Each emulator gets a fresh 127.1.N.0/24 block (N moves with the pid and
+# each start) so tests never meet another run's sockets or clusters.
+BLOCK=$(( ($$ % 100) * 2 + 20 ))
+EMU_PID=
+EMU_LOG=$(mktemp)
+trap 'stop_emulator; rm -f "$EMU_LOG"' EXIT
+
+stop_emulator() {
+    if [ -n "$EMU_PID" ]; then
+        kill "$EMU_PID" 2>/dev/null
+        wait "$EMU_PID" 2>/dev/null
+        EMU_PID=
+    fi
+}
+
+# start_emulator [extra flags]: sets BASE_IP.
+start_emulator() {
+    stop_emulator
+    BLOCK=$(( BLOCK + 1 )); [ $BLOCK -gt 250 ] && BLOCK=20
+    BASE_IP="127.1.$BLOCK.1"
+    "$EMULATOR" --nodes 3 --shards 4 --base-ip "$BASE_IP" "$@" >"$EMU_LOG" 2>&1 &
+    EMU_PID=$!
+    for _ in $(seq 300); do
+        grep -q READY "$EMU_LOG" && return 0
+        kill -0 "$EMU_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "emulator did not start:"; cat "$EMU_LOG"
+    return 1
+}
+
+passed=0
+failed=0
+failures=()
+
+# run NAME TIMEOUT COMMAND...: runs one check and records its outcome.
+run() {
+    local name=$1 limit=$2
+    shift 2
+    local start=$SECONDS
+    if timeout "$limit" "$@"; then
+        passed=$((passed + 1))
+        echo "PASS $name ($((SECONDS - start))s)"
+    else
+        local rc=$?
+        failed=$((failed + 1))
+        failures+=("$name")
+        echo "FAIL $name (exit $rc, $((SECONDS - start))s)"
+    fi
+}
+
+for t in "${TESTS[@]}"; do
+    start_emulator || { failed=$((failed + 1)); failures+=("$t: emulator"); continue; }
+    run "$t" 300 "$C_BUILD/$t" "$BASE_IP"
+done
+
+# The examples, each against a fresh cluster (the demo with tablets).
+if [ -x "$C_BUILD/examples/basic" ]; then
+    start_emulator && run "example basic" 120 "$C_BUILD/examples/basic" "$BASE_IP"
+    start_emulator && run "example async_queue" 300 "$C_BUILD/examples/async_queue" "$BASE_IP" 20000 4000
+    start_emulator && run "example callback" 120 "$C_BUILD/examples/callback" "$BASE_IP" 2000
+    start_emulator --tablets && run "example demo" 300 "$C_BUILD/examples/demo" "$BASE_IP" 1000
+fi
+
+if [ "${C_TESTS_VALGRIND:-1}" != 0 ]; then
+    if command -v valgrind >/dev/null; then
+        for t in "${TESTS[@]}"; do
+            start_emulator || { failed=$((failed + 1)); failures+=("$t (valgrind): emulator"); continue; }
+            run "$t (valgrind)" 600 env SSHARD_TEST_SMALL=1 SSHARD_TEST_VALGRIND=1 "${VALGRIND[@]}" "$C_BUILD/$t" "$BASE_IP"
+        done
+    else
+        echo "valgrind not installed: skipping the valgrind pass (apt-get install valgrind)"
+        failed=$((failed + 1)); failures+=("valgrind missing")
+    fi
+fi
+
+stop_emulator
+if [ ${#failures[@]} -gt 0 ]; then
+    printf 'failed: %s\n' "${failures[@]}"
+fi
+echo "c tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

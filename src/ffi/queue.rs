@@ -1,0 +1,299 @@
+//! `sshard_queue`: a completion queue. Futures given to it with
+//! `sshard_future_set_queue` each deliver exactly one event carrying the
+//! caller's 64-bit token. Events are drained in batches by a non-blocking
+//! poll into a caller-allocated array, or by a blocking wait. An eventfd is
+//! readable exactly while events are waiting, for epoll / libuv / asyncio
+//! loops (and LuaJIT, which must never be called back from a foreign
+//! thread).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::enums::sshard_future_kind;
+use super::future::sshard_future;
+use super::handle::{arc_free, arc_into_raw, handle_ref, out_arg, Generational};
+use super::status::{
+    sshard_status, Fail, FfiResult, SSHARD_STATUS_INTERNAL, SSHARD_STATUS_WOULD_DEADLOCK,
+};
+use crate::runtime;
+
+/// One completion. `future` is a new reference owned by the receiver:
+/// read its result / error, then `sshard_future_free` it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct sshard_event {
+    /// The token given to `sshard_future_set_queue`.
+    pub token: u64,
+    /// The completed future (owned by the receiver).
+    pub future: *mut sshard_future,
+    /// The future's status (`SSHARD_STATUS_OK` or its failure).
+    pub status: sshard_status,
+    /// What the future yields (`SSHARD_FUTURE_KIND_*`).
+    pub kind: sshard_future_kind,
+}
+
+struct Pending {
+    token: u64,
+    status: sshard_status,
+    kind: sshard_future_kind,
+    future: Arc<sshard_future>,
+}
+
+/// A completion queue. Shared and thread-safe; free with
+/// `sshard_queue_free` (events still queued are dropped with it).
+pub struct sshard_queue {
+    generation: u64,
+    events: Mutex<VecDeque<Pending>>,
+    ready: Condvar,
+    /// Readable while `events` is non-empty (kept so under the lock).
+    eventfd: i32,
+}
+
+impl Generational for sshard_queue {
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+fn eventfd_signal(fd: i32) {
+    let one: u64 = 1;
+    // SAFETY: `fd` is this queue's open eventfd; the buffer is 8 readable
+    // bytes as eventfd requires. A failure (counter overflow) is impossible
+    // with at most one pending write per empty-to-non-empty transition.
+    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+}
+
+fn eventfd_reset(fd: i32) {
+    let mut value: u64 = 0;
+    // SAFETY: `fd` is this queue's open non-blocking eventfd; the buffer is
+    // 8 writable bytes. EAGAIN (already reset) is fine.
+    unsafe { libc::read(fd, (&mut value as *mut u64).cast(), 8) };
+}
+
+impl sshard_queue {
+    pub(crate) fn new() -> FfiResult<Arc<sshard_queue>> {
+        // SAFETY: plain system call with constant flags.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(Fail::new(
+                SSHARD_STATUS_INTERNAL,
+                format!("eventfd failed: {}", std::io::Error::last_os_error()),
+            ));
+        }
+        Ok(Arc::new(sshard_queue {
+            generation: runtime::generation(),
+            events: Mutex::new(VecDeque::new()),
+            ready: Condvar::new(),
+            eventfd: fd,
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Pending>> {
+        self.events.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn push(
+        &self,
+        token: u64,
+        status: sshard_status,
+        kind: sshard_future_kind,
+        future: Arc<sshard_future>,
+    ) {
+        let mut events = self.lock();
+        if events.is_empty() {
+            eventfd_signal(self.eventfd);
+        }
+        events.push_back(Pending {
+            token,
+            status,
+            kind,
+            future,
+        });
+        drop(events);
+        self.ready.notify_one();
+    }
+
+    /// Moves up to `out.max` events out; returns how many.
+    fn drain_into(&self, events: &mut VecDeque<Pending>, out: EventsOut) -> usize {
+        let n = out.max.min(events.len());
+        for i in 0..n {
+            let Some(p) = events.pop_front() else { break };
+            out.write(
+                i,
+                sshard_event {
+                    token: p.token,
+                    future: arc_into_raw(p.future),
+                    status: p.status,
+                    kind: p.kind,
+                },
+            );
+        }
+        if events.is_empty() {
+            eventfd_reset(self.eventfd);
+        }
+        n
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+impl Drop for sshard_queue {
+    fn drop(&mut self) {
+        // SAFETY: the queue owns its eventfd and nothing uses it any more.
+        unsafe { libc::close(self.eventfd) };
+    }
+}
+
+/// # Safety
+/// `ptr` is NULL or a live queue.
+unsafe fn queue<'a>(ptr: *const sshard_queue) -> FfiResult<&'a sshard_queue> {
+    // SAFETY: forwarded contract.
+    unsafe { handle_ref(ptr, "queue") }
+}
+
+/// A caller-allocated array of `max` events, possibly uninitialized.
+struct EventsOut {
+    ptr: *mut sshard_event,
+    max: usize,
+}
+
+impl EventsOut {
+    fn write(&self, i: usize, event: sshard_event) {
+        assert!(i < self.max);
+        // SAFETY: `events_arg` checked `ptr` is non-NULL when `max > 0`, the
+        // caller promised `max` writable events, and `i < max`. `write`
+        // neither reads nor drops the (maybe uninitialized) old content.
+        unsafe { self.ptr.add(i).write(event) }
+    }
+}
+
+/// # Safety
+/// Unless NULL, `events` points to `max` writable events.
+unsafe fn events_arg(events: *mut sshard_event, max: usize) -> FfiResult<EventsOut> {
+    if max > 0 && events.is_null() {
+        return Err(Fail::null("events"));
+    }
+    Ok(EventsOut { ptr: events, max })
+}
+
+/// Makes a completion queue.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_queue_new(queue: *mut *const sshard_queue) -> sshard_status {
+    ffi_boundary! {
+        let out = out_arg(queue, "queue")?;
+        out.write(arc_into_raw(sshard_queue::new()?));
+        Ok(())
+    }
+}
+
+/// Releases the caller's reference (NULL: no-op). Futures still pointed at
+/// the queue keep it alive until they complete; events nobody polls are
+/// dropped with it.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_queue_free(queue: *const sshard_queue) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a reference the caller gives up (API contract).
+        unsafe { arc_free(queue) }
+    }
+}
+
+/// Moves up to `max` waiting events into `events` without blocking; their
+/// count goes to `count` (0 when none is waiting).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_queue_poll(
+    queue: *const sshard_queue,
+    events: *mut sshard_event,
+    max: usize,
+    count: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live queue (API contract).
+        let q = unsafe { self::queue(queue) }?;
+        let count = out_arg(count, "count")?;
+        // SAFETY: `events` holds `max` writable events (API contract).
+        let out = unsafe { events_arg(events, max) }?;
+        let mut pending = q.lock();
+        count.write(q.drain_into(&mut pending, out));
+        Ok(())
+    }
+}
+
+/// Waits until at least one event is waiting or `timeout_us` microseconds
+/// pass (negative: no limit), then polls like `sshard_queue_poll` (`count`
+/// is 0 on timeout). `SSHARD_STATUS_WOULD_DEADLOCK` on a runtime thread.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_queue_wait(
+    queue: *const sshard_queue,
+    events: *mut sshard_event,
+    max: usize,
+    timeout_us: i64,
+    count: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live queue (API contract).
+        let q = unsafe { self::queue(queue) }?;
+        let count = out_arg(count, "count")?;
+        // SAFETY: `events` holds `max` writable events (API contract).
+        let out = unsafe { events_arg(events, max) }?;
+        if runtime::on_runtime_thread() {
+            return Err(Fail::new(
+                SSHARD_STATUS_WOULD_DEADLOCK,
+                "blocking queue wait on a library runtime thread (inside a callback?)",
+            ));
+        }
+        let deadline = u64::try_from(timeout_us)
+            .ok()
+            .map(|us| Instant::now() + Duration::from_micros(us));
+        let mut pending = q.lock();
+        while pending.is_empty() {
+            pending = match deadline {
+                None => q.ready.wait(pending).unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    q.ready
+                        .wait_timeout(pending, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+        count.write(q.drain_into(&mut pending, out));
+        Ok(())
+    }
+}
+
+/// The queue's eventfd: readable exactly while events are waiting. Add it
+/// to epoll/poll (level-triggered), and poll the queue when it is readable.
+/// Owned by the queue: do not read, write or close it.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_queue_fd(
+    queue: *const sshard_queue,
+    fd: *mut i32,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live queue (API contract).
+        let q = unsafe { self::queue(queue) }?;
+        out_arg(fd, "fd")?.write(q.eventfd);
+        Ok(())
+    }
+}
+
+/// The number of events waiting.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_queue_pending(
+    queue: *const sshard_queue,
+    count: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live queue (API contract).
+        let q = unsafe { self::queue(queue) }?;
+        out_arg(count, "count")?.write(q.len());
+        Ok(())
+    }
+}

@@ -1,0 +1,452 @@
+//! `sshard_result`: the outcome of an execute or batch (shared, immutable,
+//! thread-safe), with its rows (`sshard_row` views), column metadata and
+//! paging state.
+
+use std::ffi::c_char;
+
+use super::datatype::{data_type_ptr, sshard_data_type};
+use super::enums::{sshard_type, type_of};
+use super::handle::{arc_free, check_index, handle_ref, out_arg, str_arg, view_ref, Generational};
+use super::status::{
+    sshard_status, Fail, FfiResult, SSHARD_STATUS_NAME_NOT_FOUND, SSHARD_STATUS_NOT_PRESENT,
+};
+use super::value::name_matches;
+use super::view::sshard_value;
+use crate::protocol::{ColumnSpec, ColumnType};
+use crate::runtime;
+use crate::session::QueryResult;
+
+/// Type given to columns when the server sent no metadata and none is known.
+static UNKNOWN_TYPE: ColumnType = ColumnType::Blob;
+
+/// One row of a result (a borrowed view, valid as long as the result).
+pub struct sshard_row {
+    values: Vec<sshard_value>,
+    /// The owning result's columns (for lookups by name).
+    columns: *const ColumnSpec,
+    column_count: usize,
+}
+
+// SAFETY: `columns` points into the owning result's immutable metadata; the
+// row is reachable only through that result.
+unsafe impl Send for sshard_row {}
+// SAFETY: as above, read-only data.
+unsafe impl Sync for sshard_row {}
+
+impl sshard_row {
+    fn columns(&self) -> &[ColumnSpec] {
+        if self.column_count == 0 {
+            return &[];
+        }
+        // SAFETY: `columns`/`column_count` describe the owning result's
+        // column Vec, which is never modified after construction and lives
+        // as long as this row.
+        unsafe { std::slice::from_raw_parts(self.columns, self.column_count) }
+    }
+
+    fn index_of(&self, name: &str) -> FfiResult<usize> {
+        column_index(self.columns(), name)
+    }
+}
+
+fn column_index(columns: &[ColumnSpec], name: &str) -> FfiResult<usize> {
+    columns
+        .iter()
+        .position(|c| name_matches(&c.name, name))
+        .ok_or_else(|| {
+            Fail::new(
+                SSHARD_STATUS_NAME_NOT_FOUND,
+                format!("the result has no column named {name:?}"),
+            )
+        })
+}
+
+/// The result of one request. Shared and thread-safe; free with
+/// `sshard_result_free`.
+pub struct sshard_result {
+    generation: u64,
+    columns: Vec<ColumnSpec>,
+    column_count: usize,
+    /// Owns the cell bytes the row views point into. Never touched after
+    /// construction.
+    _cells: Vec<Vec<Option<Vec<u8>>>>,
+    rows: Vec<sshard_row>,
+    has_rows: bool,
+    paging_state: Option<Vec<u8>>,
+    coordinator: Option<String>,
+    shard: Option<u16>,
+    keyspace: Option<String>,
+}
+
+impl Generational for sshard_result {
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+impl sshard_result {
+    /// Wraps a query result. `known_columns` (a prepared statement's result
+    /// metadata) describes the rows when the server skipped the metadata.
+    pub(crate) fn new(result: QueryResult, known_columns: Option<&[ColumnSpec]>) -> sshard_result {
+        let (columns, column_count, cells, has_rows) = match result.rows {
+            Some(rows) => {
+                let mut columns = rows.metadata.columns;
+                if columns.is_empty() && rows.metadata.column_count > 0 {
+                    if let Some(known) = known_columns {
+                        if known.len() == rows.metadata.column_count {
+                            columns = known.to_vec();
+                        }
+                    }
+                }
+                let count = rows.metadata.column_count.max(columns.len());
+                (columns, count, rows.rows, true)
+            }
+            None => (Vec::new(), 0, Vec::new(), false),
+        };
+        let rows = cells
+            .iter()
+            .map(|cells| sshard_row {
+                values: (0..column_count)
+                    .map(|i| {
+                        let ty = columns.get(i).map_or(&UNKNOWN_TYPE, |c| &c.ty);
+                        let cell = cells.get(i).and_then(|c| c.as_deref());
+                        sshard_value::build(ty, cell)
+                    })
+                    .collect(),
+                columns: columns.as_ptr(),
+                column_count: columns.len(),
+            })
+            .collect();
+        // Moving `columns` and `cells` into the struct moves their headers,
+        // not their heap buffers, which the views point into.
+        sshard_result {
+            generation: runtime::generation(),
+            columns,
+            column_count,
+            _cells: cells,
+            rows,
+            has_rows,
+            paging_state: result.paging_state,
+            coordinator: result.coordinator.map(|a| a.to_string()),
+            shard: result.shard,
+            keyspace: result.keyspace,
+        }
+    }
+
+    pub(crate) fn paging_state(&self) -> Option<&[u8]> {
+        self.paging_state.as_deref()
+    }
+
+    fn column_type(&self, i: usize) -> &ColumnType {
+        self.columns.get(i).map_or(&UNKNOWN_TYPE, |c| &c.ty)
+    }
+}
+
+/// # Safety
+/// `ptr` is NULL or a live result.
+unsafe fn result<'a>(ptr: *const sshard_result) -> FfiResult<&'a sshard_result> {
+    // SAFETY: forwarded contract.
+    unsafe { handle_ref(ptr, "result") }
+}
+
+/// Releases the caller's reference (NULL: no-op). Views obtained from the
+/// result become invalid when the last reference goes.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_free(result: *const sshard_result) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a reference the caller gives up (API contract).
+        unsafe { arc_free(result) }
+    }
+}
+
+/// The number of rows in this page (0 for non-SELECT results).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_row_count(
+    result: *const sshard_result,
+    count: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        out_arg(count, "count")?.write(r.rows.len());
+        Ok(())
+    }
+}
+
+/// The number of columns of the rows.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_column_count(
+    result: *const sshard_result,
+    count: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        out_arg(count, "count")?.write(r.column_count);
+        Ok(())
+    }
+}
+
+/// Whether the request returned rows (a SELECT), even zero of them.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_has_rows(
+    result: *const sshard_result,
+    has_rows: *mut bool,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        out_arg(has_rows, "has_rows")?.write(r.has_rows);
+        Ok(())
+    }
+}
+
+/// The name of column `index`, borrowed.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_column_name(
+    result: *const sshard_result,
+    index: usize,
+    name: *mut *const c_char,
+    name_len: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        let name = out_arg(name, "name")?;
+        let name_len = out_arg(name_len, "name_len")?;
+        let i = check_index(index, r.column_count)?;
+        let column = r.columns.get(i).ok_or_else(|| {
+            Fail::new(SSHARD_STATUS_NOT_PRESENT, "the result carries no column metadata")
+        })?;
+        name.write(column.name.as_ptr().cast());
+        name_len.write(column.name.len());
+        Ok(())
+    }
+}
+
+/// The type kind of column `index`.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_column_type(
+    result: *const sshard_result,
+    index: usize,
+    kind: *mut sshard_type,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        let kind = out_arg(kind, "kind")?;
+        let i = check_index(index, r.column_count)?;
+        kind.write(type_of(r.column_type(i)));
+        Ok(())
+    }
+}
+
+/// The full type of column `index` (for nested types).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_column_data_type(
+    result: *const sshard_result,
+    index: usize,
+    data_type: *mut *const sshard_data_type,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        let out = out_arg(data_type, "data_type")?;
+        let i = check_index(index, r.column_count)?;
+        out.write(data_type_ptr(r.column_type(i)));
+        Ok(())
+    }
+}
+
+/// The index of the column named `name` (unquoted names match
+/// case-insensitively, `"Quoted"` ones exactly).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_column_index(
+    result: *const sshard_result,
+    name: *const c_char,
+    name_len: usize,
+    index: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        // SAFETY: `(name, name_len)` is readable memory (API contract).
+        let name = unsafe { str_arg(name, name_len, "name") }?;
+        let out = out_arg(index, "index")?;
+        out.write(column_index(&r.columns, name)?);
+        Ok(())
+    }
+}
+
+/// Row `index` (a view valid as long as the result).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_row(
+    result: *const sshard_result,
+    index: usize,
+    row: *mut *const sshard_row,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        let out = out_arg(row, "row")?;
+        let i = check_index(index, r.rows.len())?;
+        out.write(&r.rows[i]);
+        Ok(())
+    }
+}
+
+/// The value at (`row`, `column`) (a view valid as long as the result).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_value(
+    result: *const sshard_result,
+    row: usize,
+    column: usize,
+    value: *mut *const sshard_value,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        let out = out_arg(value, "value")?;
+        let row = check_index(row, r.rows.len())?;
+        let column = check_index(column, r.column_count)?;
+        out.write(&r.rows[row].values[column]);
+        Ok(())
+    }
+}
+
+/// The row's value of column `index`.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_row_value(
+    row: *const sshard_row,
+    index: usize,
+    value: *mut *const sshard_value,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live row view (API contract).
+        let row = unsafe { view_ref(row, "row") }?;
+        let out = out_arg(value, "value")?;
+        let i = check_index(index, row.values.len())?;
+        out.write(&row.values[i]);
+        Ok(())
+    }
+}
+
+/// The row's value of the column named `name`.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_row_value_by_name(
+    row: *const sshard_row,
+    name: *const c_char,
+    name_len: usize,
+    value: *mut *const sshard_value,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live row view (API contract).
+        let row = unsafe { view_ref(row, "row") }?;
+        // SAFETY: `(name, name_len)` is readable memory (API contract).
+        let name = unsafe { str_arg(name, name_len, "name") }?;
+        let out = out_arg(value, "value")?;
+        let i = row.index_of(name)?;
+        out.write(&row.values[i]);
+        Ok(())
+    }
+}
+
+/// Whether more pages follow this one.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_has_more_pages(
+    result: *const sshard_result,
+    has_more: *mut bool,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        out_arg(has_more, "has_more")?.write(r.paging_state.is_some());
+        Ok(())
+    }
+}
+
+/// The paging state to fetch the next page with (borrowed; NULL and 0 on
+/// the last page). See `sshard_statement_set_paging_state`.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_paging_state(
+    result: *const sshard_result,
+    paging_state: *mut *const u8,
+    paging_state_len: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        let p = out_arg(paging_state, "paging_state")?;
+        let n = out_arg(paging_state_len, "paging_state_len")?;
+        match &r.paging_state {
+            Some(state) => {
+                p.write(state.as_ptr());
+                n.write(state.len());
+            }
+            None => {
+                p.write(std::ptr::null());
+                n.write(0);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The node (`address:port`) that served the request, borrowed;
+/// `NOT_PRESENT` when unknown.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_coordinator(
+    result: *const sshard_result,
+    address: *mut *const c_char,
+    address_len: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        let p = out_arg(address, "address")?;
+        let n = out_arg(address_len, "address_len")?;
+        let a = r.coordinator.as_ref().ok_or_else(|| {
+            Fail::new(SSHARD_STATUS_NOT_PRESENT, "the coordinator is unknown")
+        })?;
+        p.write(a.as_ptr().cast());
+        n.write(a.len());
+        Ok(())
+    }
+}
+
+/// The shard that served the request; `NOT_PRESENT` when unknown.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_shard(
+    result: *const sshard_result,
+    shard: *mut u32,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        let out = out_arg(shard, "shard")?;
+        let s = r.shard.ok_or_else(|| Fail::new(SSHARD_STATUS_NOT_PRESENT, "the shard is unknown"))?;
+        out.write(u32::from(s));
+        Ok(())
+    }
+}
+
+/// The keyspace a `USE` statement switched to; `NOT_PRESENT` otherwise.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_keyspace(
+    result: *const sshard_result,
+    keyspace: *mut *const c_char,
+    keyspace_len: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        let p = out_arg(keyspace, "keyspace")?;
+        let n = out_arg(keyspace_len, "keyspace_len")?;
+        let k = r.keyspace.as_ref().ok_or_else(|| {
+            Fail::new(SSHARD_STATUS_NOT_PRESENT, "the result names no keyspace")
+        })?;
+        p.write(k.as_ptr().cast());
+        n.write(k.len());
+        Ok(())
+    }
+}

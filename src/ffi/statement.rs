@@ -1,0 +1,452 @@
+//! `sshard_statement` (simple or bound) and `sshard_batch`: caller-owned
+//! builders, not thread-safe. The typed `bind_*` functions are in
+//! `bind.rs`; this file holds the statement's state, the binding rules and
+//! the per-request options.
+
+use std::ffi::c_char;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::enums::{
+    batch_kind, consistency, serial_consistency, sshard_batch_type, sshard_consistency,
+};
+use super::handle::{
+    box_free, box_into_raw, box_mut, bytes_arg, handle_ref, out_arg, str_arg, Generational,
+};
+use super::result::sshard_result;
+use super::status::{sshard_status, Fail, FfiResult, SSHARD_STATUS_NAME_NOT_FOUND};
+use super::value::{name_matches, to_wire, BindValue};
+use crate::protocol::request::Value;
+use crate::runtime;
+use crate::session::{Batch, Prepared, Query, Statement};
+
+/// Where a value goes: a position or a marker / field name.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target<'a> {
+    Index(usize),
+    Name(&'a str),
+}
+
+/// A statement: CQL text with its values (simple) or a prepared statement
+/// with its bound values, plus per-request options. Caller-owned, not
+/// thread-safe; free with `sshard_statement_free`.
+pub struct sshard_statement {
+    generation: u64,
+    inner: Statement,
+    /// Names given to a simple statement's values (`bind_*_by_name`).
+    names: Vec<Option<String>>,
+}
+
+impl Generational for sshard_statement {
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+/// `n` unset values. (Built one by one: `vec![Value::Unset; n]` clones a
+/// value with uninitialized padding, which valgrind reports.)
+fn unset_values(n: usize) -> Vec<Value> {
+    std::iter::repeat_with(|| Value::Unset).take(n).collect()
+}
+
+impl sshard_statement {
+    pub(crate) fn simple(query: &str, value_count: usize) -> sshard_statement {
+        let mut inner = Statement::simple(query);
+        inner.values = unset_values(value_count);
+        sshard_statement {
+            generation: runtime::generation(),
+            inner,
+            names: vec![None; value_count],
+        }
+    }
+
+    pub(crate) fn bound(prepared: Arc<Prepared>) -> sshard_statement {
+        let count = prepared.metadata.bind_columns.len();
+        let mut inner = Statement::prepared(prepared);
+        inner.values = unset_values(count);
+        sshard_statement {
+            generation: runtime::generation(),
+            inner,
+            names: Vec::new(),
+        }
+    }
+
+    /// Type-checks and stores one value.
+    pub(crate) fn bind(&mut self, target: Target<'_>, value: BindValue) -> FfiResult {
+        let len = self.inner.values.len();
+        match (&self.inner.query, target) {
+            (Query::Prepared(p), Target::Index(i)) => {
+                let column = p
+                    .metadata
+                    .bind_columns
+                    .get(i)
+                    .ok_or_else(|| Fail::index(i, len))?;
+                let what = format!("marker {i} ({})", column.name);
+                self.inner.values[i] = to_wire(&value, Some(&column.ty), &what)?;
+            }
+            (Query::Prepared(p), Target::Name(name)) => {
+                let p = p.clone();
+                let mut found = false;
+                for (i, column) in p.metadata.bind_columns.iter().enumerate() {
+                    if name_matches(&column.name, name) {
+                        let what = format!("marker {i} ({})", column.name);
+                        self.inner.values[i] = to_wire(&value, Some(&column.ty), &what)?;
+                        found = true;
+                    }
+                }
+                if !found {
+                    return Err(Fail::new(
+                        SSHARD_STATUS_NAME_NOT_FOUND,
+                        format!("the prepared statement has no marker named {name:?}"),
+                    ));
+                }
+            }
+            (Query::Simple(_), Target::Index(i)) => {
+                if i >= len {
+                    return Err(Fail::index(i, len));
+                }
+                self.inner.values[i] = to_wire(&value, None, &format!("value {i}"))?;
+            }
+            (Query::Simple(_), Target::Name(name)) => {
+                let slot = self
+                    .names
+                    .iter()
+                    .position(|n| n.as_deref() == Some(name))
+                    .or_else(|| self.names.iter().position(Option::is_none))
+                    .ok_or_else(|| Fail::index(len, len))?;
+                self.inner.values[slot] = to_wire(&value, None, &format!("value {name:?}"))?;
+                self.names[slot] = Some(name.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    /// The statement to execute (a copy).
+    pub(crate) fn to_statement(&self) -> FfiResult<Statement> {
+        let mut statement = self.inner.clone();
+        let named = self.names.iter().filter(|n| n.is_some()).count();
+        if named > 0 {
+            if named != self.names.len() {
+                return Err(Fail::state(
+                    "a simple statement's values must be all named or all positional",
+                ));
+            }
+            statement.value_names = Some(self.names.iter().flatten().cloned().collect());
+        }
+        Ok(statement)
+    }
+}
+
+/// Makes a simple statement: CQL text with `value_count` `?` markers whose
+/// values are bound by index (or all by name: `:name` markers).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_statement_new(
+    query: *const c_char,
+    query_len: usize,
+    value_count: usize,
+    statement: *mut *mut sshard_statement,
+) -> sshard_status {
+    ffi_boundary! {
+        let out = out_arg(statement, "statement")?;
+        // SAFETY: `(query, query_len)` is readable memory (API contract).
+        let query = unsafe { str_arg(query, query_len, "query") }?;
+        out.write(box_into_raw(sshard_statement::simple(query, value_count)));
+        Ok(())
+    }
+}
+
+/// Frees a statement (NULL: no-op).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_statement_free(statement: *mut sshard_statement) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a statement the caller gives up (API contract).
+        unsafe { box_free(statement) }
+    }
+}
+
+/// The number of values (markers) the statement takes.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_statement_value_count(
+    statement: *const sshard_statement,
+    count: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live statement (API contract).
+        let statement = unsafe { handle_ref(statement, "statement") }?;
+        out_arg(count, "count")?.write(statement.inner.values.len());
+        Ok(())
+    }
+}
+
+/// Consistency level (default: the config's).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_statement_set_consistency(
+    statement: *mut sshard_statement,
+    level: sshard_consistency,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live statement (API contract).
+        let statement = unsafe { box_mut(statement, "statement") }?;
+        statement.inner.consistency = Some(consistency(level)?);
+        Ok(())
+    }
+}
+
+/// Serial consistency of conditional statements (SERIAL or LOCAL_SERIAL).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_statement_set_serial_consistency(
+    statement: *mut sshard_statement,
+    level: sshard_consistency,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live statement (API contract).
+        let statement = unsafe { box_mut(statement, "statement") }?;
+        statement.inner.serial_consistency = Some(serial_consistency(level)?);
+        Ok(())
+    }
+}
+
+/// Rows per page; 0 or negative disables paging.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_statement_set_page_size(
+    statement: *mut sshard_statement,
+    page_size: i32,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live statement (API contract).
+        let statement = unsafe { box_mut(statement, "statement") }?;
+        statement.inner.page_size = Some(page_size);
+        Ok(())
+    }
+}
+
+/// Where the next execution starts: a paging state from
+/// `sshard_result_paging_state` (empty: the first page). Paging states are
+/// opaque server data: never take them from untrusted input.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_statement_set_paging_state(
+    statement: *mut sshard_statement,
+    paging_state: *const u8,
+    paging_state_len: usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live statement (API contract).
+        let statement = unsafe { box_mut(statement, "statement") }?;
+        // SAFETY: `(paging_state, len)` is readable memory (API contract).
+        let state = unsafe { bytes_arg(paging_state, paging_state_len, "paging_state") }?;
+        statement.inner.paging_state = (!state.is_empty()).then(|| state.to_vec());
+        Ok(())
+    }
+}
+
+/// Continues after `result`'s page: copies its paging state, or clears the
+/// statement's when `result` was the last page.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_statement_set_paging_state_from_result(
+    statement: *mut sshard_statement,
+    result: *const sshard_result,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live statement (API contract).
+        let statement = unsafe { box_mut(statement, "statement") }?;
+        // SAFETY: NULL or a live result (API contract).
+        let result = unsafe { handle_ref(result, "result") }?;
+        statement.inner.paging_state = result.paging_state().map(<[u8]>::to_vec);
+        Ok(())
+    }
+}
+
+/// Client-side write timestamp in microseconds since the epoch.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_statement_set_timestamp(
+    statement: *mut sshard_statement,
+    timestamp_us: i64,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live statement (API contract).
+        let statement = unsafe { box_mut(statement, "statement") }?;
+        statement.inner.timestamp = Some(timestamp_us);
+        Ok(())
+    }
+}
+
+/// Whether the statement may be retried or sent twice safely.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_statement_set_idempotent(
+    statement: *mut sshard_statement,
+    idempotent: bool,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live statement (API contract).
+        let statement = unsafe { box_mut(statement, "statement") }?;
+        statement.inner.idempotent = idempotent;
+        Ok(())
+    }
+}
+
+/// End-to-end timeout of the request in milliseconds (0: the config's).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_statement_set_timeout_ms(
+    statement: *mut sshard_statement,
+    timeout_ms: u64,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live statement (API contract).
+        let statement = unsafe { box_mut(statement, "statement") }?;
+        statement.inner.timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms));
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// sshard_batch
+
+/// Several statements applied together. Caller-owned, not thread-safe.
+pub struct sshard_batch {
+    generation: u64,
+    inner: Batch,
+}
+
+impl Generational for sshard_batch {
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+impl sshard_batch {
+    pub(crate) fn batch(&self) -> &Batch {
+        &self.inner
+    }
+}
+
+/// Makes an empty batch of `type` (`SSHARD_BATCH_TYPE_LOGGED`, `UNLOGGED`
+/// or `COUNTER`).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_batch_new(
+    type_: sshard_batch_type,
+    batch: *mut *mut sshard_batch,
+) -> sshard_status {
+    ffi_boundary! {
+        let out = out_arg(batch, "batch")?;
+        let kind = batch_kind(type_)?;
+        out.write(box_into_raw(sshard_batch {
+            generation: runtime::generation(),
+            inner: Batch::new(kind),
+        }));
+        Ok(())
+    }
+}
+
+/// Frees a batch (NULL: no-op).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_batch_free(batch: *mut sshard_batch) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a batch the caller gives up (API contract).
+        unsafe { box_free(batch) }
+    }
+}
+
+/// Appends a copy of `statement` (its text or prepared id and its values;
+/// its other options are ignored). The statement stays the caller's.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_batch_add_statement(
+    batch: *mut sshard_batch,
+    statement: *const sshard_statement,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live batch (API contract).
+        let batch = unsafe { box_mut(batch, "batch") }?;
+        // SAFETY: NULL or a live statement (API contract).
+        let statement = unsafe { handle_ref(statement, "statement") }?;
+        let statement = statement.to_statement()?;
+        if statement.value_names.is_some() {
+            return Err(Fail::invalid("batch statements cannot use named values"));
+        }
+        batch.inner.statements.push(statement);
+        Ok(())
+    }
+}
+
+/// The number of statements in the batch.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_batch_statement_count(
+    batch: *const sshard_batch,
+    count: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live batch (API contract).
+        let batch = unsafe { handle_ref(batch, "batch") }?;
+        out_arg(count, "count")?.write(batch.inner.statements.len());
+        Ok(())
+    }
+}
+
+/// Consistency level of the batch.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_batch_set_consistency(
+    batch: *mut sshard_batch,
+    level: sshard_consistency,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live batch (API contract).
+        let batch = unsafe { box_mut(batch, "batch") }?;
+        batch.inner.consistency = Some(consistency(level)?);
+        Ok(())
+    }
+}
+
+/// Serial consistency of a conditional batch.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_batch_set_serial_consistency(
+    batch: *mut sshard_batch,
+    level: sshard_consistency,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live batch (API contract).
+        let batch = unsafe { box_mut(batch, "batch") }?;
+        batch.inner.serial_consistency = Some(serial_consistency(level)?);
+        Ok(())
+    }
+}
+
+/// Client-side write timestamp in microseconds since the epoch.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_batch_set_timestamp(
+    batch: *mut sshard_batch,
+    timestamp_us: i64,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live batch (API contract).
+        let batch = unsafe { box_mut(batch, "batch") }?;
+        batch.inner.timestamp = Some(timestamp_us);
+        Ok(())
+    }
+}
+
+/// Whether the batch may be retried or sent twice safely.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_batch_set_idempotent(
+    batch: *mut sshard_batch,
+    idempotent: bool,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live batch (API contract).
+        let batch = unsafe { box_mut(batch, "batch") }?;
+        batch.inner.idempotent = idempotent;
+        Ok(())
+    }
+}
+
+/// End-to-end timeout of the batch in milliseconds (0: the config's).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_batch_set_timeout_ms(
+    batch: *mut sshard_batch,
+    timeout_ms: u64,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live batch (API contract).
+        let batch = unsafe { box_mut(batch, "batch") }?;
+        batch.inner.timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms));
+        Ok(())
+    }
+}

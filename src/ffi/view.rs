@@ -1,0 +1,710 @@
+//! `sshard_value`: a borrowed view of one cell (or of an element nested in
+//! a collection, tuple or UDT cell) of an `sshard_result`, with its typed
+//! getters. Views point into the result's own buffers: text and blobs come
+//! back as pointer + length without copying. They live as long as the
+//! result; never freed.
+
+use std::ffi::c_char;
+
+use super::datatype::{data_type_ptr, sshard_data_type};
+use super::enums::{sshard_type, type_of};
+use super::handle::{check_index, out_arg, str_arg, view_ref};
+use super::status::{
+    sshard_status, Fail, FfiResult, SSHARD_STATUS_DECODE, SSHARD_STATUS_NAME_NOT_FOUND,
+    SSHARD_STATUS_NULL_VALUE,
+};
+use super::value::name_matches;
+use crate::protocol::value::read_vint;
+use crate::protocol::wire::Reader;
+use crate::protocol::ColumnType;
+
+const MAX_DEPTH: usize = 32;
+
+/// A view of one value inside a result.
+pub struct sshard_value {
+    /// Points into the owning result's column metadata.
+    ty: *const ColumnType,
+    /// Points into the owning result's cell buffer (dangling-free: `len` 0
+    /// with a NULL value).
+    data: *const u8,
+    len: usize,
+    null: bool,
+    /// The cell's bytes do not follow its type's layout.
+    malformed: bool,
+    /// List/set elements; map keys and values interleaved; tuple elements;
+    /// UDT fields.
+    children: Vec<sshard_value>,
+}
+
+// SAFETY: a view only holds pointers into immutable data owned by the same
+// `sshard_result`, which is shared read-only across threads; the view is
+// never used after its result is dropped (views are reachable only through
+// the result).
+unsafe impl Send for sshard_value {}
+// SAFETY: as above: everything behind the pointers is read-only.
+unsafe impl Sync for sshard_value {}
+
+impl sshard_value {
+    /// Builds the view of a cell of type `ty`. `ty` and `cell` must stay at
+    /// their addresses, unchanged, for as long as the view is used (the
+    /// owning result guarantees it).
+    pub(crate) fn build(ty: &ColumnType, cell: Option<&[u8]>) -> sshard_value {
+        build_nested(ty, cell, 0)
+    }
+
+    pub(crate) fn ty(&self) -> &ColumnType {
+        // SAFETY: `ty` points into the owning result's metadata, alive and
+        // unmoved while this view (part of that result) is reachable.
+        unsafe { &*self.ty }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        if self.data.is_null() {
+            return &[];
+        }
+        // SAFETY: `data`/`len` describe a cell buffer owned by the result,
+        // alive and unchanged while this view is reachable.
+        unsafe { std::slice::from_raw_parts(self.data, self.len) }
+    }
+}
+
+fn build_nested(ty: &ColumnType, cell: Option<&[u8]>, depth: usize) -> sshard_value {
+    let mut view = sshard_value {
+        ty,
+        data: cell.map_or(std::ptr::null(), <[u8]>::as_ptr),
+        len: cell.map_or(0, <[u8]>::len),
+        null: cell.is_none(),
+        malformed: false,
+        children: Vec::new(),
+    };
+    if let Some(bytes) = cell {
+        if depth > MAX_DEPTH {
+            view.malformed = true;
+            return view;
+        }
+        match children(ty, bytes, depth) {
+            Ok(children) => view.children = children,
+            Err(()) => view.malformed = true,
+        }
+    }
+    view
+}
+
+fn children(ty: &ColumnType, bytes: &[u8], depth: usize) -> Result<Vec<sshard_value>, ()> {
+    let mut r = Reader::new(bytes);
+    let mut out = Vec::new();
+    match ty {
+        ColumnType::List(e) | ColumnType::Set(e) => {
+            let n = usize::try_from(r.i32().map_err(drop)?).map_err(drop)?;
+            for _ in 0..n {
+                let b = r.bytes().map_err(drop)?.ok_or(())?;
+                out.push(build_nested(e, Some(b), depth + 1));
+            }
+        }
+        ColumnType::Map(k, v) => {
+            let n = usize::try_from(r.i32().map_err(drop)?).map_err(drop)?;
+            for _ in 0..n {
+                let kb = r.bytes().map_err(drop)?.ok_or(())?;
+                let vb = r.bytes().map_err(drop)?.ok_or(())?;
+                out.push(build_nested(k, Some(kb), depth + 1));
+                out.push(build_nested(v, Some(vb), depth + 1));
+            }
+        }
+        ColumnType::Tuple(types) => {
+            for t in types {
+                // Values written before elements were added end early.
+                let b = if r.is_empty() {
+                    None
+                } else {
+                    r.bytes().map_err(drop)?
+                };
+                out.push(build_nested(t, b, depth + 1));
+            }
+        }
+        ColumnType::Udt(udt) => {
+            for (_, t) in &udt.fields {
+                let b = if r.is_empty() {
+                    None
+                } else {
+                    r.bytes().map_err(drop)?
+                };
+                out.push(build_nested(t, b, depth + 1));
+            }
+        }
+        _ => return Ok(out),
+    }
+    if r.is_empty() {
+        Ok(out)
+    } else {
+        Err(())
+    }
+}
+
+/// # Safety
+/// `ptr` is NULL or a live view.
+unsafe fn value<'a>(ptr: *const sshard_value) -> FfiResult<&'a sshard_value> {
+    // SAFETY: forwarded contract.
+    unsafe { view_ref(ptr, "value") }
+}
+
+fn decode_error(v: &sshard_value) -> Fail {
+    Fail::new(
+        SSHARD_STATUS_DECODE,
+        format!("malformed {} value of {} bytes", v.ty(), v.len),
+    )
+}
+
+/// The bytes of a non-NULL value whose type is one of `types`.
+fn expect<'a>(
+    v: &'a sshard_value,
+    getter: &str,
+    accepts: fn(&ColumnType) -> bool,
+) -> FfiResult<&'a [u8]> {
+    if !accepts(v.ty()) {
+        return Err(Fail::mismatch(format!(
+            "{getter} cannot read a value of type {}",
+            v.ty()
+        )));
+    }
+    if v.null {
+        return Err(Fail::new(SSHARD_STATUS_NULL_VALUE, "the value is NULL"));
+    }
+    if v.malformed {
+        return Err(decode_error(v));
+    }
+    Ok(v.bytes())
+}
+
+fn fixed<const N: usize>(v: &sshard_value, bytes: &[u8]) -> FfiResult<[u8; N]> {
+    bytes.try_into().map_err(|_| decode_error(v))
+}
+
+/// Whether the value is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_is_null(
+    value: *const sshard_value,
+    is_null: *mut bool,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        out_arg(is_null, "is_null")?.write(v.null);
+        Ok(())
+    }
+}
+
+/// The value's type kind (`SSHARD_TYPE_*`).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_type(
+    value: *const sshard_value,
+    kind: *mut sshard_type,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        out_arg(kind, "kind")?.write(type_of(v.ty()));
+        Ok(())
+    }
+}
+
+/// The value's full type (for nested types).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_data_type(
+    value: *const sshard_value,
+    data_type: *mut *const sshard_data_type,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        out_arg(data_type, "data_type")?.write(data_type_ptr(v.ty()));
+        Ok(())
+    }
+}
+
+/// A `boolean`.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_get_bool(
+    value: *const sshard_value,
+    out: *mut bool,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let out = out_arg(out, "out")?;
+        let b = expect(v, "get_bool", |t| matches!(t, ColumnType::Boolean))?;
+        out.write(fixed::<1>(v, b)?[0] != 0);
+        Ok(())
+    }
+}
+
+/// A `tinyint`.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_get_int8(
+    value: *const sshard_value,
+    out: *mut i8,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let out = out_arg(out, "out")?;
+        let b = expect(v, "get_int8", |t| matches!(t, ColumnType::TinyInt))?;
+        out.write(i8::from_be_bytes(fixed(v, b)?));
+        Ok(())
+    }
+}
+
+/// A `smallint`.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_get_int16(
+    value: *const sshard_value,
+    out: *mut i16,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let out = out_arg(out, "out")?;
+        let b = expect(v, "get_int16", |t| matches!(t, ColumnType::SmallInt))?;
+        out.write(i16::from_be_bytes(fixed(v, b)?));
+        Ok(())
+    }
+}
+
+/// An `int`.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_get_int32(
+    value: *const sshard_value,
+    out: *mut i32,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let out = out_arg(out, "out")?;
+        let b = expect(v, "get_int32", |t| matches!(t, ColumnType::Int))?;
+        out.write(i32::from_be_bytes(fixed(v, b)?));
+        Ok(())
+    }
+}
+
+/// A `bigint` or `counter`.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_get_int64(
+    value: *const sshard_value,
+    out: *mut i64,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let out = out_arg(out, "out")?;
+        let b = expect(v, "get_int64", |t| {
+            matches!(t, ColumnType::BigInt | ColumnType::Counter)
+        })?;
+        out.write(i64::from_be_bytes(fixed(v, b)?));
+        Ok(())
+    }
+}
+
+/// A `counter` (or `bigint`).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_get_counter(
+    value: *const sshard_value,
+    out: *mut i64,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let out = out_arg(out, "out")?;
+        let b = expect(v, "get_counter", |t| {
+            matches!(t, ColumnType::Counter | ColumnType::BigInt)
+        })?;
+        out.write(i64::from_be_bytes(fixed(v, b)?));
+        Ok(())
+    }
+}
+
+/// A `float`.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_get_float(
+    value: *const sshard_value,
+    out: *mut f32,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let out = out_arg(out, "out")?;
+        let b = expect(v, "get_float", |t| matches!(t, ColumnType::Float))?;
+        out.write(f32::from_be_bytes(fixed(v, b)?));
+        Ok(())
+    }
+}
+
+/// A `double`.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_get_double(
+    value: *const sshard_value,
+    out: *mut f64,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let out = out_arg(out, "out")?;
+        let b = expect(v, "get_double", |t| matches!(t, ColumnType::Double))?;
+        out.write(f64::from_be_bytes(fixed(v, b)?));
+        Ok(())
+    }
+}
+
+/// A `text`/`varchar` or `ascii`, borrowed (not NUL-terminated; valid UTF-8).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_get_text(
+    value: *const sshard_value,
+    text: *mut *const c_char,
+    text_len: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let text = out_arg(text, "text")?;
+        let text_len = out_arg(text_len, "text_len")?;
+        let b = expect(v, "get_text", |t| matches!(t, ColumnType::Text | ColumnType::Ascii))?;
+        if std::str::from_utf8(b).is_err() {
+            return Err(decode_error(v));
+        }
+        text.write(b.as_ptr().cast());
+        text_len.write(b.len());
+        Ok(())
+    }
+}
+
+/// A `blob` (or a custom type's bytes), borrowed.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_get_blob(
+    value: *const sshard_value,
+    blob: *mut *const u8,
+    blob_len: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let blob = out_arg(blob, "blob")?;
+        let blob_len = out_arg(blob_len, "blob_len")?;
+        let b = expect(v, "get_blob", |t| matches!(t, ColumnType::Blob | ColumnType::Custom(_)))?;
+        blob.write(b.as_ptr());
+        blob_len.write(b.len());
+        Ok(())
+    }
+}
+
+/// The raw serialized bytes of any non-NULL value, borrowed.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_get_bytes(
+    value: *const sshard_value,
+    bytes: *mut *const u8,
+    bytes_len: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let bytes = out_arg(bytes, "bytes")?;
+        let bytes_len = out_arg(bytes_len, "bytes_len")?;
+        if v.null {
+            return Err(Fail::new(SSHARD_STATUS_NULL_VALUE, "the value is NULL"));
+        }
+        let b = v.bytes();
+        bytes.write(b.as_ptr());
+        bytes_len.write(b.len());
+        Ok(())
+    }
+}
+
+/// A `uuid` or `timeuuid`: 16 bytes written to `uuid`.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_get_uuid(
+    value: *const sshard_value,
+    uuid: *mut u8,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let out = out_arg(uuid.cast::<[u8; 16]>(), "uuid")?;
+        let b = expect(v, "get_uuid", |t| matches!(t, ColumnType::Uuid | ColumnType::Timeuuid))?;
+        out.write(fixed::<16>(v, b)?);
+        Ok(())
+    }
+}
+
+/// An `inet`: 4 (IPv4) or 16 (IPv6) bytes written to `address` (room for
+/// 16), their count to `address_len`.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_get_inet(
+    value: *const sshard_value,
+    address: *mut u8,
+    address_len: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let out = out_arg(address.cast::<[u8; 16]>(), "address")?;
+        let out_len = out_arg(address_len, "address_len")?;
+        let b = expect(v, "get_inet", |t| matches!(t, ColumnType::Inet))?;
+        if b.len() != 4 && b.len() != 16 {
+            return Err(decode_error(v));
+        }
+        let mut a = [0u8; 16];
+        a[..b.len()].copy_from_slice(b);
+        out.write(a);
+        out_len.write(b.len());
+        Ok(())
+    }
+}
+
+/// A `date` as days since the Unix epoch (negative before it).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_get_date(
+    value: *const sshard_value,
+    days: *mut i32,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let out = out_arg(days, "days")?;
+        let b = expect(v, "get_date", |t| matches!(t, ColumnType::Date))?;
+        let raw = u32::from_be_bytes(fixed(v, b)?);
+        // u32 - 2^31 always fits in i32.
+        out.write((i64::from(raw) - (1i64 << 31)) as i32);
+        Ok(())
+    }
+}
+
+/// A `time` as nanoseconds since midnight.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_get_time(
+    value: *const sshard_value,
+    nanos: *mut i64,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let out = out_arg(nanos, "nanos")?;
+        let b = expect(v, "get_time", |t| matches!(t, ColumnType::Time))?;
+        out.write(i64::from_be_bytes(fixed(v, b)?));
+        Ok(())
+    }
+}
+
+/// A `timestamp` as milliseconds since the Unix epoch.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_get_timestamp(
+    value: *const sshard_value,
+    millis: *mut i64,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let out = out_arg(millis, "millis")?;
+        let b = expect(v, "get_timestamp", |t| matches!(t, ColumnType::Timestamp))?;
+        out.write(i64::from_be_bytes(fixed(v, b)?));
+        Ok(())
+    }
+}
+
+/// A `duration`.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_get_duration(
+    value: *const sshard_value,
+    months: *mut i32,
+    days: *mut i32,
+    nanos: *mut i64,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let months = out_arg(months, "months")?;
+        let days = out_arg(days, "days")?;
+        let nanos = out_arg(nanos, "nanos")?;
+        let b = expect(v, "get_duration", |t| matches!(t, ColumnType::Duration))?;
+        let mut r = Reader::new(b);
+        let m = read_vint(&mut r).map_err(|_| decode_error(v))?;
+        let d = read_vint(&mut r).map_err(|_| decode_error(v))?;
+        let n = read_vint(&mut r).map_err(|_| decode_error(v))?;
+        if !r.is_empty() {
+            return Err(decode_error(v));
+        }
+        months.write(i32::try_from(m).map_err(|_| decode_error(v))?);
+        days.write(i32::try_from(d).map_err(|_| decode_error(v))?);
+        nanos.write(n);
+        Ok(())
+    }
+}
+
+/// A `decimal`: the unscaled value (big-endian two's complement, borrowed)
+/// and the scale (value = unscaled * 10^-scale).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_get_decimal(
+    value: *const sshard_value,
+    unscaled: *mut *const u8,
+    unscaled_len: *mut usize,
+    scale: *mut i32,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let unscaled = out_arg(unscaled, "unscaled")?;
+        let unscaled_len = out_arg(unscaled_len, "unscaled_len")?;
+        let scale = out_arg(scale, "scale")?;
+        let b = expect(v, "get_decimal", |t| matches!(t, ColumnType::Decimal))?;
+        if b.len() < 5 {
+            return Err(decode_error(v));
+        }
+        scale.write(i32::from_be_bytes(fixed(v, &b[..4])?));
+        unscaled.write(b[4..].as_ptr());
+        unscaled_len.write(b.len() - 4);
+        Ok(())
+    }
+}
+
+/// A `varint` (big-endian two's complement), borrowed.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_get_varint(
+    value: *const sshard_value,
+    varint: *mut *const u8,
+    varint_len: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let varint = out_arg(varint, "varint")?;
+        let varint_len = out_arg(varint_len, "varint_len")?;
+        let b = expect(v, "get_varint", |t| matches!(t, ColumnType::Varint))?;
+        if b.is_empty() {
+            return Err(decode_error(v));
+        }
+        varint.write(b.as_ptr());
+        varint_len.write(b.len());
+        Ok(())
+    }
+}
+
+fn is_nested(t: &ColumnType) -> bool {
+    matches!(
+        t,
+        ColumnType::List(_)
+            | ColumnType::Set(_)
+            | ColumnType::Map(_, _)
+            | ColumnType::Tuple(_)
+            | ColumnType::Udt(_)
+    )
+}
+
+/// The number of items of a list or set, entries of a map, elements of a
+/// tuple or fields of a UDT.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_element_count(
+    value: *const sshard_value,
+    count: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let count = out_arg(count, "count")?;
+        expect(v, "element_count", is_nested)?;
+        let n = v.children.len();
+        count.write(if matches!(v.ty(), ColumnType::Map(_, _)) { n / 2 } else { n });
+        Ok(())
+    }
+}
+
+/// Item `index` of a list or set, or element `index` of a tuple (which may
+/// be a NULL value), or the value of UDT field `index`.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_element(
+    value: *const sshard_value,
+    index: usize,
+    element: *mut *const sshard_value,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let out = out_arg(element, "element")?;
+        expect(v, "element", |t| is_nested(t) && !matches!(t, ColumnType::Map(_, _)))?;
+        let i = check_index(index, v.children.len())?;
+        out.write(&v.children[i]);
+        Ok(())
+    }
+}
+
+/// Entry `index` of a map: its key and value.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_map_entry(
+    value: *const sshard_value,
+    index: usize,
+    key: *mut *const sshard_value,
+    entry_value: *mut *const sshard_value,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let key = out_arg(key, "key")?;
+        let entry_value = out_arg(entry_value, "entry_value")?;
+        expect(v, "map_entry", |t| matches!(t, ColumnType::Map(_, _)))?;
+        let i = check_index(index, v.children.len() / 2)?;
+        key.write(&v.children[2 * i]);
+        entry_value.write(&v.children[2 * i + 1]);
+        Ok(())
+    }
+}
+
+/// Field `index` of a UDT: its name (borrowed) and value (maybe NULL).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_field(
+    value: *const sshard_value,
+    index: usize,
+    name: *mut *const c_char,
+    name_len: *mut usize,
+    field_value: *mut *const sshard_value,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        let name = out_arg(name, "name")?;
+        let name_len = out_arg(name_len, "name_len")?;
+        let field_value = out_arg(field_value, "field_value")?;
+        expect(v, "field", |t| matches!(t, ColumnType::Udt(_)))?;
+        let ColumnType::Udt(udt) = v.ty() else { unreachable!("checked above") };
+        let i = check_index(index, v.children.len())?;
+        name.write(udt.fields[i].0.as_ptr().cast());
+        name_len.write(udt.fields[i].0.len());
+        field_value.write(&v.children[i]);
+        Ok(())
+    }
+}
+
+/// The value of the UDT field named `name`.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_value_field_by_name(
+    value: *const sshard_value,
+    name: *const c_char,
+    name_len: usize,
+    field_value: *mut *const sshard_value,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live view (API contract).
+        let v = unsafe { self::value(value) }?;
+        // SAFETY: `(name, name_len)` is readable memory (API contract).
+        let name = unsafe { str_arg(name, name_len, "name") }?;
+        let field_value = out_arg(field_value, "field_value")?;
+        expect(v, "field_by_name", |t| matches!(t, ColumnType::Udt(_)))?;
+        let ColumnType::Udt(udt) = v.ty() else { unreachable!("checked above") };
+        let i = udt
+            .fields
+            .iter()
+            .position(|(f, _)| name_matches(f, name))
+            .ok_or_else(|| {
+                Fail::new(
+                    SSHARD_STATUS_NAME_NOT_FOUND,
+                    format!("type {} has no field {name:?}", udt.name),
+                )
+            })?;
+        field_value.write(&v.children[i]);
+        Ok(())
+    }
+}

@@ -1,0 +1,168 @@
+/* Minimal test harness for the C tests of libscylla_shard: checks that
+ * count failures and print the status name and last error message. */
+#ifndef SSHARD_TEST_HARNESS_H
+#define SSHARD_TEST_HARNESS_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "scylla_shard.h"
+
+static int h_checks;
+static int h_failures;
+
+/* (pointer, length) of a string literal / of a C string. */
+#define S(lit) (lit), (sizeof(lit) - 1)
+#define STR(p) (p), strlen(p)
+
+static inline void h_print_last_error(void) {
+  const char *m = NULL;
+  size_t n = 0;
+  if (sshard_last_error_message(&m, &n) == SSHARD_STATUS_OK && n > 0)
+    fprintf(stderr, "    last error: %.*s\n", (int)n, m);
+}
+
+#define CHECK(cond)                                                          \
+  do {                                                                       \
+    h_checks++;                                                              \
+    if (!(cond)) {                                                           \
+      h_failures++;                                                          \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+    }                                                                        \
+  } while (0)
+
+#define CHECK_STATUS(expr, expected)                                         \
+  do {                                                                       \
+    sshard_status s_ = (expr);                                               \
+    sshard_status e_ = (expected);                                           \
+    h_checks++;                                                              \
+    if (s_ != e_) {                                                          \
+      h_failures++;                                                          \
+      fprintf(stderr, "%s:%d: %s -> %s (%d), expected %s\n", __FILE__,       \
+              __LINE__, #expr, sshard_status_str(s_), s_,                     \
+              sshard_status_str(e_));                                         \
+      h_print_last_error();                                                  \
+    }                                                                        \
+  } while (0)
+
+#define OK(expr) CHECK_STATUS(expr, SSHARD_STATUS_OK)
+
+/* Stops the test: what follows depends on it. */
+#define REQUIRE(cond)                                                        \
+  do {                                                                       \
+    h_checks++;                                                              \
+    if (!(cond)) {                                                           \
+      fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond); \
+      h_print_last_error();                                                  \
+      exit(2);                                                               \
+    }                                                                        \
+  } while (0)
+
+static inline int h_finish(const char *name) {
+  printf("%s: %d checks, %d failed\n", name, h_checks, h_failures);
+  return h_failures == 0 ? 0 : 1;
+}
+
+/* Scale of the load-heavy parts: smaller under valgrind. */
+static inline int h_scale(int normal) {
+  const char *s = getenv("SSHARD_TEST_SMALL");
+  return (s && *s == '1') ? (normal / 10 > 10 ? normal / 10 : 10) : normal;
+}
+
+static inline double h_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static inline sshard_config *h_config(const char *host) {
+  sshard_config *cfg = NULL;
+  REQUIRE(sshard_config_new(&cfg) == SSHARD_STATUS_OK);
+  REQUIRE(sshard_config_add_contact_point(cfg, STR(host)) == SSHARD_STATUS_OK);
+  REQUIRE(sshard_config_set_worker_threads(cfg, 2) == SSHARD_STATUS_OK);
+  REQUIRE(sshard_config_set_request_timeout_ms(cfg, 20000) == SSHARD_STATUS_OK);
+  return cfg;
+}
+
+static inline const sshard_session *h_connect(const char *host) {
+  sshard_config *cfg = h_config(host);
+  const sshard_future *f = NULL;
+  REQUIRE(sshard_session_connect(cfg, &f) == SSHARD_STATUS_OK);
+  sshard_config_free(cfg);
+  sshard_status s = sshard_future_wait(f);
+  if (s != SSHARD_STATUS_OK) fprintf(stderr, "connect: %s\n", sshard_status_str(s));
+  REQUIRE(s == SSHARD_STATUS_OK);
+  const sshard_session *session = NULL;
+  REQUIRE(sshard_future_get_session(f, &session) == SSHARD_STATUS_OK);
+  sshard_future_free(f);
+  return session;
+}
+
+/* Prints a failed future's error. */
+static inline void h_print_future_error(const sshard_future *f) {
+  const sshard_error *e = NULL;
+  if (sshard_future_get_error(f, &e) == SSHARD_STATUS_OK) {
+    const char *m;
+    size_t n;
+    sshard_error_message(e, &m, &n);
+    fprintf(stderr, "    error: %.*s\n", (int)n, m);
+  }
+}
+
+/* Executes and waits; returns the result (NULL on failure, with *status). */
+static inline const sshard_result *h_execute(const sshard_session *session, const sshard_statement *st,
+                                      sshard_status *status) {
+  const sshard_future *f = NULL;
+  const sshard_result *r = NULL;
+  sshard_status s = sshard_session_execute(session, st, &f);
+  if (s == SSHARD_STATUS_OK) {
+    s = sshard_future_wait(f);
+    if (s == SSHARD_STATUS_OK)
+      s = sshard_future_get_result(f, &r);
+    else if (!status)
+      h_print_future_error(f);
+    sshard_future_free(f);
+  }
+  if (status) *status = s;
+  return r;
+}
+
+/* Runs CQL text; returns its status (and frees the result). */
+static inline sshard_status h_query(const sshard_session *session, const char *cql) {
+  sshard_statement *st = NULL;
+  REQUIRE(sshard_statement_new(STR(cql), 0, &st) == SSHARD_STATUS_OK);
+  sshard_status s;
+  const sshard_result *r = h_execute(session, st, &s);
+  sshard_result_free(r);
+  sshard_statement_free(st);
+  return s;
+}
+
+static inline const sshard_prepared *h_prepare(const sshard_session *session, const char *cql) {
+  const sshard_future *f = NULL;
+  REQUIRE(sshard_session_prepare(session, STR(cql), &f) == SSHARD_STATUS_OK);
+  sshard_status s = sshard_future_wait(f);
+  if (s != SSHARD_STATUS_OK) {
+    fprintf(stderr, "prepare %s: %s\n", cql, sshard_status_str(s));
+    h_print_future_error(f);
+  }
+  REQUIRE(s == SSHARD_STATUS_OK);
+  const sshard_prepared *p = NULL;
+  REQUIRE(sshard_future_get_prepared(f, &p) == SSHARD_STATUS_OK);
+  sshard_future_free(f);
+  return p;
+}
+
+static inline void h_close(const sshard_session *session) {
+  const sshard_future *f = NULL;
+  OK(sshard_session_close(session, &f));
+  OK(sshard_future_wait(f));
+  sshard_future_free(f);
+  OK(sshard_session_free(session));
+}
+
+#endif

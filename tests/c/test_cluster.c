@@ -1,0 +1,861 @@
+/* C API tests against an emulated cluster (address in argv[1]): connect,
+ * prepare/execute, every type round trip, paging, batches, server errors,
+ * completion queue + eventfd + epoll, callbacks, close with requests in
+ * flight, metrics, logging. */
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/epoll.h>
+
+#include "harness.h"
+
+static const sshard_session *session;
+static atomic_int log_records;
+
+static void on_log(sshard_log_level level, const char *target, size_t target_len,
+                   const char *message, size_t message_len, void *data) {
+  (void)level;
+  (void)target;
+  (void)target_len;
+  (void)message;
+  (void)message_len;
+  if (data == &log_records) atomic_fetch_add(&log_records, 1);
+}
+
+static void test_connect_and_schema(const char *host) {
+  OK(sshard_log_set_level(SSHARD_LOG_LEVEL_INFO));
+  OK(sshard_log_set_callback(on_log, &log_records));
+  OK(sshard_log_set_buffer(64));
+  sshard_config *cfg = h_config(host);
+  OK(sshard_config_set_connections_per_shard(cfg, 1));
+  OK(sshard_config_set_local_dc(cfg, S("datacenter1")));
+  OK(sshard_config_set_local_rack(cfg, S("rack1")));
+  OK(sshard_config_set_dc_failover(cfg, true));
+  OK(sshard_config_set_shard_aware_port(cfg, true));
+  OK(sshard_config_set_page_size(cfg, 5000));
+  OK(sshard_config_set_application_name(cfg, S("test_cluster")));
+  OK(sshard_config_set_application_version(cfg, S("1.0")));
+  OK(sshard_config_set_heartbeat_interval_ms(cfg, 10000));
+  OK(sshard_config_set_request_timeout_ms(cfg, 20000));
+  OK(sshard_config_set_consistency(cfg, SSHARD_CONSISTENCY_ONE));
+  OK(sshard_config_set_compression(cfg, SSHARD_COMPRESSION_LZ4));
+  const sshard_future *cf = NULL;
+  OK(sshard_session_connect(cfg, &cf));
+  OK(sshard_config_free(cfg));
+  OK(sshard_future_wait(cf));
+  OK(sshard_future_get_session(cf, &session));
+  OK(sshard_future_free(cf));
+  REQUIRE(session != NULL);
+  bool aware = false;
+  OK(sshard_session_is_shard_aware(session, &aware));
+  CHECK(aware);
+  CHECK(atomic_load(&log_records) > 0); /* "session connected" */
+  char buf[256];
+  size_t len = 0;
+  sshard_log_level level = 0;
+  OK(sshard_log_poll(&level, buf, sizeof buf, &len));
+  CHECK(len > 0 && level >= SSHARD_LOG_LEVEL_ERROR && level <= SSHARD_LOG_LEVEL_INFO);
+  OK(sshard_log_set_callback(NULL, NULL));
+  OK(sshard_log_set_buffer(0));
+  OK(sshard_log_set_level(SSHARD_LOG_LEVEL_WARN));
+
+  OK(h_query(session, "CREATE KEYSPACE ctest WITH replication = "
+                      "{'class': 'SimpleStrategy', 'replication_factor': 2}"));
+  const sshard_future *f = NULL;
+  OK(sshard_session_use_keyspace(session, S("ctest"), &f));
+  OK(sshard_future_wait(f));
+  OK(sshard_future_free(f));
+  OK(h_query(session, "CREATE TYPE addr (street text, no int)"));
+  OK(h_query(session,
+             "CREATE TABLE all_types (id int PRIMARY KEY, a ascii, b bigint, bl blob, bo boolean, "
+             "d decimal, db double, f float, i int, ts timestamp, u uuid, t text, vi varint, "
+             "tu timeuuid, ip inet, dt date, tm time, si smallint, ti tinyint, du duration, "
+             "l list<int>, s set<text>, m map<text, int>, tp tuple<int, text>, ud frozen<addr>)"));
+  OK(h_query(session, "CREATE TABLE counters (id int PRIMARY KEY, c counter)"));
+  OK(h_query(session,
+             "CREATE TABLE nested (id int PRIMARY KEY, tp frozen<tuple<boolean, tinyint, smallint, "
+             "bigint, float, double, blob, uuid, inet, date, time, timestamp, varint, decimal>>, "
+             "ds list<duration>, c int, x text)"));
+  OK(h_query(session, "CREATE TABLE kv (k int PRIMARY KEY, v text)"));
+  OK(h_query(session, "CREATE TABLE wide (p int, c int, v text, PRIMARY KEY (p, c))"));
+}
+
+static const uint8_t UUID4[16] = {0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0x4d, 0xef,
+                                  0x80, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07};
+static const uint8_t UUID1[16] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x11, 0xef,
+                                  0x80, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07};
+static const uint8_t IP6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+static const uint8_t VARINT[9] = {0x01, 0, 0, 0, 0, 0, 0, 0, 0}; /* 2^64 */
+static const uint8_t UNSCALED[2] = {0xcf, 0xc7};                 /* -12345 */
+
+/* The value of column `name` of `row`. */
+static const sshard_value *col(const sshard_row *row, const char *name) {
+  const sshard_value *v = NULL;
+  OK(sshard_row_value_by_name(row, STR(name), &v));
+  return v;
+}
+
+static void test_every_type(void) {
+  const sshard_prepared *ins = h_prepare(
+      session,
+      "INSERT INTO all_types (id, a, b, bl, bo, d, db, f, i, ts, u, t, vi, tu, ip, dt, tm, si, "
+      "ti, du, l, s, m, tp, ud) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+      "?, ?, ?, ?, ?, ?)");
+  size_t n = 0;
+  OK(sshard_prepared_parameter_count(ins, &n));
+  CHECK(n == 25);
+  const char *name;
+  size_t name_len;
+  OK(sshard_prepared_parameter_name(ins, 1, &name, &name_len));
+  CHECK(name_len == 1 && name[0] == 'a');
+  const sshard_data_type *dt = NULL;
+  sshard_type kind = 0;
+  OK(sshard_prepared_parameter_data_type(ins, 20, &dt));
+  OK(sshard_data_type_kind(dt, &kind));
+  CHECK(kind == SSHARD_TYPE_LIST);
+  bool lwt = true;
+  OK(sshard_prepared_is_lwt(ins, &lwt));
+  CHECK(!lwt);
+
+  sshard_statement *st = NULL;
+  OK(sshard_prepared_bind(ins, &st));
+  OK(sshard_statement_bind_int32(st, 0, 1));
+  OK(sshard_statement_bind_text(st, 1, S("ascii!")));
+  CHECK_STATUS(sshard_statement_bind_text(st, 1, S("\xc5\xbc")), SSHARD_STATUS_INVALID_ARGUMENT);
+  OK(sshard_statement_bind_int64_by_name(st, S("b"), -9000000000LL));
+  OK(sshard_statement_bind_blob(st, 3, (const uint8_t *)"\x00\x01\xff", 3));
+  OK(sshard_statement_bind_bool(st, 4, true));
+  OK(sshard_statement_bind_decimal(st, 5, UNSCALED, 2, 3));
+  OK(sshard_statement_bind_double(st, 6, 2.5));
+  OK(sshard_statement_bind_float_by_name(st, S("F"), -1.25f)); /* unquoted: case-insensitive */
+  OK(sshard_statement_bind_int32(st, 8, -42));
+  OK(sshard_statement_bind_timestamp(st, 9, 1700000000123LL));
+  OK(sshard_statement_bind_uuid(st, 10, UUID4));
+  OK(sshard_statement_bind_text(st, 11, S("za\xc5\xbc\xc3\xb3\xc5\x82\xc4\x87")));
+  OK(sshard_statement_bind_varint(st, 12, VARINT, sizeof VARINT));
+  CHECK_STATUS(sshard_statement_bind_uuid(st, 13, UUID4), SSHARD_STATUS_INVALID_ARGUMENT);
+  OK(sshard_statement_bind_uuid(st, 13, UUID1));
+  OK(sshard_statement_bind_inet(st, 14, IP6, 16));
+  OK(sshard_statement_bind_date(st, 15, -3));
+  OK(sshard_statement_bind_time(st, 16, 3723000000001LL));
+  OK(sshard_statement_bind_int16(st, 17, -300));
+  OK(sshard_statement_bind_int8(st, 18, -7));
+  OK(sshard_statement_bind_duration(st, 19, 1, 2, 3000000000LL));
+
+  sshard_builder *list = NULL, *set = NULL, *map = NULL, *tuple = NULL, *udt = NULL;
+  OK(sshard_builder_new(SSHARD_TYPE_LIST, &list));
+  for (int i = 1; i <= 3; i++) OK(sshard_builder_append_int32(list, i * 10));
+  OK(sshard_statement_bind_builder(st, 20, list));
+  OK(sshard_builder_new(SSHARD_TYPE_SET, &set));
+  OK(sshard_builder_append_text(set, S("x")));
+  OK(sshard_builder_append_text(set, S("y")));
+  OK(sshard_statement_bind_builder(st, 21, set));
+  OK(sshard_builder_new(SSHARD_TYPE_MAP, &map));
+  OK(sshard_builder_append_text(map, S("one")));
+  OK(sshard_builder_append_int32(map, 1));
+  OK(sshard_builder_append_text(map, S("two")));
+  OK(sshard_builder_append_int32(map, 2));
+  OK(sshard_statement_bind_builder(st, 22, map));
+  OK(sshard_builder_new(SSHARD_TYPE_TUPLE, &tuple));
+  OK(sshard_builder_append_int32(tuple, 5));
+  OK(sshard_builder_append_null(tuple));
+  OK(sshard_statement_bind_builder(st, 23, tuple));
+  OK(sshard_builder_new(SSHARD_TYPE_UDT, &udt));
+  OK(sshard_builder_field_name(udt, S("no")));
+  OK(sshard_builder_append_int32(udt, 12));
+  OK(sshard_builder_field_name(udt, S("street")));
+  OK(sshard_builder_append_text(udt, S("Main St")));
+  OK(sshard_statement_bind_builder_by_name(st, S("ud"), udt));
+
+  /* Type checks against the markers. */
+  CHECK_STATUS(sshard_statement_bind_int32(st, 2, 1), SSHARD_STATUS_TYPE_MISMATCH);
+  CHECK_STATUS(sshard_statement_bind_text(st, 0, S("x")), SSHARD_STATUS_TYPE_MISMATCH);
+  CHECK_STATUS(sshard_statement_bind_builder(st, 21, map), SSHARD_STATUS_TYPE_MISMATCH);
+  CHECK_STATUS(sshard_statement_bind_builder(st, 22, list), SSHARD_STATUS_TYPE_MISMATCH);
+  sshard_builder *bad_list = NULL;
+  OK(sshard_builder_new(SSHARD_TYPE_LIST, &bad_list));
+  OK(sshard_builder_append_text(bad_list, S("not an int")));
+  CHECK_STATUS(sshard_statement_bind_builder(st, 20, bad_list), SSHARD_STATUS_TYPE_MISMATCH);
+  CHECK_STATUS(sshard_statement_bind_int32(st, 25, 1), SSHARD_STATUS_INDEX_OUT_OF_RANGE);
+  CHECK_STATUS(sshard_statement_bind_int32_by_name(st, S("nope"), 1), SSHARD_STATUS_NAME_NOT_FOUND);
+  sshard_builder_free(bad_list);
+  sshard_builder_free(list);
+  sshard_builder_free(set);
+  sshard_builder_free(map);
+  sshard_builder_free(tuple);
+  sshard_builder_free(udt);
+
+  sshard_status s;
+  const sshard_result *r = h_execute(session, st, &s);
+  CHECK_STATUS(s, SSHARD_STATUS_OK);
+  bool has_rows = true;
+  OK(sshard_result_has_rows(r, &has_rows));
+  CHECK(!has_rows);
+  sshard_result_free(r);
+  /* A second row with every column NULL but the key. */
+  OK(sshard_statement_free(st));
+  OK(sshard_prepared_bind(ins, &st));
+  OK(sshard_statement_bind_int32(st, 0, 2));
+  for (int i = 1; i < 25; i++) OK(sshard_statement_bind_null(st, (size_t)i));
+  r = h_execute(session, st, &s);
+  CHECK_STATUS(s, SSHARD_STATUS_OK);
+  sshard_result_free(r);
+  OK(sshard_statement_free(st));
+  OK(sshard_prepared_free(ins));
+
+  const sshard_prepared *sel = h_prepare(session, "SELECT * FROM all_types WHERE id = ?");
+  OK(sshard_prepared_bind(sel, &st));
+  OK(sshard_statement_bind_int32(st, 0, 1));
+  r = h_execute(session, st, &s);
+  REQUIRE(s == SSHARD_STATUS_OK && r != NULL);
+  size_t rows = 0, cols = 0;
+  OK(sshard_result_row_count(r, &rows));
+  OK(sshard_result_column_count(r, &cols));
+  CHECK(rows == 1 && cols == 25);
+  const sshard_row *row = NULL;
+  OK(sshard_result_row(r, 0, &row));
+  const sshard_value *v = NULL;
+#define COL(name) (v = col(row, name))
+  const char *p = NULL;
+  const uint8_t *bp = NULL;
+  size_t plen = 0;
+  int8_t i8 = 0;
+  int16_t i16 = 0;
+  int32_t i32 = 0, i32b = 0;
+  int64_t i64 = 0;
+  float fl = 0;
+  double db = 0;
+  bool bo = false;
+  uint8_t u[16];
+  OK(sshard_value_get_int32(COL("id"), &i32));
+  CHECK(i32 == 1);
+  OK(sshard_value_get_text(COL("a"), &p, &plen));
+  CHECK(plen == 6 && memcmp(p, "ascii!", 6) == 0);
+  OK(sshard_value_get_int64(COL("b"), &i64));
+  CHECK(i64 == -9000000000LL);
+  OK(sshard_value_get_blob(COL("bl"), &bp, &plen));
+  CHECK(plen == 3 && memcmp(bp, "\x00\x01\xff", 3) == 0);
+  OK(sshard_value_get_bool(COL("bo"), &bo));
+  CHECK(bo);
+  OK(sshard_value_get_decimal(COL("d"), &bp, &plen, &i32));
+  CHECK(plen == 2 && memcmp(bp, UNSCALED, 2) == 0 && i32 == 3);
+  OK(sshard_value_get_double(COL("db"), &db));
+  CHECK(db == 2.5);
+  OK(sshard_value_get_float(COL("f"), &fl));
+  CHECK(fl == -1.25f);
+  OK(sshard_value_get_int32(COL("i"), &i32));
+  CHECK(i32 == -42);
+  OK(sshard_value_get_timestamp(COL("ts"), &i64));
+  CHECK(i64 == 1700000000123LL);
+  OK(sshard_value_get_uuid(COL("u"), u));
+  CHECK(memcmp(u, UUID4, 16) == 0);
+  OK(sshard_value_get_text(COL("t"), &p, &plen));
+  CHECK(plen == strlen("za\xc5\xbc\xc3\xb3\xc5\x82\xc4\x87") &&
+        memcmp(p, "za\xc5\xbc\xc3\xb3\xc5\x82\xc4\x87", plen) == 0);
+  OK(sshard_value_get_varint(COL("vi"), &bp, &plen));
+  CHECK(plen == sizeof VARINT && memcmp(bp, VARINT, plen) == 0);
+  OK(sshard_value_get_uuid(COL("tu"), u));
+  CHECK(memcmp(u, UUID1, 16) == 0);
+  uint8_t addr[16];
+  OK(sshard_value_get_inet(COL("ip"), addr, &plen));
+  CHECK(plen == 16 && memcmp(addr, IP6, 16) == 0);
+  OK(sshard_value_get_date(COL("dt"), &i32));
+  CHECK(i32 == -3);
+  OK(sshard_value_get_time(COL("tm"), &i64));
+  CHECK(i64 == 3723000000001LL);
+  OK(sshard_value_get_int16(COL("si"), &i16));
+  CHECK(i16 == -300);
+  OK(sshard_value_get_int8(COL("ti"), &i8));
+  CHECK(i8 == -7);
+  OK(sshard_value_get_duration(COL("du"), &i32, &i32b, &i64));
+  CHECK(i32 == 1 && i32b == 2 && i64 == 3000000000LL);
+
+  /* Collections, tuples, UDTs. */
+  const sshard_value *e = NULL, *k = NULL;
+  OK(sshard_value_element_count(COL("l"), &n));
+  CHECK(n == 3);
+  OK(sshard_value_element(v, 2, &e));
+  OK(sshard_value_get_int32(e, &i32));
+  CHECK(i32 == 30);
+  CHECK_STATUS(sshard_value_element(v, 3, &e), SSHARD_STATUS_INDEX_OUT_OF_RANGE);
+  OK(sshard_value_element_count(COL("s"), &n));
+  CHECK(n == 2);
+  OK(sshard_value_element(v, 0, &e));
+  OK(sshard_value_get_text(e, &p, &plen));
+  CHECK(plen == 1 && p[0] == 'x');
+  OK(sshard_value_element_count(COL("m"), &n));
+  CHECK(n == 2);
+  OK(sshard_value_map_entry(v, 1, &k, &e));
+  OK(sshard_value_get_text(k, &p, &plen));
+  OK(sshard_value_get_int32(e, &i32));
+  CHECK(plen == 3 && memcmp(p, "two", 3) == 0 && i32 == 2);
+  CHECK_STATUS(sshard_value_element(v, 0, &e), SSHARD_STATUS_TYPE_MISMATCH);
+  OK(sshard_value_element_count(COL("tp"), &n));
+  CHECK(n == 2);
+  OK(sshard_value_element(v, 0, &e));
+  OK(sshard_value_get_int32(e, &i32));
+  CHECK(i32 == 5);
+  OK(sshard_value_element(v, 1, &e));
+  OK(sshard_value_is_null(e, &bo));
+  CHECK(bo);
+  CHECK_STATUS(sshard_value_get_text(e, &p, &plen), SSHARD_STATUS_NULL_VALUE);
+  OK(sshard_value_element_count(COL("ud"), &n));
+  CHECK(n == 2);
+  OK(sshard_value_field(v, 0, &p, &plen, &e));
+  CHECK(plen == 6 && memcmp(p, "street", 6) == 0);
+  OK(sshard_value_get_text(e, &p, &plen));
+  CHECK(plen == 7 && memcmp(p, "Main St", 7) == 0);
+  OK(sshard_value_field_by_name(v, S("no"), &e));
+  OK(sshard_value_get_int32(e, &i32));
+  CHECK(i32 == 12);
+  CHECK_STATUS(sshard_value_field_by_name(v, S("zip"), &e), SSHARD_STATUS_NAME_NOT_FOUND);
+  OK(sshard_value_data_type(v, &dt));
+  OK(sshard_data_type_name(dt, &p, &plen));
+  CHECK(plen == 4 && memcmp(p, "addr", 4) == 0);
+
+  /* Getter type checks. */
+  CHECK_STATUS(sshard_value_get_int32(COL("t"), &i32), SSHARD_STATUS_TYPE_MISMATCH);
+  CHECK_STATUS(sshard_value_get_int64(COL("i"), &i64), SSHARD_STATUS_TYPE_MISMATCH);
+  CHECK_STATUS(sshard_value_get_text(COL("bl"), &p, &plen), SSHARD_STATUS_TYPE_MISMATCH);
+  OK(sshard_value_get_bytes(COL("i"), &bp, &plen));
+  CHECK(plen == 4);
+  CHECK_STATUS(sshard_row_value(row, 25, &v), SSHARD_STATUS_INDEX_OUT_OF_RANGE);
+  CHECK_STATUS(sshard_row_value_by_name(row, S("nope"), &v), SSHARD_STATUS_NAME_NOT_FOUND);
+  OK(sshard_result_column_index(r, S("TS"), &n));
+  OK(sshard_result_column_name(r, n, &p, &plen));
+  CHECK(plen == 2 && memcmp(p, "ts", 2) == 0);
+  OK(sshard_result_column_type(r, n, &kind));
+  CHECK(kind == SSHARD_TYPE_TIMESTAMP);
+  sshard_result_free(r);
+
+  /* The all-NULL row. */
+  OK(sshard_statement_bind_int32(st, 0, 2));
+  r = h_execute(session, st, &s);
+  REQUIRE(s == SSHARD_STATUS_OK && r != NULL);
+  OK(sshard_result_row(r, 0, &row));
+  for (size_t c = 1; c < 25; c++) {
+    OK(sshard_row_value(row, c, &v));
+    OK(sshard_value_is_null(v, &bo));
+    CHECK(bo);
+  }
+  CHECK_STATUS(sshard_value_get_uuid(COL("u"), u), SSHARD_STATUS_NULL_VALUE);
+  CHECK_STATUS(sshard_value_element_count(COL("l"), &n), SSHARD_STATUS_NULL_VALUE);
+  sshard_result_free(r);
+#undef COL
+  OK(sshard_statement_free(st));
+  OK(sshard_prepared_free(sel));
+
+  /* Counters. */
+  const sshard_prepared *inc = h_prepare(session, "UPDATE counters SET c = c + ? WHERE id = ?");
+  OK(sshard_prepared_bind(inc, &st));
+  OK(sshard_statement_bind_counter(st, 0, 5));
+  OK(sshard_statement_bind_int32(st, 1, 1));
+  r = h_execute(session, st, &s);
+  CHECK_STATUS(s, SSHARD_STATUS_OK);
+  sshard_result_free(r);
+  OK(sshard_statement_bind_int64(st, 0, -2));
+  r = h_execute(session, st, &s);
+  CHECK_STATUS(s, SSHARD_STATUS_OK);
+  sshard_result_free(r);
+  OK(sshard_statement_free(st));
+  OK(sshard_prepared_free(inc));
+  OK(sshard_statement_new(S("SELECT c FROM counters WHERE id = 1"), 0, &st));
+  r = h_execute(session, st, &s);
+  REQUIRE(s == SSHARD_STATUS_OK && r != NULL);
+  OK(sshard_result_value(r, 0, 0, &v));
+  OK(sshard_value_get_counter(v, &i64));
+  CHECK(i64 == 3);
+  sshard_result_free(r);
+  OK(sshard_statement_free(st));
+}
+
+/* Every native type as a builder element, through the server and back. */
+static void test_nested_elements(void) {
+  const sshard_prepared *ins =
+      h_prepare(session, "INSERT INTO nested (id, tp, ds, c, x) VALUES (?, ?, ?, ?, ?)");
+  sshard_builder *tp = NULL, *ds = NULL;
+  OK(sshard_builder_new(SSHARD_TYPE_TUPLE, &tp));
+  OK(sshard_builder_append_bool(tp, true));
+  OK(sshard_builder_append_int8(tp, -8));
+  OK(sshard_builder_append_int16(tp, -16));
+  OK(sshard_builder_append_int64(tp, -64));
+  OK(sshard_builder_append_float(tp, 0.5f));
+  OK(sshard_builder_append_double(tp, -0.25));
+  OK(sshard_builder_append_blob(tp, (const uint8_t *)"\x01\x02", 2));
+  OK(sshard_builder_append_uuid(tp, UUID4));
+  const uint8_t ip4[4] = {10, 1, 2, 3};
+  OK(sshard_builder_append_inet(tp, ip4, 4));
+  OK(sshard_builder_append_date(tp, 19000));
+  OK(sshard_builder_append_time(tp, 1000));
+  OK(sshard_builder_append_timestamp(tp, -1000));
+  OK(sshard_builder_append_varint(tp, VARINT, sizeof VARINT));
+  OK(sshard_builder_append_decimal(tp, UNSCALED, 2, -1));
+  OK(sshard_builder_new(SSHARD_TYPE_LIST, &ds));
+  OK(sshard_builder_append_duration(ds, 0, 0, 5));
+  OK(sshard_builder_append_duration(ds, -1, -2, -3));
+  sshard_builder *bad = NULL;
+  OK(sshard_builder_new(SSHARD_TYPE_LIST, &bad));
+  OK(sshard_builder_append_counter(bad, 1));
+  sshard_statement *st = NULL;
+  OK(sshard_prepared_bind(ins, &st));
+  OK(sshard_statement_bind_int32_by_name(st, S("id"), 3));
+  OK(sshard_statement_bind_builder_by_name(st, S("tp"), tp));
+  CHECK_STATUS(sshard_statement_bind_builder_by_name(st, S("ds"), bad), SSHARD_STATUS_TYPE_MISMATCH);
+  OK(sshard_statement_bind_builder(st, 2, ds));
+  OK(sshard_statement_bind_null_by_name(st, S("c")));
+  OK(sshard_statement_bind_unset_by_name(st, S("x")));
+  OK(sshard_statement_set_consistency(st, SSHARD_CONSISTENCY_QUORUM));
+  OK(sshard_statement_set_idempotent(st, true));
+  OK(sshard_statement_set_timestamp(st, 1700000000000000LL));
+  OK(sshard_statement_set_timeout_ms(st, 10000));
+  sshard_status s;
+  const sshard_result *r = h_execute(session, st, &s);
+  CHECK_STATUS(s, SSHARD_STATUS_OK);
+  sshard_result_free(r);
+  OK(sshard_statement_free(st));
+  sshard_builder_free(tp);
+  sshard_builder_free(ds);
+  sshard_builder_free(bad);
+  OK(sshard_prepared_free(ins));
+
+  OK(sshard_statement_new(S("SELECT tp, ds, c, x FROM nested WHERE id = ?"), 1, &st));
+  OK(sshard_statement_bind_int32(st, 0, 3));
+  r = h_execute(session, st, &s);
+  REQUIRE(s == SSHARD_STATUS_OK && r != NULL);
+  const sshard_value *v = NULL, *e = NULL;
+  const sshard_data_type *dt = NULL, *sub = NULL;
+  size_t n = 0;
+  OK(sshard_result_column_data_type(r, 0, &dt));
+  OK(sshard_data_type_sub_type_count(dt, &n));
+  CHECK(n == 14);
+  sshard_type kind = 0;
+  OK(sshard_data_type_sub_type(dt, 13, &sub));
+  OK(sshard_data_type_kind(sub, &kind));
+  CHECK(kind == SSHARD_TYPE_DECIMAL);
+  OK(sshard_result_value(r, 0, 0, &v));
+  bool b = false;
+  int8_t i8 = 0;
+  int16_t i16 = 0;
+  int32_t i32 = 0, j32 = 0;
+  int64_t i64 = 0;
+  float f = 0;
+  double d = 0;
+  const uint8_t *bp = NULL;
+  size_t len = 0;
+  uint8_t buf[16];
+  OK(sshard_value_element(v, 0, &e));
+  OK(sshard_value_get_bool(e, &b));
+  CHECK(b);
+  OK(sshard_value_element(v, 1, &e));
+  OK(sshard_value_get_int8(e, &i8));
+  CHECK(i8 == -8);
+  OK(sshard_value_element(v, 2, &e));
+  OK(sshard_value_get_int16(e, &i16));
+  CHECK(i16 == -16);
+  OK(sshard_value_element(v, 3, &e));
+  OK(sshard_value_get_int64(e, &i64));
+  CHECK(i64 == -64);
+  OK(sshard_value_element(v, 4, &e));
+  OK(sshard_value_get_float(e, &f));
+  CHECK(f == 0.5f);
+  OK(sshard_value_element(v, 5, &e));
+  OK(sshard_value_get_double(e, &d));
+  CHECK(d == -0.25);
+  OK(sshard_value_element(v, 6, &e));
+  OK(sshard_value_get_blob(e, &bp, &len));
+  CHECK(len == 2 && bp[1] == 2);
+  OK(sshard_value_element(v, 7, &e));
+  OK(sshard_value_get_uuid(e, buf));
+  CHECK(memcmp(buf, UUID4, 16) == 0);
+  OK(sshard_value_element(v, 8, &e));
+  OK(sshard_value_get_inet(e, buf, &len));
+  CHECK(len == 4 && memcmp(buf, ip4, 4) == 0);
+  OK(sshard_value_element(v, 9, &e));
+  OK(sshard_value_get_date(e, &i32));
+  CHECK(i32 == 19000);
+  OK(sshard_value_element(v, 10, &e));
+  OK(sshard_value_get_time(e, &i64));
+  CHECK(i64 == 1000);
+  OK(sshard_value_element(v, 11, &e));
+  OK(sshard_value_get_timestamp(e, &i64));
+  CHECK(i64 == -1000);
+  OK(sshard_value_element(v, 12, &e));
+  OK(sshard_value_get_varint(e, &bp, &len));
+  CHECK(len == sizeof VARINT && memcmp(bp, VARINT, len) == 0);
+  OK(sshard_value_element(v, 13, &e));
+  OK(sshard_value_get_decimal(e, &bp, &len, &i32));
+  CHECK(len == 2 && memcmp(bp, UNSCALED, 2) == 0 && i32 == -1);
+  OK(sshard_result_value(r, 0, 1, &v));
+  OK(sshard_value_type(v, &kind));
+  CHECK(kind == SSHARD_TYPE_LIST);
+  OK(sshard_value_element_count(v, &n));
+  CHECK(n == 2);
+  OK(sshard_value_element(v, 1, &e));
+  OK(sshard_value_get_duration(e, &i32, &j32, &i64));
+  CHECK(i32 == -1 && j32 == -2 && i64 == -3);
+  OK(sshard_result_value(r, 0, 2, &v));
+  OK(sshard_value_is_null(v, &b));
+  CHECK(b);
+  OK(sshard_result_value(r, 0, 3, &v));
+  OK(sshard_value_is_null(v, &b));
+  CHECK(b); /* unset on insert: never written */
+  /* Where it ran. */
+  const char *p = NULL;
+  uint32_t shard = 99;
+  OK(sshard_result_coordinator(r, &p, &len));
+  CHECK(len > 0);
+  OK(sshard_result_shard(r, &shard));
+  CHECK(shard < 4);
+  CHECK_STATUS(sshard_result_keyspace(r, &p, &len), SSHARD_STATUS_NOT_PRESENT);
+  sshard_result_free(r);
+  OK(sshard_statement_free(st));
+}
+
+static void test_paging_and_batches(void) {
+  const sshard_prepared *ins = h_prepare(session, "INSERT INTO wide (p, c, v) VALUES (?, ?, ?)");
+  /* A logged batch of prepared statements plus a simple one. */
+  sshard_batch *b = NULL;
+  OK(sshard_batch_new(SSHARD_BATCH_TYPE_LOGGED, &b));
+  for (int c = 0; c < 24; c++) {
+    sshard_statement *st = NULL;
+    OK(sshard_prepared_bind(ins, &st));
+    OK(sshard_statement_bind_int32(st, 0, 7));
+    OK(sshard_statement_bind_int32(st, 1, c));
+    OK(sshard_statement_bind_text(st, 2, S("row")));
+    OK(sshard_batch_add_statement(b, st));
+    OK(sshard_statement_free(st));
+  }
+  sshard_statement *simple = NULL;
+  OK(sshard_statement_new(S("INSERT INTO wide (p, c, v) VALUES (?, ?, ?)"), 3, &simple));
+  OK(sshard_statement_bind_int32(simple, 0, 7));
+  OK(sshard_statement_bind_int32(simple, 1, 24));
+  OK(sshard_statement_bind_text(simple, 2, S("simple")));
+  OK(sshard_batch_add_statement(b, simple));
+  OK(sshard_statement_free(simple));
+  OK(sshard_batch_set_consistency(b, SSHARD_CONSISTENCY_QUORUM));
+  OK(sshard_batch_set_serial_consistency(b, SSHARD_CONSISTENCY_SERIAL));
+  const sshard_future *f = NULL;
+  OK(sshard_session_batch(session, b, &f));
+  OK(sshard_future_wait(f));
+  sshard_future_kind kind = 0;
+  OK(sshard_future_get_kind(f, &kind));
+  CHECK(kind == SSHARD_FUTURE_KIND_BATCH);
+  OK(sshard_future_free(f));
+  OK(sshard_batch_free(b));
+  OK(sshard_batch_new(SSHARD_BATCH_TYPE_UNLOGGED, &b));
+  CHECK_STATUS(sshard_session_batch(session, b, &f), SSHARD_STATUS_INVALID_ARGUMENT);
+  OK(sshard_batch_free(b));
+  OK(sshard_prepared_free(ins));
+
+  /* Paging: 25 rows, pages of 10. */
+  sshard_statement *st = NULL;
+  OK(sshard_statement_new(S("SELECT c, v FROM wide WHERE p = ?"), 1, &st));
+  OK(sshard_statement_bind_int32(st, 0, 7));
+  OK(sshard_statement_set_page_size(st, 10));
+  int pages = 0, total = 0, next_c = 0;
+  bool more = true;
+  while (more && pages < 10) {
+    sshard_status s;
+    const sshard_result *r = h_execute(session, st, &s);
+    REQUIRE(s == SSHARD_STATUS_OK && r != NULL);
+    size_t rows = 0;
+    OK(sshard_result_row_count(r, &rows));
+    for (size_t i = 0; i < rows; i++) {
+      const sshard_value *v = NULL;
+      int32_t c = -1;
+      OK(sshard_result_value(r, i, 0, &v));
+      OK(sshard_value_get_int32(v, &c));
+      CHECK(c == next_c);
+      next_c++;
+    }
+    total += (int)rows;
+    pages++;
+    OK(sshard_result_has_more_pages(r, &more));
+    const uint8_t *ps = NULL;
+    size_t ps_len = 0;
+    OK(sshard_result_paging_state(r, &ps, &ps_len));
+    CHECK(more == (ps_len > 0));
+    OK(sshard_statement_set_paging_state_from_result(st, r));
+    sshard_result_free(r);
+  }
+  CHECK(total == 25);
+  CHECK(pages >= 3);
+  OK(sshard_statement_free(st));
+}
+
+static void test_server_errors(void) {
+  sshard_statement *st = NULL;
+  OK(sshard_statement_new(S("SELEKT nonsense"), 0, &st));
+  const sshard_future *f = NULL;
+  OK(sshard_session_execute(session, st, &f));
+  CHECK_STATUS(sshard_future_wait(f), SSHARD_STATUS_SERVER_SYNTAX_ERROR);
+  const sshard_error *e = NULL;
+  OK(sshard_future_get_error(f, &e));
+  int32_t code = 0;
+  OK(sshard_error_server_code(e, &code));
+  CHECK(code == 0x2000);
+  const char *m = NULL;
+  size_t mlen = 0;
+  OK(sshard_error_message(e, &m, &mlen));
+  CHECK(mlen > 0);
+  const sshard_result *r = NULL;
+  CHECK_STATUS(sshard_future_get_result(f, &r), SSHARD_STATUS_SERVER_SYNTAX_ERROR);
+  OK(sshard_future_free(f));
+  OK(sshard_statement_free(st));
+
+  CHECK_STATUS(h_query(session, "SELECT * FROM no_such_table"), SSHARD_STATUS_SERVER_INVALID);
+
+  OK(sshard_statement_new(S("CREATE TABLE kv (k int PRIMARY KEY)"), 0, &st));
+  OK(sshard_session_execute(session, st, &f));
+  CHECK_STATUS(sshard_future_wait(f), SSHARD_STATUS_SERVER_ALREADY_EXISTS);
+  OK(sshard_future_get_error(f, &e));
+  OK(sshard_error_keyspace(e, &m, &mlen));
+  CHECK(mlen == 5 && memcmp(m, "ctest", 5) == 0);
+  OK(sshard_error_table(e, &m, &mlen));
+  CHECK(mlen == 2 && memcmp(m, "kv", 2) == 0);
+  OK(sshard_future_free(f));
+  OK(sshard_statement_free(st));
+
+  const sshard_future *pf = NULL;
+  OK(sshard_session_prepare(session, S("INSERT INTO nowhere (a) VALUES (?)"), &pf));
+  CHECK_STATUS(sshard_future_wait(pf), SSHARD_STATUS_SERVER_INVALID);
+  const sshard_prepared *p = NULL;
+  CHECK_STATUS(sshard_future_get_prepared(pf, &p), SSHARD_STATUS_SERVER_INVALID);
+  OK(sshard_future_free(pf));
+}
+
+/* Thousands of prepared writes in flight through one queue, drained from
+ * an epoll loop on its eventfd; every token exactly once. */
+static void test_queue_epoll(void) {
+  const int total = h_scale(3000);
+  const int window = h_scale(1000);
+  const sshard_prepared *ins = h_prepare(session, "INSERT INTO kv (k, v) VALUES (?, ?)");
+  const sshard_queue *q = NULL;
+  OK(sshard_queue_new(&q));
+  int fd = -1;
+  OK(sshard_queue_fd(q, &fd));
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 1};
+  REQUIRE(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0);
+  unsigned char *seen = calloc((size_t)total, 1);
+  sshard_statement *st = NULL;
+  OK(sshard_prepared_bind(ins, &st));
+  int submitted = 0, completed = 0, failed = 0, dup = 0, in_flight = 0, max_in_flight = 0;
+  double deadline = h_now() + 120;
+  sshard_event events[256];
+  while (completed < total && h_now() < deadline) {
+    while (submitted < total && in_flight < window) {
+      OK(sshard_statement_bind_int32(st, 0, submitted));
+      OK(sshard_statement_bind_text(st, 1, S("queued")));
+      const sshard_future *f = NULL;
+      OK(sshard_session_execute(session, st, &f));
+      OK(sshard_future_set_queue(f, q, (uint64_t)submitted));
+      OK(sshard_future_free(f));
+      submitted++;
+      in_flight++;
+    }
+    if (in_flight > max_in_flight) max_in_flight = in_flight;
+    struct epoll_event out;
+    int nready = epoll_wait(ep, &out, 1, 1000);
+    if (nready <= 0) continue;
+    size_t n = 0;
+    do {
+      OK(sshard_queue_poll(q, events, 256, &n));
+      for (size_t i = 0; i < n; i++) {
+        uint64_t t = events[i].token;
+        if (t < (uint64_t)total && !seen[t]) seen[t] = 1; else dup++;
+        if (events[i].status != SSHARD_STATUS_OK) failed++;
+        CHECK(events[i].kind == SSHARD_FUTURE_KIND_EXECUTE);
+        const sshard_result *r = NULL;
+        if (events[i].status == SSHARD_STATUS_OK) OK(sshard_future_get_result(events[i].future, &r));
+        sshard_result_free(r);
+        OK(sshard_future_free(events[i].future));
+      }
+      completed += (int)n;
+      in_flight -= (int)n;
+    } while (n == 256);
+  }
+  CHECK(completed == total);
+  CHECK(failed == 0);
+  CHECK(dup == 0);
+  CHECK(max_in_flight >= window);
+  /* Drained: the eventfd is no longer readable, nothing more arrives. */
+  struct pollfd pfd = {.fd = fd, .events = POLLIN};
+  CHECK(poll(&pfd, 1, 50) == 0);
+  size_t pending = 1;
+  OK(sshard_queue_pending(q, &pending));
+  CHECK(pending == 0);
+  close(ep);
+  free(seen);
+  OK(sshard_statement_free(st));
+  OK(sshard_queue_free(q));
+  OK(sshard_prepared_free(ins));
+}
+
+/* Callbacks: run on a runtime thread, may read the result, must not block
+ * (blocking calls there return WOULD_DEADLOCK). */
+static atomic_int cb_done, cb_ok, cb_deadlock_refused, cb_on_main;
+static pthread_t main_thread;
+static void on_done(sshard_future *f, void *data) {
+  (void)data;
+  if (pthread_equal(pthread_self(), main_thread)) {
+    atomic_fetch_add(&cb_on_main, 1); /* completed before the callback was set */
+  } else if (sshard_future_wait(f) == SSHARD_STATUS_WOULD_DEADLOCK) {
+    atomic_fetch_add(&cb_deadlock_refused, 1);
+  }
+  const sshard_result *r = NULL;
+  if (sshard_future_status(f) == SSHARD_STATUS_OK && sshard_future_get_result(f, &r) == SSHARD_STATUS_OK) {
+    atomic_fetch_add(&cb_ok, 1);
+    sshard_result_free(r);
+  }
+  atomic_fetch_add(&cb_done, 1);
+}
+
+static void test_callbacks(void) {
+  main_thread = pthread_self();
+  const int total = h_scale(200);
+  sshard_statement *st = NULL;
+  OK(sshard_statement_new(S("SELECT v FROM kv WHERE k = ?"), 1, &st));
+  for (int i = 0; i < total; i++) {
+    OK(sshard_statement_bind_int32(st, 0, i));
+    const sshard_future *f = NULL;
+    OK(sshard_session_execute(session, st, &f));
+    OK(sshard_future_set_callback(f, on_done, NULL));
+    CHECK_STATUS(sshard_future_set_callback(f, on_done, NULL), SSHARD_STATUS_WRONG_STATE);
+    OK(sshard_future_free(f));
+  }
+  double deadline = h_now() + 60;
+  while (atomic_load(&cb_done) < total && h_now() < deadline) usleep(1000);
+  CHECK(atomic_load(&cb_done) == total);
+  CHECK(atomic_load(&cb_ok) == total);
+  /* Every callback on a runtime thread had its blocking wait refused. */
+  CHECK(atomic_load(&cb_deadlock_refused) + atomic_load(&cb_on_main) == total);
+  /* A callback set on a completed future runs at once, on this thread. */
+  OK(sshard_statement_bind_int32(st, 0, 0));
+  const sshard_future *f = NULL;
+  OK(sshard_session_execute(session, st, &f));
+  OK(sshard_future_wait(f));
+  int before = atomic_load(&cb_done);
+  OK(sshard_future_set_callback(f, on_done, NULL));
+  CHECK(atomic_load(&cb_done) == before + 1);
+  CHECK_STATUS(sshard_future_set_callback(f, NULL, NULL), SSHARD_STATUS_NULL_ARGUMENT);
+  OK(sshard_future_free(f));
+  OK(sshard_statement_free(st));
+}
+
+static void test_metrics(void) {
+  static sshard_metrics m;
+  memset(&m, 0xff, sizeof m);
+  OK(sshard_session_get_metrics(session, &m, sizeof m));
+  CHECK(m.struct_size == sizeof m);
+  CHECK(m.version == SSHARD_METRICS_VERSION);
+  CHECK(m.shard_aware);
+  CHECK(m.node_count == 3);
+  CHECK(m.connections >= 3);
+  CHECK(m.requests > 0);
+  uint64_t per_shard = 0;
+  for (uint32_t i = 0; i < m.node_count && i < SSHARD_METRICS_MAX_NODES; i++) {
+    CHECK(m.nodes[i].nr_shards == 4);
+    CHECK(m.nodes[i].address[0] != 0);
+    for (int s = 0; s < SSHARD_METRICS_MAX_SHARDS; s++) per_shard += m.nodes[i].requests_per_shard[s];
+  }
+  CHECK(per_shard > 0);
+  /* An older, smaller struct gets its leading fields only. */
+  struct {
+    size_t struct_size;
+    uint32_t version;
+  } small = {0, 0};
+  OK(sshard_session_get_metrics(session, (sshard_metrics *)(void *)&small, sizeof small));
+  CHECK(small.struct_size == sizeof small && small.version == SSHARD_METRICS_VERSION);
+  CHECK_STATUS(sshard_session_get_metrics(session, &m, 2), SSHARD_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(sshard_session_get_metrics(session, NULL, sizeof m), SSHARD_STATUS_NULL_ARGUMENT);
+}
+
+/* Close waits for every request submitted before it; later ones fail
+ * with CLOSED. */
+static void test_close_with_requests_in_flight(void) {
+  const int total = h_scale(500);
+  const sshard_future **fs = calloc((size_t)total, sizeof *fs);
+  sshard_statement *st = NULL;
+  OK(sshard_statement_new(S("INSERT INTO kv (k, v) VALUES (?, 'late')"), 1, &st));
+  for (int i = 0; i < total; i++) {
+    OK(sshard_statement_bind_int32(st, 0, 100000 + i));
+    OK(sshard_session_execute(session, st, &fs[i]));
+  }
+  const sshard_future *close_f = NULL;
+  OK(sshard_session_close(session, &close_f));
+  const sshard_future *late = NULL;
+  OK(sshard_session_execute(session, st, &late));
+  CHECK_STATUS(sshard_future_wait(late), SSHARD_STATUS_CLOSED);
+  OK(sshard_future_free(late));
+  OK(sshard_future_wait(close_f));
+  OK(sshard_future_free(close_f));
+  size_t in_flight = 99;
+  OK(sshard_session_in_flight(session, &in_flight));
+  CHECK(in_flight == 0);
+  int ok = 0;
+  for (int i = 0; i < total; i++) {
+    bool ready = false;
+    OK(sshard_future_ready(fs[i], &ready));
+    CHECK(ready);
+    if (sshard_future_status(fs[i]) == SSHARD_STATUS_OK) ok++;
+    OK(sshard_future_free(fs[i]));
+  }
+  CHECK(ok == total);
+  free(fs);
+  OK(sshard_statement_free(st));
+  OK(sshard_session_free(session));
+  session = NULL;
+}
+
+/* Freeing a session with requests in flight (no close): each future
+ * still completes exactly once (CLOSED or OK). */
+static void test_free_with_requests_in_flight(const char *host) {
+  const sshard_session *s = h_connect(host);
+  const sshard_queue *q = NULL;
+  OK(sshard_queue_new(&q));
+  sshard_statement *st = NULL;
+  OK(sshard_statement_new(S("SELECT v FROM ctest.kv WHERE k = ?"), 1, &st));
+  const int total = h_scale(300);
+  for (int i = 0; i < total; i++) {
+    OK(sshard_statement_bind_int32(st, 0, i));
+    const sshard_future *f = NULL;
+    OK(sshard_session_execute(s, st, &f));
+    OK(sshard_future_set_queue(f, q, (uint64_t)i));
+    OK(sshard_future_free(f));
+  }
+  OK(sshard_session_free(s));
+  int got = 0;
+  double deadline = h_now() + 30;
+  sshard_event events[64];
+  while (got < total && h_now() < deadline) {
+    size_t n = 0;
+    OK(sshard_queue_wait(q, events, 64, 100000, &n));
+    for (size_t i = 0; i < n; i++) {
+      CHECK(events[i].status == SSHARD_STATUS_OK || events[i].status == SSHARD_STATUS_CLOSED);
+      OK(sshard_future_free(events[i].future));
+    }
+    got += (int)n;
+  }
+  CHECK(got == total);
+  OK(sshard_statement_free(st));
+  OK(sshard_queue_free(q));
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s <contact point>\n", argv[0]);
+    return 2;
+  }
+  test_connect_and_schema(argv[1]);
+  test_every_type();
+  test_nested_elements();
+  test_paging_and_batches();
+  test_server_errors();
+  test_queue_epoll();
+  test_callbacks();
+  test_metrics();
+  test_close_with_requests_in_flight();
+  test_free_with_requests_in_flight(argv[1]);
+  return h_finish("test_cluster");
+}
