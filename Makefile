@@ -11,7 +11,7 @@ SCYLLA_PEER := $(RELEASE_DIR)/scylla-peer
 
 .PHONY: all build build-peer venv demo test lint rust-test conformance clean \
 	header c-header-check c-symbols c-lib c-examples c-test c-install-test c-check install \
-	c-deps demo-c
+	c-deps
 
 all: build
 
@@ -30,8 +30,9 @@ $(VENV)/.installed: tests/python/requirements.txt
 
 venv: $(VENV)/.installed
 
-demo: build venv
-	bash scripts/demo.sh
+# The demo through the C API (examples/c/demo.c) on an emulated cluster.
+demo: build c-examples
+	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) bash scripts/demo_c.sh $(C_BUILD)/examples/demo
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -153,9 +154,6 @@ c-install-test: build
 
 c-check: c-header-check c-symbols c-test c-install-test
 
-# The demo through the C API (examples/c/demo.c) on an emulated cluster.
-demo-c: build c-examples
-	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) bash scripts/demo_c.sh $(C_BUILD)/examples/demo
 
 # ---------------------------------------------------------------------------
 # Benchmarks (benches/README.md): every driver against one emulated cluster.

@@ -5,7 +5,7 @@
  * Prometheus counters (http://<node ip>:9180/metrics, fetched with a tiny
  * HTTP GET over a socket):
  *
- *   [demo_vnodes] requests: N, misrouted to wrong node: X, misrouted to wrong shard: Y, connections: C
+ *   [demo_vnodes writes] requests: N, misrouted to wrong node: X, misrouted to wrong shard: Y, connections: C
  *
  *   demo [contact point, default 127.0.0.1] [rows, default 3000] [metrics port, default 9180]
  */
@@ -220,14 +220,18 @@ static void demo(const sshard_session *session, const sshard_queue *queue, const
   const sshard_prepared *insert = prepare(session, cql);
   snprintf(cql, sizeof cql, "SELECT v FROM %s.kv WHERE k = ?", keyspace);
   const sshard_prepared *select = prepare(session, cql);
-  struct counters before = read_counters();
-  pump(session, queue, insert, rows, 64, 0);
-  pump(session, queue, select, rows, 64, 1);
-  struct counters after = read_counters();
-  printf("[%s] requests: %llu, misrouted to wrong node: %llu, misrouted to wrong shard: %llu, "
-         "connections: %llu\n",
-         keyspace, after.routable - before.routable, after.misrouted_node - before.misrouted_node,
-         after.misrouted_shard - before.misrouted_shard, after.connections);
+  /* Writes first (a tablet table is learned while they run), then reads of
+   * every row back, each phase with its own counters line. */
+  for (int reading = 0; reading <= 1; reading++) {
+    struct counters before = read_counters();
+    pump(session, queue, reading ? select : insert, rows, 64, reading);
+    struct counters after = read_counters();
+    printf("[%s %s] requests: %llu, misrouted to wrong node: %llu, misrouted to wrong shard: "
+           "%llu, connections: %llu\n",
+           keyspace, reading ? "reads" : "writes", after.routable - before.routable,
+           after.misrouted_node - before.misrouted_node,
+           after.misrouted_shard - before.misrouted_shard, after.connections);
+  }
   sshard_prepared_free(insert);
   sshard_prepared_free(select);
 }
