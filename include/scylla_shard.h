@@ -1427,6 +1427,15 @@ sshard_status sshard_session_prepare(const struct sshard_session *session, const
 sshard_status sshard_session_execute(const struct sshard_session *session, const struct sshard_statement *statement, const struct sshard_future **future);
 
 /**
+ * Fetches the page after `result` (which must come from
+ * `sshard_session_execute` and have more pages, else WRONG_STATE): the
+ * same statement with the result's paging state. The future
+ * (`SSHARD_FUTURE_KIND_EXECUTE`) yields the next `sshard_result`, which
+ * can be paged on the same way.
+ */
+sshard_status sshard_session_next_page(const struct sshard_session *session, const struct sshard_result *result, const struct sshard_future **future);
+
+/**
  * Executes a copy of `batch`; the future (`SSHARD_FUTURE_KIND_BATCH`)
  * yields an `sshard_result`.
  */

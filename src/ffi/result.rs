@@ -14,7 +14,7 @@ use super::value::name_matches;
 use super::view::sshard_value;
 use crate::protocol::{ColumnSpec, ColumnType};
 use crate::runtime;
-use crate::session::QueryResult;
+use crate::session::{QueryResult, Statement};
 
 /// Type given to columns when the server sent no metadata and none is known.
 static UNKNOWN_TYPE: ColumnType = ColumnType::Blob;
@@ -76,6 +76,9 @@ pub struct sshard_result {
     coordinator: Option<String>,
     shard: Option<u16>,
     keyspace: Option<String>,
+    /// The statement that fetches the next page (set when there is one),
+    /// for `sshard_session_next_page`.
+    next_page: Option<Statement>,
 }
 
 impl Generational for sshard_result {
@@ -87,7 +90,25 @@ impl Generational for sshard_result {
 impl sshard_result {
     /// Wraps a query result. `known_columns` (a prepared statement's result
     /// metadata) describes the rows when the server skipped the metadata.
+    #[cfg(test)]
     pub(crate) fn new(result: QueryResult, known_columns: Option<&[ColumnSpec]>) -> sshard_result {
+        Self::paged(result, known_columns, None)
+    }
+
+    /// Like `new`, remembering `statement` (which produced the result) so
+    /// the next page can be fetched from the result alone.
+    pub(crate) fn paged(
+        result: QueryResult,
+        known_columns: Option<&[ColumnSpec]>,
+        statement: Option<Statement>,
+    ) -> sshard_result {
+        let next_page = match (&result.paging_state, statement) {
+            (Some(state), Some(mut statement)) => {
+                statement.paging_state = Some(state.clone());
+                Some(statement)
+            }
+            _ => None,
+        };
         let (columns, column_count, cells, has_rows) = match result.rows {
             Some(rows) => {
                 let mut columns = rows.metadata.columns;
@@ -130,7 +151,13 @@ impl sshard_result {
             coordinator: result.coordinator.map(|a| a.to_string()),
             shard: result.shard,
             keyspace: result.keyspace,
+            next_page,
         }
+    }
+
+    /// The statement that fetches the page after this one.
+    pub(crate) fn next_page(&self) -> Option<&Statement> {
+        self.next_page.as_ref()
     }
 
     pub(crate) fn paging_state(&self) -> Option<&[u8]> {

@@ -133,12 +133,13 @@ unsafe fn session<'a>(ptr: *const sshard_session) -> FfiResult<&'a sshard_sessio
 fn result_outcome(
     outcome: Result<crate::session::QueryResult, crate::session::DriverError>,
     known: Option<Arc<crate::session::Prepared>>,
+    statement: Option<crate::session::Statement>,
 ) -> Outcome {
     match outcome {
         Ok(result) => {
             let columns = known.as_ref().map(|p| p.result_metadata.columns.as_slice());
-            Ok(Payload::Result(Arc::new(sshard_result::new(
-                result, columns,
+            Ok(Payload::Result(Arc::new(sshard_result::paged(
+                result, columns, statement,
             ))))
         }
         Err(e) => Err(sshard_error::from_driver(e)),
@@ -284,7 +285,43 @@ pub unsafe extern "C" fn sshard_session_execute(
         };
         let session = s.session.clone();
         let f = s.submit(SSHARD_FUTURE_KIND_EXECUTE, async move {
-            result_outcome(session.execute(&statement).await, known)
+            let outcome = session.execute(&statement).await;
+            result_outcome(outcome, known, Some(statement))
+        });
+        out.write(arc_into_raw(f));
+        Ok(())
+    }
+}
+
+/// Fetches the page after `result` (which must come from
+/// `sshard_session_execute` and have more pages, else WRONG_STATE): the
+/// same statement with the result's paging state. The future
+/// (`SSHARD_FUTURE_KIND_EXECUTE`) yields the next `sshard_result`, which
+/// can be paged on the same way.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_session_next_page(
+    session: *const sshard_session,
+    result: *const sshard_result,
+    future: *mut *const sshard_future,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live session (API contract).
+        let s = unsafe { self::session(session) }?;
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { handle_ref(result, "result") }?;
+        let out = out_arg(future, "future")?;
+        let statement = r
+            .next_page()
+            .cloned()
+            .ok_or_else(|| Fail::state("the result has no next page"))?;
+        let known = match &statement.query {
+            Query::Prepared(p) => Some(p.clone()),
+            Query::Simple(_) => None,
+        };
+        let session = s.session.clone();
+        let f = s.submit(SSHARD_FUTURE_KIND_EXECUTE, async move {
+            let outcome = session.execute(&statement).await;
+            result_outcome(outcome, known, Some(statement))
         });
         out.write(arc_into_raw(f));
         Ok(())
@@ -310,7 +347,7 @@ pub unsafe extern "C" fn sshard_session_batch(
         }
         let session = s.session.clone();
         let f = s.submit(SSHARD_FUTURE_KIND_BATCH, async move {
-            result_outcome(session.batch(&batch).await, None)
+            result_outcome(session.batch(&batch).await, None, None)
         });
         out.write(arc_into_raw(f));
         Ok(())

@@ -591,6 +591,10 @@ fn null_arguments_are_refused_everywhere_else() {
         assert_eq!(sshard_session_prepare(null(), t, tl, &mut fut), NULL);
         assert_eq!(sshard_session_execute(null(), null(), &mut fut), NULL);
         assert_eq!(sshard_session_batch(null(), null(), &mut fut), NULL);
+        assert_eq!(
+            super::session::sshard_session_next_page(null(), null(), &mut fut),
+            NULL
+        );
         assert_eq!(sshard_session_use_keyspace(null(), t, tl, &mut fut), NULL);
         assert_eq!(sshard_session_is_shard_aware(null(), &mut flag), NULL);
         assert_eq!(sshard_session_in_flight(null(), &mut n), NULL);

@@ -580,6 +580,43 @@ static void test_paging_and_batches(void) {
   }
   CHECK(total == 25);
   CHECK(pages >= 3);
+
+  /* Automatic paging: each result fetches its own next page. */
+  OK(sshard_statement_set_paging_state(st, NULL, 0));
+  sshard_status s;
+  const sshard_result *r = h_execute(session, st, &s);
+  REQUIRE(s == SSHARD_STATUS_OK && r != NULL);
+  int auto_total = 0, auto_pages = 0;
+  for (;;) {
+    size_t rows = 0;
+    OK(sshard_result_row_count(r, &rows));
+    for (size_t i = 0; i < rows; i++) {
+      const sshard_value *v = NULL;
+      int32_t c = -1;
+      OK(sshard_result_value(r, i, 0, &v));
+      OK(sshard_value_get_int32(v, &c));
+      CHECK(c == auto_total);
+      auto_total++;
+    }
+    auto_pages++;
+    OK(sshard_result_has_more_pages(r, &more));
+    const sshard_future *f = NULL;
+    if (!more) {
+      CHECK_STATUS(sshard_session_next_page(session, r, &f), SSHARD_STATUS_WRONG_STATE);
+      sshard_result_free(r);
+      break;
+    }
+    OK(sshard_session_next_page(session, r, &f));
+    sshard_result_free(r);
+    r = NULL;
+    OK(sshard_future_wait(f));
+    OK(sshard_future_get_result(f, &r));
+    OK(sshard_future_free(f));
+    REQUIRE(auto_pages < 10);
+  }
+  CHECK(auto_total == 25);
+  CHECK(auto_pages == pages);
+  CHECK_STATUS(sshard_session_next_page(session, NULL, NULL), SSHARD_STATUS_NULL_ARGUMENT);
   OK(sshard_statement_free(st));
 }
 
