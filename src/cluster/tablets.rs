@@ -160,6 +160,33 @@ impl TabletMap {
         });
     }
 
+    /// Forgets every tablet with a replica on one of `hosts` (nodes that
+    /// left the cluster): its replica set has changed, and the next request
+    /// on it brings a fresh payload. Other tablets stay.
+    pub fn forget_hosts(&self, hosts: &[[u8; 16]]) {
+        let on_host = |t: &Tablet| t.replicas.iter().any(|(h, _)| hosts.contains(h));
+        let affected = self
+            .snapshot
+            .load()
+            .values()
+            .flat_map(|tables| tables.values())
+            .any(|table| table.tablets.iter().any(on_host));
+        if !affected {
+            return;
+        }
+        self.update(|map| {
+            for tables in map.values_mut() {
+                for table in tables.values_mut() {
+                    if table.tablets.iter().any(on_host) {
+                        Arc::make_mut(table).tablets.retain(|t| !on_host(t));
+                    }
+                }
+                tables.retain(|_, t| !t.is_empty());
+            }
+            map.retain(|_, tables| !tables.is_empty());
+        });
+    }
+
     /// Keeps only the keyspaces for which `keep` holds (called after each
     /// schema refresh with "still exists and uses tablets").
     pub fn retain_keyspaces(&self, keep: impl Fn(&str) -> bool) {
@@ -204,6 +231,28 @@ mod tests {
 
     fn bounds(t: &TableTablets) -> Vec<(i64, i64)> {
         t.tablets().iter().map(|t| (t.first, t.last)).collect()
+    }
+
+    #[test]
+    fn forgetting_a_host_drops_only_its_tablets() {
+        let map = TabletMap::new();
+        let payload = |first, last, host: u8| TabletRoutingInfo {
+            first_token: first,
+            last_token: last,
+            replicas: vec![([host; 16], 0), ([9; 16], 1)],
+        };
+        map.record("ks", "a", &payload(i64::MIN, 0, 1));
+        map.record("ks", "a", &payload(0, i64::MAX, 2));
+        map.record("ks", "b", &payload(i64::MIN, i64::MAX, 1));
+        map.forget_hosts(&[[3; 16]]);
+        assert_eq!(map.stats().tablets, 3);
+        map.forget_hosts(&[[1; 16]]);
+        assert_eq!(map.stats().tables, 1);
+        assert_eq!(map.stats().tablets, 1);
+        assert!(map.with_tablet("ks", "a", 5, |_| ()).is_some());
+        assert!(map.with_tablet("ks", "a", -5, |_| ()).is_none());
+        map.forget_hosts(&[[9; 16]]);
+        assert_eq!(map.stats().tablets, 0);
     }
 
     #[test]

@@ -467,13 +467,16 @@ impl Worker {
                     .is_none_or(|n| n.up);
             nodes.push(Node::new(info, up, Some(runtime)));
         }
+        let mut removed_hosts = Vec::new();
         self.runtimes.retain(|host_id, runtime| {
             let keep = nodes.iter().any(|n| &n.host_id == host_id);
             if !keep {
                 retired.push(runtime.clone());
+                removed_hosts.push(*host_id);
             }
             keep
         });
+        self.shared.tablets.forget_hosts(&removed_hosts);
         self.generation += 1;
         let generation = self.generation;
         let keyspaces = metadata.keyspaces;
