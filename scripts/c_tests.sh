@@ -70,7 +70,9 @@ run() {
 }
 
 for t in "${TESTS[@]}"; do
-    start_emulator || { failed=$((failed + 1)); failures+=("$t: emulator"); continue; }
+    # test_cluster also covers tablet keyspaces.
+    flags=(); [ "$t" = test_cluster ] && flags=(--tablets)
+    start_emulator "${flags[@]}" || { failed=$((failed + 1)); failures+=("$t: emulator"); continue; }
     run "$t" 300 "$C_BUILD/$t" "$BASE_IP"
 done
 
@@ -85,7 +87,8 @@ fi
 if [ "${C_TESTS_VALGRIND:-1}" != 0 ]; then
     if command -v valgrind >/dev/null; then
         for t in "${TESTS[@]}"; do
-            start_emulator || { failed=$((failed + 1)); failures+=("$t (valgrind): emulator"); continue; }
+            flags=(); [ "$t" = test_cluster ] && flags=(--tablets)
+            start_emulator "${flags[@]}" || { failed=$((failed + 1)); failures+=("$t (valgrind): emulator"); continue; }
             run "$t (valgrind)" 600 env SSHARD_TEST_SMALL=1 SSHARD_TEST_VALGRIND=1 "${VALGRIND[@]}" "$C_BUILD/$t" "$BASE_IP"
         done
     else

@@ -808,6 +808,40 @@ static void test_metrics(void) {
   CHECK_STATUS(sshard_session_get_metrics(session, NULL, sizeof m), SSHARD_STATUS_NULL_ARGUMENT);
 }
 
+/* A tablet keyspace: the session learns tablets from the server's
+ * payloads (visible in the metrics), and a second pass over the same keys
+ * brings no new payload because every request now reaches its owner. */
+static void test_tablets(void) {
+  OK(h_query(session, "CREATE KEYSPACE ctablets WITH replication = "
+                      "{'class': 'NetworkTopologyStrategy', 'datacenter1': 1} "
+                      "AND tablets = {'enabled': true, 'initial': 8}"));
+  OK(h_query(session, "CREATE TABLE ctablets.t (k int PRIMARY KEY, v int)"));
+  const sshard_prepared *ins = h_prepare(session, "INSERT INTO ctablets.t (k, v) VALUES (?, ?)");
+  REQUIRE(ins != NULL);
+  sshard_statement *st = NULL;
+  OK(sshard_prepared_bind(ins, &st));
+  static sshard_metrics m;
+  uint64_t payloads[2] = {0, 0};
+  for (int pass = 0; pass < 2; pass++) {
+    for (int k = 0; k < 1000; k++) {
+      OK(sshard_statement_bind_int32(st, 0, k));
+      OK(sshard_statement_bind_int32(st, 1, pass));
+      sshard_status s;
+      const sshard_result *r = h_execute(session, st, &s);
+      CHECK(s == SSHARD_STATUS_OK);
+      sshard_result_free(r);
+    }
+    OK(sshard_session_get_metrics(session, &m, sizeof m));
+    payloads[pass] = m.tablet_payloads;
+  }
+  CHECK(m.tablet_tables == 1);
+  CHECK(m.tablets >= 1 && m.tablets <= 8);
+  CHECK(payloads[0] >= 1 && payloads[0] <= 8);
+  CHECK(payloads[1] == payloads[0]);
+  OK(sshard_statement_free(st));
+  OK(sshard_prepared_free(ins));
+}
+
 /* Close waits for every request submitted before it; later ones fail
  * with CLOSED. */
 static void test_close_with_requests_in_flight(void) {
@@ -892,6 +926,7 @@ int main(int argc, char **argv) {
   test_queue_epoll();
   test_callbacks();
   test_metrics();
+  test_tablets();
   test_close_with_requests_in_flight();
   test_free_with_requests_in_flight(argv[1]);
   return h_finish("test_cluster");
