@@ -44,7 +44,7 @@ rust-test: build
 
 conformance: build build-peer venv
 	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) SCYLLA_PEER=$(abspath $(SCYLLA_PEER)) \
-		$(PYTHON) -m pytest -q tests/python
+		$(PYTHON) -m pytest -q tests/python benches/tests
 
 test: lint rust-test conformance c-check
 
@@ -157,7 +157,7 @@ c-check: c-header-check c-symbols c-test c-install-test
 
 # ---------------------------------------------------------------------------
 # Benchmarks (benches/README.md): every driver against one emulated cluster.
-#   make bench                  full run, about 8 minutes on 2 cores
+#   make bench                  full run, about 6 minutes on 2 cores
 #   make bench BENCH_QUICK=1    about a minute
 #   make bench BENCH_ARGS='--drivers sshard-rust --cases mixed/c256 --reps 5'
 # Writes benches/results/latest.{json,png} and the results section of

@@ -7,7 +7,11 @@
 //! in total, the deltas of the emulator's routing counters scraped from each
 //! node's Prometheus endpoint. Every line it prints on stdout is one JSON
 //! object; it exits non-zero on any failure.
+//!
+//! Subcommand `bench` is this driver's benchmark client (`bench.rs`, with
+//! the common command line of `bench-core`).
 
+mod bench;
 mod metrics;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -618,8 +622,14 @@ fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
+    if cmd == "bench" {
+        return bench_core::main::<bench::ScyllaRust>(rest);
+    }
     if cmd != "conformance" {
-        eprintln!("unknown subcommand {cmd}\n{USAGE}");
+        eprintln!(
+            "unknown subcommand {cmd}\n{USAGE}\nbench: {}",
+            bench_core::USAGE
+        );
         return ExitCode::from(2);
     }
     let opts = match parse_args(rest) {

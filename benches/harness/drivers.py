@@ -1,0 +1,112 @@
+"""The drivers under test: one adapter each.
+
+An adapter says how to start the driver's benchmark client (a program that
+follows the client contract of benches/README.md) and when it can run.
+Adding a driver is adding one `Adapter(...)` to `adapters()`; the
+orchestrator treats every adapter alike.
+"""
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+# The driver every figure is compared with.
+REFERENCE = "scylla-rust"
+
+# Drivers the issue names that have no benchmark client yet, and what each
+# waits for. They are listed in the output so a reader sees the gap.
+PENDING = [
+    ("sshard-python", "this library's Python binding", "the binding does not exist yet"),
+    ("sshard-luajit", "this library's LuaJIT binding", "the binding does not exist yet"),
+    ("communicator", "the communicator", "the communicator does not exist yet"),
+]
+
+
+@dataclass
+class Adapter:
+    name: str
+    label: str
+    argv: list
+    # Files that must exist for the adapter to run, and what to say if not.
+    requires: list = field(default_factory=list)
+    missing_note: str = ""
+    env: dict = field(default_factory=dict)
+    # Instruction counts under callgrind (compiled clients only: an
+    # interpreter's counts would measure the interpreter).
+    callgrind: bool = False
+    # Which cases it runs: a predicate on a Case (None: every case, the
+    # connection storm included).
+    only: object = None
+
+    def missing(self):
+        return [p for p in self.requires if not os.path.exists(p)]
+
+    def available(self):
+        return not self.missing()
+
+    def note(self, root=None):
+        missing = [os.path.relpath(p, root) if root else p for p in self.missing()]
+        if not missing:
+            return ""
+        return "%s (missing: %s)" % (self.missing_note or "not built", ", ".join(missing))
+
+    def runs(self, case):
+        return self.only is None or self.only(case)
+
+    def environment(self):
+        env = dict(os.environ)
+        env.update(self.env)
+        return env
+
+
+def adapters(root, python=None):
+    """Every driver the harness knows, in table order (reference first)."""
+    python = python or sys.executable
+    release = os.path.join(root, "target", "release")
+    peer = os.path.join(release, "scylla-peer")
+    sshard_rust = os.path.join(release, "sshard-rust")
+    c_lib_dir = os.path.join(root, "target", "c", "lib")
+    c_bench = os.path.join(root, "target", "c", "examples", "bench")
+    python_client = os.path.join(root, "benches", "clients", "python_driver.py")
+    return [
+        Adapter(
+            name="scylla-rust",
+            label="Rust scylla 1.9.0 (reference)",
+            argv=[peer, "bench"],
+            requires=[peer],
+            missing_note="build it: cargo build --release -p scylla-peer",
+            callgrind=True,
+        ),
+        Adapter(
+            name="sshard-c",
+            label="libscylla_shard, C API",
+            argv=[c_bench],
+            requires=[os.path.join(release, "libscylla_shard.so"), c_bench],
+            missing_note="C client pending: it is examples/c/bench.c, built by `make bench` "
+                         "into target/c/examples/bench once it exists",
+            env={"LD_LIBRARY_PATH": c_lib_dir},
+            callgrind=True,
+        ),
+        Adapter(
+            name="sshard-rust",
+            label="libscylla_shard, Rust core API (not the C API)",
+            argv=[sshard_rust],
+            requires=[sshard_rust],
+            missing_note="build it: cargo build --release -p sshard-rust",
+            callgrind=True,
+        ),
+        Adapter(
+            name="python-driver",
+            label="Python scylla-driver (libev)",
+            argv=[python, python_client],
+            requires=[python_client],
+        ),
+        Adapter(
+            name="python-driver-asyncio",
+            label="Python scylla-driver (asyncio)",
+            argv=[python, python_client, "--reactor", "asyncio"],
+            requires=[python_client],
+            # The baseline of the Python binding's target: throughput only.
+            only=lambda case: case.workload == "mixed" and case.throughput and not case.tablets,
+        ),
+    ]

@@ -1,0 +1,313 @@
+"""The outputs: targets, the table on stdout, the Markdown for the README,
+the JSON document."""
+
+import json
+import os
+import platform
+import statistics
+import time
+
+from .stats import FIGURES
+
+DIGITS = {f.key: f.digits for f in FIGURES}
+
+
+README_BEGIN = "<!-- bench-results:begin -->"
+README_END = "<!-- bench-results:end -->"
+
+# The issue's targets. They are reported, never asserted.
+CPU_TARGET = 0.8
+PYTHON_BINDING_TARGET = 3.0
+STORM_TARGET_PCT = 1.0
+COMMUNICATOR_P50_TARGET_US = 50.0
+
+
+def machine():
+    info = {"cores": os.cpu_count(), "kernel": platform.release(),
+            "python": platform.python_version()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+            info["memory_gib"] = round(kb / 1024 / 1024, 1)
+        info["load_avg"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    return info
+
+
+def machine_line(m):
+    return "%s, %s cores, %s GiB, Linux %s, load %s at start" % (
+        m.get("cpu", "unknown CPU"), m.get("cores"), m.get("memory_gib", "?"),
+        m.get("kernel"), "/".join("%.2f" % x for x in m.get("load_avg", [])))
+
+
+def _ratio(agg, key):
+    f = agg["figures"].get(key) if agg else None
+    return f.get("ratio") if f else None
+
+
+def targets(doc):
+    """The issue's targets with what this run shows for each."""
+    results, out = doc["results"], []
+    available = {d["name"] for d in doc["drivers"] if d["available"]}
+
+    def cpu_target(driver, subject):
+        ratios = [_ratio(by.get(driver), "cpu_us") for by in results.values()]
+        ratios = [r for r in ratios if r is not None]
+        if not ratios:
+            return {"target": "client CPU per request <= %.1fx the Rust scylla crate" % CPU_TARGET,
+                    "subject": subject, "status": "pending",
+                    "value": "%s not measured" % driver}
+        worst = max(ratios)
+        return {"target": "client CPU per request <= %.1fx the Rust scylla crate" % CPU_TARGET,
+                "subject": subject, "status": "met" if worst <= CPU_TARGET else "not met",
+                "value": "worst %.2fx, median %.2fx over %d cases"
+                         % (worst, statistics.median(ratios), len(ratios))}
+
+    out.append(cpu_target("sshard-c", "libscylla_shard from C"))
+    out.append(cpu_target("sshard-rust", "libscylla_shard's Rust core, indicative"))
+
+    py = {"target": "Python binding >= %.0fx the throughput of scylla-driver (asyncio)"
+                    % PYTHON_BINDING_TARGET, "subject": "sshard-python"}
+    pair = [(by["sshard-python"], by["python-driver-asyncio"]) for by in results.values()
+            if by.get("sshard-python") and by.get("python-driver-asyncio")]
+    if pair:
+        ratios = [a["figures"]["rps"]["median"] / b["figures"]["rps"]["median"] for a, b in pair]
+        py.update(status="met" if min(ratios) >= PYTHON_BINDING_TARGET else "not met",
+                  value="lowest %.2fx" % min(ratios))
+    else:
+        py.update(status="pending", value="the Python binding is not benchmarked yet")
+    out.append(py)
+
+    for driver in [d["name"] for d in doc["drivers"] if d["name"] in available]:
+        totals = [by[driver]["figures"]["misroutes"]["total"] for by in results.values()
+                  if driver in by and "misroutes" in by[driver]["figures"]]
+        if totals:
+            n = sum(totals)
+            out.append({"target": "zero misroutes after warm-up", "subject": driver,
+                        "status": "met" if n == 0 else "not met",
+                        "value": "%d misrouted requests over %d runs" % (n, sum(
+                            len(by[driver]["figures"]["misroutes"]["values"])
+                            for by in results.values()
+                            if driver in by and "misroutes" in by[driver]["figures"]))})
+
+    for driver, storm in doc.get("storm", {}).items():
+        s = storm.get("excess_pct")
+        if s is None:
+            out.append({"target": "connection storm within %.0f%% of ideal" % STORM_TARGET_PCT,
+                        "subject": driver, "status": "not measured",
+                        "value": "; ".join(storm.get("problems", [])) or "no run completed"})
+            continue
+        out.append({"target": "connection storm within %.0f%% of ideal" % STORM_TARGET_PCT,
+                    "subject": driver,
+                    "status": "met" if abs(s["median"]) <= STORM_TARGET_PCT else "not met",
+                    "value": "%+.1f%% (accepted %g, ideal %d; %+.1f%% against the ideal plus "
+                             "one control connection per client)"
+                             % (s["median"], storm["accepted"]["median"], storm["ideal"],
+                                storm["excess_with_control_pct"]["median"])})
+
+    out.append({"target": "communicator adds < %.0f us at p50" % COMMUNICATOR_P50_TARGET_US,
+                "subject": "communicator", "status": "pending",
+                "value": "the communicator is not benchmarked yet"})
+    return out
+
+
+# --------------------------------------------------------------------------
+# Formatting
+
+
+def _num(v, digits=None):
+    if v is None:
+        return "-"
+    if digits is None:
+        digits = 0 if abs(v) >= 100 else (1 if abs(v) >= 10 else 2)
+    return "{:,.{}f}".format(v, digits)
+
+
+def _cell(agg, key, with_spread=False):
+    f = agg["figures"].get(key)
+    if f is None:
+        return "-"
+    text = _num(f["median"], DIGITS.get(key))
+    if with_spread and len(f["values"]) > 1:
+        text += " ±%.0f%%" % (f["spread_pct"] / 2)
+    return text
+
+
+def _ratio_cell(agg, key):
+    r = _ratio(agg, key)
+    return "-" if r is None else "%.2fx" % r
+
+
+COLUMNS = ["driver", "req/s", "x ref", "CPU us/req", "x ref", "p50 us", "p99 us", "p999 us",
+           "conns", "misroutes", "rows ok", "bg cores", "problems"]
+
+
+def case_rows(doc, case_id):
+    rows = []
+    by = doc["results"].get(case_id, {})
+    for d in doc["drivers"]:
+        agg = by.get(d["name"])
+        if agg is None:
+            continue
+        mis = agg["figures"].get("misroutes")
+        rows.append([
+            d["name"],
+            _cell(agg, "rps", True), _ratio_cell(agg, "rps"),
+            _cell(agg, "cpu_us", True), _ratio_cell(agg, "cpu_us"),
+            _cell(agg, "p50_us"), _cell(agg, "p99_us"), _cell(agg, "p999_us"),
+            _cell(agg, "connections"),
+            "-" if mis is None else "%d" % mis["total"],
+            "{:,}".format(agg["verified"]),
+            _cell(agg, "background_cores"),
+            str(len(agg["problems"])) if agg["problems"] else "",
+        ])
+    return rows
+
+
+def _text_table(header, rows):
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+
+    def line(row):
+        cells = zip(row, widths, strict=True)
+        return "  ".join(str(c).rjust(w) if i else str(c).ljust(w)
+                         for i, (c, w) in enumerate(cells))
+
+    lines = [line(r) for r in [header] + rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+TEXT_COLUMNS = ("case", "driver", "problems")
+
+
+def _md_table(header, rows):
+    out = ["| " + " | ".join(header) + " |",
+           "|" + "|".join("---" if h in TEXT_COLUMNS else "---:" for h in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _reps(doc):
+    n = doc["settings"]["reps"]
+    return "%d repetition%s" % (n, "" if n == 1 else "s")
+
+
+def case_title(case):
+    what = {"insert": "prepared INSERT", "select": "prepared SELECT",
+            "mixed": "50/50 INSERT/SELECT"}.get(case["workload"], case["workload"])
+    return "%s: %s, concurrency %d, %s keyspace" % (
+        case["id"], what, case["concurrency"], "tablet" if case["tablets"] else "vnode")
+
+
+def storm_rows(doc):
+    rows = []
+    for driver, s in doc.get("storm", {}).items():
+        if "excess_pct" not in s:
+            rows.append([driver] + ["-"] * 6 + ["; ".join(s.get("problems", []))])
+            continue
+        rows.append([driver, "%d" % s["ideal"], _num(s["accepted"]["median"], 0),
+                     "%+.1f%%" % s["excess_pct"]["median"],
+                     "%+.1f%%" % s["excess_with_control_pct"]["median"],
+                     _num(s["held"]["median"], 0), _num(s["all_ready_s"]["median"], 2),
+                     "; ".join(s.get("problems", []))])
+    return rows
+
+
+STORM_COLUMNS = ["driver", "ideal", "accepted", "excess", "excess over ideal + 1 control/client",
+                 "held", "all ready s", "problems"]
+
+
+def callgrind_rows(doc):
+    rows = []
+    ref = doc.get("callgrind", {}).get(doc["reference"], {}).get("instructions_per_request")
+    for driver, c in doc.get("callgrind", {}).items():
+        ipr = c.get("instructions_per_request")
+        rows.append([driver, _num(ipr), "-" if not (ipr and ref) else "%.2fx" % (ipr / ref),
+                     c.get("failure", "")])
+    return rows
+
+
+CALLGRIND_COLUMNS = ["driver", "instructions/request", "x ref", "problems"]
+
+
+def text_report(doc):
+    out = ["libscylla_shard benchmark, %s" % doc["date"],
+           "machine: %s" % machine_line(doc["machine"]),
+           "cluster: %s; %s" % (doc["settings"]["cluster"], doc["settings"]["summary"]),
+           "figures: medians over %s (± half the max-min spread); x ref = / %s"
+           % (_reps(doc), doc["reference"]), ""]
+    for case in doc["cases"]:
+        rows = case_rows(doc, case["id"])
+        if rows:
+            out += ["== %s" % case_title(case), _text_table(COLUMNS, rows), ""]
+    if doc.get("storm"):
+        out += ["== connection storm: %s" % doc["settings"]["storm"],
+                _text_table(STORM_COLUMNS, storm_rows(doc)), ""]
+    if doc.get("callgrind"):
+        out += ["== instructions per request (callgrind): %s" % doc["settings"]["callgrind"],
+                _text_table(CALLGRIND_COLUMNS, callgrind_rows(doc)), ""]
+    out.append("== targets (reported, not asserted)")
+    for t in doc["targets"]:
+        out.append("  [%s] %s: %s: %s" % (t["status"], t["target"], t["subject"], t["value"]))
+    problems = [(case_id, driver, p) for case_id, by in doc["results"].items()
+                for driver, agg in by.items() for p in agg["problems"]]
+    if problems:
+        out += ["", "== problems"] + ["  %s %s: %s" % p for p in problems]
+    out += ["", "== notes"] + ["  %s" % n for n in doc["notes"]]
+    return "\n".join(out)
+
+
+def markdown_report(doc, chart_path):
+    rows = []
+    for case in doc["cases"]:
+        for r in case_rows(doc, case["id"]):
+            rows.append([case["id"]] + r)
+    out = ["Latest run: **%s**, `%s` mode, on %s." % (doc["date"], doc["settings"]["mode"],
+                                                       machine_line(doc["machine"])),
+           "Cluster: %s; %s. Medians over %s (± half the max-min spread); "
+           "`x ref` divides by the Rust `scylla` crate measured in the same run."
+           % (doc["settings"]["cluster"], doc["settings"]["summary"], _reps(doc)),
+           "", "![throughput and p99 per driver](%s)" % chart_path, "",
+           _md_table(["case"] + COLUMNS, rows), ""]
+    if doc.get("storm"):
+        out += ["Connection storm (%s):" % doc["settings"]["storm"], "",
+                _md_table(STORM_COLUMNS, storm_rows(doc)), ""]
+    if doc.get("callgrind"):
+        out += ["Instructions per request (%s):" % doc["settings"]["callgrind"], "",
+                _md_table(CALLGRIND_COLUMNS, callgrind_rows(doc)), ""]
+    out += ["Targets (reported, not asserted):", ""]
+    out += ["- **%s** %s (%s): %s" % (t["status"], t["target"], t["subject"], t["value"])
+            for t in doc["targets"]]
+    out += ["", "Notes:", ""] + ["- %s" % n for n in doc["notes"]]
+    return "\n".join(out) + "\n"
+
+
+def update_readme(path, markdown):
+    """Replaces the text between the README's result markers."""
+    with open(path) as f:
+        text = f.read()
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        raise ValueError("%s has no %s ... %s section" % (path, README_BEGIN, README_END))
+    text = text[:begin + len(README_BEGIN)] + "\n" + markdown + text[end:]
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def write_json(path, doc):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def now_utc():
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+

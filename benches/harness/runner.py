@@ -1,0 +1,290 @@
+"""Running client processes: one measured run, the connection storm, and
+instruction counts under callgrind. Every wait is bounded; a client that
+overstays is killed (by its own process handle) and the run is reported as
+failed, never silently dropped."""
+
+import dataclasses
+import json
+import os
+import queue
+import re
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+
+from . import cpu
+
+# Bounds beyond a run's own warm-up and duration.
+CONNECT_SLACK_S = 60.0
+FINISH_SLACK_S = 60.0
+EXIT_TIMEOUT_S = 30.0
+CALLGRIND_TIMEOUT_S = 600.0
+STORM_UP_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Case:
+    """One workload at one concurrency on one keyspace."""
+    id: str
+    workload: str
+    concurrency: int
+    keyspace: str
+    tablets: bool = False
+    throughput: bool = False
+
+
+@dataclass
+class Settings:
+    keys: int
+    duration: float
+    warmup: float
+    verify_max: int
+    table: str = "kv"
+
+
+def client_args(cluster, case, settings, tag, contact_node=0):
+    return ["--contact", cluster.contact(contact_node),
+            "--workload", case.workload,
+            "--concurrency", str(case.concurrency),
+            "--duration", "%g" % settings.duration,
+            "--warmup", "%g" % settings.warmup,
+            "--keys", str(settings.keys),
+            "--keyspace", case.keyspace,
+            "--table", settings.table,
+            "--tag", str(tag),
+            "--verify-max", str(settings.verify_max),
+            "--expect-nodes", str(cluster.nodes)]
+
+
+class ClientProcess:
+    """A client process; its stdout JSON events arrive through a queue."""
+
+    def __init__(self, adapter, args, log_path):
+        self.log_path = log_path
+        self.argv = adapter.argv + args
+        with open(log_path, "wb") as log:
+            log.write(("$ %s\n" % " ".join(self.argv)).encode())
+        log = open(log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=log, env=adapter.environment(), text=True)
+        log.close()
+        self.events = queue.Queue()
+        self.other_lines = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                self.other_lines.append(line.rstrip())
+                continue
+            if isinstance(event, dict):
+                self.events.put(event)
+        self.events.put(None)
+
+    def next_event(self, timeout_s):
+        """The next JSON event, None at end of output; TimeoutError past the bound."""
+        try:
+            return self.events.get(timeout=timeout_s)
+        except queue.Empty:
+            raise TimeoutError("no output from %s within %.0f s"
+                               % (self.argv[0], timeout_s)) from None
+
+    def go(self):
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def wait(self, timeout_s):
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise TimeoutError("%s did not exit within %.0f s"
+                               % (self.argv[0], timeout_s)) from None
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=EXIT_TIMEOUT_S)
+
+    def log_tail(self, lines=5):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace").strip().splitlines()[-lines:]
+        except OSError:
+            return []
+
+
+def _expect(event, name, process):
+    if event is None:
+        raise RuntimeError("client ended before %r; rc %s; stderr: %s"
+                           % (name, process.proc.poll(), process.log_tail()))
+    if event.get("event") == "error":
+        raise RuntimeError("client error: %s" % event.get("message"))
+    if event.get("event") != name:
+        raise RuntimeError("expected %r, got %r" % (name, event))
+    return event
+
+
+def run_measured(adapter, cluster, case, settings, tag, log_path):
+    """One measured run. Returns the raw record: the client's result line and
+    the emulator's counter differences over the client's lifetime
+    ("lifetime") and from the end of warm-up to the client's exit ("measured")."""
+    record = {"driver": adapter.name, "case": case.id, "tag": tag, "log": log_path}
+    before = cluster.snapshot()
+    process = ClientProcess(adapter, client_args(cluster, case, settings, tag) + ["--sync"],
+                            log_path)
+    try:
+        _expect(process.next_event(settings.warmup + CONNECT_SLACK_S), "ready", process)
+        at_ready = cluster.snapshot()
+        cpu0 = _cpu_now(cluster, process)
+        process.go()
+        result = _expect(process.next_event(settings.duration + FINISH_SLACK_S), "result",
+                         process)
+        children = cpu.children_cpu_s()
+        process.wait(EXIT_TIMEOUT_S)
+        client_total = cpu.children_cpu_s() - children
+        window = _cpu_window(cpu0, _cpu_now(cluster, None), client_total)
+        after = cluster.snapshot()
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        process.kill()
+        record["failure"] = str(exc)
+        return record
+    record["result"] = result
+    record["measured"] = (after - at_ready).routing()
+    record["lifetime"] = (after - before).routing()
+    record["window"] = window
+    return record
+
+
+def _cpu_now(cluster, process):
+    return {
+        "t": time.monotonic(),
+        "machine_s": cpu.machine_busy_s(),
+        "emulator_s": cpu.process_cpu_s(cluster.pid),
+        "harness_s": cpu.own_cpu_s(),
+        # Until the client exits, its CPU so far; after, filled by the caller.
+        "client_s": cpu.process_cpu_s(process.proc.pid) if process else 0.0,
+    }
+
+
+def _cpu_window(start, end, client_total_s):
+    """Where the machine's CPU went from the end of the warm-up to the
+    client's exit. `background_cores` is what neither the client, the
+    emulator nor this harness used: other processes on the machine."""
+    wall = end["t"] - start["t"]
+    used = {k: end[k] - start[k] for k in ("machine_s", "emulator_s", "harness_s")}
+    used["client_s"] = client_total_s - start["client_s"]
+    other = used["machine_s"] - used["emulator_s"] - used["harness_s"] - used["client_s"]
+    return dict(used, wall_s=wall, background_cores=max(other, 0.0) / wall if wall > 0 else 0.0)
+
+
+def run_storm(adapter, cluster, settings, clients, down_ms, tag, log_dir):
+    """The connection storm: restart node 0, and once it is back, start
+    `clients` client processes at once, each connecting a session to it
+    and waiting for full pools. Counts the connections the cluster accepted
+    while they connected against the ideal nodes x shards x clients."""
+    record = {"driver": adapter.name, "clients": clients, "down_ms": down_ms}
+    cluster.restart(0, down_ms)
+    if not cluster.wait_up(0, STORM_UP_TIMEOUT_S):
+        record["failure"] = "node 0 not up again within %.0f s" % STORM_UP_TIMEOUT_S
+        return record
+    case = Case("storm", "connect", 1, "bench")
+    args = client_args(cluster, case, settings, tag) + ["--sync"]
+    before = cluster.snapshot()
+    started = time.monotonic()
+    processes = [ClientProcess(adapter, args, os.path.join(log_dir, "storm-%s-%d.log"
+                                                           % (adapter.name, n)))
+                 for n in range(clients)]
+    try:
+        deadline = started + CONNECT_SLACK_S
+        for p in processes:
+            _expect(p.next_event(max(deadline - time.monotonic(), 0.1)), "ready", p)
+        all_ready_s = time.monotonic() - started
+        held = cluster.snapshot()
+        for p in processes:
+            p.go()
+        results = [_expect(p.next_event(FINISH_SLACK_S), "result", p) for p in processes]
+        for p in processes:
+            p.wait(EXIT_TIMEOUT_S)
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        for p in processes:
+            p.kill()
+        record["failure"] = str(exc)
+        return record
+    during = held - before
+    ideal = clients * cluster.nodes * cluster.shards
+    accepted = during.total("emulator_connections_accepted_total")
+    record.update({
+        "ideal": ideal,
+        "accepted": accepted,
+        "held": during.total("emulator_connections_current"),
+        "excess_pct": (accepted - ideal) / ideal * 100.0,
+        # Drivers open a control connection besides their pools.
+        "excess_with_control_pct": (accepted - ideal - clients) / (ideal + clients) * 100.0,
+        "all_ready_s": all_ready_s,
+        "pools_full": sum(1 for r in results if r.get("pools_full")),
+        "connect_s": sorted(r.get("connect_s", 0.0) for r in results),
+    })
+    return record
+
+
+_TOTALS = re.compile(r"^(?:summary|totals):\s+(\d+)", re.M)
+
+
+def callgrind_instructions(path):
+    with open(path) as f:
+        m = _TOTALS.search(f.read())
+    if not m:
+        raise RuntimeError("no totals in %s" % path)
+    return int(m.group(1))
+
+
+def run_callgrind(adapter, cluster, settings, requests, warmup_requests, tag, log_dir,
+                  valgrind="valgrind"):
+    """Instructions per request of the mixed workload at concurrency 1:
+    two runs of n1 < n2 measured requests after the same warm-up, so
+    (I(n2) - I(n1)) / (n2 - n1) cancels process start, connection and
+    warm-up."""
+    record = {"driver": adapter.name, "requests": list(requests),
+              "warmup_requests": warmup_requests}
+    case = Case("callgrind", "mixed", 1, "bench")
+    counts = []
+    for n in requests:
+        out = os.path.join(log_dir, "callgrind-%s-%d.out" % (adapter.name, n))
+        args = client_args(cluster, case, settings, tag)
+        args += ["--requests", str(n), "--warmup-requests", str(warmup_requests),
+                 "--verify-max", "0"]
+        wrapped = dataclasses.replace(adapter, argv=[valgrind, "--tool=callgrind",
+                                                     "--callgrind-out-file=" + out]
+                                      + adapter.argv)
+        process = ClientProcess(wrapped, args, os.path.join(log_dir, "callgrind-%s-%d.log"
+                                                            % (adapter.name, n)))
+        try:
+            result = _expect(process.next_event(CALLGRIND_TIMEOUT_S), "result", process)
+            process.wait(EXIT_TIMEOUT_S)
+            if result.get("requests") != n or result.get("errors"):
+                raise RuntimeError("callgrind run of %d requests: %d done, %d errors"
+                                   % (n, result.get("requests", 0), result.get("errors", 0)))
+            counts.append(callgrind_instructions(out))
+        except (RuntimeError, TimeoutError, OSError) as exc:
+            process.kill()
+            record["failure"] = str(exc)
+            return record
+    record["instructions"] = counts
+    (n1, n2), (i1, i2) = requests, counts
+    record["instructions_per_request"] = (i2 - i1) / (n2 - n1)
+    return record
+
+
+def run_plain(adapter, args, log_path, timeout_s):
+    """Runs a client without the checkpoint protocol; returns its result line."""
+    process = ClientProcess(adapter, args, log_path)
+    try:
+        result = _expect(process.next_event(timeout_s), "result", process)
+        process.wait(EXIT_TIMEOUT_S)
+        return result
+    finally:
+        process.kill()

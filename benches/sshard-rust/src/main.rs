@@ -1,0 +1,152 @@
+//! `sshard-rust`: libscylla_shard driven through its Rust session API
+//! (`scylla_shard::session`), the core that the C API wraps. It measures the
+//! library's own cost without the C boundary; the C client measures the
+//! library as C programs use it.
+//!
+//! The workloads, timing and result line are `bench-core`'s, shared with
+//! `scylla-peer bench`; this file only maps the driver calls.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use bench_core::{insert_cql, select_cql, Driver, Options, Res};
+use scylla_shard::protocol::Value;
+use scylla_shard::session::{Prepared, Session, SessionConfig, Statement};
+
+struct SshardRust {
+    session: Session,
+    insert: Option<Arc<Prepared>>,
+    select: Option<Arc<Prepared>>,
+}
+
+fn prepared(p: &Option<Arc<Prepared>>) -> Res<Statement> {
+    p.as_ref()
+        .map(|p| Statement::prepared(Arc::clone(p)))
+        .ok_or_else(|| "statement not prepared".into())
+}
+
+fn bigint(v: i64) -> Value {
+    Value::Set(v.to_be_bytes().to_vec())
+}
+
+/// `host:port` into the contact point and the port every node listens on.
+fn split_contact(contact: &str) -> Res<(String, u16)> {
+    match contact.rsplit_once(':') {
+        Some((host, port)) => Ok((host.to_string(), port.parse()?)),
+        None => Ok((contact.to_string(), 9042)),
+    }
+}
+
+impl Driver for SshardRust {
+    const NAME: &'static str = "sshard-rust";
+
+    async fn connect(opts: &Options) -> Res<Self> {
+        let (host, port) = split_contact(&opts.contact)?;
+        // Defaults otherwise: shard-aware port, one connection per shard,
+        // tablet awareness, LOCAL_ONE, no compression.
+        let config = SessionConfig {
+            contact_points: vec![host],
+            port,
+            ..SessionConfig::default()
+        };
+        Ok(SshardRust {
+            session: Session::connect(config).await?,
+            insert: None,
+            select: None,
+        })
+    }
+
+    fn pools_full(&self, opts: &Options) -> bool {
+        let nodes = self.session.metrics().nodes;
+        if opts.expect_nodes.is_some_and(|n| nodes.len() != n) || nodes.is_empty() {
+            return false;
+        }
+        nodes.iter().all(|n| {
+            n.up && n
+                .nr_shards
+                .is_some_and(|s| n.connections_per_shard.len() == usize::from(s))
+                && n.connections_per_shard.iter().all(|&c| c >= 1)
+        })
+    }
+
+    fn connections(&self) -> u64 {
+        let nodes = self.session.metrics().nodes;
+        nodes
+            .iter()
+            .flat_map(|n| n.connections_per_shard.iter())
+            .map(|&c| c as u64)
+            .sum()
+    }
+
+    async fn query(&self, cql: &str) -> Res<()> {
+        self.session.execute(&Statement::simple(cql)).await?;
+        Ok(())
+    }
+
+    async fn prepare(&mut self, keyspace: &str, table: &str) -> Res<()> {
+        let insert = self.session.prepare(&insert_cql(keyspace, table)).await?;
+        let select = self.session.prepare(&select_cql(keyspace, table)).await?;
+        if insert.table().is_none() || select.table().is_none() {
+            return Err("prepared statement has no routing metadata".into());
+        }
+        self.insert = Some(insert);
+        self.select = Some(select);
+        Ok(())
+    }
+
+    async fn insert(&self, key: i64, value: &str, tag: i64) -> Res<()> {
+        let mut st = prepared(&self.insert)?;
+        st.values = vec![
+            bigint(key),
+            Value::Set(value.as_bytes().to_vec()),
+            bigint(tag),
+        ];
+        self.session.execute(&st).await?;
+        Ok(())
+    }
+
+    async fn select(&self, key: i64) -> Res<Option<(String, i64)>> {
+        let mut st = prepared(&self.select)?;
+        st.values = vec![bigint(key)];
+        let result = self.session.execute(&st).await?;
+        let rows = result.rows.ok_or("SELECT returned no rows result")?;
+        let Some(row) = rows.rows.first() else {
+            return Ok(None);
+        };
+        match (row.first(), row.get(1)) {
+            (Some(Some(v)), Some(Some(tag))) => {
+                let v = String::from_utf8(v.clone())?;
+                let tag: [u8; 8] = tag.as_slice().try_into()?;
+                Ok(Some((v, i64::from_be_bytes(tag))))
+            }
+            other => Err(format!("unexpected row {other:?}").into()),
+        }
+    }
+
+    async fn close(&self) {
+        self.session.close().await;
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    bench_core::main::<SshardRust>(&args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contact_splits_into_host_and_port() {
+        assert_eq!(
+            split_contact("127.0.0.7:19999").unwrap(),
+            ("127.0.0.7".to_string(), 19999)
+        );
+        assert_eq!(
+            split_contact("localhost").unwrap(),
+            ("localhost".to_string(), 9042)
+        );
+        assert!(split_contact("h:x").is_err());
+    }
+}
