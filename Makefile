@@ -44,7 +44,8 @@ rust-test: build
 
 conformance: build build-peer venv
 	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) SCYLLA_PEER=$(abspath $(SCYLLA_PEER)) \
-		$(PYTHON) -m pytest -q tests/python benches/tests
+		$(PYTHON) -m pytest -q tests/python
+	$(PYTHON) -m pytest -q benches/tests
 
 test: lint rust-test conformance c-check
 
