@@ -15,6 +15,11 @@
 //!   not report them as lost.
 //! * A runtime is never dropped in a blocking way on one of its own threads:
 //!   [`Runtime`]'s `Drop` uses `shutdown_background` there.
+//!
+//! Why this module has `unsafe` outside `src/ffi/`: registering the fork
+//! handler is a libc call (`pthread_atfork`), and the leak list must be
+//! lock-free (a forked child may inherit a mutex held by a thread that no
+//! longer exists), so it links raw nodes. Each block says why it is sound.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::any::Any;

@@ -130,13 +130,18 @@ unsafe fn session<'a>(ptr: *const sshard_session) -> FfiResult<&'a sshard_sessio
     unsafe { handle_ref(ptr, "session") }
 }
 
+/// Wraps a result; `statement` (what produced it) describes rows sent
+/// without metadata and fetches the next page.
 fn result_outcome(
     outcome: Result<crate::session::QueryResult, crate::session::DriverError>,
-    known: Option<Arc<crate::session::Prepared>>,
     statement: Option<crate::session::Statement>,
 ) -> Outcome {
     match outcome {
         Ok(result) => {
+            let known = match statement.as_ref().map(|s| &s.query) {
+                Some(Query::Prepared(p)) => Some(p.clone()),
+                _ => None,
+            };
             let columns = known.as_ref().map(|p| p.result_metadata.columns.as_slice());
             Ok(Payload::Result(Arc::new(sshard_result::paged(
                 result, columns, statement,
@@ -279,18 +284,18 @@ pub unsafe extern "C" fn sshard_session_execute(
         // SAFETY: NULL or a live statement (API contract).
         let statement = unsafe { handle_ref(statement, "statement") }?.to_statement()?;
         let out = out_arg(future, "future")?;
-        let known = match &statement.query {
-            Query::Prepared(p) => Some(p.clone()),
-            Query::Simple(_) => None,
-        };
-        let session = s.session.clone();
-        let f = s.submit(SSHARD_FUTURE_KIND_EXECUTE, async move {
-            let outcome = session.execute(&statement).await;
-            result_outcome(outcome, known, Some(statement))
-        });
-        out.write(arc_into_raw(f));
+        out.write(arc_into_raw(submit_execute(s, statement)));
         Ok(())
     }
+}
+
+/// Runs `statement` on the session's runtime; the future yields its result.
+fn submit_execute(s: &sshard_session, statement: crate::session::Statement) -> Arc<sshard_future> {
+    let session = s.session.clone();
+    s.submit(SSHARD_FUTURE_KIND_EXECUTE, async move {
+        let outcome = session.execute(&statement).await;
+        result_outcome(outcome, Some(statement))
+    })
 }
 
 /// Fetches the page after `result` (which must come from
@@ -314,16 +319,7 @@ pub unsafe extern "C" fn sshard_session_next_page(
             .next_page()
             .cloned()
             .ok_or_else(|| Fail::state("the result has no next page"))?;
-        let known = match &statement.query {
-            Query::Prepared(p) => Some(p.clone()),
-            Query::Simple(_) => None,
-        };
-        let session = s.session.clone();
-        let f = s.submit(SSHARD_FUTURE_KIND_EXECUTE, async move {
-            let outcome = session.execute(&statement).await;
-            result_outcome(outcome, known, Some(statement))
-        });
-        out.write(arc_into_raw(f));
+        out.write(arc_into_raw(submit_execute(s, statement)));
         Ok(())
     }
 }
@@ -347,7 +343,7 @@ pub unsafe extern "C" fn sshard_session_batch(
         }
         let session = s.session.clone();
         let f = s.submit(SSHARD_FUTURE_KIND_BATCH, async move {
-            result_outcome(session.batch(&batch).await, None, None)
+            result_outcome(session.batch(&batch).await, None)
         });
         out.write(arc_into_raw(f));
         Ok(())
