@@ -55,6 +55,9 @@ enum Target {
 struct State {
     outcome: Option<Outcome>,
     target: Target,
+    /// Threads blocked in `wait`: completion wakes them only when there
+    /// are some (a condvar notify is a system call even with no waiter).
+    waiters: usize,
 }
 
 /// A pending or completed asynchronous call. Shared and thread-safe; free
@@ -88,6 +91,7 @@ impl sshard_future {
             state: Mutex::new(State {
                 outcome: None,
                 target: Target::None,
+                waiters: 0,
             }),
             done: Condvar::new(),
         })
@@ -107,13 +111,16 @@ impl sshard_future {
 
     /// Sets the outcome; later calls are ignored (exactly once).
     pub(crate) fn complete(self: &Arc<Self>, outcome: Outcome) {
+        let status = status_of(&outcome);
         let target = {
             let mut state = self.lock();
             if state.outcome.is_some() {
                 return;
             }
             state.outcome = Some(outcome);
-            self.done.notify_all();
+            if state.waiters > 0 {
+                self.done.notify_all();
+            }
             match std::mem::replace(&mut state.target, Target::None) {
                 Target::None => Target::None,
                 target => {
@@ -122,10 +129,11 @@ impl sshard_future {
                 }
             }
         };
-        self.deliver(target);
+        self.deliver(target, status);
     }
 
-    fn deliver(self: &Arc<Self>, target: Target) {
+    /// Hands the completion (whose status is `status`) to its target.
+    fn deliver(self: &Arc<Self>, target: Target, status: sshard_status) {
         match target {
             Target::None | Target::Delivered => {}
             Target::Callback(callback, data) => {
@@ -138,7 +146,6 @@ impl sshard_future {
                 drop(keep);
             }
             Target::Queue(queue, token) => {
-                let status = self.status();
                 queue.push(token, status, self.kind, self.clone());
             }
         }
@@ -150,17 +157,18 @@ impl sshard_future {
             if !matches!(state.target, Target::None) {
                 return Err(Fail::state("the future already has a callback or a queue"));
             }
-            if state.outcome.is_some() {
+            if let Some(outcome) = &state.outcome {
                 // Already completed: deliver now, and refuse a second one.
+                let status = status_of(outcome);
                 state.target = Target::Delivered;
-                Some(target)
+                Some((target, status))
             } else {
                 state.target = target;
                 None
             }
         };
-        if let Some(target) = deliver_now {
-            self.deliver(target);
+        if let Some((target, status)) = deliver_now {
+            self.deliver(target, status);
         }
         Ok(())
     }
@@ -187,19 +195,27 @@ impl sshard_future {
             if let Some(outcome) = &state.outcome {
                 return Ok(status_of(outcome));
             }
-            state = match deadline {
-                None => self.done.wait(state).unwrap_or_else(|e| e.into_inner()),
+            let pause = match deadline {
+                None => None,
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
                         return Ok(SSHARD_STATUS_PENDING);
                     }
+                    Some(deadline - now)
+                }
+            };
+            state.waiters += 1;
+            state = match pause {
+                None => self.done.wait(state).unwrap_or_else(|e| e.into_inner()),
+                Some(pause) => {
                     self.done
-                        .wait_timeout(state, deadline - now)
+                        .wait_timeout(state, pause)
                         .unwrap_or_else(|e| e.into_inner())
                         .0
                 }
             };
+            state.waiters -= 1;
         }
     }
 

@@ -40,11 +40,20 @@ struct Pending {
     future: Arc<sshard_future>,
 }
 
+/// The waiting events and the number of threads blocked in
+/// `sshard_queue_wait` (a condvar notify is a system call even with no
+/// waiter, so a push wakes only when somebody waits).
+#[derive(Default)]
+struct Events {
+    pending: VecDeque<Pending>,
+    waiters: usize,
+}
+
 /// A completion queue. Shared and thread-safe; free with
 /// `sshard_queue_free` (events still queued are dropped with it).
 pub struct sshard_queue {
     generation: u64,
-    events: Mutex<VecDeque<Pending>>,
+    events: Mutex<Events>,
     ready: Condvar,
     /// Readable while `events` is non-empty (kept so under the lock).
     eventfd: i32,
@@ -83,13 +92,13 @@ impl sshard_queue {
         }
         Ok(Arc::new(sshard_queue {
             generation: runtime::generation(),
-            events: Mutex::new(VecDeque::new()),
+            events: Mutex::default(),
             ready: Condvar::new(),
             eventfd: fd,
         }))
     }
 
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Pending>> {
+    fn lock(&self) -> MutexGuard<'_, Events> {
         self.events.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -101,24 +110,29 @@ impl sshard_queue {
         future: Arc<sshard_future>,
     ) {
         let mut events = self.lock();
-        if events.is_empty() {
+        if events.pending.is_empty() {
             eventfd_signal(self.eventfd);
         }
-        events.push_back(Pending {
+        events.pending.push_back(Pending {
             token,
             status,
             kind,
             future,
         });
+        let wake = events.waiters > 0;
         drop(events);
-        self.ready.notify_one();
+        if wake {
+            self.ready.notify_one();
+        }
     }
 
     /// Moves up to `out.max` events out; returns how many.
-    fn drain_into(&self, events: &mut VecDeque<Pending>, out: EventsOut) -> usize {
-        let n = out.max.min(events.len());
+    fn drain_into(&self, events: &mut Events, out: EventsOut) -> usize {
+        let n = out.max.min(events.pending.len());
         for i in 0..n {
-            let Some(p) = events.pop_front() else { break };
+            let Some(p) = events.pending.pop_front() else {
+                break;
+            };
             out.write(
                 i,
                 sshard_event {
@@ -129,14 +143,14 @@ impl sshard_queue {
                 },
             );
         }
-        if events.is_empty() {
+        if events.pending.is_empty() {
             eventfd_reset(self.eventfd);
         }
         n
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().pending.len()
     }
 }
 
@@ -248,20 +262,28 @@ pub unsafe extern "C" fn sshard_queue_wait(
             .ok()
             .map(|us| Instant::now() + Duration::from_micros(us));
         let mut pending = q.lock();
-        while pending.is_empty() {
-            pending = match deadline {
-                None => q.ready.wait(pending).unwrap_or_else(|e| e.into_inner()),
+        while pending.pending.is_empty() {
+            let pause = match deadline {
+                None => None,
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
                         break;
                     }
+                    Some(deadline - now)
+                }
+            };
+            pending.waiters += 1;
+            pending = match pause {
+                None => q.ready.wait(pending).unwrap_or_else(|e| e.into_inner()),
+                Some(pause) => {
                     q.ready
-                        .wait_timeout(pending, deadline - now)
+                        .wait_timeout(pending, pause)
                         .unwrap_or_else(|e| e.into_inner())
                         .0
                 }
             };
+            pending.waiters -= 1;
         }
         count.write(q.drain_into(&mut pending, out));
         Ok(())

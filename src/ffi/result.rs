@@ -73,7 +73,9 @@ pub struct sshard_result {
     rows: Vec<sshard_row>,
     has_rows: bool,
     paging_state: Option<Vec<u8>>,
-    coordinator: Option<String>,
+    coordinator: Option<std::net::SocketAddr>,
+    /// `coordinator` as text, made on first request (most callers never ask).
+    coordinator_text: std::sync::OnceLock<String>,
     shard: Option<u16>,
     keyspace: Option<String>,
     /// The statement that fetches the next page (set when there is one),
@@ -148,7 +150,8 @@ impl sshard_result {
             rows,
             has_rows,
             paging_state: result.paging_state,
-            coordinator: result.coordinator.map(|a| a.to_string()),
+            coordinator: result.coordinator,
+            coordinator_text: std::sync::OnceLock::new(),
             shard: result.shard,
             keyspace: result.keyspace,
             next_page,
@@ -432,9 +435,10 @@ pub unsafe extern "C" fn sshard_result_coordinator(
         let r = unsafe { self::result(result) }?;
         let p = out_arg(address, "address")?;
         let n = out_arg(address_len, "address_len")?;
-        let a = r.coordinator.as_ref().ok_or_else(|| {
+        let a = r.coordinator.ok_or_else(|| {
             Fail::new(SSHARD_STATUS_NOT_PRESENT, "the coordinator is unknown")
         })?;
+        let a = r.coordinator_text.get_or_init(|| a.to_string());
         p.write(a.as_ptr().cast());
         n.write(a.len());
         Ok(())

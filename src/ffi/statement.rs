@@ -81,16 +81,16 @@ impl sshard_statement {
                     .bind_columns
                     .get(i)
                     .ok_or_else(|| Fail::index(i, len))?;
-                let what = format!("marker {i} ({})", column.name);
-                self.inner.values[i] = to_wire(&value, Some(&column.ty), &what)?;
+                let what = format_args!("marker {i} ({})", column.name);
+                to_wire(&value, Some(&column.ty), &what, &mut self.inner.values[i])?;
             }
             (Query::Prepared(p), Target::Name(name)) => {
                 let p = p.clone();
                 let mut found = false;
                 for (i, column) in p.metadata.bind_columns.iter().enumerate() {
                     if name_matches(&column.name, name) {
-                        let what = format!("marker {i} ({})", column.name);
-                        self.inner.values[i] = to_wire(&value, Some(&column.ty), &what)?;
+                        let what = format_args!("marker {i} ({})", column.name);
+                        to_wire(&value, Some(&column.ty), &what, &mut self.inner.values[i])?;
                         found = true;
                     }
                 }
@@ -105,7 +105,12 @@ impl sshard_statement {
                 if i >= len {
                     return Err(Fail::index(i, len));
                 }
-                self.inner.values[i] = to_wire(&value, None, &format!("value {i}"))?;
+                to_wire(
+                    &value,
+                    None,
+                    &format_args!("value {i}"),
+                    &mut self.inner.values[i],
+                )?;
             }
             (Query::Simple(_), Target::Name(name)) => {
                 let slot = self
@@ -114,7 +119,8 @@ impl sshard_statement {
                     .position(|n| n.as_deref() == Some(name))
                     .or_else(|| self.names.iter().position(Option::is_none))
                     .ok_or_else(|| Fail::index(len, len))?;
-                self.inner.values[slot] = to_wire(&value, None, &format!("value {name:?}"))?;
+                let what = format_args!("value {name:?}");
+                to_wire(&value, None, &what, &mut self.inner.values[slot])?;
                 self.names[slot] = Some(name.to_owned());
             }
         }

@@ -7,6 +7,7 @@
 //! `sshard_statement_bind_builder` or appended to another builder.
 
 use std::ffi::c_char;
+use std::fmt::Display;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::enums::{
@@ -110,7 +111,7 @@ pub(crate) fn name_matches(column: &str, name: &str) -> bool {
     column == name || column == name.to_lowercase()
 }
 
-fn mismatch(value: &BindValue, what: &str, ty: &ColumnType) -> Fail {
+fn mismatch(value: &BindValue, what: &dyn Display, ty: &ColumnType) -> Fail {
     Fail::mismatch(format!(
         "cannot bind a {} value to {what} of type {ty}",
         value.kind()
@@ -122,7 +123,7 @@ fn mismatch(value: &BindValue, what: &str, ty: &ColumnType) -> Fail {
 pub(crate) fn to_cql(
     value: &BindValue,
     ty: Option<&ColumnType>,
-    what: &str,
+    what: &dyn Display,
 ) -> FfiResult<Option<CqlValue>> {
     use ColumnType as T;
     let wrong = |v: &BindValue, t: &ColumnType| Err(mismatch(v, what, t));
@@ -267,19 +268,23 @@ pub(crate) fn to_cql(
     Ok(Some(v))
 }
 
-fn element(value: &BindValue, ty: Option<&ColumnType>, what: &str) -> FfiResult<CqlValue> {
+fn element(value: &BindValue, ty: Option<&ColumnType>, what: &dyn Display) -> FfiResult<CqlValue> {
     to_cql(value, ty, what)?
         .ok_or_else(|| Fail::invalid(format!("NULL element inside the collection of {what}")))
 }
 
-fn elements(items: &[BindValue], ty: Option<&ColumnType>, what: &str) -> FfiResult<Vec<CqlValue>> {
+fn elements(
+    items: &[BindValue],
+    ty: Option<&ColumnType>,
+    what: &dyn Display,
+) -> FfiResult<Vec<CqlValue>> {
     items.iter().map(|i| element(i, ty, what)).collect()
 }
 
 fn udt_value(
     fields: &[(Option<String>, BindValue)],
     udt: &UdtType,
-    what: &str,
+    what: &dyn Display,
 ) -> FfiResult<CqlValue> {
     let named = fields.iter().filter(|(n, _)| n.is_some()).count();
     let mut out: Vec<(String, Option<CqlValue>)> =
@@ -320,17 +325,53 @@ fn udt_value(
 }
 
 /// The bound form of `value` for a slot of type `ty`.
-pub(crate) fn to_wire(value: &BindValue, ty: Option<&ColumnType>, what: &str) -> FfiResult<Value> {
+pub(crate) fn to_wire(
+    value: &BindValue,
+    ty: Option<&ColumnType>,
+    what: &dyn Display,
+    slot: &mut Value,
+) -> FfiResult {
     if let BindValue::Unset = value {
-        return Ok(Value::Unset);
+        *slot = Value::Unset;
+        return Ok(());
     }
-    match to_cql(value, ty, what)? {
-        None => Ok(Value::Null),
-        Some(v) => v
-            .to_bytes()
-            .map(Value::Set)
-            .map_err(|e| Fail::invalid(format!("cannot serialize {what}: {e}"))),
+    // Text and blobs go straight to the wire form (no intermediate copy);
+    // everything else is checked and converted through `CqlValue`.
+    let direct = match (value, ty) {
+        (BindValue::Text(s), None | Some(ColumnType::Text)) => Some(s.as_bytes()),
+        (BindValue::Blob(b), None | Some(ColumnType::Blob | ColumnType::Custom(_))) => {
+            Some(b.as_slice())
+        }
+        _ => None,
+    };
+    let converted = match direct {
+        Some(_) => None,
+        None => match to_cql(value, ty, what)? {
+            None => {
+                *slot = Value::Null;
+                return Ok(());
+            }
+            some => some,
+        },
+    };
+    // Reuse the buffer of the value bound before (a statement rebound for
+    // every request then allocates nothing here).
+    let mut buf = match std::mem::replace(slot, Value::Unset) {
+        Value::Set(mut old) => {
+            old.clear();
+            old
+        }
+        _ => Vec::new(),
+    };
+    match (direct, converted) {
+        (Some(bytes), _) => buf.extend_from_slice(bytes),
+        (None, Some(v)) => v
+            .serialize(&mut buf)
+            .map_err(|e| Fail::invalid(format!("cannot serialize {what} (now unset): {e}")))?,
+        (None, None) => unreachable!("NULL returned above"),
     }
+    *slot = Value::Set(buf);
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -546,8 +587,35 @@ mod tests {
     use crate::ffi::status::*;
     use crate::protocol::ColumnType as T;
 
+    /// `to_wire` into a fresh slot.
+    fn wire(v: &BindValue, ty: Option<&ColumnType>, what: &str) -> FfiResult<Value> {
+        let mut slot = Value::Unset;
+        to_wire(v, ty, &what, &mut slot).map(|()| slot)
+    }
+
+    #[test]
+    fn rebinding_overwrites_the_slot_and_a_refused_value_keeps_the_old_one() {
+        let mut slot = Value::Unset;
+        let text = BindValue::Text("a longer text value".into());
+        to_wire(&text, Some(&T::Text), &"m", &mut slot).unwrap();
+        to_wire(
+            &BindValue::Text("ab".into()),
+            Some(&T::Text),
+            &"m",
+            &mut slot,
+        )
+        .unwrap();
+        assert_eq!(slot, Value::Set(b"ab".to_vec()));
+        assert!(to_wire(&BindValue::Int(1), Some(&T::Text), &"m", &mut slot).is_err());
+        assert_eq!(slot, Value::Set(b"ab".to_vec()));
+        to_wire(&BindValue::Null, Some(&T::Text), &"m", &mut slot).unwrap();
+        assert_eq!(slot, Value::Null);
+        to_wire(&BindValue::BigInt(7), Some(&T::BigInt), &"m", &mut slot).unwrap();
+        assert_eq!(slot, Value::Set(7i64.to_be_bytes().to_vec()));
+    }
+
     fn round_trip(v: BindValue, ty: &ColumnType) -> CqlValue {
-        let wire = to_wire(&v, Some(ty), "test").unwrap();
+        let wire = wire(&v, Some(ty), "test").unwrap();
         let bytes = wire.as_bytes().unwrap();
         CqlValue::deserialize(ty, bytes).unwrap()
     }
@@ -596,14 +664,14 @@ mod tests {
 
     #[test]
     fn mismatches_are_type_mismatch_and_bad_values_invalid() {
-        let e = to_wire(&BindValue::Int(1), Some(&T::BigInt), "marker 0").unwrap_err();
+        let e = wire(&BindValue::Int(1), Some(&T::BigInt), "marker 0").unwrap_err();
         assert_eq!(e.status, SSHARD_STATUS_TYPE_MISMATCH);
         assert!(e.message.contains("int32") && e.message.contains("bigint"));
-        let e = to_wire(&BindValue::Text("ż".into()), Some(&T::Ascii), "x").unwrap_err();
+        let e = wire(&BindValue::Text("ż".into()), Some(&T::Ascii), "x").unwrap_err();
         assert_eq!(e.status, SSHARD_STATUS_INVALID_ARGUMENT);
-        let e = to_wire(&BindValue::Uuid([0; 16]), Some(&T::Timeuuid), "x").unwrap_err();
+        let e = wire(&BindValue::Uuid([0; 16]), Some(&T::Timeuuid), "x").unwrap_err();
         assert_eq!(e.status, SSHARD_STATUS_INVALID_ARGUMENT);
-        let e = to_wire(&BindValue::Time(-1), Some(&T::Time), "x").unwrap_err();
+        let e = wire(&BindValue::Time(-1), Some(&T::Time), "x").unwrap_err();
         assert_eq!(e.status, SSHARD_STATUS_INVALID_ARGUMENT);
         let d = BindValue::Duration {
             months: 1,
@@ -611,25 +679,25 @@ mod tests {
             nanos: 0,
         };
         assert_eq!(
-            to_wire(&d, None, "x").unwrap_err().status,
+            wire(&d, None, "x").unwrap_err().status,
             SSHARD_STATUS_INVALID_ARGUMENT
         );
         let list = BindValue::List(vec![BindValue::Int(1)]);
-        let e = to_wire(&list, Some(&T::List(Box::new(T::Text))), "x").unwrap_err();
+        let e = wire(&list, Some(&T::List(Box::new(T::Text))), "x").unwrap_err();
         assert_eq!(e.status, SSHARD_STATUS_TYPE_MISMATCH);
-        let e = to_wire(&list, Some(&T::Int), "x").unwrap_err();
+        let e = wire(&list, Some(&T::Int), "x").unwrap_err();
         assert_eq!(e.status, SSHARD_STATUS_TYPE_MISMATCH);
         let with_null = BindValue::Set(vec![BindValue::Null]);
         assert_eq!(
-            to_wire(&with_null, None, "x").unwrap_err().status,
+            wire(&with_null, None, "x").unwrap_err().status,
             SSHARD_STATUS_INVALID_ARGUMENT
         );
         assert_eq!(
-            to_wire(&BindValue::Unset, Some(&T::Int), "x").unwrap(),
+            wire(&BindValue::Unset, Some(&T::Int), "x").unwrap(),
             Value::Unset
         );
         assert_eq!(
-            to_wire(&BindValue::Null, Some(&T::Int), "x").unwrap(),
+            wire(&BindValue::Null, Some(&T::Int), "x").unwrap(),
             Value::Null
         );
     }
@@ -677,12 +745,12 @@ mod tests {
         );
         let unknown = BindValue::Udt(vec![(Some("zip".into()), BindValue::Int(3))]);
         assert_eq!(
-            to_wire(&unknown, Some(&udt), "x").unwrap_err().status,
+            wire(&unknown, Some(&udt), "x").unwrap_err().status,
             SSHARD_STATUS_NAME_NOT_FOUND
         );
         let too_many = BindValue::Tuple(vec![BindValue::Int(1); 4]);
         assert_eq!(
-            to_wire(&too_many, Some(&T::Tuple(vec![T::Int])), "x")
+            wire(&too_many, Some(&T::Tuple(vec![T::Int])), "x")
                 .unwrap_err()
                 .status,
             SSHARD_STATUS_TYPE_MISMATCH
