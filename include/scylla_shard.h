@@ -1295,7 +1295,9 @@ sshard_status sshard_queue_wait(const struct sshard_queue *queue, struct sshard_
 /**
  * The queue's eventfd: readable exactly while events are waiting. Add it
  * to epoll/poll (level-triggered), and poll the queue when it is readable.
- * Owned by the queue: do not read, write or close it.
+ * Made on the first call (a queue nobody asks for it from never writes
+ * it); later calls return the same descriptor. Owned by the queue: do not
+ * read, write or close it.
  */
 sshard_status sshard_queue_fd(const struct sshard_queue *queue, int32_t *fd);
 

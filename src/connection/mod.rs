@@ -186,6 +186,19 @@ impl Connection {
         self.shared.roundtrip(Outgoing::Raw(request)).await
     }
 
+    /// A pre-encoded request bounded by `timeout`, its response decoded
+    /// (as [`send_with_timeout`](Self::send_with_timeout)).
+    pub async fn send_encoded_with_timeout(
+        &self,
+        request: RawRequest<'_>,
+        timeout: Duration,
+    ) -> Result<ResponseFrame, RequestError> {
+        let raw = tokio::time::timeout(timeout, self.send_raw(request))
+            .await
+            .unwrap_or(Err(RequestError::Timeout(timeout)))?;
+        self.decode(&raw)
+    }
+
     /// Decodes a raw response of this connection. A frame that does not
     /// decode means the server cannot be trusted: the connection is broken.
     pub fn decode(&self, raw: &RawResponse) -> Result<ResponseFrame, RequestError> {

@@ -40,13 +40,20 @@ struct Pending {
     future: Arc<sshard_future>,
 }
 
-/// The waiting events and the number of threads blocked in
-/// `sshard_queue_wait` (a condvar notify is a system call even with no
-/// waiter, so a push wakes only when somebody waits).
+/// The waiting events and who must hear of them. Two system calls are
+/// avoided where they would be wasted: a condvar notify (a futex call even
+/// with nobody waiting) happens only for a sleeper nobody has woken yet,
+/// and the eventfd exists only once somebody asked for it.
 #[derive(Default)]
 struct Events {
     pending: VecDeque<Pending>,
-    waiters: usize,
+    /// Threads asleep in `sshard_queue_wait` that no push has woken yet.
+    sleeping: usize,
+    /// Notifies sent so far: a sleeper that sees it unchanged after waking
+    /// was not woken by a push and takes itself off `sleeping`.
+    wakeups: u64,
+    /// Made by `sshard_queue_fd`; readable while `pending` is non-empty.
+    eventfd: Option<i32>,
 }
 
 /// A completion queue. Shared and thread-safe; free with
@@ -55,8 +62,6 @@ pub struct sshard_queue {
     generation: u64,
     events: Mutex<Events>,
     ready: Condvar,
-    /// Readable while `events` is non-empty (kept so under the lock).
-    eventfd: i32,
 }
 
 impl Generational for sshard_queue {
@@ -81,21 +86,12 @@ fn eventfd_reset(fd: i32) {
 }
 
 impl sshard_queue {
-    pub(crate) fn new() -> FfiResult<Arc<sshard_queue>> {
-        // SAFETY: plain system call with constant flags.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(Fail::new(
-                SSHARD_STATUS_INTERNAL,
-                format!("eventfd failed: {}", std::io::Error::last_os_error()),
-            ));
-        }
-        Ok(Arc::new(sshard_queue {
+    pub(crate) fn new() -> Arc<sshard_queue> {
+        Arc::new(sshard_queue {
             generation: runtime::generation(),
             events: Mutex::default(),
             ready: Condvar::new(),
-            eventfd: fd,
-        }))
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Events> {
@@ -111,7 +107,9 @@ impl sshard_queue {
     ) {
         let mut events = self.lock();
         if events.pending.is_empty() {
-            eventfd_signal(self.eventfd);
+            if let Some(fd) = events.eventfd {
+                eventfd_signal(fd);
+            }
         }
         events.pending.push_back(Pending {
             token,
@@ -119,7 +117,11 @@ impl sshard_queue {
             kind,
             future,
         });
-        let wake = events.waiters > 0;
+        let wake = events.sleeping > 0;
+        if wake {
+            events.sleeping -= 1;
+            events.wakeups += 1;
+        }
         drop(events);
         if wake {
             self.ready.notify_one();
@@ -144,9 +146,68 @@ impl sshard_queue {
             );
         }
         if events.pending.is_empty() {
-            eventfd_reset(self.eventfd);
+            if let Some(fd) = events.eventfd {
+                eventfd_reset(fd);
+            }
         }
         n
+    }
+
+    /// Blocks until an event is waiting or `deadline` passes.
+    fn wait_for_event<'a>(
+        &'a self,
+        mut events: MutexGuard<'a, Events>,
+        deadline: Option<Instant>,
+    ) -> MutexGuard<'a, Events> {
+        while events.pending.is_empty() {
+            let pause = match deadline {
+                None => None,
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    Some(deadline - now)
+                }
+            };
+            events.sleeping += 1;
+            let seen = events.wakeups;
+            events = match pause {
+                None => self.ready.wait(events).unwrap_or_else(|e| e.into_inner()),
+                Some(pause) => {
+                    self.ready
+                        .wait_timeout(events, pause)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+            if events.wakeups == seen {
+                // Timed out or woke spuriously: no push counted on us.
+                events.sleeping -= 1;
+            }
+        }
+        events
+    }
+
+    /// The eventfd, made on first use (readable at once if events wait).
+    fn eventfd(&self) -> FfiResult<i32> {
+        let mut events = self.lock();
+        if let Some(fd) = events.eventfd {
+            return Ok(fd);
+        }
+        // SAFETY: plain system call with constant flags.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(Fail::new(
+                SSHARD_STATUS_INTERNAL,
+                format!("eventfd failed: {}", std::io::Error::last_os_error()),
+            ));
+        }
+        if !events.pending.is_empty() {
+            eventfd_signal(fd);
+        }
+        events.eventfd = Some(fd);
+        Ok(fd)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -156,8 +217,11 @@ impl sshard_queue {
 
 impl Drop for sshard_queue {
     fn drop(&mut self) {
-        // SAFETY: the queue owns its eventfd and nothing uses it any more.
-        unsafe { libc::close(self.eventfd) };
+        let events = self.events.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(fd) = events.eventfd {
+            // SAFETY: the queue owns its eventfd and nothing uses it any more.
+            unsafe { libc::close(fd) };
+        }
     }
 }
 
@@ -198,7 +262,7 @@ unsafe fn events_arg(events: *mut sshard_event, max: usize) -> FfiResult<EventsO
 pub unsafe extern "C" fn sshard_queue_new(queue: *mut *const sshard_queue) -> sshard_status {
     ffi_boundary! {
         let out = out_arg(queue, "queue")?;
-        out.write(arc_into_raw(sshard_queue::new()?));
+        out.write(arc_into_raw(sshard_queue::new()));
         Ok(())
     }
 }
@@ -261,30 +325,7 @@ pub unsafe extern "C" fn sshard_queue_wait(
         let deadline = u64::try_from(timeout_us)
             .ok()
             .map(|us| Instant::now() + Duration::from_micros(us));
-        let mut pending = q.lock();
-        while pending.pending.is_empty() {
-            let pause = match deadline {
-                None => None,
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        break;
-                    }
-                    Some(deadline - now)
-                }
-            };
-            pending.waiters += 1;
-            pending = match pause {
-                None => q.ready.wait(pending).unwrap_or_else(|e| e.into_inner()),
-                Some(pause) => {
-                    q.ready
-                        .wait_timeout(pending, pause)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-            };
-            pending.waiters -= 1;
-        }
+        let mut pending = q.wait_for_event(q.lock(), deadline);
         count.write(q.drain_into(&mut pending, out));
         Ok(())
     }
@@ -292,7 +333,9 @@ pub unsafe extern "C" fn sshard_queue_wait(
 
 /// The queue's eventfd: readable exactly while events are waiting. Add it
 /// to epoll/poll (level-triggered), and poll the queue when it is readable.
-/// Owned by the queue: do not read, write or close it.
+/// Made on the first call (a queue nobody asks for it from never writes
+/// it); later calls return the same descriptor. Owned by the queue: do not
+/// read, write or close it.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_queue_fd(
     queue: *const sshard_queue,
@@ -301,7 +344,8 @@ pub unsafe extern "C" fn sshard_queue_fd(
     ffi_boundary! {
         // SAFETY: NULL or a live queue (API contract).
         let q = unsafe { self::queue(queue) }?;
-        out_arg(fd, "fd")?.write(q.eventfd);
+        let out = out_arg(fd, "fd")?;
+        out.write(q.eventfd()?);
         Ok(())
     }
 }

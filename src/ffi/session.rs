@@ -114,6 +114,9 @@ impl sshard_session {
         };
         let future = sshard_future::new(kind);
         let completer = Completer::new(future.clone());
+        // Boxed so the task stays small: tokio moves a task's future
+        // several times by value, and a request's future is kilobytes.
+        let work = Box::pin(work);
         self.runtime.spawn(async move {
             let outcome = work.await;
             completer.complete(outcome);

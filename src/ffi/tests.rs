@@ -310,7 +310,7 @@ fn a_result_without_rows_has_no_columns() {
 fn completion_is_delivered_exactly_once_under_races() {
     for round in 0..200 {
         let f = sshard_future::new(SSHARD_FUTURE_KIND_EXECUTE);
-        let q = sshard_queue::new().unwrap();
+        let q = sshard_queue::new();
         let barrier = Arc::new(Barrier::new(4));
         let mut threads = Vec::new();
         for i in 0..3 {
@@ -386,7 +386,7 @@ fn callbacks_run_once_and_blocking_calls_on_runtime_threads_are_refused() {
         ..Default::default()
     })
     .unwrap();
-    let q = sshard_queue::new().unwrap();
+    let q = sshard_queue::new();
     let (tx, rx) = std::sync::mpsc::channel();
     let (f2, q2) = (f.clone(), q.clone());
     rt.spawn(async move {
@@ -444,20 +444,12 @@ fn a_dropped_task_completes_its_future_with_closed() {
 
 #[test]
 fn the_eventfd_is_readable_exactly_while_events_wait() {
-    let q = sshard_queue::new().unwrap();
+    let q = sshard_queue::new();
     let qp = Arc::as_ptr(&q);
     let mut fd = -1;
     // SAFETY: live queue and out pointer.
     assert_eq!(unsafe { sshard_queue_fd(qp, &mut fd) }, 0);
-    let readable = || {
-        let mut p = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, zero timeout.
-        unsafe { libc::poll(&mut p, 1, 0) == 1 }
-    };
+    let readable = || readable_now(fd);
     assert!(!readable());
     for token in 0..3 {
         let f = sshard_future::completed(SSHARD_FUTURE_KIND_EXECUTE, Ok(Payload::None));
@@ -487,6 +479,98 @@ fn the_eventfd_is_readable_exactly_while_events_wait() {
         assert_eq!(sshard_future_free(events[0].future), 0);
     }
     assert!(!readable());
+}
+
+fn readable_now(fd: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    unsafe { libc::poll(&mut p, 1, 0) == 1 }
+}
+
+/// The eventfd is made on demand: asked for while events already wait, it
+/// is readable at once, and every later call returns the same descriptor.
+#[test]
+fn an_eventfd_asked_for_late_is_readable_at_once() {
+    let q = sshard_queue::new();
+    let qp = Arc::as_ptr(&q);
+    let f = sshard_future::completed(SSHARD_FUTURE_KIND_EXECUTE, Ok(Payload::None));
+    let (mut fd, mut again) = (-1, -1);
+    // SAFETY: live future, queue and out pointers.
+    unsafe {
+        assert_eq!(sshard_future_set_queue(Arc::as_ptr(&f), qp, 9), 0);
+        assert_eq!(sshard_queue_fd(qp, &mut fd), 0);
+        assert_eq!(sshard_queue_fd(qp, &mut again), 0);
+    }
+    assert!(fd >= 0);
+    assert_eq!(fd, again);
+    assert!(readable_now(fd));
+    let mut event = [sshard_event {
+        token: 0,
+        future: null_mut(),
+        status: 0,
+        kind: 0,
+    }];
+    let mut n = 0;
+    // SAFETY: live queue, array of one event; the received future freed once.
+    unsafe {
+        assert_eq!(sshard_queue_poll(qp, event.as_mut_ptr(), 1, &mut n), 0);
+        assert_eq!((n, event[0].token), (1, 9));
+        assert_eq!(sshard_future_free(event[0].future), 0);
+    }
+    assert!(!readable_now(fd));
+}
+
+/// Several threads asleep on one queue: each push wakes a sleeper nobody
+/// woke yet, so every event is taken, whatever the interleaving.
+#[test]
+fn every_sleeper_on_a_queue_is_woken_by_its_own_event() {
+    const SLEEPERS: usize = 4;
+    for _ in 0..50 {
+        let q = sshard_queue::new();
+        let barrier = Arc::new(Barrier::new(SLEEPERS + 1));
+        let threads: Vec<_> = (0..SLEEPERS)
+            .map(|_| {
+                let (q, barrier) = (q.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let mut event = [sshard_event {
+                        token: 0,
+                        future: null_mut(),
+                        status: 0,
+                        kind: 0,
+                    }];
+                    let mut n = 0;
+                    barrier.wait();
+                    // SAFETY: live queue (the Arc), array of one event; the
+                    // received future is freed once.
+                    unsafe {
+                        let qp = Arc::as_ptr(&q);
+                        let status =
+                            sshard_queue_wait(qp, event.as_mut_ptr(), 1, 10_000_000, &mut n);
+                        assert_eq!((status, n), (0, 1));
+                        assert_eq!(sshard_future_free(event[0].future), 0);
+                    }
+                    event[0].token
+                })
+            })
+            .collect();
+        barrier.wait();
+        for token in 0..SLEEPERS as u64 {
+            let f = sshard_future::new(SSHARD_FUTURE_KIND_EXECUTE);
+            // SAFETY: live future and queue.
+            let status =
+                unsafe { sshard_future_set_queue(Arc::as_ptr(&f), Arc::as_ptr(&q), token) };
+            assert_eq!(status, 0);
+            f.complete(Ok(Payload::None));
+        }
+        let mut tokens: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        tokens.sort_unstable();
+        assert_eq!(tokens, (0..SLEEPERS as u64).collect::<Vec<_>>());
+        assert_eq!(q.len(), 0);
+    }
 }
 
 /// NULL handles and out pointers of the functions whose modules do not

@@ -69,7 +69,21 @@ pub struct QueryParameters {
     pub timestamp: Option<i64>,
 }
 
-impl QueryParameters {
+/// `<query_parameters>` borrowed from wherever the values live, so a
+/// request can be encoded without copying them first.
+#[derive(Debug, Clone, Copy)]
+pub struct ParamsRef<'a> {
+    pub consistency: Consistency,
+    pub values: &'a [Value],
+    pub value_names: Option<&'a [String]>,
+    pub skip_metadata: bool,
+    pub page_size: Option<i32>,
+    pub paging_state: Option<&'a [u8]>,
+    pub serial_consistency: Option<Consistency>,
+    pub timestamp: Option<i64>,
+}
+
+impl ParamsRef<'_> {
     fn write(&self, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
         use query_flags::*;
         put_u16(out, self.consistency as u16);
@@ -97,12 +111,12 @@ impl QueryParameters {
         }
         put_u8(out, flags);
         if !self.values.is_empty() {
-            write_values(out, &self.values, self.value_names.as_deref())?;
+            write_values(out, self.values, self.value_names)?;
         }
         if let Some(page_size) = self.page_size {
             put_i32(out, page_size);
         }
-        if let Some(state) = &self.paging_state {
+        if let Some(state) = self.paging_state {
             super::wire::put_bytes(out, Some(state))?;
         }
         if let Some(serial) = self.serial_consistency {
@@ -112,6 +126,41 @@ impl QueryParameters {
             put_i64(out, ts);
         }
         Ok(())
+    }
+}
+
+/// Appends a QUERY body.
+pub fn write_query_body(
+    out: &mut Vec<u8>,
+    query: &str,
+    params: &ParamsRef<'_>,
+) -> Result<(), ProtocolError> {
+    put_long_string(out, query)?;
+    params.write(out)
+}
+
+/// Appends an EXECUTE body.
+pub fn write_execute_body(
+    out: &mut Vec<u8>,
+    id: &[u8],
+    params: &ParamsRef<'_>,
+) -> Result<(), ProtocolError> {
+    put_short_bytes(out, id)?;
+    params.write(out)
+}
+
+impl QueryParameters {
+    pub fn borrowed(&self) -> ParamsRef<'_> {
+        ParamsRef {
+            consistency: self.consistency,
+            values: &self.values,
+            value_names: self.value_names.as_deref(),
+            skip_metadata: self.skip_metadata,
+            page_size: self.page_size,
+            paging_state: self.paging_state.as_deref(),
+            serial_consistency: self.serial_consistency,
+            timestamp: self.timestamp,
+        }
     }
 
     fn read(r: &mut Reader<'_>) -> Result<QueryParameters, ProtocolError> {
@@ -259,15 +308,9 @@ impl Request {
             Request::Startup { options } => put_string_map(out, options)?,
             Request::AuthResponse { token } => super::wire::put_bytes(out, token.as_deref())?,
             Request::Options => {}
-            Request::Query { query, params } => {
-                put_long_string(out, query)?;
-                params.write(out)?;
-            }
+            Request::Query { query, params } => write_query_body(out, query, &params.borrowed())?,
             Request::Prepare { query } => put_long_string(out, query)?,
-            Request::Execute { id, params } => {
-                put_short_bytes(out, id)?;
-                params.write(out)?;
-            }
+            Request::Execute { id, params } => write_execute_body(out, id, &params.borrowed())?,
             Request::Register { events } => put_string_list(out, events)?,
             Request::Batch(batch) => write_batch(out, batch)?,
         }

@@ -7,19 +7,19 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::prepared_cache::{reprepare, request_error};
-use super::request::query_result;
+use super::request::{query_result, EncodedRequest};
 use super::retry::{Decision, RetryState};
 use super::route::{self, RoutingInfo};
 use super::types::{DriverError, Prepared, Query, QueryResult, Statement};
 use super::Inner;
 use crate::connection::Connection;
 use crate::protocol::response::{ErrorBody, ErrorDetails};
-use crate::protocol::{Request, RequestExtensions, Response};
+use crate::protocol::{Opcode, Response};
 use crate::routing::plan::NodeFacts;
 
 /// One request, ready to send.
 pub struct Job<'a> {
-    pub request: Request,
+    pub request: EncodedRequest,
     pub routing: Option<RoutingInfo<'a>>,
     /// Keep replica order (primary first) instead of spreading.
     pub is_lwt: bool,
@@ -38,11 +38,6 @@ impl Job<'_> {
         })
     }
 }
-
-const NO_EXTENSIONS: RequestExtensions = RequestExtensions {
-    tracing: false,
-    custom_payload: None,
-};
 
 thread_local! {
     static RNG: Cell<u64> = Cell::new(seed());
@@ -123,7 +118,7 @@ impl Inner {
                 .count(conn.shard(), || runtime.pool.nr_shards());
 
             let (decision, error) = match conn
-                .send_with_timeout(&job.request, &NO_EXTENSIONS, remaining)
+                .send_encoded_with_timeout(job.request.raw(), remaining)
                 .await
             {
                 Ok(frame) => {
@@ -141,7 +136,9 @@ impl Inner {
                         }
                         Response::Error(e) => match retry.on_server_error(e.code, job.idempotent) {
                             Decision::Reprepare => {
-                                match self.reprepare(job, &e, &conn, remaining).await {
+                                // Boxed: rare, and inline it would triple the size of every
+                                // request's future.
+                                match Box::pin(self.reprepare(job, &e, &conn, remaining)).await {
                                     // Same node and shard again.
                                     Ok(()) => continue,
                                     Err(err @ DriverError::Server(_)) => (Decision::Fail, err),
@@ -196,11 +193,13 @@ impl Inner {
             ErrorDetails::Unprepared { id } => job.prepared_with_id(id),
             _ => None,
         }
-        .or_else(|| {
-            job.prepared_with_id(match &job.request {
-                Request::Execute { id, .. } => id,
-                _ => &[],
-            })
+        .or_else(|| match (job.request.opcode, job.statements) {
+            // The EXECUTE of the job's one statement.
+            (Opcode::Execute, [statement]) => match &statement.query {
+                Query::Prepared(p) => Some(&**p),
+                Query::Simple(_) => None,
+            },
+            _ => None,
         })
         .ok_or_else(|| DriverError::Server(error.clone()))?;
         tracing::debug!(node = %conn.peer_addr(), query = %prepared.query, "re-preparing after UNPREPARED");

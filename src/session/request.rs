@@ -4,15 +4,51 @@
 use std::net::SocketAddr;
 
 use super::types::{Batch, DriverError, Query, QueryResult, SessionConfig, Statement};
-use crate::protocol::request::{Batch as WireBatch, BatchStatement, BatchStatementKind};
+use crate::connection::RawRequest;
+use crate::protocol::request::{
+    write_execute_body, write_query_body, Batch as WireBatch, BatchStatement, BatchStatementKind,
+    ParamsRef,
+};
 use crate::protocol::response::ResultBody;
-use crate::protocol::{QueryParameters, Request, ResponseExtensions};
+use crate::protocol::{Opcode, ProtocolError, Request, ResponseExtensions, Value};
 
-/// The wire request of a statement, with session defaults filled in.
+/// A request encoded once (retries resend the same bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedRequest {
+    pub opcode: Opcode,
+    pub body: Vec<u8>,
+}
+
+impl EncodedRequest {
+    fn of(request: &Request) -> Result<EncodedRequest, DriverError> {
+        let mut body = Vec::new();
+        request.write_body(&mut body).map_err(invalid_request)?;
+        Ok(EncodedRequest {
+            opcode: request.opcode(),
+            body,
+        })
+    }
+
+    /// The request as the connection sends it.
+    pub fn raw(&self) -> RawRequest<'_> {
+        RawRequest {
+            opcode: self.opcode,
+            flags: 0,
+            body: &self.body,
+        }
+    }
+}
+
+fn invalid_request(e: ProtocolError) -> DriverError {
+    DriverError::InvalidArgument(format!("cannot encode the request: {e}"))
+}
+
+/// The wire request of a statement, with session defaults filled in,
+/// encoded straight from the statement's values (no copy of them first).
 pub fn statement_request(
     statement: &Statement,
     config: &SessionConfig,
-) -> Result<Request, DriverError> {
+) -> Result<EncodedRequest, DriverError> {
     if let (Query::Prepared(p), None) = (&statement.query, &statement.value_names) {
         let expected = p.metadata.bind_columns.len();
         if statement.values.len() != expected {
@@ -32,33 +68,40 @@ pub fn statement_request(
         }
     }
     let page_size = statement.page_size.unwrap_or(config.default_page_size);
-    let params = QueryParameters {
+    let params = ParamsRef {
         consistency: statement.consistency.unwrap_or(config.default_consistency),
-        values: statement.values.clone(),
-        value_names: statement.value_names.clone(),
+        values: &statement.values,
+        value_names: statement.value_names.as_deref(),
         skip_metadata: false,
         page_size: (page_size > 0).then_some(page_size),
-        paging_state: statement.paging_state.clone(),
+        paging_state: statement.paging_state.as_deref(),
         serial_consistency: statement
             .serial_consistency
             .or(config.default_serial_consistency),
         timestamp: statement.timestamp,
     };
-    Ok(match &statement.query {
-        Query::Simple(text) => Request::Query {
-            query: text.clone(),
-            params,
-        },
-        Query::Prepared(p) => Request::Execute {
-            id: p.id.clone(),
-            params,
-        },
-    })
+    let mut body = Vec::with_capacity(64 + statement.values.iter().map(value_len).sum::<usize>());
+    let opcode = match &statement.query {
+        Query::Simple(text) => {
+            write_query_body(&mut body, text, &params).map_err(invalid_request)?;
+            Opcode::Query
+        }
+        Query::Prepared(p) => {
+            write_execute_body(&mut body, &p.id, &params).map_err(invalid_request)?;
+            Opcode::Execute
+        }
+    };
+    Ok(EncodedRequest { opcode, body })
+}
+
+/// Bytes a value takes on the wire (its length prefix included).
+fn value_len(value: &Value) -> usize {
+    4 + value.as_bytes().map_or(0, <[u8]>::len)
 }
 
 /// The wire request of a batch. Values travel by position only (v4 has no
 /// named values in batches).
-pub fn batch_request(batch: &Batch, config: &SessionConfig) -> Result<Request, DriverError> {
+pub fn batch_request(batch: &Batch, config: &SessionConfig) -> Result<EncodedRequest, DriverError> {
     if batch.statements.is_empty() {
         return Err(DriverError::InvalidArgument("empty batch".into()));
     }
@@ -91,7 +134,7 @@ pub fn batch_request(batch: &Batch, config: &SessionConfig) -> Result<Request, D
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Request::Batch(WireBatch {
+    EncodedRequest::of(&Request::Batch(WireBatch {
         kind: batch.kind,
         statements,
         consistency: batch.consistency.unwrap_or(config.default_consistency),
@@ -139,7 +182,13 @@ pub fn use_statement(keyspace: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Consistency, Value};
+    use crate::protocol::Consistency;
+    use std::sync::Arc;
+
+    /// What the server reads from an encoded request.
+    fn decoded(request: EncodedRequest) -> Request {
+        Request::read_body(request.opcode, &request.body).unwrap()
+    }
 
     #[test]
     fn defaults_fill_in_and_zero_page_size_means_unpaged() {
@@ -149,7 +198,8 @@ mod tests {
             ..Default::default()
         };
         let mut st = Statement::simple("SELECT 1");
-        let Request::Query { params, .. } = statement_request(&st, &config).unwrap() else {
+        let Request::Query { params, .. } = decoded(statement_request(&st, &config).unwrap())
+        else {
             panic!()
         };
         assert_eq!(params.page_size, Some(100));
@@ -157,12 +207,75 @@ mod tests {
         st.page_size = Some(0);
         st.consistency = Some(Consistency::One);
         st.values = vec![Value::Null];
-        let Request::Query { params, .. } = statement_request(&st, &config).unwrap() else {
+        let Request::Query { params, .. } = decoded(statement_request(&st, &config).unwrap())
+        else {
             panic!()
         };
         assert_eq!(params.page_size, None);
         assert_eq!(params.consistency, Consistency::One);
         assert_eq!(params.values, vec![Value::Null]);
+    }
+
+    #[test]
+    fn prepared_statements_and_batches_encode_their_id_values_and_options() {
+        use crate::protocol::response::{ColumnSpec, PreparedMetadata};
+        let column = |name: &str| ColumnSpec {
+            keyspace: "ks".into(),
+            table: "t".into(),
+            name: name.into(),
+            ty: crate::protocol::ColumnType::Int,
+        };
+        let prepared = Arc::new(crate::session::Prepared {
+            id: b"id-1".to_vec(),
+            query: "INSERT INTO ks.t (k, v) VALUES (?, ?)".into(),
+            keyspace: None,
+            metadata: PreparedMetadata {
+                is_lwt: false,
+                pk_indexes: vec![0],
+                bind_columns: vec![column("k"), column("v")],
+            },
+            result_metadata: Default::default(),
+        });
+        let mut st = Statement::prepared(prepared.clone());
+        st.values = vec![Value::Set(vec![0, 0, 0, 7]), Value::Unset];
+        st.paging_state = Some(vec![9, 9]);
+        st.timestamp = Some(42);
+        st.serial_consistency = Some(Consistency::LocalSerial);
+        let config = SessionConfig::default();
+        let Request::Execute { id, params } = decoded(statement_request(&st, &config).unwrap())
+        else {
+            panic!()
+        };
+        assert_eq!(id, b"id-1");
+        assert_eq!(params.values, st.values);
+        assert_eq!(params.paging_state, Some(vec![9, 9]));
+        assert_eq!(params.timestamp, Some(42));
+        assert_eq!(params.serial_consistency, Some(Consistency::LocalSerial));
+        assert!(!params.skip_metadata);
+
+        st.values.pop();
+        assert!(matches!(
+            statement_request(&st, &config),
+            Err(DriverError::InvalidArgument(_))
+        ));
+
+        st.values.push(Value::Null);
+        let batch = Batch {
+            statements: vec![
+                st.clone(),
+                Statement::simple("DELETE FROM ks.t WHERE k = 1"),
+            ],
+            ..Batch::new(crate::protocol::request::BatchKind::Unlogged)
+        };
+        let Request::Batch(wire) = decoded(batch_request(&batch, &config).unwrap()) else {
+            panic!()
+        };
+        assert_eq!(wire.statements.len(), 2);
+        assert_eq!(
+            wire.statements[0].statement,
+            BatchStatementKind::Prepared(b"id-1".to_vec())
+        );
+        assert_eq!(wire.statements[0].values, st.values);
     }
 
     #[test]
