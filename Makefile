@@ -105,7 +105,7 @@ c-header-check: $(CBINDGEN_STAMP)
 # The shared library, staged with its soname symlinks for the C programs.
 c-lib: build
 	@mkdir -p $(C_LIB_DIR)
-	cp -f $(RELEASE_DIR)/libscylla_shard.so $(C_LIB_DIR)/libscylla_shard.so.$(LIB_VERSION)
+	cp --remove-destination $(RELEASE_DIR)/libscylla_shard.so $(C_LIB_DIR)/libscylla_shard.so.$(LIB_VERSION)
 	ln -sf libscylla_shard.so.$(LIB_VERSION) $(C_LIB_DIR)/libscylla_shard.so.$(LIB_SONAME_VERSION)
 	ln -sf libscylla_shard.so.$(LIB_SONAME_VERSION) $(C_LIB_DIR)/libscylla_shard.so
 

@@ -14,7 +14,9 @@ TESTS=("$@")
 [ ${#TESTS[@]} -gt 0 ] || TESTS=(test_api test_cluster test_fork)
 # --child-silent-after-fork: see tests/c/test_fork.c (the forked child
 # leaks the parent's runtime on purpose; it reports through a pipe).
-VALGRIND=(valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite
+# SSHARD_ALLOCATOR=system: the library allocates through malloc, whose
+# blocks valgrind tracks (src/alloc.rs).
+VALGRIND=(env SSHARD_ALLOCATOR=system valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite
           --show-leak-kinds=definite --error-exitcode=99 --trace-children=no
           --child-silent-after-fork=yes)
 

@@ -4,6 +4,8 @@
 //! (tokens, sharding, replicas). The emulator in `emulator/` reuses the
 //! protocol codec so both directions are checked by the real drivers.
 
+#[cfg(feature = "mimalloc")]
+mod alloc;
 pub mod cluster;
 pub mod connection;
 pub mod ffi;

@@ -159,6 +159,7 @@ impl sshard_queue {
         mut events: MutexGuard<'a, Events>,
         deadline: Option<Instant>,
     ) -> MutexGuard<'a, Events> {
+        let mut yielded = false;
         while events.pending.is_empty() {
             let pause = match deadline {
                 None => None,
@@ -170,6 +171,16 @@ impl sshard_queue {
                     Some(deadline - now)
                 }
             };
+            if !yielded {
+                // Once per wait, before sleeping: let a runtime thread that
+                // is about to complete something run first (a futex sleep
+                // and wake-up cost two context switches).
+                yielded = true;
+                drop(events);
+                std::thread::yield_now();
+                events = self.lock();
+                continue;
+            }
             events.sleeping += 1;
             let seen = events.wakeups;
             events = match pause {

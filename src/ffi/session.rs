@@ -44,6 +44,9 @@ const CLOSE_SLACK: Duration = Duration::from_secs(5);
 struct InFlight {
     count: AtomicUsize,
     closing: AtomicBool,
+    /// The session handle is gone: its runtime is stopping under the
+    /// requests still in flight.
+    freed: AtomicBool,
     idle: Notify,
 }
 
@@ -93,6 +96,13 @@ pub struct sshard_session {
     runtime: Arc<Runtime>,
 }
 
+impl Drop for sshard_session {
+    fn drop(&mut self) {
+        // Before the fields: the runtime (dropped last) stops the requests.
+        self.inflight.freed.store(true, Ordering::SeqCst);
+    }
+}
+
 impl Generational for sshard_session {
     fn generation(&self) -> u64 {
         self.generation
@@ -118,7 +128,14 @@ impl sshard_session {
         // several times by value, and a request's future is kilobytes.
         let work = Box::pin(work);
         self.runtime.spawn(async move {
-            let outcome = work.await;
+            let outcome = match work.await {
+                // Its connections were torn down by the stopping runtime,
+                // not by the cluster: say so (as for the cancelled ones).
+                Err(_) if guard.0.freed.load(Ordering::SeqCst) => Err(sshard_error::closed(
+                    "the session was freed with the request in flight",
+                )),
+                outcome => outcome,
+            };
             completer.complete(outcome);
             drop(guard);
         });
