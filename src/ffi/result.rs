@@ -14,38 +14,68 @@ use super::value::name_matches;
 use super::view::sshard_value;
 use crate::protocol::{ColumnSpec, ColumnType};
 use crate::runtime;
-use crate::session::{QueryResult, Statement};
+use crate::session::{Prepared, QueryResult, Statement};
+use std::sync::Arc;
 
 /// Type given to columns when the server sent no metadata and none is known.
 static UNKNOWN_TYPE: ColumnType = ColumnType::Blob;
 
 /// One row of a result (a borrowed view, valid as long as the result).
 pub struct sshard_row {
-    values: Vec<sshard_value>,
+    /// The row's cells in the owning result's flat view array.
+    values: *const sshard_value,
+    value_count: usize,
     /// The owning result's columns (for lookups by name).
     columns: *const ColumnSpec,
     column_count: usize,
 }
 
-// SAFETY: `columns` points into the owning result's immutable metadata; the
-// row is reachable only through that result.
+// SAFETY: both pointers point into the owning result's immutable arrays;
+// the row is reachable only through that result.
 unsafe impl Send for sshard_row {}
 // SAFETY: as above, read-only data.
 unsafe impl Sync for sshard_row {}
 
 impl sshard_row {
+    fn values(&self) -> &[sshard_value] {
+        if self.value_count == 0 {
+            return &[];
+        }
+        // SAFETY: `values`/`value_count` describe a range of the owning
+        // result's view array, never modified after construction and alive
+        // as long as this row.
+        unsafe { std::slice::from_raw_parts(self.values, self.value_count) }
+    }
+
     fn columns(&self) -> &[ColumnSpec] {
         if self.column_count == 0 {
             return &[];
         }
         // SAFETY: `columns`/`column_count` describe the owning result's
-        // column Vec, which is never modified after construction and lives
-        // as long as this row.
+        // columns, never modified after construction and alive as long as
+        // this row.
         unsafe { std::slice::from_raw_parts(self.columns, self.column_count) }
     }
 
     fn index_of(&self, name: &str) -> FfiResult<usize> {
         column_index(self.columns(), name)
+    }
+}
+
+/// The columns of a result: the prepared statement's when the server sent
+/// the same ones or none (shared: nothing copied, nothing freed per
+/// result), else the decoded ones.
+enum Columns {
+    Decoded(Vec<ColumnSpec>),
+    Prepared(Arc<Prepared>),
+}
+
+impl Columns {
+    fn as_slice(&self) -> &[ColumnSpec] {
+        match self {
+            Columns::Decoded(columns) => columns,
+            Columns::Prepared(p) => &p.result_metadata.columns,
+        }
     }
 }
 
@@ -63,13 +93,19 @@ fn column_index(columns: &[ColumnSpec], name: &str) -> FfiResult<usize> {
 
 /// The result of one request. Shared and thread-safe; free with
 /// `sshard_result_free`.
+///
+/// Built on the runtime thread that received it, freed on the caller's:
+/// it is laid out in few blocks (all cells in one buffer, all views in
+/// one array) so that little memory crosses threads.
 pub struct sshard_result {
     generation: u64,
-    columns: Vec<ColumnSpec>,
+    columns: Columns,
     column_count: usize,
-    /// Owns the cell bytes the row views point into. Never touched after
+    /// The cell bytes the views point into. Never touched after
     /// construction.
-    _cells: Vec<Vec<Option<Vec<u8>>>>,
+    _data: Vec<u8>,
+    /// Every cell's view, row after row (`column_count` per row).
+    _values: Vec<sshard_value>,
     rows: Vec<sshard_row>,
     has_rows: bool,
     paging_state: Option<Vec<u8>>,
@@ -90,18 +126,18 @@ impl Generational for sshard_result {
 }
 
 impl sshard_result {
-    /// Wraps a query result. `known_columns` (a prepared statement's result
-    /// metadata) describes the rows when the server skipped the metadata.
+    /// Wraps a query result. `prepared` (the statement that produced it)
+    /// describes the rows when the server skipped the metadata.
     #[cfg(test)]
-    pub(crate) fn new(result: QueryResult, known_columns: Option<&[ColumnSpec]>) -> sshard_result {
-        Self::paged(result, known_columns, None)
+    pub(crate) fn new(result: QueryResult, prepared: Option<&Arc<Prepared>>) -> sshard_result {
+        Self::paged(result, prepared, None)
     }
 
     /// Like `new`, remembering `statement` (which produced the result) so
     /// the next page can be fetched from the result alone.
     pub(crate) fn paged(
         result: QueryResult,
-        known_columns: Option<&[ColumnSpec]>,
+        prepared: Option<&Arc<Prepared>>,
         statement: Option<Statement>,
     ) -> sshard_result {
         let next_page = match (&result.paging_state, statement) {
@@ -113,40 +149,63 @@ impl sshard_result {
         };
         let (columns, column_count, cells, has_rows) = match result.rows {
             Some(rows) => {
-                let mut columns = rows.metadata.columns;
-                if columns.is_empty() && rows.metadata.column_count > 0 {
-                    if let Some(known) = known_columns {
-                        if known.len() == rows.metadata.column_count {
-                            columns = known.to_vec();
-                        }
+                let count = rows.metadata.column_count.max(rows.metadata.columns.len());
+                let columns = match prepared {
+                    Some(p) if same_columns(&rows.metadata.columns, count, p) => {
+                        Columns::Prepared(p.clone())
                     }
-                }
-                let count = rows.metadata.column_count.max(columns.len());
+                    _ => Columns::Decoded(rows.metadata.columns),
+                };
                 (columns, count, rows.rows, true)
             }
-            None => (Vec::new(), 0, Vec::new(), false),
+            None => (Columns::Decoded(Vec::new()), 0, Vec::new(), false),
         };
-        let rows = cells
+        // All cells into one buffer of the exact size (it never grows, so
+        // the views made below stay valid); the per-cell buffers are freed
+        // here, on the thread that made them.
+        let total: usize = cells.iter().flatten().flatten().map(Vec::len).sum();
+        let mut data = Vec::with_capacity(total);
+        let mut spans = Vec::with_capacity(cells.len() * column_count);
+        for row in &cells {
+            for i in 0..column_count {
+                spans.push(row.get(i).and_then(Option::as_ref).map(|cell| {
+                    data.extend_from_slice(cell);
+                    (data.len() - cell.len(), cell.len())
+                }));
+            }
+        }
+        let row_count = cells.len();
+        drop(cells);
+        let column_specs = columns.as_slice();
+        let values: Vec<sshard_value> = spans
             .iter()
-            .map(|cells| sshard_row {
-                values: (0..column_count)
-                    .map(|i| {
-                        let ty = columns.get(i).map_or(&UNKNOWN_TYPE, |c| &c.ty);
-                        let cell = cells.get(i).and_then(|c| c.as_deref());
-                        sshard_value::build(ty, cell)
-                    })
-                    .collect(),
-                columns: columns.as_ptr(),
-                column_count: columns.len(),
+            .enumerate()
+            .map(|(n, span)| {
+                let ty = column_specs
+                    .get(n % column_count)
+                    .map_or(&UNKNOWN_TYPE, |c| &c.ty);
+                sshard_value::build(ty, span.map(|(start, len)| &data[start..start + len]))
             })
             .collect();
-        // Moving `columns` and `cells` into the struct moves their headers,
-        // not their heap buffers, which the views point into.
+        let rows = (0..row_count)
+            .map(|r| {
+                let row = &values[r * column_count..(r + 1) * column_count];
+                sshard_row {
+                    values: row.as_ptr(),
+                    value_count: row.len(),
+                    columns: column_specs.as_ptr(),
+                    column_count: column_specs.len(),
+                }
+            })
+            .collect();
+        // Moving `columns`, `data` and `values` into the struct moves their
+        // headers, not their heap buffers, which the views point into.
         sshard_result {
             generation: runtime::generation(),
             columns,
             column_count,
-            _cells: cells,
+            _data: data,
+            _values: values,
             rows,
             has_rows,
             paging_state: result.paging_state,
@@ -168,8 +227,18 @@ impl sshard_result {
     }
 
     fn column_type(&self, i: usize) -> &ColumnType {
-        self.columns.get(i).map_or(&UNKNOWN_TYPE, |c| &c.ty)
+        self.columns
+            .as_slice()
+            .get(i)
+            .map_or(&UNKNOWN_TYPE, |c| &c.ty)
     }
+}
+
+/// Whether rows with `decoded` column metadata (empty: the server skipped
+/// it) and `count` columns are described by `prepared`'s result metadata.
+fn same_columns(decoded: &[ColumnSpec], count: usize, prepared: &Prepared) -> bool {
+    let known = &prepared.result_metadata.columns;
+    known.len() == count && (decoded.is_empty() || decoded == known.as_slice())
 }
 
 /// # Safety
@@ -245,7 +314,7 @@ pub unsafe extern "C" fn sshard_result_column_name(
         let name = out_arg(name, "name")?;
         let name_len = out_arg(name_len, "name_len")?;
         let i = check_index(index, r.column_count)?;
-        let column = r.columns.get(i).ok_or_else(|| {
+        let column = r.columns.as_slice().get(i).ok_or_else(|| {
             Fail::new(SSHARD_STATUS_NOT_PRESENT, "the result carries no column metadata")
         })?;
         name.write(column.name.as_ptr().cast());
@@ -303,7 +372,7 @@ pub unsafe extern "C" fn sshard_result_column_index(
         // SAFETY: `(name, name_len)` is readable memory (API contract).
         let name = unsafe { str_arg(name, name_len, "name") }?;
         let out = out_arg(index, "index")?;
-        out.write(column_index(&r.columns, name)?);
+        out.write(column_index(r.columns.as_slice(), name)?);
         Ok(())
     }
 }
@@ -339,7 +408,7 @@ pub unsafe extern "C" fn sshard_result_value(
         let out = out_arg(value, "value")?;
         let row = check_index(row, r.rows.len())?;
         let column = check_index(column, r.column_count)?;
-        out.write(&r.rows[row].values[column]);
+        out.write(&r.rows[row].values()[column]);
         Ok(())
     }
 }
@@ -355,8 +424,9 @@ pub unsafe extern "C" fn sshard_row_value(
         // SAFETY: NULL or a live row view (API contract).
         let row = unsafe { view_ref(row, "row") }?;
         let out = out_arg(value, "value")?;
-        let i = check_index(index, row.values.len())?;
-        out.write(&row.values[i]);
+        let values = row.values();
+        let i = check_index(index, values.len())?;
+        out.write(&values[i]);
         Ok(())
     }
 }
@@ -376,7 +446,7 @@ pub unsafe extern "C" fn sshard_row_value_by_name(
         let name = unsafe { str_arg(name, name_len, "name") }?;
         let out = out_arg(value, "value")?;
         let i = row.index_of(name)?;
-        out.write(&row.values[i]);
+        out.write(&row.values()[i]);
         Ok(())
     }
 }

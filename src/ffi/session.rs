@@ -158,13 +158,14 @@ fn result_outcome(
 ) -> Outcome {
     match outcome {
         Ok(result) => {
-            let known = match statement.as_ref().map(|s| &s.query) {
+            let prepared = match statement.as_ref().map(|s| &s.query) {
                 Some(Query::Prepared(p)) => Some(p.clone()),
                 _ => None,
             };
-            let columns = known.as_ref().map(|p| p.result_metadata.columns.as_slice());
             Ok(Payload::Result(Arc::new(sshard_result::paged(
-                result, columns, statement,
+                result,
+                prepared.as_ref(),
+                statement,
             ))))
         }
         Err(e) => Err(sshard_error::from_driver(e)),

@@ -274,6 +274,91 @@ fn results_and_views_read_every_shape() {
     }
 }
 
+/// Rows sent without metadata are described by the prepared statement
+/// that asked for them when the column count agrees, and stay readable as
+/// raw bytes when it does not; rows without columns are still rows.
+#[test]
+fn rows_without_metadata_take_the_prepared_columns_when_they_fit() {
+    let described = Arc::new(Prepared {
+        id: vec![7],
+        query: "SELECT a, b FROM ks.t".into(),
+        keyspace: None,
+        metadata: PreparedMetadata::default(),
+        result_metadata: ResultMetadata::with_columns(vec![
+            spec("a", ColumnType::Int),
+            spec("b", ColumnType::Text),
+        ]),
+    });
+    let rows = |column_count: usize, rows: Vec<Vec<Option<Vec<u8>>>>| QueryResult {
+        rows: Some(Rows {
+            metadata: ResultMetadata {
+                column_count,
+                no_metadata: true,
+                ..Default::default()
+            },
+            rows,
+        }),
+        ..Default::default()
+    };
+    let cells = |a: i32, b: &str| vec![Some(a.to_be_bytes().to_vec()), Some(b.as_bytes().to_vec())];
+    let fitting = rows(
+        2,
+        vec![cells(1, "one"), vec![None, None], cells(3, "three")],
+    );
+    let r = arc_into_raw(Arc::new(sshard_result::new(fitting, Some(&described))));
+    let odd = rows(1, vec![vec![Some(vec![1, 2])]]);
+    let odd = arc_into_raw(Arc::new(sshard_result::new(odd, Some(&described))));
+    let empty_rows = rows(0, vec![vec![], vec![]]);
+    let empty_rows = arc_into_raw(Arc::new(sshard_result::new(empty_rows, None)));
+    // SAFETY: live results, each freed once; views used while they live.
+    unsafe {
+        let (mut v, mut n, mut i) = (null(), 0usize, 0i32);
+        assert_eq!(sshard_result_row_count(r, &mut n), 0);
+        assert_eq!(n, 3);
+        let mut index = 9;
+        assert_eq!(sshard_result_column_index(r, s("b").0, 1, &mut index), 0);
+        assert_eq!(index, 1);
+        assert_eq!(sshard_result_value(r, 2, 0, &mut v), 0);
+        assert_eq!(sshard_value_get_int32(v, &mut i), 0);
+        assert_eq!(i, 3);
+        let (mut text, mut len) = (null(), 0);
+        assert_eq!(sshard_result_value(r, 2, 1, &mut v), 0);
+        assert_eq!(sshard_value_get_text(v, &mut text, &mut len), 0);
+        assert_eq!(std::slice::from_raw_parts(text.cast::<u8>(), len), b"three");
+        let mut row = null();
+        assert_eq!(sshard_result_row(r, 1, &mut row), 0);
+        let mut null_value = false;
+        assert_eq!(sshard_row_value(row, 1, &mut v), 0);
+        assert_eq!(sshard_value_is_null(v, &mut null_value), 0);
+        assert!(null_value);
+        assert_eq!(
+            sshard_row_value(row, 2, &mut v),
+            SSHARD_STATUS_INDEX_OUT_OF_RANGE
+        );
+
+        assert_eq!(sshard_result_value(odd, 0, 0, &mut v), 0);
+        let mut blob = null();
+        assert_eq!(sshard_value_get_blob(v, &mut blob, &mut len), 0);
+        assert_eq!(std::slice::from_raw_parts(blob, len), &[1, 2]);
+        assert_eq!(
+            sshard_result_column_index(odd, s("a").0, 1, &mut index),
+            SSHARD_STATUS_NAME_NOT_FOUND
+        );
+
+        assert_eq!(sshard_result_row_count(empty_rows, &mut n), 0);
+        assert_eq!(n, 2);
+        assert_eq!(sshard_result_row(empty_rows, 1, &mut row), 0);
+        assert_eq!(
+            sshard_row_value(row, 0, &mut v),
+            SSHARD_STATUS_INDEX_OUT_OF_RANGE
+        );
+
+        for res in [r, odd, empty_rows] {
+            assert_eq!(sshard_result_free(res), 0);
+        }
+    }
+}
+
 #[test]
 fn a_result_without_rows_has_no_columns() {
     let r = arc_into_raw(Arc::new(sshard_result::new(
