@@ -36,6 +36,14 @@ fn spec(name: &str, ty: ColumnType) -> ColumnSpec {
     }
 }
 
+/// An empty slot for queue events.
+const NO_EVENT: sshard_event = sshard_event {
+    token: 0,
+    future: std::ptr::null_mut(),
+    status: 0,
+    kind: 0,
+};
+
 fn s(text: &str) -> (*const c_char, usize) {
     (text.as_ptr().cast(), text.len())
 }
@@ -418,12 +426,7 @@ fn completion_is_delivered_exactly_once_under_races() {
         for t in threads {
             t.join().unwrap();
         }
-        let mut events = [sshard_event {
-            token: 0,
-            future: null_mut(),
-            status: 0,
-            kind: 0,
-        }; 4];
+        let mut events = [NO_EVENT; 4];
         let mut n = 0;
         // SAFETY: live queue, caller-allocated array of 4 events.
         unsafe {
@@ -543,12 +546,7 @@ fn the_eventfd_is_readable_exactly_while_events_wait() {
         assert_eq!(status, 0);
     }
     assert!(readable());
-    let mut events = [sshard_event {
-        token: 0,
-        future: null_mut(),
-        status: 0,
-        kind: 0,
-    }; 2];
+    let mut events = [NO_EVENT; 2];
     let mut n = 0;
     // SAFETY: live queue, array of 2 events; received futures freed once.
     unsafe {
@@ -593,12 +591,7 @@ fn an_eventfd_asked_for_late_is_readable_at_once() {
     assert!(fd >= 0);
     assert_eq!(fd, again);
     assert!(readable_now(fd));
-    let mut event = [sshard_event {
-        token: 0,
-        future: null_mut(),
-        status: 0,
-        kind: 0,
-    }];
+    let mut event = [NO_EVENT];
     let mut n = 0;
     // SAFETY: live queue, array of one event; the received future freed once.
     unsafe {
@@ -621,12 +614,7 @@ fn every_sleeper_on_a_queue_is_woken_by_its_own_event() {
             .map(|_| {
                 let (q, barrier) = (q.clone(), barrier.clone());
                 std::thread::spawn(move || {
-                    let mut event = [sshard_event {
-                        token: 0,
-                        future: null_mut(),
-                        status: 0,
-                        kind: 0,
-                    }];
+                    let mut event = [NO_EVENT];
                     let mut n = 0;
                     barrier.wait();
                     // SAFETY: live queue (the Arc), array of one event; the
