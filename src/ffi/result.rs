@@ -114,9 +114,11 @@ pub struct sshard_result {
     coordinator_text: std::sync::OnceLock<String>,
     shard: Option<u16>,
     keyspace: Option<String>,
-    /// The statement that fetches the next page (set when there is one),
-    /// for `sshard_session_next_page`.
-    next_page: Option<Statement>,
+    /// The statement that produced the result, with the paging state when
+    /// there is a next page (`sshard_session_next_page`). Kept even when
+    /// there is none: it was made on the caller's thread and is cheapest
+    /// freed there, with the result.
+    statement: Option<Statement>,
 }
 
 impl Generational for sshard_result {
@@ -140,13 +142,10 @@ impl sshard_result {
         prepared: Option<&Arc<Prepared>>,
         statement: Option<Statement>,
     ) -> sshard_result {
-        let next_page = match (&result.paging_state, statement) {
-            (Some(state), Some(mut statement)) => {
-                statement.paging_state = Some(state.clone());
-                Some(statement)
-            }
-            _ => None,
-        };
+        let mut statement = statement;
+        if let (Some(state), Some(statement)) = (&result.paging_state, statement.as_mut()) {
+            statement.paging_state = Some(state.clone());
+        }
         let (columns, column_count, cells, has_rows) = match result.rows {
             Some(rows) => {
                 let count = rows.metadata.column_count.max(rows.metadata.columns.len());
@@ -213,13 +212,15 @@ impl sshard_result {
             coordinator_text: std::sync::OnceLock::new(),
             shard: result.shard,
             keyspace: result.keyspace,
-            next_page,
+            statement,
         }
     }
 
     /// The statement that fetches the page after this one.
     pub(crate) fn next_page(&self) -> Option<&Statement> {
-        self.next_page.as_ref()
+        self.statement
+            .as_ref()
+            .filter(|_| self.paging_state.is_some())
     }
 
     pub(crate) fn paging_state(&self) -> Option<&[u8]> {
