@@ -110,10 +110,14 @@ impl Generational for sshard_session {
 }
 
 impl sshard_session {
-    /// Runs `work` on the session's runtime; its outcome completes the
-    /// returned future (or CLOSED if the runtime goes away first).
-    fn submit<F>(&self, kind: sshard_future_kind, work: F) -> Arc<sshard_future>
+    /// Runs the future `make` returns on the session's runtime; its outcome
+    /// completes the returned future (or CLOSED if the runtime goes away
+    /// first). The future is made on the runtime thread: it is kilobytes,
+    /// so it is boxed (tokio moves a task's future by value several
+    /// times), and a block made and freed on one thread is cheapest.
+    fn submit<M, F>(&self, kind: sshard_future_kind, make: M) -> Arc<sshard_future>
     where
+        M: FnOnce() -> F + Send + 'static,
         F: Future<Output = Outcome> + Send + 'static,
     {
         let Some(guard) = self.inflight.enter() else {
@@ -124,11 +128,8 @@ impl sshard_session {
         };
         let future = sshard_future::new(kind);
         let completer = Completer::new(future.clone());
-        // Boxed so the task stays small: tokio moves a task's future
-        // several times by value, and a request's future is kilobytes.
-        let work = Box::pin(work);
         self.runtime.spawn(async move {
-            let outcome = match work.await {
+            let outcome = match Box::pin(make()).await {
                 // Its connections were torn down by the stopping runtime,
                 // not by the cluster: say so (as for the cancelled ones).
                 Err(_) if guard.0.freed.load(Ordering::SeqCst) => Err(sshard_error::closed(
@@ -279,7 +280,7 @@ pub unsafe extern "C" fn sshard_session_prepare(
         let query = unsafe { str_arg(query, query_len, "query") }?.to_owned();
         let out = out_arg(future, "future")?;
         let session = s.session.clone();
-        let f = s.submit(SSHARD_FUTURE_KIND_PREPARE, async move {
+        let f = s.submit(SSHARD_FUTURE_KIND_PREPARE, move || async move {
             match session.prepare(&query).await {
                 Ok(p) => Ok(Payload::Prepared(sshard_prepared::new(p))),
                 Err(e) => Err(sshard_error::from_driver(e)),
@@ -313,7 +314,7 @@ pub unsafe extern "C" fn sshard_session_execute(
 /// Runs `statement` on the session's runtime; the future yields its result.
 fn submit_execute(s: &sshard_session, statement: crate::session::Statement) -> Arc<sshard_future> {
     let session = s.session.clone();
-    s.submit(SSHARD_FUTURE_KIND_EXECUTE, async move {
+    s.submit(SSHARD_FUTURE_KIND_EXECUTE, move || async move {
         let outcome = session.execute(&statement).await;
         result_outcome(outcome, Some(statement))
     })
@@ -363,7 +364,7 @@ pub unsafe extern "C" fn sshard_session_batch(
             return Err(Fail::invalid("the batch has no statement"));
         }
         let session = s.session.clone();
-        let f = s.submit(SSHARD_FUTURE_KIND_BATCH, async move {
+        let f = s.submit(SSHARD_FUTURE_KIND_BATCH, move || async move {
             result_outcome(session.batch(&batch).await, None)
         });
         out.write(arc_into_raw(f));
@@ -390,7 +391,7 @@ pub unsafe extern "C" fn sshard_session_use_keyspace(
             return Err(Fail::invalid("empty keyspace name"));
         }
         let session = s.session.clone();
-        let f = s.submit(SSHARD_FUTURE_KIND_USE_KEYSPACE, async move {
+        let f = s.submit(SSHARD_FUTURE_KIND_USE_KEYSPACE, move || async move {
             session
                 .use_keyspace(&keyspace)
                 .await
