@@ -93,11 +93,10 @@ fn column_index(columns: &[ColumnSpec], name: &str) -> FfiResult<usize> {
 
 /// The result of one request. Shared and thread-safe; free with
 /// `sshard_result_free`.
-///
-/// Built on the runtime thread that received it, freed on the caller's:
-/// it is laid out in few blocks (all cells in one buffer, all views in
-/// one array) so that little memory crosses threads.
 pub struct sshard_result {
+    // Built on the runtime thread that received it, freed on the caller's:
+    // laid out in few blocks (all cells in one buffer, all views in one
+    // array) so that little memory crosses threads.
     generation: u64,
     columns: Columns,
     column_count: usize,
