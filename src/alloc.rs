@@ -14,6 +14,14 @@
 //! checkers such as valgrind, which only see the system allocator's
 //! blocks. Rust programs that set their own `#[global_allocator]` turn the
 //! feature off (`default-features = false`).
+//!
+//! Why this module has `unsafe` outside `src/ffi/`: a global allocator is
+//! an `unsafe impl GlobalAlloc` by definition, mimalloc is reached through
+//! its C functions, and the choice reads the environment with `getenv`
+//! (std's reader allocates, which the first allocation cannot do). Each
+//! block says why it is sound.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU8, Ordering};

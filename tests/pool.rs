@@ -26,6 +26,18 @@ fn config() -> PoolConfig {
     }
 }
 
+/// A pool whose reconnection backoff starts at `base` and stops at `max`.
+fn pool_with_backoff(address: std::net::SocketAddr, base: Duration, max: Duration) -> NodePool {
+    NodePool::new(
+        address,
+        Arc::new(PoolConfig {
+            reconnect_base: base,
+            reconnect_max: max,
+            ..config()
+        }),
+    )
+}
+
 /// Connection counters of one node, parsed from its Prometheus text.
 #[derive(Debug, Default)]
 struct Counts {
@@ -393,13 +405,10 @@ async fn restart_removes_connections_and_refills_without_a_storm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn down_node_is_retried_with_backoff() {
     let emulator = Emulator::start(1, 2, &[]);
-    let pool = NodePool::new(
+    let pool = pool_with_backoff(
         emulator.addr(0),
-        Arc::new(PoolConfig {
-            reconnect_base: Duration::from_millis(20),
-            reconnect_max: Duration::from_millis(200),
-            ..config()
-        }),
+        Duration::from_millis(20),
+        Duration::from_millis(200),
     );
     assert!(pool.wait_filled(BOUND).await);
     emulator.admin(0, "/admin/restart?down_ms=1500");
@@ -493,13 +502,10 @@ async fn dropping_the_pool_closes_its_connections() {
 async fn unreachable_node_is_not_stormed() {
     // Nothing listens here: every attempt is refused.
     let address = "127.0.0.1:9".parse().unwrap();
-    let pool = NodePool::new(
+    let pool = pool_with_backoff(
         address,
-        Arc::new(PoolConfig {
-            reconnect_base: Duration::from_millis(10),
-            reconnect_max: Duration::from_millis(100),
-            ..config()
-        }),
+        Duration::from_millis(10),
+        Duration::from_millis(100),
     );
     assert!(!pool.wait_any(Duration::from_millis(800)).await);
     let stats = pool.stats();
@@ -645,13 +651,10 @@ async fn busy_node_that_always_picks_one_shard_does_not_make_the_pool_spin() {
         ])
     }))
     .await;
-    let pool = NodePool::new(
+    let pool = pool_with_backoff(
         node.addr,
-        Arc::new(PoolConfig {
-            reconnect_base: Duration::from_millis(100),
-            reconnect_max: Duration::from_secs(10),
-            ..config()
-        }),
+        Duration::from_millis(100),
+        Duration::from_secs(10),
     );
     assert!(pool.wait_any(BOUND).await);
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -680,13 +683,10 @@ async fn busy_node_that_always_picks_one_shard_does_not_make_the_pool_spin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnect_now_cuts_the_backoff_short() {
     let emulator = Emulator::start(1, 2, &[]);
-    let pool = NodePool::new(
+    let pool = pool_with_backoff(
         emulator.addr(0),
-        Arc::new(PoolConfig {
-            reconnect_base: Duration::from_secs(30),
-            reconnect_max: Duration::from_secs(30),
-            ..config()
-        }),
+        Duration::from_secs(30),
+        Duration::from_secs(30),
     );
     assert!(pool.wait_filled(BOUND).await);
     emulator.admin(0, "/admin/restart?down_ms=300");

@@ -179,6 +179,28 @@ fn fixed<const N: usize>(v: &sshard_value, bytes: &[u8]) -> FfiResult<[u8; N]> {
     bytes.try_into().map_err(|_| decode_error(v))
 }
 
+/// The body of the fixed-width getters: the view at `value`, if `accepts`
+/// its type, has its N bytes turned into a `T` by `convert` and written to
+/// `out` (the C argument named `out_name`).
+///
+/// # Safety
+/// `value` is NULL or a live view.
+unsafe fn get_fixed<const N: usize, T>(
+    value: *const sshard_value,
+    out: *mut T,
+    out_name: &'static str,
+    getter: &str,
+    convert: fn([u8; N]) -> T,
+    accepts: fn(&ColumnType) -> bool,
+) -> FfiResult {
+    // SAFETY: forwarded contract.
+    let v = unsafe { self::value(value) }?;
+    let out = out_arg(out, out_name)?;
+    let b = expect(v, getter, accepts)?;
+    out.write(convert(fixed(v, b)?));
+    Ok(())
+}
+
 /// Whether the value is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_value_is_null(
@@ -245,11 +267,11 @@ pub unsafe extern "C" fn sshard_value_get_int8(
 ) -> sshard_status {
     ffi_boundary! {
         // SAFETY: NULL or a live view (API contract).
-        let v = unsafe { self::value(value) }?;
-        let out = out_arg(out, "out")?;
-        let b = expect(v, "get_int8", |t| matches!(t, ColumnType::TinyInt))?;
-        out.write(i8::from_be_bytes(fixed(v, b)?));
-        Ok(())
+        unsafe {
+            get_fixed(value, out, "out", "get_int8", i8::from_be_bytes, |t| {
+                matches!(t, ColumnType::TinyInt)
+            })
+        }
     }
 }
 
@@ -261,11 +283,11 @@ pub unsafe extern "C" fn sshard_value_get_int16(
 ) -> sshard_status {
     ffi_boundary! {
         // SAFETY: NULL or a live view (API contract).
-        let v = unsafe { self::value(value) }?;
-        let out = out_arg(out, "out")?;
-        let b = expect(v, "get_int16", |t| matches!(t, ColumnType::SmallInt))?;
-        out.write(i16::from_be_bytes(fixed(v, b)?));
-        Ok(())
+        unsafe {
+            get_fixed(value, out, "out", "get_int16", i16::from_be_bytes, |t| {
+                matches!(t, ColumnType::SmallInt)
+            })
+        }
     }
 }
 
@@ -277,11 +299,11 @@ pub unsafe extern "C" fn sshard_value_get_int32(
 ) -> sshard_status {
     ffi_boundary! {
         // SAFETY: NULL or a live view (API contract).
-        let v = unsafe { self::value(value) }?;
-        let out = out_arg(out, "out")?;
-        let b = expect(v, "get_int32", |t| matches!(t, ColumnType::Int))?;
-        out.write(i32::from_be_bytes(fixed(v, b)?));
-        Ok(())
+        unsafe {
+            get_fixed(value, out, "out", "get_int32", i32::from_be_bytes, |t| {
+                matches!(t, ColumnType::Int)
+            })
+        }
     }
 }
 
@@ -293,13 +315,11 @@ pub unsafe extern "C" fn sshard_value_get_int64(
 ) -> sshard_status {
     ffi_boundary! {
         // SAFETY: NULL or a live view (API contract).
-        let v = unsafe { self::value(value) }?;
-        let out = out_arg(out, "out")?;
-        let b = expect(v, "get_int64", |t| {
-            matches!(t, ColumnType::BigInt | ColumnType::Counter)
-        })?;
-        out.write(i64::from_be_bytes(fixed(v, b)?));
-        Ok(())
+        unsafe {
+            get_fixed(value, out, "out", "get_int64", i64::from_be_bytes, |t| {
+                matches!(t, ColumnType::BigInt | ColumnType::Counter)
+            })
+        }
     }
 }
 
@@ -311,13 +331,11 @@ pub unsafe extern "C" fn sshard_value_get_counter(
 ) -> sshard_status {
     ffi_boundary! {
         // SAFETY: NULL or a live view (API contract).
-        let v = unsafe { self::value(value) }?;
-        let out = out_arg(out, "out")?;
-        let b = expect(v, "get_counter", |t| {
-            matches!(t, ColumnType::Counter | ColumnType::BigInt)
-        })?;
-        out.write(i64::from_be_bytes(fixed(v, b)?));
-        Ok(())
+        unsafe {
+            get_fixed(value, out, "out", "get_counter", i64::from_be_bytes, |t| {
+                matches!(t, ColumnType::Counter | ColumnType::BigInt)
+            })
+        }
     }
 }
 
@@ -329,11 +347,11 @@ pub unsafe extern "C" fn sshard_value_get_float(
 ) -> sshard_status {
     ffi_boundary! {
         // SAFETY: NULL or a live view (API contract).
-        let v = unsafe { self::value(value) }?;
-        let out = out_arg(out, "out")?;
-        let b = expect(v, "get_float", |t| matches!(t, ColumnType::Float))?;
-        out.write(f32::from_be_bytes(fixed(v, b)?));
-        Ok(())
+        unsafe {
+            get_fixed(value, out, "out", "get_float", f32::from_be_bytes, |t| {
+                matches!(t, ColumnType::Float)
+            })
+        }
     }
 }
 
@@ -345,11 +363,11 @@ pub unsafe extern "C" fn sshard_value_get_double(
 ) -> sshard_status {
     ffi_boundary! {
         // SAFETY: NULL or a live view (API contract).
-        let v = unsafe { self::value(value) }?;
-        let out = out_arg(out, "out")?;
-        let b = expect(v, "get_double", |t| matches!(t, ColumnType::Double))?;
-        out.write(f64::from_be_bytes(fixed(v, b)?));
-        Ok(())
+        unsafe {
+            get_fixed(value, out, "out", "get_double", f64::from_be_bytes, |t| {
+                matches!(t, ColumnType::Double)
+            })
+        }
     }
 }
 
@@ -464,14 +482,14 @@ pub unsafe extern "C" fn sshard_value_get_date(
     days: *mut i32,
 ) -> sshard_status {
     ffi_boundary! {
-        // SAFETY: NULL or a live view (API contract).
-        let v = unsafe { self::value(value) }?;
-        let out = out_arg(days, "days")?;
-        let b = expect(v, "get_date", |t| matches!(t, ColumnType::Date))?;
-        let raw = u32::from_be_bytes(fixed(v, b)?);
         // u32 - 2^31 always fits in i32.
-        out.write((i64::from(raw) - (1i64 << 31)) as i32);
-        Ok(())
+        let days_since_epoch = |b| (i64::from(u32::from_be_bytes(b)) - (1i64 << 31)) as i32;
+        // SAFETY: NULL or a live view (API contract).
+        unsafe {
+            get_fixed(value, days, "days", "get_date", days_since_epoch, |t| {
+                matches!(t, ColumnType::Date)
+            })
+        }
     }
 }
 
@@ -483,11 +501,11 @@ pub unsafe extern "C" fn sshard_value_get_time(
 ) -> sshard_status {
     ffi_boundary! {
         // SAFETY: NULL or a live view (API contract).
-        let v = unsafe { self::value(value) }?;
-        let out = out_arg(nanos, "nanos")?;
-        let b = expect(v, "get_time", |t| matches!(t, ColumnType::Time))?;
-        out.write(i64::from_be_bytes(fixed(v, b)?));
-        Ok(())
+        unsafe {
+            get_fixed(value, nanos, "nanos", "get_time", i64::from_be_bytes, |t| {
+                matches!(t, ColumnType::Time)
+            })
+        }
     }
 }
 
@@ -499,11 +517,11 @@ pub unsafe extern "C" fn sshard_value_get_timestamp(
 ) -> sshard_status {
     ffi_boundary! {
         // SAFETY: NULL or a live view (API contract).
-        let v = unsafe { self::value(value) }?;
-        let out = out_arg(millis, "millis")?;
-        let b = expect(v, "get_timestamp", |t| matches!(t, ColumnType::Timestamp))?;
-        out.write(i64::from_be_bytes(fixed(v, b)?));
-        Ok(())
+        unsafe {
+            get_fixed(value, millis, "millis", "get_timestamp", i64::from_be_bytes, |t| {
+                matches!(t, ColumnType::Timestamp)
+            })
+        }
     }
 }
 

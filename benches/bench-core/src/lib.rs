@@ -75,6 +75,16 @@ pub fn payload(k: u64) -> String {
     format!("{k:016x}").repeat(4)
 }
 
+/// The multi-threaded tokio runtime the client binaries run on (the same
+/// for every driver); `None` after saying why on stderr.
+pub fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("cannot start tokio: {e}"))
+        .ok()
+}
+
 /// Entry point of a client binary: parses `args` (after the program name
 /// and any subcommand), runs, prints the result line. Exit status 0 when
 /// the run completed (errors and mismatches are reported in the line), 2
@@ -87,15 +97,8 @@ pub fn main<D: Driver>(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start tokio: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
     };
     let outcome = rt.block_on(run::<D>(opts));
     // Background tasks of a closed session must not hold the exit.

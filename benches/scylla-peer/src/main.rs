@@ -639,15 +639,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start tokio: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(rt) = bench_core::runtime() else {
+        return ExitCode::FAILURE;
     };
     match rt.block_on(conformance(opts)) {
         Ok(()) => ExitCode::SUCCESS,
