@@ -71,8 +71,15 @@ impl Inner {
         let tablets = self.cluster.tablets();
         let tablet_aware = self.config.tablet_awareness;
         let mut replicas = Vec::new();
+        let mut learning = route::Learning::default();
         if let Some(info) = &job.routing {
-            route::replicas(&state, tablets, tablet_aware, info, &mut replicas);
+            let resolution = route::replicas(&state, tablets, tablet_aware, info, &mut replicas);
+            if resolution != route::Resolution::Direct {
+                // Boxed: only requests whose tablet is unknown wait here.
+                let until = deadline.into_std();
+                learning =
+                    Box::pin(route::learn(&state, tablets, info, &mut replicas, until)).await;
+            }
         }
         let mut plan = Vec::with_capacity(state.nodes().len() + replicas.len());
         {
@@ -116,6 +123,10 @@ impl Inner {
             runtime
                 .requests
                 .count(conn.shard(), || runtime.pool.nr_shards());
+            let sequence = match (&job.routing, tablet_aware) {
+                (Some(_), true) => tablets.next_sequence(),
+                _ => 0,
+            };
 
             let (decision, error) = match conn
                 .send_encoded_with_timeout(job.request.raw(), remaining)
@@ -123,7 +134,15 @@ impl Inner {
             {
                 Ok(frame) => {
                     if let (Some(info), true) = (&job.routing, tablet_aware) {
-                        route::learn_tablet(tablets, info, &frame.extensions);
+                        let taught = route::learn_tablet(tablets, info, &frame.extensions, sequence);
+                        let by_hint = learning.hinted && replicas.contains(&target);
+                        if !taught && by_hint && matches!(frame.response, Response::Result(_)) {
+                            tablets.confirm(info.keyspace, info.table, info.token.value(), sequence);
+                        }
+                        // Whatever it taught is in the map: wake the waiters.
+                        if let Some(ticket) = learning.ticket.take() {
+                            ticket.finish();
+                        }
                     }
                     match frame.response {
                         Response::Result(body) => {
