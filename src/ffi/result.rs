@@ -10,8 +10,8 @@ use super::handle::{arc_free, check_index, handle_ref, out_arg, str_arg, view_re
 use super::status::{
     sshard_status, Fail, FfiResult, SSHARD_STATUS_NAME_NOT_FOUND, SSHARD_STATUS_NOT_PRESENT,
 };
-use super::value::name_matches;
 use super::view::sshard_value;
+use crate::protocol::bind::name_matches;
 use crate::protocol::{ColumnSpec, ColumnType};
 use crate::runtime;
 use crate::session::{Prepared, QueryResult, Statement};

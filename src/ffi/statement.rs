@@ -4,7 +4,6 @@
 //! the per-request options.
 
 use std::ffi::c_char;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::enums::{
@@ -14,11 +13,10 @@ use super::handle::{
     box_free, box_into_raw, box_mut, bytes_arg, handle_ref, out_arg, str_arg, Generational,
 };
 use super::result::sshard_result;
-use super::status::{sshard_status, Fail, FfiResult, SSHARD_STATUS_NAME_NOT_FOUND};
-use super::value::{name_matches, to_wire, BindValue};
-use crate::protocol::request::Value;
+use super::status::{sshard_status, Fail, FfiResult};
+use crate::protocol::BindValue;
 use crate::runtime;
-use crate::session::{Batch, Prepared, Query, Statement};
+use crate::session::{Batch, Statement, MAX_VALUES};
 
 /// Where a value goes: a position or a marker / field name.
 #[derive(Debug, Clone, Copy)]
@@ -33,8 +31,6 @@ pub(crate) enum Target<'a> {
 pub struct sshard_statement {
     generation: u64,
     inner: Statement,
-    /// Names given to a simple statement's values (`bind_*_by_name`).
-    names: Vec<Option<String>>,
 }
 
 impl Generational for sshard_statement {
@@ -43,103 +39,36 @@ impl Generational for sshard_statement {
     }
 }
 
-/// `n` unset values. (Built one by one: `vec![Value::Unset; n]` clones a
-/// value with uninitialized padding, which valgrind reports.)
-fn unset_values(n: usize) -> Vec<Value> {
-    std::iter::repeat_with(|| Value::Unset).take(n).collect()
-}
-
 impl sshard_statement {
-    pub(crate) fn simple(query: &str, value_count: usize) -> sshard_statement {
-        let mut inner = Statement::simple(query);
-        inner.values = unset_values(value_count);
+    pub(crate) fn new(inner: Statement) -> sshard_statement {
         sshard_statement {
             generation: runtime::generation(),
             inner,
-            names: vec![None; value_count],
         }
     }
 
-    pub(crate) fn bound(prepared: Arc<Prepared>) -> sshard_statement {
-        let count = prepared.metadata.bind_columns.len();
-        let mut inner = Statement::prepared(prepared);
-        inner.values = unset_values(count);
-        sshard_statement {
-            generation: runtime::generation(),
-            inner,
-            names: Vec::new(),
-        }
-    }
-
-    /// Type-checks and stores one value.
+    /// Type-checks and stores one value (the core's binding rules).
     pub(crate) fn bind(&mut self, target: Target<'_>, value: BindValue) -> FfiResult {
-        let len = self.inner.values.len();
-        match (&self.inner.query, target) {
-            (Query::Prepared(p), Target::Index(i)) => {
-                let column = p
-                    .metadata
-                    .bind_columns
-                    .get(i)
-                    .ok_or_else(|| Fail::index(i, len))?;
-                let what = format_args!("marker {i} ({})", column.name);
-                to_wire(&value, Some(&column.ty), &what, &mut self.inner.values[i])?;
-            }
-            (Query::Prepared(p), Target::Name(name)) => {
-                let p = p.clone();
-                let mut found = false;
-                for (i, column) in p.metadata.bind_columns.iter().enumerate() {
-                    if name_matches(&column.name, name) {
-                        let what = format_args!("marker {i} ({})", column.name);
-                        to_wire(&value, Some(&column.ty), &what, &mut self.inner.values[i])?;
-                        found = true;
-                    }
-                }
-                if !found {
-                    return Err(Fail::new(
-                        SSHARD_STATUS_NAME_NOT_FOUND,
-                        format!("the prepared statement has no marker named {name:?}"),
-                    ));
-                }
-            }
-            (Query::Simple(_), Target::Index(i)) => {
-                if i >= len {
-                    return Err(Fail::index(i, len));
-                }
-                to_wire(
-                    &value,
-                    None,
-                    &format_args!("value {i}"),
-                    &mut self.inner.values[i],
-                )?;
-            }
-            (Query::Simple(_), Target::Name(name)) => {
-                let slot = self
-                    .names
-                    .iter()
-                    .position(|n| n.as_deref() == Some(name))
-                    .or_else(|| self.names.iter().position(Option::is_none))
-                    .ok_or_else(|| Fail::index(len, len))?;
-                let what = format_args!("value {name:?}");
-                to_wire(&value, None, &what, &mut self.inner.values[slot])?;
-                self.names[slot] = Some(name.to_owned());
-            }
+        match target {
+            Target::Index(i) => self.inner.bind(i, &value)?,
+            Target::Name(name) => self.inner.bind_by_name(name, &value)?,
         }
         Ok(())
     }
 
     /// The statement to execute (a copy).
     pub(crate) fn to_statement(&self) -> FfiResult<Statement> {
-        let mut statement = self.inner.clone();
-        let named = self.names.iter().filter(|n| n.is_some()).count();
-        if named > 0 {
-            if named != self.names.len() {
-                return Err(Fail::state(
-                    "a simple statement's values must be all named or all positional",
-                ));
-            }
-            statement.value_names = Some(self.names.iter().flatten().cloned().collect());
+        if self
+            .inner
+            .value_names
+            .as_ref()
+            .is_some_and(|names| names.iter().any(String::is_empty))
+        {
+            return Err(Fail::state(
+                "a simple statement's values must be all named or all positional",
+            ));
         }
-        Ok(statement)
+        Ok(self.inner.clone())
     }
 }
 
@@ -156,7 +85,8 @@ pub unsafe extern "C" fn sshard_statement_new(
         let out = out_arg(statement, "statement")?;
         // SAFETY: `(query, query_len)` is readable memory (API contract).
         let query = unsafe { str_arg(query, query_len, "query") }?;
-        out.write(box_into_raw(sshard_statement::simple(query, value_count)));
+        let statement = Statement::simple_with_values(query, value_count)?;
+        out.write(box_into_raw(sshard_statement::new(statement)));
         Ok(())
     }
 }
@@ -367,6 +297,11 @@ pub unsafe extern "C" fn sshard_batch_add_statement(
         let statement = statement.to_statement()?;
         if statement.value_names.is_some() {
             return Err(Fail::invalid("batch statements cannot use named values"));
+        }
+        if batch.inner.statements.len() >= MAX_VALUES {
+            return Err(Fail::invalid(format!(
+                "a batch holds at most {MAX_VALUES} statements"
+            )));
         }
         batch.inner.statements.push(statement);
         Ok(())

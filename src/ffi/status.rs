@@ -212,6 +212,19 @@ impl Fail {
     }
 }
 
+impl From<crate::protocol::BindError> for Fail {
+    fn from(e: crate::protocol::BindError) -> Fail {
+        use crate::protocol::BindError as E;
+        let status = match &e {
+            E::TypeMismatch(_) => SSHARD_STATUS_TYPE_MISMATCH,
+            E::Invalid(_) => SSHARD_STATUS_INVALID_ARGUMENT,
+            E::NoSuchName(_) => SSHARD_STATUS_NAME_NOT_FOUND,
+            E::IndexOutOfRange { .. } => SSHARD_STATUS_INDEX_OUT_OF_RANGE,
+        };
+        Fail::new(status, e.to_string())
+    }
+}
+
 /// What the body of an exported function returns.
 pub(crate) type FfiResult<T = ()> = Result<T, Fail>;
 

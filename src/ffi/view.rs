@@ -13,7 +13,7 @@ use super::status::{
     sshard_status, Fail, FfiResult, SSHARD_STATUS_DECODE, SSHARD_STATUS_NAME_NOT_FOUND,
     SSHARD_STATUS_NULL_VALUE,
 };
-use super::value::name_matches;
+use crate::protocol::bind::name_matches;
 use crate::protocol::value::read_vint;
 use crate::protocol::wire::Reader;
 use crate::protocol::ColumnType;

@@ -52,7 +52,8 @@ pub enum CqlValue {
 }
 
 const NANOS_PER_DAY: i64 = 86_400_000_000_000;
-const MAX_VALUE_DEPTH: usize = 32;
+/// Deepest nesting of collections, tuples and UDTs decoded or bound.
+pub const MAX_VALUE_DEPTH: usize = 32;
 
 impl CqlValue {
     /// Serializes the value's cell content (without the `[bytes]` length).

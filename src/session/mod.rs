@@ -6,6 +6,7 @@
 //! sends to the owning shard's connection, retrying by the rules in
 //! `retry.rs`. Nothing on that path takes a lock held across I/O.
 
+mod binding;
 mod connect;
 mod execute;
 mod gate;
@@ -30,6 +31,7 @@ use metrics::Totals;
 use prepared_cache::PreparedCache;
 use route::RoutingInfo;
 
+pub use binding::MAX_VALUES;
 pub use metrics::{NodeMetrics, SessionMetrics};
 pub use paging::Pager;
 pub use types::{Batch, DriverError, Prepared, Query, QueryResult, SessionConfig, Statement};

@@ -59,6 +59,11 @@ pub fn statement_request(
         }
     }
     if let Some(names) = &statement.value_names {
+        if names.iter().any(String::is_empty) {
+            return Err(DriverError::InvalidArgument(
+                "a simple statement's values must be all named or all positional".into(),
+            ));
+        }
         if names.len() != statement.values.len() {
             return Err(DriverError::InvalidArgument(format!(
                 "{} value names for {} values",
