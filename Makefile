@@ -77,7 +77,7 @@ LIB_SONAME_VERSION := $(if $(filter 0,$(LIB_MAJOR)),0.$(LIB_MINOR),$(LIB_MAJOR))
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
-C_TESTS := test_api test_cluster test_fork
+C_TESTS := test_api test_cluster test_sessions test_fork
 C_EXAMPLES := basic async_queue callback demo
 
 $(CBINDGEN_STAMP):
