@@ -14,7 +14,9 @@ use tokio::sync::mpsc;
 
 use super::schema::{parse_keyspaces, KeyspaceInfo, KEYSPACES_QUERY, SCYLLA_KEYSPACES_QUERY};
 use super::topology::{parse_nodes, PeerInfo, LOCAL_QUERY, PEERS_QUERY};
-use crate::connection::{open, Connection, ConnectionConfig, EventType, RequestError};
+use crate::connection::{
+    open, Connection, ConnectionConfig, ConnectionError, EventType, RequestError,
+};
 use crate::protocol::response::{error_code, ErrorBody, Event, ResultBody, Rows};
 use crate::protocol::{Consistency, QueryParameters, Request, Response};
 
@@ -52,6 +54,21 @@ impl fmt::Display for MetadataError {
 
 impl std::error::Error for MetadataError {}
 
+/// Why no control connection could be opened to one node.
+#[derive(Debug, Clone)]
+pub struct OpenFailure {
+    pub address: SocketAddr,
+    pub reason: String,
+    /// What the server answered, when it refused rather than failed.
+    pub server_error: Option<ErrorBody>,
+}
+
+impl fmt::Display for OpenFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.address, self.reason)
+    }
+}
+
 /// Topology and schema as read in one refresh.
 #[derive(Debug, Clone)]
 pub struct Metadata {
@@ -74,7 +91,7 @@ impl ControlConnection {
     pub async fn open(
         candidates: &[SocketAddr],
         config: &ConnectionConfig,
-    ) -> Result<(ControlConnection, mpsc::Receiver<Event>), Vec<String>> {
+    ) -> Result<(ControlConnection, mpsc::Receiver<Event>), Vec<OpenFailure>> {
         let mut config = config.clone();
         // Metadata queries name their keyspaces; no USE, no tablet payloads.
         config.keyspace = None;
@@ -85,7 +102,11 @@ impl ControlConnection {
                 Ok(opened) => return Ok(opened),
                 Err(why) => {
                     tracing::debug!(%address, %why, "control connection attempt failed");
-                    failures.push(format!("{address}: {why}"));
+                    failures.push(OpenFailure {
+                        address,
+                        reason: why.to_string(),
+                        server_error: why.server_error(),
+                    });
                 }
             }
         }
@@ -95,18 +116,15 @@ impl ControlConnection {
     async fn open_one(
         address: SocketAddr,
         config: &ConnectionConfig,
-    ) -> Result<(ControlConnection, mpsc::Receiver<Event>), String> {
-        let (conn, features) = open(address, None, config)
-            .await
-            .map_err(|e| e.to_string())?;
+    ) -> Result<(ControlConnection, mpsc::Receiver<Event>), ConnectionError> {
+        let (conn, features) = open(address, None, config).await?;
         let events = conn
             .register_for_events(&[
                 EventType::TopologyChange,
                 EventType::StatusChange,
                 EventType::SchemaChange,
             ])
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let control = ControlConnection {
             conn,
             address,

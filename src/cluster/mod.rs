@@ -15,7 +15,7 @@ pub mod tablets;
 pub mod topology;
 mod worker;
 
-pub use control::{ControlConnection, Metadata, MetadataError};
+pub use control::{ControlConnection, Metadata, MetadataError, OpenFailure};
 pub use node::{NodeRuntime, ShardCounters};
 pub use state::{ClusterState, Node};
 pub use tablets::{TableTablets, Tablet, TabletMap, TabletStats};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::types::{DriverError, Prepared};
 use crate::cluster::ClusterState;
-use crate::connection::{Connection, RequestError};
+use crate::connection::{Connection, ConnectionConfig, RequestError};
 use crate::protocol::response::ResultBody;
 use crate::protocol::{Request, Response};
 
@@ -116,15 +116,41 @@ pub async fn prepare_everywhere(
     }
 }
 
-/// Prepares `prepared` again on `conn` (after UNPREPARED); the server must
-/// hand back the same id, or executing it there would run something else.
+/// Prepares `prepared` again on `conn`'s node (after UNPREPARED); the
+/// server must hand back the same id, or executing it there would run
+/// something else.
+///
+/// The id depends on the keyspace the connection is in, and v4 PREPARE
+/// cannot name one: a connection switched by a later `USE` gives another
+/// id. The statement is then prepared on a short-lived connection to the
+/// same node opened in the statement's own keyspace (Scylla prepares on
+/// every shard of the node at once), so an UNPREPARED never becomes a
+/// lasting failure.
 pub async fn reprepare(
     conn: &Connection,
     prepared: &Prepared,
+    config: &ConnectionConfig,
     timeout: Duration,
 ) -> Result<(), DriverError> {
     let fresh = prepare_on(conn, &prepared.query, timeout).await?;
-    if fresh.id != prepared.id {
+    if fresh.id == prepared.id {
+        return Ok(());
+    }
+    tracing::debug!(
+        node = %conn.peer_addr(),
+        keyspace = ?prepared.keyspace,
+        "re-preparing in the statement's keyspace on a separate connection"
+    );
+    let mut config = config.clone();
+    config.keyspace = prepared.keyspace.clone();
+    config.tablets_routing = false;
+    config.connect_timeout = config.connect_timeout.min(timeout);
+    let (side, _) = crate::connection::open(conn.peer_addr(), None, &config)
+        .await
+        .map_err(|e| DriverError::ConnectionBroken(format!("re-preparing: {e}")))?;
+    let outcome = prepare_on(&side, &prepared.query, timeout).await;
+    side.close().await;
+    if outcome?.id != prepared.id {
         return Err(DriverError::Protocol(format!(
             "re-preparing `{}` on {} gave another id",
             prepared.query,
