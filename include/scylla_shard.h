@@ -20,6 +20,11 @@
 
 
 /**
+ * Buffered records at most (`sshard_log_set_buffer`).
+ */
+#define SSHARD_LOG_BUFFER_MAX 1048576
+
+/**
  * Nodes reported in `sshard_metrics.nodes` (more are counted in
  * `node_count` but not detailed).
  */
@@ -117,7 +122,7 @@ typedef struct sshard_row sshard_row;
 
 /**
  * A connected session. Shared and thread-safe; free with
- * `sshard_session_free` (close it first to let requests finish).
+ * `sshard_session_free`.
  */
 typedef struct sshard_session sshard_session;
 
@@ -1213,8 +1218,9 @@ sshard_status sshard_log_set_level(sshard_log_level level);
 sshard_status sshard_log_set_callback(sshard_log_callback callback, void *data);
 
 /**
- * Keeps the last `capacity` log records for `sshard_log_poll` (0: stop
- * buffering and drop what is buffered).
+ * Keeps the last `capacity` log records (at most
+ * `SSHARD_LOG_BUFFER_MAX`) for `sshard_log_poll`; 0 stops buffering and
+ * drops what is buffered. A smaller capacity drops the oldest records.
  */
 sshard_status sshard_log_set_buffer(size_t capacity);
 
@@ -1403,15 +1409,20 @@ sshard_status sshard_result_keyspace(const struct sshard_result *result, const c
 sshard_status sshard_session_connect(const struct sshard_config *config, const struct sshard_future **future);
 
 /**
- * Releases the caller's reference (NULL: no-op). When the last one goes,
- * the runtime stops; requests still in flight complete with CLOSED.
+ * Releases the caller's reference (NULL: no-op). Never blocks. When the
+ * last reference goes, the session closes in the background as
+ * `sshard_session_close` does: requests submitted before complete
+ * normally (their futures stay valid), then the connections close and
+ * the session's threads stop.
  */
 sshard_status sshard_session_free(const struct sshard_session *session);
 
 /**
  * Refuses new requests (their futures fail with CLOSED), waits for every
- * request submitted before (bounded by the request timeout), then closes
- * the connections. The future (`SSHARD_FUTURE_KIND_CLOSE`) completes then.
+ * request submitted before (at most the request timeout plus 5 s), then
+ * closes the connections. The future (`SSHARD_FUTURE_KIND_CLOSE`)
+ * completes then. The session may be freed at once: that does not cancel
+ * anything.
  */
 sshard_status sshard_session_close(const struct sshard_session *session, const struct sshard_future **future);
 

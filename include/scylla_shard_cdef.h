@@ -1,6 +1,7 @@
 /* libscylla_shard declarations for LuaJIT ffi.cdef and cffi: generated from
    scylla_shard.h by scripts/gen_cdef.py (`make header`); documented there. */
 enum {
+  SSHARD_LOG_BUFFER_MAX = 1048576,
   SSHARD_METRICS_MAX_NODES = 32,
   SSHARD_METRICS_MAX_SHARDS = 64,
   SSHARD_METRICS_VERSION = 1,

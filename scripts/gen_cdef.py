@@ -54,6 +54,8 @@ def convert(header: str) -> str:
                 skip_depth = 1
             elif stripped.startswith("#endif") and skip_depth:
                 skip_depth = 0
+            elif stripped.startswith("#define SSHARD_"):
+                sys.exit(f"gen_cdef: a constant that is not a plain integer: {stripped}")
             elif not re.match(r"#(ifndef|define|endif|include)\b", stripped):
                 sys.exit(f"gen_cdef: unexpected preprocessor line: {stripped}")
             continue
