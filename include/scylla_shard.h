@@ -1402,6 +1402,24 @@ sshard_status sshard_result_shard(const struct sshard_result *result, uint32_t *
 sshard_status sshard_result_keyspace(const struct sshard_result *result, const char **keyspace, size_t *keyspace_len);
 
 /**
+ * The number of warnings the server attached to the response.
+ */
+sshard_status sshard_result_warning_count(const struct sshard_result *result, size_t *count);
+
+/**
+ * Warning `index` of the response (UTF-8, borrowed: valid as long as the
+ * result). Out-parameters are untouched on failure.
+ */
+sshard_status sshard_result_warning(const struct sshard_result *result, size_t index, const char **warning, size_t *warning_len);
+
+/**
+ * Copies the 16-byte id of the request's trace (`system_traces.sessions`)
+ * into `id`, for a request that asked for tracing;
+ * `SSHARD_STATUS_NOT_PRESENT` (and `id` untouched) otherwise.
+ */
+sshard_status sshard_result_tracing_id(const struct sshard_result *result, uint8_t *id);
+
+/**
  * Starts connecting with a copy of `config`: starts the session's runtime
  * and returns a future (`SSHARD_FUTURE_KIND_CONNECT`) that yields the
  * session (`sshard_future_get_session`).
@@ -1531,6 +1549,39 @@ sshard_status sshard_statement_set_idempotent(struct sshard_statement *statement
 sshard_status sshard_statement_set_timeout_ms(struct sshard_statement *statement, uint64_t timeout_ms);
 
 /**
+ * Asks the server to trace the request (default: no); the result then
+ * carries the trace's id (`sshard_result_tracing_id`).
+ */
+sshard_status sshard_statement_set_tracing(struct sshard_statement *statement, bool tracing);
+
+/**
+ * Gives a simple statement its partition key, so it is routed to the
+ * replica and shard that own it like a prepared statement: `key` is the
+ * serialized key (one column: its value's bytes; several: each as a
+ * 2-byte big-endian length, the bytes and a 0 byte). Overrides what a
+ * prepared statement's metadata says. `(NULL, 0)`: no routing key.
+ * The keyspace is the session's unless `sshard_statement_set_routing_table`
+ * names one; a tablet keyspace also needs the table.
+ */
+sshard_status sshard_statement_set_routing_key(struct sshard_statement *statement, const uint8_t *key, size_t key_len);
+
+/**
+ * Like `sshard_statement_set_routing_key`, with the key made of the
+ * statement's own values at `positions` (`count` of them, in partition-key
+ * order: one is the key, several a composite key), read when it executes.
+ * `count` 0: no routing key.
+ */
+sshard_status sshard_statement_set_routing_key_values(struct sshard_statement *statement, const size_t *positions, size_t count);
+
+/**
+ * The keyspace and table of a statement's partition key, for routing with
+ * a routing key (exact, case-sensitive names). `keyspace` `(NULL, 0)`: the
+ * session's; `table` `(NULL, 0)`: unknown (a statement on a tablet
+ * keyspace is then not routed).
+ */
+sshard_status sshard_statement_set_routing_table(struct sshard_statement *statement, const char *keyspace, size_t keyspace_len, const char *table, size_t table_len);
+
+/**
  * Makes an empty batch of `type` (`SSHARD_BATCH_TYPE_LOGGED`, `UNLOGGED`
  * or `COUNTER`).
  */
@@ -1571,6 +1622,11 @@ sshard_status sshard_batch_set_timestamp(struct sshard_batch *batch, int64_t tim
  * Whether the batch may be retried or sent twice safely.
  */
 sshard_status sshard_batch_set_idempotent(struct sshard_batch *batch, bool idempotent);
+
+/**
+ * Asks the server to trace the batch (default: no).
+ */
+sshard_status sshard_batch_set_tracing(struct sshard_batch *batch, bool tracing);
 
 /**
  * End-to-end timeout of the batch in milliseconds (0: the config's).

@@ -489,6 +489,12 @@ sshard_status sshard_result_shard(const struct sshard_result *result, uint32_t *
 
 sshard_status sshard_result_keyspace(const struct sshard_result *result, const char **keyspace, size_t *keyspace_len);
 
+sshard_status sshard_result_warning_count(const struct sshard_result *result, size_t *count);
+
+sshard_status sshard_result_warning(const struct sshard_result *result, size_t index, const char **warning, size_t *warning_len);
+
+sshard_status sshard_result_tracing_id(const struct sshard_result *result, uint8_t *id);
+
 sshard_status sshard_session_connect(const struct sshard_config *config, const struct sshard_future **future);
 
 sshard_status sshard_session_free(const struct sshard_session *session);
@@ -531,6 +537,14 @@ sshard_status sshard_statement_set_idempotent(struct sshard_statement *statement
 
 sshard_status sshard_statement_set_timeout_ms(struct sshard_statement *statement, uint64_t timeout_ms);
 
+sshard_status sshard_statement_set_tracing(struct sshard_statement *statement, bool tracing);
+
+sshard_status sshard_statement_set_routing_key(struct sshard_statement *statement, const uint8_t *key, size_t key_len);
+
+sshard_status sshard_statement_set_routing_key_values(struct sshard_statement *statement, const size_t *positions, size_t count);
+
+sshard_status sshard_statement_set_routing_table(struct sshard_statement *statement, const char *keyspace, size_t keyspace_len, const char *table, size_t table_len);
+
 sshard_status sshard_batch_new(sshard_batch_type type_, struct sshard_batch **batch);
 
 sshard_status sshard_batch_free(struct sshard_batch *batch);
@@ -546,6 +560,8 @@ sshard_status sshard_batch_set_serial_consistency(struct sshard_batch *batch, ss
 sshard_status sshard_batch_set_timestamp(struct sshard_batch *batch, int64_t timestamp_us);
 
 sshard_status sshard_batch_set_idempotent(struct sshard_batch *batch, bool idempotent);
+
+sshard_status sshard_batch_set_tracing(struct sshard_batch *batch, bool tracing);
 
 sshard_status sshard_batch_set_timeout_ms(struct sshard_batch *batch, uint64_t timeout_ms);
 

@@ -113,6 +113,8 @@ pub struct sshard_result {
     coordinator_text: std::sync::OnceLock<String>,
     shard: Option<u16>,
     keyspace: Option<String>,
+    warnings: Vec<String>,
+    tracing_id: Option<[u8; 16]>,
     /// The statement that produced the result, with the paging state when
     /// there is a next page (`sshard_session_next_page`). Kept even when
     /// there is none: it was made on the caller's thread and is cheapest
@@ -211,6 +213,8 @@ impl sshard_result {
             coordinator_text: std::sync::OnceLock::new(),
             shard: result.shard,
             keyspace: result.keyspace,
+            warnings: result.warnings,
+            tracing_id: result.tracing_id,
             statement,
         }
     }
@@ -548,6 +552,61 @@ pub unsafe extern "C" fn sshard_result_keyspace(
         })?;
         p.write(k.as_ptr().cast());
         n.write(k.len());
+        Ok(())
+    }
+}
+
+/// The number of warnings the server attached to the response.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_warning_count(
+    result: *const sshard_result,
+    count: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        out_arg(count, "count")?.write(r.warnings.len());
+        Ok(())
+    }
+}
+
+/// Warning `index` of the response (UTF-8, borrowed: valid as long as the
+/// result). Out-parameters are untouched on failure.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_warning(
+    result: *const sshard_result,
+    index: usize,
+    warning: *mut *const c_char,
+    warning_len: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        let p = out_arg(warning, "warning")?;
+        let n = out_arg(warning_len, "warning_len")?;
+        let text = &r.warnings[check_index(index, r.warnings.len())?];
+        p.write(text.as_ptr().cast());
+        n.write(text.len());
+        Ok(())
+    }
+}
+
+/// Copies the 16-byte id of the request's trace (`system_traces.sessions`)
+/// into `id`, for a request that asked for tracing;
+/// `SSHARD_STATUS_NOT_PRESENT` (and `id` untouched) otherwise.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_tracing_id(
+    result: *const sshard_result,
+    id: *mut u8,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        let out = out_arg(id.cast::<[u8; 16]>(), "id")?;
+        let trace = r.tracing_id.ok_or_else(|| {
+            Fail::new(SSHARD_STATUS_NOT_PRESENT, "the request was not traced")
+        })?;
+        out.write(trace);
         Ok(())
     }
 }

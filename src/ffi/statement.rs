@@ -16,7 +16,7 @@ use super::result::sshard_result;
 use super::status::{sshard_status, Fail, FfiResult};
 use crate::protocol::BindValue;
 use crate::runtime;
-use crate::session::{Batch, Statement, MAX_VALUES};
+use crate::session::{Batch, RoutingKey, Statement, StatementRouting, MAX_VALUES};
 
 /// Where a value goes: a position or a marker / field name.
 #[derive(Debug, Clone, Copy)]
@@ -234,6 +234,115 @@ pub unsafe extern "C" fn sshard_statement_set_timeout_ms(
     }
 }
 
+/// Asks the server to trace the request (default: no); the result then
+/// carries the trace's id (`sshard_result_tracing_id`).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_statement_set_tracing(
+    statement: *mut sshard_statement,
+    tracing: bool,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live statement (API contract).
+        let statement = unsafe { box_mut(statement, "statement") }?;
+        statement.inner.tracing = tracing;
+        Ok(())
+    }
+}
+
+/// The routing of a statement, made on first use (keyspace and table
+/// unknown until set).
+fn routing_mut(statement: &mut Statement) -> &mut StatementRouting {
+    statement.routing.get_or_insert_with(|| StatementRouting {
+        keyspace: None,
+        table: None,
+        key: RoutingKey::Bytes(Vec::new()),
+    })
+}
+
+/// Gives a simple statement its partition key, so it is routed to the
+/// replica and shard that own it like a prepared statement: `key` is the
+/// serialized key (one column: its value's bytes; several: each as a
+/// 2-byte big-endian length, the bytes and a 0 byte). Overrides what a
+/// prepared statement's metadata says. `(NULL, 0)`: no routing key.
+/// The keyspace is the session's unless `sshard_statement_set_routing_table`
+/// names one; a tablet keyspace also needs the table.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_statement_set_routing_key(
+    statement: *mut sshard_statement,
+    key: *const u8,
+    key_len: usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live statement (API contract).
+        let statement = unsafe { box_mut(statement, "statement") }?;
+        // SAFETY: `(key, key_len)` is readable memory (API contract).
+        let key = unsafe { bytes_arg(key, key_len, "key") }?;
+        routing_mut(&mut statement.inner).key = RoutingKey::Bytes(key.to_vec());
+        Ok(())
+    }
+}
+
+/// Like `sshard_statement_set_routing_key`, with the key made of the
+/// statement's own values at `positions` (`count` of them, in partition-key
+/// order: one is the key, several a composite key), read when it executes.
+/// `count` 0: no routing key.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_statement_set_routing_key_values(
+    statement: *mut sshard_statement,
+    positions: *const usize,
+    count: usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live statement (API contract).
+        let statement = unsafe { box_mut(statement, "statement") }?;
+        if count == 0 {
+            routing_mut(&mut statement.inner).key = RoutingKey::Values(Vec::new());
+            return Ok(());
+        }
+        if positions.is_null() {
+            return Err(Fail::null("positions"));
+        }
+        let values = statement.inner.values.len();
+        if count > values {
+            return Err(Fail::invalid(format!("{count} key components for {values} values")));
+        }
+        // SAFETY: `positions` points to `count` readable `size_t`s (API
+        // contract); `count` is at most the statement's value count.
+        let positions = unsafe { std::slice::from_raw_parts(positions, count) };
+        if let Some(&bad) = positions.iter().find(|&&p| p >= values) {
+            return Err(Fail::index(bad, values));
+        }
+        routing_mut(&mut statement.inner).key = RoutingKey::Values(positions.to_vec());
+        Ok(())
+    }
+}
+
+/// The keyspace and table of a statement's partition key, for routing with
+/// a routing key (exact, case-sensitive names). `keyspace` `(NULL, 0)`: the
+/// session's; `table` `(NULL, 0)`: unknown (a statement on a tablet
+/// keyspace is then not routed).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_statement_set_routing_table(
+    statement: *mut sshard_statement,
+    keyspace: *const c_char,
+    keyspace_len: usize,
+    table: *const c_char,
+    table_len: usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live statement (API contract).
+        let statement = unsafe { box_mut(statement, "statement") }?;
+        // SAFETY: both pairs are readable memory (API contract).
+        let (keyspace, table) = unsafe {
+            (str_arg(keyspace, keyspace_len, "keyspace")?, str_arg(table, table_len, "table")?)
+        };
+        let routing = routing_mut(&mut statement.inner);
+        routing.keyspace = (!keyspace.is_empty()).then(|| keyspace.to_owned());
+        routing.table = (!table.is_empty()).then(|| table.to_owned());
+        Ok(())
+    }
+}
+
 // ---------------------------------------------------------------------------
 // sshard_batch
 
@@ -374,6 +483,20 @@ pub unsafe extern "C" fn sshard_batch_set_idempotent(
         // SAFETY: NULL or a live batch (API contract).
         let batch = unsafe { box_mut(batch, "batch") }?;
         batch.inner.idempotent = idempotent;
+        Ok(())
+    }
+}
+
+/// Asks the server to trace the batch (default: no).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_batch_set_tracing(
+    batch: *mut sshard_batch,
+    tracing: bool,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live batch (API contract).
+        let batch = unsafe { box_mut(batch, "batch") }?;
+        batch.inner.tracing = tracing;
         Ok(())
     }
 }

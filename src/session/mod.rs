@@ -29,12 +29,14 @@ use execute::Job;
 use gate::Gate;
 use metrics::Totals;
 use prepared_cache::PreparedCache;
-use route::RoutingInfo;
 
 pub use binding::MAX_VALUES;
 pub use metrics::{NodeMetrics, SessionMetrics};
 pub use paging::Pager;
-pub use types::{Batch, DriverError, Prepared, Query, QueryResult, SessionConfig, Statement};
+pub use types::{
+    Batch, DriverError, Prepared, Query, QueryResult, RoutingKey, SessionConfig, Statement,
+    StatementRouting,
+};
 
 /// How long `close` waits for requests in flight beyond the request
 /// timeout (a request past its timeout is failing by then).
@@ -142,23 +144,14 @@ impl Session {
     async fn execute_admitted(&self, statement: &Statement) -> Result<QueryResult, DriverError> {
         let inner = &self.inner;
         let request = request::statement_request(statement, &inner.config)?;
-        let (routing, is_lwt) = match &statement.query {
-            Query::Prepared(p) => (
-                p.table().and_then(|(keyspace, table)| {
-                    Some(RoutingInfo {
-                        keyspace,
-                        table,
-                        token: routing_key::token_of(
-                            p,
-                            &statement.values,
-                            statement.value_names.as_deref(),
-                        )?,
-                    })
-                }),
-                p.is_lwt(),
-            ),
-            Query::Simple(_) => (None, false),
-        };
+        let use_keyspace = statement
+            .routing
+            .as_ref()
+            .filter(|r| r.keyspace.is_none())
+            .and_then(|_| inner.keyspace());
+        let routing =
+            routing_key::routing_of(statement, use_keyspace.as_deref(), &inner.cluster.state());
+        let is_lwt = matches!(&statement.query, Query::Prepared(p) if p.is_lwt());
         let started = tokio::time::Instant::now();
         let timeout = statement.timeout.unwrap_or(inner.config.request_timeout);
         let job = Job {
@@ -175,8 +168,9 @@ impl Session {
         Ok(result)
     }
 
-    /// Runs a batch. It is routed by its first prepared statement with a
-    /// complete partition key, as the drivers do.
+    /// Runs a batch. It is routed by its first statement whose partition is
+    /// known (a prepared one with a complete key, or a routing key), as the
+    /// drivers do.
     pub async fn batch(&self, batch: &Batch) -> Result<QueryResult, DriverError> {
         self.admit()?.batch(batch).await
     }
@@ -185,17 +179,17 @@ impl Session {
         let inner = &self.inner;
         let outcome = async {
             let request = request::batch_request(batch, &inner.config)?;
-            let routing = batch.statements.iter().find_map(|s| match &s.query {
-                Query::Prepared(p) => {
-                    let (keyspace, table) = p.table()?;
-                    Some(RoutingInfo {
-                        keyspace,
-                        table,
-                        token: routing_key::token_of(p, &s.values, None)?,
-                    })
-                }
-                Query::Simple(_) => None,
-            });
+            let use_keyspace = batch
+                .statements
+                .iter()
+                .any(|s| s.routing.as_ref().is_some_and(|r| r.keyspace.is_none()))
+                .then(|| inner.keyspace())
+                .flatten();
+            let state = inner.cluster.state();
+            let routing = batch
+                .statements
+                .iter()
+                .find_map(|s| routing_key::routing_of(s, use_keyspace.as_deref(), &state));
             let is_lwt = batch
                 .statements
                 .iter()

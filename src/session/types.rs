@@ -103,6 +103,29 @@ pub enum Query {
     Prepared(Arc<Prepared>),
 }
 
+/// How a statement names its partition when its metadata cannot (simple
+/// statements), or to override what the metadata says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementRouting {
+    /// The partition key's keyspace; `None`: the session's `USE` keyspace.
+    pub keyspace: Option<String>,
+    /// The table: needed to route on a tablet keyspace (vnode keyspaces
+    /// route by keyspace alone); without it such a statement goes anywhere.
+    pub table: Option<String>,
+    pub key: RoutingKey,
+}
+
+/// The serialized partition key of a statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoutingKey {
+    /// The key as the token hashes it: one component's bytes, or several
+    /// as `u16 length + bytes + 0x00` each.
+    Bytes(Vec<u8>),
+    /// The statement's bound values at these positions, in partition-key
+    /// order (one: the key itself; several: a composite key).
+    Values(Vec<usize>),
+}
+
 /// One statement with its values and per-request options.
 #[derive(Debug, Clone)]
 pub struct Statement {
@@ -121,6 +144,12 @@ pub struct Statement {
     pub idempotent: bool,
     /// End-to-end timeout; `None` uses the session default.
     pub timeout: Option<Duration>,
+    /// Where the partition is, for token- and shard-aware routing of a
+    /// simple statement (a prepared one knows from its metadata).
+    pub routing: Option<StatementRouting>,
+    /// Ask the server to trace the request (its id comes back in the
+    /// result).
+    pub tracing: bool,
 }
 
 impl Statement {
@@ -136,6 +165,8 @@ impl Statement {
             timestamp: None,
             idempotent: false,
             timeout: None,
+            routing: None,
+            tracing: false,
         }
     }
 
@@ -160,6 +191,8 @@ pub struct Batch {
     pub timestamp: Option<i64>,
     pub idempotent: bool,
     pub timeout: Option<Duration>,
+    /// Ask the server to trace the batch.
+    pub tracing: bool,
 }
 
 impl Batch {
@@ -172,6 +205,7 @@ impl Batch {
             timestamp: None,
             idempotent: false,
             timeout: None,
+            tracing: false,
         }
     }
 }

@@ -10,6 +10,7 @@
 #include "harness.h"
 
 static const sshard_session *session;
+static const char *base_ip;
 static atomic_int log_records;
 
 static void on_log(sshard_log_level level, const char *target, size_t target_len,
@@ -842,6 +843,129 @@ static void test_tablets(void) {
   OK(sshard_prepared_free(ins));
 }
 
+/* Routable requests the emulator saw reach a non-replica node or a
+ * replica's wrong shard, over all 3 nodes. */
+static unsigned long long misroutes(void) {
+  return h_emulator_counter(base_ip, 3, "emulator_misrouted_node_total") +
+         h_emulator_counter(base_ip, 3, "emulator_misrouted_shard_total");
+}
+
+/* Runs `rows` simple INSERTs of composite keys (k, c); `route` picks how
+ * the statement names its partition: 0 not at all, 1 by its values, 2 by a
+ * raw composite key. Returns the misroutes they caused. */
+static unsigned long long simple_inserts(const char *table, int rows, int route, int pass) {
+  char cql[160];
+  snprintf(cql, sizeof cql, "INSERT INTO %s (k, c, v, w) VALUES (?, ?, ?, 0)", table);
+  char keyspace[32];
+  snprintf(keyspace, sizeof keyspace, "%.*s", (int)(strchr(table, '.') - table), table);
+  unsigned long long before = misroutes();
+  sshard_statement *st = NULL;
+  OK(sshard_statement_new(STR(cql), 3, &st));
+  if (route) OK(sshard_statement_set_routing_table(st, STR(keyspace), S("kc")));
+  const size_t positions[2] = {0, 1};
+  if (route == 1) OK(sshard_statement_set_routing_key_values(st, positions, 2));
+  for (int i = 0; i < rows; i++) {
+    OK(sshard_statement_bind_int32(st, 0, i));
+    OK(sshard_statement_bind_int32(st, 1, i * 7));
+    OK(sshard_statement_bind_int32(st, 2, pass));
+    if (route == 2) {
+      /* (k, c) as a composite key: 2-byte length, big-endian int, 0. */
+      uint8_t key[14] = {0, 4, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0};
+      uint32_t k = (uint32_t)i, c = (uint32_t)(i * 7);
+      for (int b = 0; b < 4; b++) {
+        key[2 + b] = (uint8_t)(k >> (24 - 8 * b));
+        key[9 + b] = (uint8_t)(c >> (24 - 8 * b));
+      }
+      OK(sshard_statement_set_routing_key(st, key, sizeof key));
+    }
+    sshard_status status;
+    sshard_result_free(h_execute(session, st, &status));
+    CHECK_STATUS(status, SSHARD_STATUS_OK);
+  }
+  OK(sshard_statement_free(st));
+  return misroutes() - before;
+}
+
+/* Simple (unprepared) statements with a routing key are routed like
+ * prepared ones, on vnode and tablet tables, their pages included. */
+static void test_simple_statements_with_routing_keys(void) {
+  OK(h_query(session, "CREATE KEYSPACE rkv WITH replication = "
+                      "{'class': 'SimpleStrategy', 'replication_factor': 1}"));
+  OK(h_query(session, "CREATE TABLE rkv.kc (k int, c int, v int, w int, PRIMARY KEY ((k, c), w))"));
+  OK(h_query(session, "CREATE KEYSPACE rkt WITH replication = "
+                      "{'class': 'NetworkTopologyStrategy', 'datacenter1': 1} "
+                      "AND tablets = {'enabled': true, 'initial': 8}"));
+  OK(h_query(session, "CREATE TABLE rkt.kc (k int, c int, v int, w int, PRIMARY KEY ((k, c), w))"));
+  const int rows = h_scale(300);
+  /* Without a routing key most go astray (3 nodes x 4 shards). */
+  CHECK(simple_inserts("rkv.kc", rows, 0, 0) > (unsigned long long)rows / 2);
+  CHECK(simple_inserts("rkv.kc", rows, 1, 1) == 0);
+  CHECK(simple_inserts("rkv.kc", rows, 2, 2) == 0);
+  /* A tablet table: learned on the first pass (at most one miss per
+   * tablet, one request in flight), exact on the next. */
+  CHECK(simple_inserts("rkt.kc", rows, 1, 0) <= 8);
+  CHECK(simple_inserts("rkt.kc", rows, 1, 1) == 0);
+  CHECK(simple_inserts("rkt.kc", rows, 2, 2) == 0);
+
+  /* Paging a simple SELECT of one partition: every page routed. */
+  const char *keyspaces[2] = {"rkv", "rkt"};
+  for (int t = 0; t < 2; t++) {
+    char cql[128];
+    snprintf(cql, sizeof cql, "INSERT INTO %s.kc (k, c, v, w) VALUES (1, 2, 0, ?)", keyspaces[t]);
+    sshard_statement *ins = NULL;
+    OK(sshard_statement_new(STR(cql), 1, &ins));
+    for (int w = 0; w < 20; w++) {
+      OK(sshard_statement_bind_int32(ins, 0, w));
+      sshard_status status;
+      sshard_result_free(h_execute(session, ins, &status));
+      CHECK_STATUS(status, SSHARD_STATUS_OK);
+    }
+    OK(sshard_statement_free(ins));
+    snprintf(cql, sizeof cql, "SELECT w FROM %s.kc WHERE k = ? AND c = ?", keyspaces[t]);
+    sshard_statement *sel = NULL;
+    OK(sshard_statement_new(STR(cql), 2, &sel));
+    OK(sshard_statement_bind_int32(sel, 0, 1));
+    OK(sshard_statement_bind_int32(sel, 1, 2));
+    OK(sshard_statement_set_page_size(sel, 3));
+    OK(sshard_statement_set_routing_table(sel, STR(keyspaces[t]), S("kc")));
+    const size_t positions[2] = {0, 1};
+    OK(sshard_statement_set_routing_key_values(sel, positions, 2));
+    unsigned long long before = misroutes();
+    sshard_status status;
+    const sshard_result *page = h_execute(session, sel, &status);
+    size_t total = 0, pages = 0;
+    while (page) {
+      size_t n = 0;
+      OK(sshard_result_row_count(page, &n));
+      total += n;
+      pages++;
+      bool more = false;
+      OK(sshard_result_has_more_pages(page, &more));
+      const sshard_result *next = NULL;
+      if (more) {
+        const sshard_future *f = NULL;
+        OK(sshard_session_next_page(session, page, &f));
+        OK(sshard_future_wait(f));
+        OK(sshard_future_get_result(f, &next));
+        OK(sshard_future_free(f));
+      }
+      OK(sshard_result_free(page));
+      page = next;
+    }
+    CHECK(total == 20 && pages >= 7);
+    CHECK(misroutes() - before == 0);
+    OK(sshard_statement_free(sel));
+  }
+  /* Bad positions are refused. */
+  sshard_statement *st = NULL;
+  OK(sshard_statement_new(S("SELECT * FROM rkv.kc WHERE k = ? AND c = ?"), 2, &st));
+  const size_t bad[1] = {2};
+  CHECK_STATUS(sshard_statement_set_routing_key_values(st, bad, 1), SSHARD_STATUS_INDEX_OUT_OF_RANGE);
+  CHECK_STATUS(sshard_statement_set_routing_key_values(st, NULL, 1), SSHARD_STATUS_NULL_ARGUMENT);
+  OK(sshard_statement_set_routing_key_values(st, NULL, 0));
+  OK(sshard_statement_free(st));
+}
+
 /* Close waits for every request submitted before it; later ones fail
  * with CLOSED. */
 static void test_close_with_requests_in_flight(void) {
@@ -918,6 +1042,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s <contact point>\n", argv[0]);
     return 2;
   }
+  base_ip = argv[1];
   test_connect_and_schema(argv[1]);
   test_every_type();
   test_nested_elements();
@@ -927,6 +1052,7 @@ int main(int argc, char **argv) {
   test_callbacks();
   test_metrics();
   test_tablets();
+  test_simple_statements_with_routing_keys();
   test_close_with_requests_in_flight();
   test_free_with_requests_in_flight(argv[1]);
   return h_finish("test_cluster");
