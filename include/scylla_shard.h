@@ -20,6 +20,16 @@
 
 
 /**
+ * Longest timeout or interval accepted, in milliseconds (one day).
+ */
+#define SSHARD_MAX_TIMEOUT_MS 86400000
+
+/**
+ * Most prepared statements a session's cache may keep.
+ */
+#define SSHARD_MAX_PREPARED_CACHE_SIZE 1048576
+
+/**
  * Buffered records at most (`sshard_log_set_buffer`).
  */
 #define SSHARD_LOG_BUFFER_MAX 1048576
@@ -287,6 +297,11 @@ typedef struct sshard_metrics {
    * The first `min(node_count, SSHARD_METRICS_MAX_NODES)` nodes.
    */
   struct sshard_node_metrics nodes[SSHARD_METRICS_MAX_NODES];
+  /**
+   * Prepared statements the session's cache keeps alive (at most the
+   * config's `prepared_cache_size`).
+   */
+  uint64_t prepared_cached;
 } sshard_metrics;
 
 /**
@@ -1031,6 +1046,14 @@ sshard_status sshard_config_set_page_size(struct sshard_config *config, int32_t 
  * none).
  */
 sshard_status sshard_config_set_keyspace(struct sshard_config *config, const char *keyspace, size_t keyspace_len);
+
+/**
+ * Prepared statements the session keeps for reuse (default 1024, at most
+ * `SSHARD_MAX_PREPARED_CACHE_SIZE`; 0: only those a caller holds). The
+ * least recently used go first; a handle the caller holds stays valid
+ * whatever the cache does.
+ */
+sshard_status sshard_config_set_prepared_cache_size(struct sshard_config *config, size_t size);
 
 /**
  * Whether to learn tablet replicas from the server (default on).

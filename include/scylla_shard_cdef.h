@@ -1,6 +1,8 @@
 /* libscylla_shard declarations for LuaJIT ffi.cdef and cffi: generated from
    scylla_shard.h by scripts/gen_cdef.py (`make header`); documented there. */
 enum {
+  SSHARD_MAX_TIMEOUT_MS = 86400000,
+  SSHARD_MAX_PREPARED_CACHE_SIZE = 1048576,
   SSHARD_LOG_BUFFER_MAX = 1048576,
   SSHARD_METRICS_MAX_NODES = 32,
   SSHARD_METRICS_MAX_SHARDS = 64,
@@ -80,6 +82,7 @@ typedef struct sshard_metrics {
   uint64_t tablets;
   uint64_t tablet_payloads;
   struct sshard_node_metrics nodes[32];
+  uint64_t prepared_cached;
 } sshard_metrics;
 
 typedef struct sshard_event {
@@ -358,6 +361,8 @@ sshard_status sshard_config_set_serial_consistency(struct sshard_config *config,
 sshard_status sshard_config_set_page_size(struct sshard_config *config, int32_t page_size);
 
 sshard_status sshard_config_set_keyspace(struct sshard_config *config, const char *keyspace, size_t keyspace_len);
+
+sshard_status sshard_config_set_prepared_cache_size(struct sshard_config *config, size_t size);
 
 sshard_status sshard_config_set_tablet_awareness(struct sshard_config *config, bool enabled);
 

@@ -4,8 +4,8 @@
 //! the per-request options.
 
 use std::ffi::c_char;
-use std::time::Duration;
 
+use super::config::millis_arg;
 use super::enums::{
     batch_kind, consistency, serial_consistency, sshard_batch_type, sshard_consistency,
 };
@@ -229,7 +229,8 @@ pub unsafe extern "C" fn sshard_statement_set_timeout_ms(
     ffi_boundary! {
         // SAFETY: NULL or a live statement (API contract).
         let statement = unsafe { box_mut(statement, "statement") }?;
-        statement.inner.timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms));
+        let timeout = millis_arg(timeout_ms, "timeout")?;
+        statement.inner.timeout = (timeout_ms > 0).then_some(timeout);
         Ok(())
     }
 }
@@ -510,7 +511,8 @@ pub unsafe extern "C" fn sshard_batch_set_timeout_ms(
     ffi_boundary! {
         // SAFETY: NULL or a live batch (API contract).
         let batch = unsafe { box_mut(batch, "batch") }?;
-        batch.inner.timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms));
+        let timeout = millis_arg(timeout_ms, "timeout")?;
+        batch.inner.timeout = (timeout_ms > 0).then_some(timeout);
         Ok(())
     }
 }

@@ -41,6 +41,7 @@ pub async fn connect(config: SessionConfig) -> Result<Session, DriverError> {
         return Err(e);
     }
 
+    let prepared_cache_size = config.prepared_cache_size;
     let session = Session {
         inner: Arc::new(Inner {
             load_balancing: LoadBalancing {
@@ -50,7 +51,7 @@ pub async fn connect(config: SessionConfig) -> Result<Session, DriverError> {
             },
             config,
             cluster,
-            prepared: PreparedCache::default(),
+            prepared: PreparedCache::new(prepared_cache_size),
             totals: Totals::default(),
             gate: Gate::default(),
             keyspace: Mutex::new(None),

@@ -288,7 +288,9 @@ impl Session {
     pub fn metrics(&self) -> SessionMetrics {
         let inner = &self.inner;
         let state = inner.cluster.state();
-        metrics::collect(&state, inner.cluster.tablets().stats(), &inner.totals)
+        let mut metrics = metrics::collect(&state, inner.cluster.tablets().stats(), &inner.totals);
+        metrics.prepared_cached = inner.prepared.sizes().0;
+        metrics
     }
 
     /// The current metadata snapshot.

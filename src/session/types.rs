@@ -44,6 +44,9 @@ pub struct SessionConfig {
     pub default_page_size: i32,
     /// Keyspace to `USE` on every connection.
     pub keyspace: Option<String>,
+    /// Prepared statements the session keeps for reuse (least recently
+    /// used first to go); those a caller holds are kept regardless.
+    pub prepared_cache_size: usize,
 }
 
 impl Default for SessionConfig {
@@ -64,6 +67,7 @@ impl Default for SessionConfig {
             default_serial_consistency: None,
             default_page_size: 5000,
             keyspace: None,
+            prepared_cache_size: super::prepared_cache::DEFAULT_CAPACITY,
         }
     }
 }

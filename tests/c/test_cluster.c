@@ -966,6 +966,40 @@ static void test_simple_statements_with_routing_keys(void) {
   OK(sshard_statement_free(st));
 }
 
+/* The prepared-statement cache keeps at most its configured size, and a
+ * handle the caller holds keeps working whatever it evicts. */
+static void test_prepared_cache_is_bounded(const char *host) {
+  sshard_config *cfg = h_config(host);
+  OK(sshard_config_set_prepared_cache_size(cfg, 10));
+  CHECK_STATUS(sshard_config_set_prepared_cache_size(cfg, (size_t)1 << 40), SSHARD_STATUS_INVALID_ARGUMENT);
+  const sshard_session *s = h_connect_config(cfg);
+  const sshard_prepared *held = h_prepare(s, "SELECT v FROM ctest.kv WHERE k = ?");
+  const int distinct = h_scale(5000);
+  for (int i = 0; i < distinct; i++) {
+    char cql[96];
+    snprintf(cql, sizeof cql, "SELECT v FROM ctest.kv WHERE k = %d", i);
+    OK(sshard_prepared_free(h_prepare(s, cql)));
+  }
+  static sshard_metrics m;
+  OK(sshard_session_get_metrics(s, &m, sizeof m));
+  CHECK(m.prepared_cached == 10);
+  sshard_statement *st = NULL;
+  OK(sshard_prepared_bind(held, &st));
+  OK(sshard_statement_bind_int32(st, 0, 1));
+  sshard_status status;
+  sshard_result_free(h_execute(s, st, &status));
+  CHECK_STATUS(status, SSHARD_STATUS_OK);
+  /* Preparing the held one again finds the same statement. */
+  const sshard_prepared *again = h_prepare(s, "SELECT v FROM ctest.kv WHERE k = ?");
+  size_t count = 0;
+  OK(sshard_prepared_parameter_count(again, &count));
+  CHECK(count == 1);
+  OK(sshard_prepared_free(again));
+  OK(sshard_statement_free(st));
+  OK(sshard_prepared_free(held));
+  h_close(s);
+}
+
 /* Close waits for every request submitted before it; later ones fail
  * with CLOSED. */
 static void test_close_with_requests_in_flight(void) {
@@ -1053,6 +1087,7 @@ int main(int argc, char **argv) {
   test_metrics();
   test_tablets();
   test_simple_statements_with_routing_keys();
+  test_prepared_cache_is_bounded(argv[1]);
   test_close_with_requests_in_flight();
   test_free_with_requests_in_flight(argv[1]);
   return h_finish("test_cluster");
