@@ -934,3 +934,45 @@ fn null_arguments_are_refused_everywhere_else() {
         assert_eq!(sshard_result_free(res), 0);
     }
 }
+
+#[test]
+fn results_expose_warnings_and_the_tracing_id() {
+    let traced = QueryResult {
+        warnings: vec!["Batch modifying 2 partitions".into(), "second".into()],
+        tracing_id: Some([7; 16]),
+        ..Default::default()
+    };
+    let r = arc_into_raw(Arc::new(sshard_result::new(traced, None)));
+    let plain = arc_into_raw(Arc::new(sshard_result::new(QueryResult::default(), None)));
+    // SAFETY: both results are live until freed at the end; out pointers
+    // are valid locals.
+    unsafe {
+        let mut n = 9;
+        assert_eq!(sshard_result_warning_count(r, &mut n), 0);
+        assert_eq!(n, 2);
+        let (mut p, mut len) = (std::ptr::null(), 0);
+        assert_eq!(sshard_result_warning(r, 1, &mut p, &mut len), 0);
+        assert_eq!(std::slice::from_raw_parts(p.cast::<u8>(), len), b"second");
+        assert_eq!(
+            sshard_result_warning(r, 2, &mut p, &mut len),
+            SSHARD_STATUS_INDEX_OUT_OF_RANGE
+        );
+        let mut id = [0u8; 16];
+        assert_eq!(sshard_result_tracing_id(r, id.as_mut_ptr()), 0);
+        assert_eq!(id, [7; 16]);
+        let mut untouched = [1u8; 16];
+        assert_eq!(
+            sshard_result_tracing_id(plain, untouched.as_mut_ptr()),
+            SSHARD_STATUS_NOT_PRESENT
+        );
+        assert_eq!(untouched, [1; 16]);
+        assert_eq!(sshard_result_warning_count(plain, &mut n), 0);
+        assert_eq!(n, 0);
+        assert_eq!(
+            sshard_result_tracing_id(r, std::ptr::null_mut()),
+            SSHARD_STATUS_NULL_ARGUMENT
+        );
+        assert_eq!(sshard_result_free(r), 0);
+        assert_eq!(sshard_result_free(plain), 0);
+    }
+}

@@ -14,11 +14,10 @@ use super::status::{
     SSHARD_STATUS_NULL_VALUE,
 };
 use crate::protocol::bind::name_matches;
-use crate::protocol::value::read_vint;
+use crate::protocol::value::{read_vint, split_cell, MAX_VALUE_DEPTH};
 use crate::protocol::wire::Reader;
 use crate::protocol::ColumnType;
 
-const MAX_DEPTH: usize = 32;
 
 /// A view of one value inside a result.
 pub struct sshard_value {
@@ -78,7 +77,7 @@ fn build_nested(ty: &ColumnType, cell: Option<&[u8]>, depth: usize) -> sshard_va
         children: Vec::new(),
     };
     if let Some(bytes) = cell {
-        if depth > MAX_DEPTH {
+        if depth > MAX_VALUE_DEPTH {
             view.malformed = true;
             return view;
         }
@@ -90,54 +89,13 @@ fn build_nested(ty: &ColumnType, cell: Option<&[u8]>, depth: usize) -> sshard_va
     view
 }
 
+/// The views of a compound cell's parts (the core's `split_cell`).
 fn children(ty: &ColumnType, bytes: &[u8], depth: usize) -> Result<Vec<sshard_value>, ()> {
-    let mut r = Reader::new(bytes);
-    let mut out = Vec::new();
-    match ty {
-        ColumnType::List(e) | ColumnType::Set(e) => {
-            let n = usize::try_from(r.i32().map_err(drop)?).map_err(drop)?;
-            for _ in 0..n {
-                let b = r.bytes().map_err(drop)?.ok_or(())?;
-                out.push(build_nested(e, Some(b), depth + 1));
-            }
-        }
-        ColumnType::Map(k, v) => {
-            let n = usize::try_from(r.i32().map_err(drop)?).map_err(drop)?;
-            for _ in 0..n {
-                let kb = r.bytes().map_err(drop)?.ok_or(())?;
-                let vb = r.bytes().map_err(drop)?.ok_or(())?;
-                out.push(build_nested(k, Some(kb), depth + 1));
-                out.push(build_nested(v, Some(vb), depth + 1));
-            }
-        }
-        ColumnType::Tuple(types) => {
-            for t in types {
-                // Values written before elements were added end early.
-                let b = if r.is_empty() {
-                    None
-                } else {
-                    r.bytes().map_err(drop)?
-                };
-                out.push(build_nested(t, b, depth + 1));
-            }
-        }
-        ColumnType::Udt(udt) => {
-            for (_, t) in &udt.fields {
-                let b = if r.is_empty() {
-                    None
-                } else {
-                    r.bytes().map_err(drop)?
-                };
-                out.push(build_nested(t, b, depth + 1));
-            }
-        }
-        _ => return Ok(out),
-    }
-    if r.is_empty() {
-        Ok(out)
-    } else {
-        Err(())
-    }
+    Ok(split_cell(ty, bytes)
+        .map_err(drop)?
+        .into_iter()
+        .map(|(t, b)| build_nested(t, b, depth + 1))
+        .collect())
 }
 
 /// # Safety
@@ -615,6 +573,12 @@ fn is_nested(t: &ColumnType) -> bool {
 
 /// The number of items of a list or set, entries of a map, elements of a
 /// tuple or fields of a UDT.
+///
+/// Nested values are read by index, not through iterator objects: a value's
+/// parts are laid out once, when its result is built, so the count is known
+/// up front and `sshard_value_element`, `sshard_value_map_entry` and
+/// `sshard_value_field` each cost O(1), with no handle to create or free.
+/// From LuaJIT or Python, loop over `0 .. count - 1`.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_value_element_count(
     value: *const sshard_value,
