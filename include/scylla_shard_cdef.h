@@ -1,16 +1,16 @@
 /* libscylla_shard declarations for LuaJIT ffi.cdef and cffi: generated from
    scylla_shard.h by scripts/gen_cdef.py (`make header`); documented there. */
 enum {
+  SSHARD_VERSION_MAJOR = 0,
+  SSHARD_VERSION_MINOR = 1,
+  SSHARD_VERSION_PATCH = 0,
+  SSHARD_ABI_VERSION = 1,
   SSHARD_MAX_TIMEOUT_MS = 86400000,
   SSHARD_MAX_PREPARED_CACHE_SIZE = 1048576,
   SSHARD_LOG_BUFFER_MAX = 1048576,
   SSHARD_METRICS_MAX_NODES = 32,
   SSHARD_METRICS_MAX_SHARDS = 64,
-  SSHARD_METRICS_VERSION = 1,
-  SSHARD_VERSION_MAJOR = 0,
-  SSHARD_VERSION_MINOR = 1,
-  SSHARD_VERSION_PATCH = 0,
-  SSHARD_ABI_VERSION = 1
+  SSHARD_METRICS_VERSION = 1
 };
 
 typedef struct sshard_batch sshard_batch;
@@ -45,11 +45,20 @@ typedef uint8_t sshard_compression;
 
 typedef uint16_t sshard_consistency;
 
-typedef uint16_t sshard_type;
+typedef uint8_t sshard_batch_type;
 
 typedef uint32_t sshard_future_kind;
 
 typedef void (*sshard_future_callback)(struct sshard_future *future, void *data);
+
+typedef struct sshard_event {
+  uint64_t token;
+  struct sshard_future *future;
+  sshard_status status;
+  sshard_future_kind kind;
+} sshard_event;
+
+typedef uint16_t sshard_type;
 
 typedef uint8_t sshard_log_level;
 
@@ -85,16 +94,50 @@ typedef struct sshard_metrics {
   uint64_t prepared_cached;
 } sshard_metrics;
 
-typedef struct sshard_event {
-  uint64_t token;
-  struct sshard_future *future;
-  sshard_status status;
-  sshard_future_kind kind;
-} sshard_event;
-
-typedef uint8_t sshard_batch_type;
-
 enum {
+  SSHARD_STATUS_OK = 0,
+  SSHARD_STATUS_NULL_ARGUMENT = 1,
+  SSHARD_STATUS_INVALID_UTF8 = 2,
+  SSHARD_STATUS_INVALID_ARGUMENT = 3,
+  SSHARD_STATUS_TYPE_MISMATCH = 4,
+  SSHARD_STATUS_WRONG_STATE = 5,
+  SSHARD_STATUS_INDEX_OUT_OF_RANGE = 6,
+  SSHARD_STATUS_NAME_NOT_FOUND = 7,
+  SSHARD_STATUS_WOULD_DEADLOCK = 8,
+  SSHARD_STATUS_FORKED = 9,
+  SSHARD_STATUS_PANIC = 10,
+  SSHARD_STATUS_NULL_VALUE = 11,
+  SSHARD_STATUS_PENDING = 12,
+  SSHARD_STATUS_NOT_PRESENT = 13,
+  SSHARD_STATUS_UNSUPPORTED = 14,
+  SSHARD_STATUS_NO_HOSTS = 100,
+  SSHARD_STATUS_TIMEOUT = 101,
+  SSHARD_STATUS_CONNECTION_LOST = 102,
+  SSHARD_STATUS_DECODE = 103,
+  SSHARD_STATUS_CLOSED = 104,
+  SSHARD_STATUS_RUNTIME = 105,
+  SSHARD_STATUS_INTERNAL = 106,
+  SSHARD_STATUS_SERVER_BASE = 65536,
+  SSHARD_STATUS_SERVER_SERVER_ERROR = 65536,
+  SSHARD_STATUS_SERVER_PROTOCOL_ERROR = 65546,
+  SSHARD_STATUS_SERVER_BAD_CREDENTIALS = 65792,
+  SSHARD_STATUS_SERVER_UNAVAILABLE = 69632,
+  SSHARD_STATUS_SERVER_OVERLOADED = 69633,
+  SSHARD_STATUS_SERVER_IS_BOOTSTRAPPING = 69634,
+  SSHARD_STATUS_SERVER_TRUNCATE_ERROR = 69635,
+  SSHARD_STATUS_SERVER_WRITE_TIMEOUT = 69888,
+  SSHARD_STATUS_SERVER_READ_TIMEOUT = 70144,
+  SSHARD_STATUS_SERVER_READ_FAILURE = 70400,
+  SSHARD_STATUS_SERVER_FUNCTION_FAILURE = 70656,
+  SSHARD_STATUS_SERVER_WRITE_FAILURE = 70912,
+  SSHARD_STATUS_SERVER_SYNTAX_ERROR = 73728,
+  SSHARD_STATUS_SERVER_UNAUTHORIZED = 73984,
+  SSHARD_STATUS_SERVER_INVALID = 74240,
+  SSHARD_STATUS_SERVER_CONFIG_ERROR = 74496,
+  SSHARD_STATUS_SERVER_ALREADY_EXISTS = 74752,
+  SSHARD_STATUS_SERVER_UNPREPARED = 75008,
+  SSHARD_STATUS_SERVER_RATE_LIMIT_REACHED = 126976,
+  SSHARD_STATUS_SERVER_LAST = 131071,
   SSHARD_CONSISTENCY_ANY = 0,
   SSHARD_CONSISTENCY_ONE = 1,
   SSHARD_CONSISTENCY_TWO = 2,
@@ -148,51 +191,134 @@ enum {
   SSHARD_FUTURE_KIND_EXECUTE = 3,
   SSHARD_FUTURE_KIND_BATCH = 4,
   SSHARD_FUTURE_KIND_USE_KEYSPACE = 5,
-  SSHARD_FUTURE_KIND_CLOSE = 6,
-  SSHARD_STATUS_OK = 0,
-  SSHARD_STATUS_NULL_ARGUMENT = 1,
-  SSHARD_STATUS_INVALID_UTF8 = 2,
-  SSHARD_STATUS_INVALID_ARGUMENT = 3,
-  SSHARD_STATUS_TYPE_MISMATCH = 4,
-  SSHARD_STATUS_WRONG_STATE = 5,
-  SSHARD_STATUS_INDEX_OUT_OF_RANGE = 6,
-  SSHARD_STATUS_NAME_NOT_FOUND = 7,
-  SSHARD_STATUS_WOULD_DEADLOCK = 8,
-  SSHARD_STATUS_FORKED = 9,
-  SSHARD_STATUS_PANIC = 10,
-  SSHARD_STATUS_NULL_VALUE = 11,
-  SSHARD_STATUS_PENDING = 12,
-  SSHARD_STATUS_NOT_PRESENT = 13,
-  SSHARD_STATUS_UNSUPPORTED = 14,
-  SSHARD_STATUS_NO_HOSTS = 100,
-  SSHARD_STATUS_TIMEOUT = 101,
-  SSHARD_STATUS_CONNECTION_LOST = 102,
-  SSHARD_STATUS_DECODE = 103,
-  SSHARD_STATUS_CLOSED = 104,
-  SSHARD_STATUS_RUNTIME = 105,
-  SSHARD_STATUS_INTERNAL = 106,
-  SSHARD_STATUS_SERVER_BASE = 65536,
-  SSHARD_STATUS_SERVER_SERVER_ERROR = 65536,
-  SSHARD_STATUS_SERVER_PROTOCOL_ERROR = 65546,
-  SSHARD_STATUS_SERVER_BAD_CREDENTIALS = 65792,
-  SSHARD_STATUS_SERVER_UNAVAILABLE = 69632,
-  SSHARD_STATUS_SERVER_OVERLOADED = 69633,
-  SSHARD_STATUS_SERVER_IS_BOOTSTRAPPING = 69634,
-  SSHARD_STATUS_SERVER_TRUNCATE_ERROR = 69635,
-  SSHARD_STATUS_SERVER_WRITE_TIMEOUT = 69888,
-  SSHARD_STATUS_SERVER_READ_TIMEOUT = 70144,
-  SSHARD_STATUS_SERVER_READ_FAILURE = 70400,
-  SSHARD_STATUS_SERVER_FUNCTION_FAILURE = 70656,
-  SSHARD_STATUS_SERVER_WRITE_FAILURE = 70912,
-  SSHARD_STATUS_SERVER_SYNTAX_ERROR = 73728,
-  SSHARD_STATUS_SERVER_UNAUTHORIZED = 73984,
-  SSHARD_STATUS_SERVER_INVALID = 74240,
-  SSHARD_STATUS_SERVER_CONFIG_ERROR = 74496,
-  SSHARD_STATUS_SERVER_ALREADY_EXISTS = 74752,
-  SSHARD_STATUS_SERVER_UNPREPARED = 75008,
-  SSHARD_STATUS_SERVER_RATE_LIMIT_REACHED = 126976,
-  SSHARD_STATUS_SERVER_LAST = 131071
+  SSHARD_FUTURE_KIND_CLOSE = 6
 };
+
+const char *sshard_version(void);
+
+uint32_t sshard_abi_version(void);
+
+const char *sshard_status_str(sshard_status status);
+
+sshard_status sshard_last_error_message(const char **message, size_t *message_len);
+
+sshard_status sshard_config_new(struct sshard_config **config);
+
+sshard_status sshard_config_free(struct sshard_config *config);
+
+sshard_status sshard_config_add_contact_point(struct sshard_config *config, const char *host, size_t host_len);
+
+sshard_status sshard_config_set_port(struct sshard_config *config, uint16_t port);
+
+sshard_status sshard_config_set_shard_aware_port(struct sshard_config *config, bool enabled);
+
+sshard_status sshard_config_set_local_port_range(struct sshard_config *config, uint16_t first, uint16_t last);
+
+sshard_status sshard_config_set_connections_per_shard(struct sshard_config *config, uint32_t connections);
+
+sshard_status sshard_config_set_local_dc(struct sshard_config *config, const char *dc, size_t dc_len);
+
+sshard_status sshard_config_set_local_rack(struct sshard_config *config, const char *rack, size_t rack_len);
+
+sshard_status sshard_config_set_dc_failover(struct sshard_config *config, bool enabled);
+
+sshard_status sshard_config_set_credentials(struct sshard_config *config, const char *username, size_t username_len, const char *password, size_t password_len);
+
+sshard_status sshard_config_set_compression(struct sshard_config *config, sshard_compression compression);
+
+sshard_status sshard_config_set_connect_timeout_ms(struct sshard_config *config, uint64_t timeout_ms);
+
+sshard_status sshard_config_set_request_timeout_ms(struct sshard_config *config, uint64_t timeout_ms);
+
+sshard_status sshard_config_set_heartbeat_interval_ms(struct sshard_config *config, uint64_t interval_ms);
+
+sshard_status sshard_config_set_worker_threads(struct sshard_config *config, uint32_t threads);
+
+sshard_status sshard_config_set_application_name(struct sshard_config *config, const char *name, size_t name_len);
+
+sshard_status sshard_config_set_application_version(struct sshard_config *config, const char *version, size_t version_len);
+
+sshard_status sshard_config_set_consistency(struct sshard_config *config, sshard_consistency level);
+
+sshard_status sshard_config_set_serial_consistency(struct sshard_config *config, sshard_consistency level);
+
+sshard_status sshard_config_set_page_size(struct sshard_config *config, int32_t page_size);
+
+sshard_status sshard_config_set_keyspace(struct sshard_config *config, const char *keyspace, size_t keyspace_len);
+
+sshard_status sshard_config_set_prepared_cache_size(struct sshard_config *config, size_t size);
+
+sshard_status sshard_config_set_tablet_awareness(struct sshard_config *config, bool enabled);
+
+sshard_status sshard_session_connect(const struct sshard_config *config, const struct sshard_future **future);
+
+sshard_status sshard_session_free(const struct sshard_session *session);
+
+sshard_status sshard_session_close(const struct sshard_session *session, const struct sshard_future **future);
+
+sshard_status sshard_session_prepare(const struct sshard_session *session, const char *query, size_t query_len, const struct sshard_future **future);
+
+sshard_status sshard_session_execute(const struct sshard_session *session, const struct sshard_statement *statement, const struct sshard_future **future);
+
+sshard_status sshard_session_next_page(const struct sshard_session *session, const struct sshard_result *result, const struct sshard_future **future);
+
+sshard_status sshard_session_batch(const struct sshard_session *session, const struct sshard_batch *batch, const struct sshard_future **future);
+
+sshard_status sshard_session_use_keyspace(const struct sshard_session *session, const char *keyspace, size_t keyspace_len, const struct sshard_future **future);
+
+sshard_status sshard_session_is_shard_aware(const struct sshard_session *session, bool *shard_aware);
+
+sshard_status sshard_session_in_flight(const struct sshard_session *session, size_t *count);
+
+sshard_status sshard_statement_new(const char *query, size_t query_len, size_t value_count, struct sshard_statement **statement);
+
+sshard_status sshard_statement_free(struct sshard_statement *statement);
+
+sshard_status sshard_statement_value_count(const struct sshard_statement *statement, size_t *count);
+
+sshard_status sshard_statement_set_consistency(struct sshard_statement *statement, sshard_consistency level);
+
+sshard_status sshard_statement_set_serial_consistency(struct sshard_statement *statement, sshard_consistency level);
+
+sshard_status sshard_statement_set_page_size(struct sshard_statement *statement, int32_t page_size);
+
+sshard_status sshard_statement_set_paging_state(struct sshard_statement *statement, const uint8_t *paging_state, size_t paging_state_len);
+
+sshard_status sshard_statement_set_paging_state_from_result(struct sshard_statement *statement, const struct sshard_result *result);
+
+sshard_status sshard_statement_set_timestamp(struct sshard_statement *statement, int64_t timestamp_us);
+
+sshard_status sshard_statement_set_idempotent(struct sshard_statement *statement, bool idempotent);
+
+sshard_status sshard_statement_set_timeout_ms(struct sshard_statement *statement, uint64_t timeout_ms);
+
+sshard_status sshard_statement_set_tracing(struct sshard_statement *statement, bool tracing);
+
+sshard_status sshard_statement_set_routing_key(struct sshard_statement *statement, const uint8_t *key, size_t key_len);
+
+sshard_status sshard_statement_set_routing_key_values(struct sshard_statement *statement, const size_t *positions, size_t count);
+
+sshard_status sshard_statement_set_routing_table(struct sshard_statement *statement, const char *keyspace, size_t keyspace_len, const char *table, size_t table_len);
+
+sshard_status sshard_batch_new(sshard_batch_type type_, struct sshard_batch **batch);
+
+sshard_status sshard_batch_free(struct sshard_batch *batch);
+
+sshard_status sshard_batch_add_statement(struct sshard_batch *batch, const struct sshard_statement *statement);
+
+sshard_status sshard_batch_statement_count(const struct sshard_batch *batch, size_t *count);
+
+sshard_status sshard_batch_set_consistency(struct sshard_batch *batch, sshard_consistency level);
+
+sshard_status sshard_batch_set_serial_consistency(struct sshard_batch *batch, sshard_consistency level);
+
+sshard_status sshard_batch_set_timestamp(struct sshard_batch *batch, int64_t timestamp_us);
+
+sshard_status sshard_batch_set_idempotent(struct sshard_batch *batch, bool idempotent);
+
+sshard_status sshard_batch_set_tracing(struct sshard_batch *batch, bool tracing);
+
+sshard_status sshard_batch_set_timeout_ms(struct sshard_batch *batch, uint64_t timeout_ms);
 
 sshard_status sshard_statement_bind_null(struct sshard_statement *statement, size_t index);
 
@@ -318,89 +444,17 @@ sshard_status sshard_statement_bind_builder_by_name(struct sshard_statement *sta
 
 sshard_status sshard_builder_append_builder(struct sshard_builder *builder, const struct sshard_builder *value);
 
-sshard_status sshard_config_new(struct sshard_config **config);
+sshard_status sshard_prepared_free(const struct sshard_prepared *prepared);
 
-sshard_status sshard_config_free(struct sshard_config *config);
+sshard_status sshard_prepared_bind(const struct sshard_prepared *prepared, struct sshard_statement **statement);
 
-sshard_status sshard_config_add_contact_point(struct sshard_config *config, const char *host, size_t host_len);
+sshard_status sshard_prepared_parameter_count(const struct sshard_prepared *prepared, size_t *count);
 
-sshard_status sshard_config_set_port(struct sshard_config *config, uint16_t port);
+sshard_status sshard_prepared_parameter_name(const struct sshard_prepared *prepared, size_t index, const char **name, size_t *name_len);
 
-sshard_status sshard_config_set_shard_aware_port(struct sshard_config *config, bool enabled);
+sshard_status sshard_prepared_parameter_data_type(const struct sshard_prepared *prepared, size_t index, const struct sshard_data_type **data_type);
 
-sshard_status sshard_config_set_local_port_range(struct sshard_config *config, uint16_t first, uint16_t last);
-
-sshard_status sshard_config_set_connections_per_shard(struct sshard_config *config, uint32_t connections);
-
-sshard_status sshard_config_set_local_dc(struct sshard_config *config, const char *dc, size_t dc_len);
-
-sshard_status sshard_config_set_local_rack(struct sshard_config *config, const char *rack, size_t rack_len);
-
-sshard_status sshard_config_set_dc_failover(struct sshard_config *config, bool enabled);
-
-sshard_status sshard_config_set_credentials(struct sshard_config *config, const char *username, size_t username_len, const char *password, size_t password_len);
-
-sshard_status sshard_config_set_compression(struct sshard_config *config, sshard_compression compression);
-
-sshard_status sshard_config_set_connect_timeout_ms(struct sshard_config *config, uint64_t timeout_ms);
-
-sshard_status sshard_config_set_request_timeout_ms(struct sshard_config *config, uint64_t timeout_ms);
-
-sshard_status sshard_config_set_heartbeat_interval_ms(struct sshard_config *config, uint64_t interval_ms);
-
-sshard_status sshard_config_set_worker_threads(struct sshard_config *config, uint32_t threads);
-
-sshard_status sshard_config_set_application_name(struct sshard_config *config, const char *name, size_t name_len);
-
-sshard_status sshard_config_set_application_version(struct sshard_config *config, const char *version, size_t version_len);
-
-sshard_status sshard_config_set_consistency(struct sshard_config *config, sshard_consistency level);
-
-sshard_status sshard_config_set_serial_consistency(struct sshard_config *config, sshard_consistency level);
-
-sshard_status sshard_config_set_page_size(struct sshard_config *config, int32_t page_size);
-
-sshard_status sshard_config_set_keyspace(struct sshard_config *config, const char *keyspace, size_t keyspace_len);
-
-sshard_status sshard_config_set_prepared_cache_size(struct sshard_config *config, size_t size);
-
-sshard_status sshard_config_set_tablet_awareness(struct sshard_config *config, bool enabled);
-
-sshard_status sshard_data_type_kind(const struct sshard_data_type *data_type, sshard_type *kind);
-
-sshard_status sshard_data_type_sub_type_count(const struct sshard_data_type *data_type, size_t *count);
-
-sshard_status sshard_data_type_sub_type(const struct sshard_data_type *data_type, size_t index, const struct sshard_data_type **sub_type);
-
-sshard_status sshard_data_type_field_name(const struct sshard_data_type *data_type, size_t index, const char **name, size_t *name_len);
-
-sshard_status sshard_data_type_name(const struct sshard_data_type *data_type, const char **name, size_t *name_len);
-
-sshard_status sshard_data_type_keyspace(const struct sshard_data_type *data_type, const char **keyspace, size_t *keyspace_len);
-
-sshard_status sshard_error_status(const struct sshard_error *error, sshard_status *status);
-
-sshard_status sshard_error_message(const struct sshard_error *error, const char **message, size_t *message_len);
-
-sshard_status sshard_error_server_code(const struct sshard_error *error, int32_t *code);
-
-sshard_status sshard_error_consistency(const struct sshard_error *error, sshard_consistency *consistency);
-
-sshard_status sshard_error_received(const struct sshard_error *error, int32_t *received);
-
-sshard_status sshard_error_required(const struct sshard_error *error, int32_t *required);
-
-sshard_status sshard_error_num_failures(const struct sshard_error *error, int32_t *failures);
-
-sshard_status sshard_error_data_present(const struct sshard_error *error, bool *data_present);
-
-sshard_status sshard_error_write_type(const struct sshard_error *error, const char **write_type, size_t *write_type_len);
-
-sshard_status sshard_error_keyspace(const struct sshard_error *error, const char **keyspace, size_t *keyspace_len);
-
-sshard_status sshard_error_table(const struct sshard_error *error, const char **table, size_t *table_len);
-
-sshard_status sshard_error_function(const struct sshard_error *error, const char **function, size_t *function_len);
+sshard_status sshard_prepared_is_lwt(const struct sshard_prepared *prepared, bool *is_lwt);
 
 sshard_status sshard_future_free(const struct sshard_future *future);
 
@@ -425,28 +479,6 @@ sshard_status sshard_future_get_result(const struct sshard_future *future, const
 sshard_status sshard_future_get_prepared(const struct sshard_future *future, const struct sshard_prepared **prepared);
 
 sshard_status sshard_future_get_session(const struct sshard_future *future, const struct sshard_session **session);
-
-sshard_status sshard_log_set_level(sshard_log_level level);
-
-sshard_status sshard_log_set_callback(sshard_log_callback callback, void *data);
-
-sshard_status sshard_log_set_buffer(size_t capacity);
-
-sshard_status sshard_log_poll(sshard_log_level *level, char *buffer, size_t capacity, size_t *length);
-
-sshard_status sshard_session_get_metrics(const struct sshard_session *session, struct sshard_metrics *metrics, size_t metrics_size);
-
-sshard_status sshard_prepared_free(const struct sshard_prepared *prepared);
-
-sshard_status sshard_prepared_bind(const struct sshard_prepared *prepared, struct sshard_statement **statement);
-
-sshard_status sshard_prepared_parameter_count(const struct sshard_prepared *prepared, size_t *count);
-
-sshard_status sshard_prepared_parameter_name(const struct sshard_prepared *prepared, size_t index, const char **name, size_t *name_len);
-
-sshard_status sshard_prepared_parameter_data_type(const struct sshard_prepared *prepared, size_t index, const struct sshard_data_type **data_type);
-
-sshard_status sshard_prepared_is_lwt(const struct sshard_prepared *prepared, bool *is_lwt);
 
 sshard_status sshard_queue_new(const struct sshard_queue **queue);
 
@@ -499,92 +531,6 @@ sshard_status sshard_result_warning_count(const struct sshard_result *result, si
 sshard_status sshard_result_warning(const struct sshard_result *result, size_t index, const char **warning, size_t *warning_len);
 
 sshard_status sshard_result_tracing_id(const struct sshard_result *result, uint8_t *id);
-
-sshard_status sshard_session_connect(const struct sshard_config *config, const struct sshard_future **future);
-
-sshard_status sshard_session_free(const struct sshard_session *session);
-
-sshard_status sshard_session_close(const struct sshard_session *session, const struct sshard_future **future);
-
-sshard_status sshard_session_prepare(const struct sshard_session *session, const char *query, size_t query_len, const struct sshard_future **future);
-
-sshard_status sshard_session_execute(const struct sshard_session *session, const struct sshard_statement *statement, const struct sshard_future **future);
-
-sshard_status sshard_session_next_page(const struct sshard_session *session, const struct sshard_result *result, const struct sshard_future **future);
-
-sshard_status sshard_session_batch(const struct sshard_session *session, const struct sshard_batch *batch, const struct sshard_future **future);
-
-sshard_status sshard_session_use_keyspace(const struct sshard_session *session, const char *keyspace, size_t keyspace_len, const struct sshard_future **future);
-
-sshard_status sshard_session_is_shard_aware(const struct sshard_session *session, bool *shard_aware);
-
-sshard_status sshard_session_in_flight(const struct sshard_session *session, size_t *count);
-
-sshard_status sshard_statement_new(const char *query, size_t query_len, size_t value_count, struct sshard_statement **statement);
-
-sshard_status sshard_statement_free(struct sshard_statement *statement);
-
-sshard_status sshard_statement_value_count(const struct sshard_statement *statement, size_t *count);
-
-sshard_status sshard_statement_set_consistency(struct sshard_statement *statement, sshard_consistency level);
-
-sshard_status sshard_statement_set_serial_consistency(struct sshard_statement *statement, sshard_consistency level);
-
-sshard_status sshard_statement_set_page_size(struct sshard_statement *statement, int32_t page_size);
-
-sshard_status sshard_statement_set_paging_state(struct sshard_statement *statement, const uint8_t *paging_state, size_t paging_state_len);
-
-sshard_status sshard_statement_set_paging_state_from_result(struct sshard_statement *statement, const struct sshard_result *result);
-
-sshard_status sshard_statement_set_timestamp(struct sshard_statement *statement, int64_t timestamp_us);
-
-sshard_status sshard_statement_set_idempotent(struct sshard_statement *statement, bool idempotent);
-
-sshard_status sshard_statement_set_timeout_ms(struct sshard_statement *statement, uint64_t timeout_ms);
-
-sshard_status sshard_statement_set_tracing(struct sshard_statement *statement, bool tracing);
-
-sshard_status sshard_statement_set_routing_key(struct sshard_statement *statement, const uint8_t *key, size_t key_len);
-
-sshard_status sshard_statement_set_routing_key_values(struct sshard_statement *statement, const size_t *positions, size_t count);
-
-sshard_status sshard_statement_set_routing_table(struct sshard_statement *statement, const char *keyspace, size_t keyspace_len, const char *table, size_t table_len);
-
-sshard_status sshard_batch_new(sshard_batch_type type_, struct sshard_batch **batch);
-
-sshard_status sshard_batch_free(struct sshard_batch *batch);
-
-sshard_status sshard_batch_add_statement(struct sshard_batch *batch, const struct sshard_statement *statement);
-
-sshard_status sshard_batch_statement_count(const struct sshard_batch *batch, size_t *count);
-
-sshard_status sshard_batch_set_consistency(struct sshard_batch *batch, sshard_consistency level);
-
-sshard_status sshard_batch_set_serial_consistency(struct sshard_batch *batch, sshard_consistency level);
-
-sshard_status sshard_batch_set_timestamp(struct sshard_batch *batch, int64_t timestamp_us);
-
-sshard_status sshard_batch_set_idempotent(struct sshard_batch *batch, bool idempotent);
-
-sshard_status sshard_batch_set_tracing(struct sshard_batch *batch, bool tracing);
-
-sshard_status sshard_batch_set_timeout_ms(struct sshard_batch *batch, uint64_t timeout_ms);
-
-const char *sshard_status_str(sshard_status status);
-
-sshard_status sshard_last_error_message(const char **message, size_t *message_len);
-
-sshard_status sshard_builder_new(sshard_type kind, struct sshard_builder **builder);
-
-sshard_status sshard_builder_free(struct sshard_builder *builder);
-
-sshard_status sshard_builder_field_name(struct sshard_builder *builder, const char *name, size_t name_len);
-
-sshard_status sshard_builder_count(const struct sshard_builder *builder, size_t *count);
-
-const char *sshard_version(void);
-
-uint32_t sshard_abi_version(void);
 
 sshard_status sshard_value_is_null(const struct sshard_value *value, bool *is_null);
 
@@ -639,3 +585,57 @@ sshard_status sshard_value_map_entry(const struct sshard_value *value, size_t in
 sshard_status sshard_value_field(const struct sshard_value *value, size_t index, const char **name, size_t *name_len, const struct sshard_value **field_value);
 
 sshard_status sshard_value_field_by_name(const struct sshard_value *value, const char *name, size_t name_len, const struct sshard_value **field_value);
+
+sshard_status sshard_builder_new(sshard_type kind, struct sshard_builder **builder);
+
+sshard_status sshard_builder_free(struct sshard_builder *builder);
+
+sshard_status sshard_builder_field_name(struct sshard_builder *builder, const char *name, size_t name_len);
+
+sshard_status sshard_builder_count(const struct sshard_builder *builder, size_t *count);
+
+sshard_status sshard_data_type_kind(const struct sshard_data_type *data_type, sshard_type *kind);
+
+sshard_status sshard_data_type_sub_type_count(const struct sshard_data_type *data_type, size_t *count);
+
+sshard_status sshard_data_type_sub_type(const struct sshard_data_type *data_type, size_t index, const struct sshard_data_type **sub_type);
+
+sshard_status sshard_data_type_field_name(const struct sshard_data_type *data_type, size_t index, const char **name, size_t *name_len);
+
+sshard_status sshard_data_type_name(const struct sshard_data_type *data_type, const char **name, size_t *name_len);
+
+sshard_status sshard_data_type_keyspace(const struct sshard_data_type *data_type, const char **keyspace, size_t *keyspace_len);
+
+sshard_status sshard_error_status(const struct sshard_error *error, sshard_status *status);
+
+sshard_status sshard_error_message(const struct sshard_error *error, const char **message, size_t *message_len);
+
+sshard_status sshard_error_server_code(const struct sshard_error *error, int32_t *code);
+
+sshard_status sshard_error_consistency(const struct sshard_error *error, sshard_consistency *consistency);
+
+sshard_status sshard_error_received(const struct sshard_error *error, int32_t *received);
+
+sshard_status sshard_error_required(const struct sshard_error *error, int32_t *required);
+
+sshard_status sshard_error_num_failures(const struct sshard_error *error, int32_t *failures);
+
+sshard_status sshard_error_data_present(const struct sshard_error *error, bool *data_present);
+
+sshard_status sshard_error_write_type(const struct sshard_error *error, const char **write_type, size_t *write_type_len);
+
+sshard_status sshard_error_keyspace(const struct sshard_error *error, const char **keyspace, size_t *keyspace_len);
+
+sshard_status sshard_error_table(const struct sshard_error *error, const char **table, size_t *table_len);
+
+sshard_status sshard_error_function(const struct sshard_error *error, const char **function, size_t *function_len);
+
+sshard_status sshard_log_set_level(sshard_log_level level);
+
+sshard_status sshard_log_set_callback(sshard_log_callback callback, void *data);
+
+sshard_status sshard_log_set_buffer(size_t capacity);
+
+sshard_status sshard_log_poll(sshard_log_level *level, char *buffer, size_t capacity, size_t *length);
+
+sshard_status sshard_session_get_metrics(const struct sshard_session *session, struct sshard_metrics *metrics, size_t metrics_size);

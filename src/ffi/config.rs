@@ -52,7 +52,9 @@ impl Generational for sshard_config {
 /// Makes a config with the defaults: port 9042, shard-aware port on, local
 /// ports 49152..65535, 1 connection per shard, LOCAL_ONE, page size 5000,
 /// no compression, connect timeout 5 s, request timeout 12 s, tablet
-/// awareness on, worker threads = CPUs (at most 4).
+/// awareness on, worker threads = CPUs (at most 4), 1024 cached prepared
+/// statements. Free it with `sshard_config_free`; a session made from it
+/// keeps its own copy.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_config_new(config: *mut *mut sshard_config) -> sshard_status {
     ffi_boundary! {

@@ -304,7 +304,7 @@ pub unsafe extern "C" fn sshard_result_has_rows(
     }
 }
 
-/// The name of column `index`, borrowed.
+/// The name of column `index`, borrowed: valid as long as the result.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_result_column_name(
     result: *const sshard_result,
@@ -344,7 +344,8 @@ pub unsafe extern "C" fn sshard_result_column_type(
     }
 }
 
-/// The full type of column `index` (for nested types).
+/// The full type of column `index` (for nested types): a view valid as
+/// long as the result.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_result_column_data_type(
     result: *const sshard_result,
@@ -417,7 +418,7 @@ pub unsafe extern "C" fn sshard_result_value(
     }
 }
 
-/// The row's value of column `index`.
+/// The row's value of column `index` (a view valid as long as the result).
 #[no_mangle]
 pub unsafe extern "C" fn sshard_row_value(
     row: *const sshard_row,
@@ -435,7 +436,8 @@ pub unsafe extern "C" fn sshard_row_value(
     }
 }
 
-/// The row's value of the column named `name`.
+/// The row's value of the column named `name` (a view valid as long as
+/// the result).
 #[no_mangle]
 pub unsafe extern "C" fn sshard_row_value_by_name(
     row: *const sshard_row,
@@ -469,7 +471,8 @@ pub unsafe extern "C" fn sshard_result_has_more_pages(
     }
 }
 
-/// The paging state to fetch the next page with (borrowed; NULL and 0 on
+/// The paging state to fetch the next page with (borrowed: valid as long
+/// as the result; NULL and 0 on
 /// the last page). See `sshard_statement_set_paging_state`.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_result_paging_state(
@@ -496,7 +499,8 @@ pub unsafe extern "C" fn sshard_result_paging_state(
     }
 }
 
-/// The node (`address:port`) that served the request, borrowed;
+/// The node (`address:port`) that served the request, borrowed (valid as
+/// long as the result);
 /// `NOT_PRESENT` when unknown.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_result_coordinator(
@@ -535,7 +539,8 @@ pub unsafe extern "C" fn sshard_result_shard(
     }
 }
 
-/// The keyspace a `USE` statement switched to; `NOT_PRESENT` otherwise.
+/// The keyspace a `USE` statement switched to (borrowed: valid as long as
+/// the result); `NOT_PRESENT` otherwise.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_result_keyspace(
     result: *const sshard_result,
@@ -571,7 +576,7 @@ pub unsafe extern "C" fn sshard_result_warning_count(
 }
 
 /// Warning `index` of the response (UTF-8, borrowed: valid as long as the
-/// result). Out-parameters are untouched on failure.
+/// result).
 #[no_mangle]
 pub unsafe extern "C" fn sshard_result_warning(
     result: *const sshard_result,

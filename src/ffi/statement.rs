@@ -73,7 +73,8 @@ impl sshard_statement {
 }
 
 /// Makes a simple statement: CQL text with `value_count` `?` markers whose
-/// values are bound by index (or all by name: `:name` markers).
+/// values are bound by index (or all by name: `:name` markers). Free it
+/// with `sshard_statement_free`.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_statement_new(
     query: *const c_char,
@@ -366,7 +367,7 @@ impl sshard_batch {
 }
 
 /// Makes an empty batch of `type` (`SSHARD_BATCH_TYPE_LOGGED`, `UNLOGGED`
-/// or `COUNTER`).
+/// or `COUNTER`). Free it with `sshard_batch_free`.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_batch_new(
     type_: sshard_batch_type,

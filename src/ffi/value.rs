@@ -190,7 +190,8 @@ impl sshard_builder {
 /// Makes a builder of a nested value: `kind` is `SSHARD_TYPE_LIST`,
 /// `SSHARD_TYPE_SET`, `SSHARD_TYPE_MAP` (append key, value, key, value...),
 /// `SSHARD_TYPE_TUPLE` or `SSHARD_TYPE_UDT` (fields in order, or each named
-/// with `sshard_builder_field_name` first).
+/// with `sshard_builder_field_name` first). Free it with
+/// `sshard_builder_free`.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_builder_new(
     kind: sshard_type,

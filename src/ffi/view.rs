@@ -18,7 +18,6 @@ use crate::protocol::value::{read_vint, split_cell, MAX_VALUE_DEPTH};
 use crate::protocol::wire::Reader;
 use crate::protocol::ColumnType;
 
-
 /// A view of one value inside a result.
 pub struct sshard_value {
     /// Points into the owning result's column metadata.
@@ -187,7 +186,8 @@ pub unsafe extern "C" fn sshard_value_type(
     }
 }
 
-/// The value's full type (for nested types).
+/// The value's full type (for nested types): a view valid as long as the
+/// result.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_value_data_type(
     value: *const sshard_value,
@@ -505,8 +505,10 @@ pub unsafe extern "C" fn sshard_value_get_duration(
         if !r.is_empty() {
             return Err(decode_error(v));
         }
-        months.write(i32::try_from(m).map_err(|_| decode_error(v))?);
-        days.write(i32::try_from(d).map_err(|_| decode_error(v))?);
+        let m = i32::try_from(m).map_err(|_| decode_error(v))?;
+        let d = i32::try_from(d).map_err(|_| decode_error(v))?;
+        months.write(m);
+        days.write(d);
         nanos.write(n);
         Ok(())
     }
@@ -596,7 +598,8 @@ pub unsafe extern "C" fn sshard_value_element_count(
 }
 
 /// Item `index` of a list or set, or element `index` of a tuple (which may
-/// be a NULL value), or the value of UDT field `index`.
+/// be a NULL value), or the value of UDT field `index`: a view valid as
+/// long as the result.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_value_element(
     value: *const sshard_value,
@@ -614,7 +617,8 @@ pub unsafe extern "C" fn sshard_value_element(
     }
 }
 
-/// Entry `index` of a map: its key and value.
+/// Entry `index` of a map: its key and value (views valid as long as the
+/// result).
 #[no_mangle]
 pub unsafe extern "C" fn sshard_value_map_entry(
     value: *const sshard_value,
@@ -635,7 +639,8 @@ pub unsafe extern "C" fn sshard_value_map_entry(
     }
 }
 
-/// Field `index` of a UDT: its name (borrowed) and value (maybe NULL).
+/// Field `index` of a UDT: its name (borrowed) and value (maybe NULL), both
+/// valid as long as the result.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_value_field(
     value: *const sshard_value,
@@ -660,7 +665,8 @@ pub unsafe extern "C" fn sshard_value_field(
     }
 }
 
-/// The value of the UDT field named `name`.
+/// The value of the UDT field named `name` (a view valid as long as the
+/// result).
 #[no_mangle]
 pub unsafe extern "C" fn sshard_value_field_by_name(
     value: *const sshard_value,

@@ -290,7 +290,9 @@ fn nested_part(
     bytes: Option<&[u8]>,
     depth: usize,
 ) -> Result<Option<CqlValue>, ProtocolError> {
-    bytes.map(|b| deserialize_nested(ty, b, depth + 1)).transpose()
+    bytes
+        .map(|b| deserialize_nested(ty, b, depth + 1))
+        .transpose()
 }
 
 /// One nested cell of a compound value: its type and bytes (`None`: NULL).
