@@ -1,6 +1,7 @@
 //! Response messages (server to client), encoded and decoded.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::consistency::Consistency;
 use super::error::{invalid, ProtocolError};
@@ -104,11 +105,14 @@ impl ErrorBody {
     }
 }
 
-/// Name, table and type of one column of a result or bind metadata.
+/// Name, table and type of one column of a result or bind metadata. The
+/// keyspace and table are shared (a result's columns usually all name the
+/// same ones, sent once in the frame: decoding never copies them per
+/// column).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnSpec {
-    pub keyspace: String,
-    pub table: String,
+    pub keyspace: Arc<str>,
+    pub table: Arc<str>,
     pub name: String,
     pub ty: ColumnType,
 }
@@ -197,7 +201,7 @@ fn global_spec(columns: &[ColumnSpec]) -> Option<(&str, &str)> {
     columns
         .iter()
         .all(|c| c.keyspace == first.keyspace && c.table == first.table)
-        .then_some((first.keyspace.as_str(), first.table.as_str()))
+        .then_some((&*first.keyspace, &*first.table))
 }
 
 fn write_column_specs(
@@ -225,8 +229,8 @@ fn read_column_specs(
     count: usize,
     global: bool,
 ) -> Result<Vec<ColumnSpec>, ProtocolError> {
-    let global_names = if global {
-        Some((r.string()?.to_owned(), r.string()?.to_owned()))
+    let global_names: Option<(Arc<str>, Arc<str>)> = if global {
+        Some((r.string()?.into(), r.string()?.into()))
     } else {
         None
     };
@@ -234,7 +238,7 @@ fn read_column_specs(
     for _ in 0..count {
         let (keyspace, table) = match &global_names {
             Some((ks, t)) => (ks.clone(), t.clone()),
-            None => (r.string()?.to_owned(), r.string()?.to_owned()),
+            None => (r.string()?.into(), r.string()?.into()),
         };
         let name = r.string()?.to_owned();
         let ty = ColumnType::read(r)?;

@@ -92,7 +92,7 @@ impl Prepared {
             .bind_columns
             .first()
             .or(self.result_metadata.columns.first())
-            .map(|c| (c.keyspace.as_str(), c.table.as_str()))
+            .map(|c| (&*c.keyspace, &*c.table))
     }
 
     pub fn is_lwt(&self) -> bool {

@@ -838,8 +838,8 @@ fn lwt_result(
     current: Option<Vec<Option<Vec<u8>>>>,
 ) -> ResultBody {
     let spec = |name: &str, ty: ColumnType| ColumnSpec {
-        keyspace: schema.keyspace.clone(),
-        table: schema.name.clone(),
+        keyspace: schema.keyspace.as_str().into(),
+        table: schema.name.as_str().into(),
         name: name.to_owned(),
         ty,
     };

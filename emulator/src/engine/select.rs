@@ -29,8 +29,8 @@ enum Projection {
 
 fn spec(schema: &TableSchema, name: String, ty: ColumnType) -> ColumnSpec {
     ColumnSpec {
-        keyspace: schema.keyspace.clone(),
-        table: schema.name.clone(),
+        keyspace: schema.keyspace.as_str().into(),
+        table: schema.name.as_str().into(),
         name,
         ty,
     }
