@@ -100,6 +100,11 @@ typedef struct sshard_batch sshard_batch;
 typedef struct sshard_builder sshard_builder;
 
 /**
+ * A column of a table (a view valid as long as the snapshot).
+ */
+typedef struct sshard_column_meta sshard_column_meta;
+
+/**
  * Settings of a session. Caller-owned, not thread-safe; free with
  * `sshard_config_free`.
  */
@@ -123,6 +128,11 @@ typedef struct sshard_error sshard_error;
  * unless a callback or queue receives it).
  */
 typedef struct sshard_future sshard_future;
+
+/**
+ * A keyspace of a schema snapshot (a view valid as long as the snapshot).
+ */
+typedef struct sshard_keyspace_meta sshard_keyspace_meta;
 
 /**
  * A prepared statement. Shared and thread-safe; free with
@@ -149,6 +159,12 @@ typedef struct sshard_result sshard_result;
 typedef struct sshard_row sshard_row;
 
 /**
+ * A schema snapshot. Shared and thread-safe; free with
+ * `sshard_schema_free`.
+ */
+typedef struct sshard_schema sshard_schema;
+
+/**
  * A connected session. Shared and thread-safe; free with
  * `sshard_session_free`.
  */
@@ -160,6 +176,11 @@ typedef struct sshard_session sshard_session;
  * thread-safe; free with `sshard_statement_free`.
  */
 typedef struct sshard_statement sshard_statement;
+
+/**
+ * A table of a keyspace (a view valid as long as the snapshot).
+ */
+typedef struct sshard_table_meta sshard_table_meta;
 
 /**
  * A view of one value of a result: a cell, or a part of a collection,
@@ -230,6 +251,11 @@ typedef struct sshard_event {
  * A CQL data type (the protocol's type ids).
  */
 typedef uint16_t sshard_type;
+
+/**
+ * What a column of a table is.
+ */
+typedef uint8_t sshard_column_kind;
 
 /**
  * Log levels, from quietest to most verbose.
@@ -533,6 +559,14 @@ typedef struct sshard_metrics {
 #define SSHARD_CONSISTENCY_LOCAL_SERIAL 9
 
 #define SSHARD_CONSISTENCY_LOCAL_ONE 10
+
+#define SSHARD_COLUMN_KIND_PARTITION_KEY 0
+
+#define SSHARD_COLUMN_KIND_CLUSTERING 1
+
+#define SSHARD_COLUMN_KIND_STATIC 2
+
+#define SSHARD_COLUMN_KIND_REGULAR 3
 
 #define SSHARD_TYPE_CUSTOM 0
 
@@ -1785,6 +1819,149 @@ sshard_status sshard_data_type_name(const struct sshard_data_type *data_type, co
  * The keyspace of a UDT type.
  */
 sshard_status sshard_data_type_keyspace(const struct sshard_data_type *data_type, const char **keyspace, size_t *keyspace_len);
+
+/**
+ * The session's schema now: a new snapshot reference, freed with
+ * `sshard_schema_free`. Cheap: it shares what the session holds.
+ */
+sshard_status sshard_session_get_schema(const struct sshard_session *session, const struct sshard_schema **schema);
+
+/**
+ * Releases the caller's reference (NULL: no-op); views of the snapshot
+ * end with its last reference.
+ */
+sshard_status sshard_schema_free(const struct sshard_schema *schema);
+
+/**
+ * The number of keyspaces (system ones included).
+ */
+sshard_status sshard_schema_keyspace_count(const struct sshard_schema *schema, size_t *count);
+
+/**
+ * Keyspace `index`, in name order.
+ */
+sshard_status sshard_schema_keyspace(const struct sshard_schema *schema, size_t index, const struct sshard_keyspace_meta **keyspace);
+
+/**
+ * The keyspace named `name` (exact, case-sensitive).
+ */
+sshard_status sshard_schema_keyspace_by_name(const struct sshard_schema *schema, const char *name, size_t name_len, const struct sshard_keyspace_meta **keyspace);
+
+/**
+ * The keyspace's name (borrowed).
+ */
+sshard_status sshard_keyspace_meta_name(const struct sshard_keyspace_meta *keyspace, const char **name, size_t *name_len);
+
+/**
+ * Whether the keyspace's tables use tablets (else vnodes).
+ */
+sshard_status sshard_keyspace_meta_uses_tablets(const struct sshard_keyspace_meta *keyspace, bool *uses_tablets);
+
+/**
+ * The number of entries of the keyspace's replication map.
+ */
+sshard_status sshard_keyspace_meta_replication_count(const struct sshard_keyspace_meta *keyspace, size_t *count);
+
+/**
+ * Entry `index` of the replication map, in key order (`class`,
+ * `replication_factor` or a datacenter's factor), both borrowed.
+ */
+sshard_status sshard_keyspace_meta_replication(const struct sshard_keyspace_meta *keyspace, size_t index, const char **key, size_t *key_len, const char **value, size_t *value_len);
+
+/**
+ * The number of tables (and materialized views) of the keyspace.
+ */
+sshard_status sshard_keyspace_meta_table_count(const struct sshard_keyspace_meta *keyspace, size_t *count);
+
+/**
+ * Table `index`, in name order.
+ */
+sshard_status sshard_keyspace_meta_table(const struct sshard_keyspace_meta *keyspace, size_t index, const struct sshard_table_meta **table);
+
+/**
+ * The table named `name` (exact, case-sensitive).
+ */
+sshard_status sshard_keyspace_meta_table_by_name(const struct sshard_keyspace_meta *keyspace, const char *name, size_t name_len, const struct sshard_table_meta **table);
+
+/**
+ * The number of user types of the keyspace.
+ */
+sshard_status sshard_keyspace_meta_type_count(const struct sshard_keyspace_meta *keyspace, size_t *count);
+
+/**
+ * User type `index`, in name order, as a data type (`SSHARD_TYPE_UDT`:
+ * its name, fields and their types through the `sshard_data_type_*`
+ * functions).
+ */
+sshard_status sshard_keyspace_meta_type(const struct sshard_keyspace_meta *keyspace, size_t index, const struct sshard_data_type **data_type);
+
+/**
+ * The user type named `name`.
+ */
+sshard_status sshard_keyspace_meta_type_by_name(const struct sshard_keyspace_meta *keyspace, const char *name, size_t name_len, const struct sshard_data_type **data_type);
+
+/**
+ * The table's name (borrowed).
+ */
+sshard_status sshard_table_meta_name(const struct sshard_table_meta *table, const char **name, size_t *name_len);
+
+/**
+ * The number of columns of the table.
+ */
+sshard_status sshard_table_meta_column_count(const struct sshard_table_meta *table, size_t *count);
+
+/**
+ * Column `index`: the partition key columns in key order, then the
+ * clustering columns in key order, then the others by name.
+ */
+sshard_status sshard_table_meta_column(const struct sshard_table_meta *table, size_t index, const struct sshard_column_meta **column);
+
+/**
+ * The column named `name` (exact, case-sensitive).
+ */
+sshard_status sshard_table_meta_column_by_name(const struct sshard_table_meta *table, const char *name, size_t name_len, const struct sshard_column_meta **column);
+
+/**
+ * The number of partition key columns.
+ */
+sshard_status sshard_table_meta_partition_key_count(const struct sshard_table_meta *table, size_t *count);
+
+/**
+ * Partition key column `index`, in key order.
+ */
+sshard_status sshard_table_meta_partition_key(const struct sshard_table_meta *table, size_t index, const struct sshard_column_meta **column);
+
+/**
+ * The number of clustering columns.
+ */
+sshard_status sshard_table_meta_clustering_key_count(const struct sshard_table_meta *table, size_t *count);
+
+/**
+ * Clustering column `index`, in key order (its order:
+ * `sshard_column_meta_is_descending`).
+ */
+sshard_status sshard_table_meta_clustering_key(const struct sshard_table_meta *table, size_t index, const struct sshard_column_meta **column);
+
+/**
+ * The column's name (borrowed).
+ */
+sshard_status sshard_column_meta_name(const struct sshard_column_meta *column, const char **name, size_t *name_len);
+
+/**
+ * The column's type (a view valid as long as the snapshot).
+ */
+sshard_status sshard_column_meta_data_type(const struct sshard_column_meta *column, const struct sshard_data_type **data_type);
+
+/**
+ * The column's kind (`SSHARD_COLUMN_KIND_*`).
+ */
+sshard_status sshard_column_meta_kind(const struct sshard_column_meta *column, sshard_column_kind *kind);
+
+/**
+ * Whether a clustering column sorts in descending order (false for the
+ * other kinds).
+ */
+sshard_status sshard_column_meta_is_descending(const struct sshard_column_meta *column, bool *descending);
 
 /**
  * The error's status (same as the failed future's).

@@ -54,6 +54,7 @@ pub mod view;
 mod cells;
 pub mod value;
 pub mod datatype;
+pub mod schema;
 pub mod error;
 pub mod log;
 pub mod metrics;
