@@ -173,12 +173,16 @@ pub fn parse_schema(rows: &SchemaRows<'_>) -> HashMap<String, KeyspaceInfo> {
         .collect()
 }
 
+/// A user type by (keyspace, name).
+type TypeKey = (String, String);
+/// A user type's field names and field type texts, as stored.
+type TypeRows = HashMap<TypeKey, (Vec<String>, Vec<String>)>;
+
 /// User types of every keyspace; a type may use types defined before it
 /// in the rows or after (resolved on demand).
 fn parse_types(rows: &Rows, schemas: &mut HashMap<String, Building>) {
     let named = NamedRows::new(rows);
-    // (keyspace, name) -> (field names, field type texts)
-    let mut defined: HashMap<(String, String), (Vec<String>, Vec<String>)> = HashMap::new();
+    let mut defined: TypeRows = HashMap::new();
     for row in 0..named.len() {
         if let (Some(keyspace), Some(name)) = (
             named.text(row, "keyspace_name"),
@@ -189,7 +193,7 @@ fn parse_types(rows: &Rows, schemas: &mut HashMap<String, Building>) {
             defined.insert((keyspace, name), (fields, types));
         }
     }
-    let mut done: HashMap<(String, String), ColumnType> = HashMap::new();
+    let mut done: HashMap<TypeKey, ColumnType> = HashMap::new();
     for key in defined.keys() {
         let mut resolving = Vec::new();
         if let Some(ty) = resolve_udt(key, &defined, &mut done, &mut resolving) {
@@ -204,10 +208,10 @@ fn parse_types(rows: &Rows, schemas: &mut HashMap<String, Building>) {
 
 /// The type `key`, its fields' types resolved (cycles refused).
 fn resolve_udt(
-    key: &(String, String),
-    defined: &HashMap<(String, String), (Vec<String>, Vec<String>)>,
-    done: &mut HashMap<(String, String), ColumnType>,
-    resolving: &mut Vec<(String, String)>,
+    key: &TypeKey,
+    defined: &TypeRows,
+    done: &mut HashMap<TypeKey, ColumnType>,
+    resolving: &mut Vec<TypeKey>,
 ) -> Option<ColumnType> {
     if let Some(ty) = done.get(key) {
         return Some(ty.clone());
