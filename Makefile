@@ -10,7 +10,7 @@ EMULATOR := $(RELEASE_DIR)/scylla-emulator
 SCYLLA_PEER := $(RELEASE_DIR)/scylla-peer
 
 .PHONY: all build build-peer venv demo test lint rust-test conformance clean \
-	header c-header-check c-symbols c-lib c-examples c-test c-install-test c-check install \
+	header c-header-check abi-check c-symbols c-lib c-examples c-test c-install-test c-check install \
 	c-deps
 
 all: build
@@ -64,6 +64,7 @@ TOOLS_DIR := target/tools
 CBINDGEN := $(TOOLS_DIR)/bin/cbindgen
 CBINDGEN_STAMP := $(TOOLS_DIR)/.cbindgen-$(CBINDGEN_VERSION)
 HEADER := include/scylla_shard.h
+CDEF := include/scylla_shard_cdef.h
 CC ?= cc
 CXX ?= c++
 C_WARN := -Wall -Wextra -Werror -pedantic
@@ -76,15 +77,18 @@ LIB_SONAME_VERSION := $(if $(filter 0,$(LIB_MAJOR)),0.$(LIB_MINOR),$(LIB_MAJOR))
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
-C_TESTS := test_api test_cluster test_fork
+C_TESTS := test_api test_cluster test_sessions test_fork
 C_EXAMPLES := basic async_queue callback demo
 
 $(CBINDGEN_STAMP):
 	$(CARGO) install cbindgen --version =$(CBINDGEN_VERSION) --locked --root $(TOOLS_DIR)
 	touch $@
 
+# The header, and from it the declarations without preprocessor lines that
+# LuaJIT's ffi.cdef and cffi read.
 header: $(CBINDGEN_STAMP)
 	$(CBINDGEN) -q --config cbindgen.toml --output $(HEADER) src/ffi/mod.rs
+	python3 scripts/gen_cdef.py $(HEADER) $(CDEF)
 
 # Fails when the committed header (or the generated bind.rs) is stale, then
 # compiles the header alone as C99, C11 and C++17 (twice in one C++ program).
@@ -92,6 +96,8 @@ c-header-check: $(CBINDGEN_STAMP)
 	@mkdir -p $(C_BUILD)
 	$(CBINDGEN) -q --config cbindgen.toml --output $(C_BUILD)/scylla_shard.h src/ffi/mod.rs
 	@diff -u $(HEADER) $(C_BUILD)/scylla_shard.h || { echo "$(HEADER) is stale: run make header"; exit 1; }
+	python3 scripts/gen_cdef.py $(HEADER) $(C_BUILD)/scylla_shard_cdef.h
+	@diff -u $(CDEF) $(C_BUILD)/scylla_shard_cdef.h || { echo "$(CDEF) is stale: run make header"; exit 1; }
 	python3 scripts/gen_ffi_bind.py --check
 	for std in c99 c11; do $(CC) -std=$$std $(C_WARN) -Iinclude -x c -fsyntax-only $(HEADER) || exit 1; done
 	printf '#include "scylla_shard.h"\n#include "scylla_shard.h"\nint main(void){return sshard_abi_version()==SSHARD_ABI_VERSION?0:1;}\n' > $(C_BUILD)/header_c11.c
@@ -125,12 +131,24 @@ $(C_BUILD)/examples/%: examples/c/%.c $(HEADER) c-lib
 
 c-examples: $(addprefix $(C_BUILD)/examples/,$(C_EXAMPLES))
 
-# Tools the C checks need (valgrind, pkg-config, a C/C++ compiler, binutils).
+# Tools the C checks need (valgrind, pkg-config, a C/C++ compiler, binutils,
+# LuaJIT for the cdef load check).
 c-deps:
-	@missing=; for t in valgrind pkg-config $(CC) $(CXX) nm readelf; do \
+	@missing=; for t in valgrind pkg-config $(CC) $(CXX) nm readelf luajit; do \
 		command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
-		apt-get update -qq && apt-get install -y -qq valgrind pkg-config build-essential binutils >/dev/null; fi
+		apt-get update -qq && apt-get install -y -qq valgrind pkg-config build-essential binutils luajit >/dev/null; fi
+
+# The cdef declarations load as they are into real LuaJIT (ffi.cdef +
+# ffi.load) and Python cffi, with the C compiler's struct layouts.
+abi-check: c-deps c-lib venv
+	@mkdir -p $(C_BUILD)
+	python3 scripts/gen_cdef.py --layout-program $(C_BUILD)/layout.c
+	$(CC) -std=c11 $(C_WARN) -Iinclude $(C_BUILD)/layout.c -o $(C_BUILD)/layout
+	$(C_BUILD)/layout > $(C_BUILD)/layout.txt
+	luajit tests/lua/test_cdef.lua $(CDEF) $(abspath $(C_LIB_DIR))/libscylla_shard.so $(C_BUILD)/layout.txt
+	SSHARD_CDEF=$(CDEF) SSHARD_LIBRARY=$(abspath $(C_LIB_DIR))/libscylla_shard.so \
+		SSHARD_LAYOUT=$(C_BUILD)/layout.txt $(PYTHON) -m pytest -q tests/abi
 
 # C tests against an emulated cluster, then again under valgrind.
 c-test: c-deps $(addprefix $(C_BUILD)/,$(C_TESTS)) c-examples
@@ -144,6 +162,7 @@ install: build
 	ln -sf libscylla_shard.so.$(LIB_SONAME_VERSION) $(DESTDIR)$(LIBDIR)/libscylla_shard.so
 	install -m 644 $(RELEASE_DIR)/libscylla_shard.a $(DESTDIR)$(LIBDIR)/libscylla_shard.a
 	install -m 644 $(HEADER) $(DESTDIR)$(INCLUDEDIR)/scylla_shard.h
+	install -m 644 $(CDEF) $(DESTDIR)$(INCLUDEDIR)/scylla_shard_cdef.h
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
 		-e 's|@VERSION@|$(LIB_VERSION)|g' scripts/scylla_shard.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/scylla_shard.pc
 
@@ -153,7 +172,7 @@ install: build
 c-install-test: build
 	bash scripts/c_install_test.sh
 
-c-check: c-header-check c-symbols c-test c-install-test
+c-check: c-header-check c-symbols abi-check c-test c-install-test
 
 
 # ---------------------------------------------------------------------------

@@ -1,12 +1,29 @@
 /*
  * libscylla_shard: a shard-aware, tablet-aware ScyllaDB / Cassandra driver.
  *
- * Conventions: every call returns an sshard_status (0 = SSHARD_STATUS_OK);
- * strings are (pointer, length) pairs, no NUL needed; handles are opaque;
- * builders (config, statement, batch, builder) are caller-owned and not
- * thread-safe; shared objects (session, prepared, result, future, queue)
- * are thread-safe; views (row, value, data type, error) live as long as
- * their parent and are never freed; every _free accepts NULL.
+ * Contracts that hold for every function below:
+ * - Every call returns an sshard_status (0 = SSHARD_STATUS_OK); the message
+ *   of a failed call is in sshard_last_error_message(). Out-parameters are
+ *   written only when the call succeeds: on failure they are untouched.
+ * - Strings are (pointer, length) pairs, no NUL needed, at most 256 MiB.
+ * - Ownership: builders (config, statement, batch, builder) are owned by
+ *   the caller, not thread-safe, and freed by their _free. Shared objects
+ *   (session, prepared, result, future, queue) are thread-safe; each
+ *   pointer handed out is one reference, released by its _free. Every
+ *   future a call returns is freed with sshard_future_free (the request goes
+ *   on). Every _free accepts NULL and returns without waiting for any
+ *   request (a session's last free closes it in the background).
+ * - Views (row, value, data type, error) and every borrowed pointer
+ *   (text, bytes, names) live as long as the object they came from (the
+ *   result, prepared statement or future); they are never freed.
+ * - Blocking: only sshard_future_wait (until the future completes),
+ *   sshard_future_wait_timed and sshard_queue_wait (at most their timeout)
+ *   block; on a library thread (a callback) they return
+ *   SSHARD_STATUS_WOULD_DEADLOCK instead. Everything else returns at once.
+ * - Functions take and return scalars and pointers only, never a struct by
+ *   value, so LuaJIT compiles every call (checked when the header is made).
+ *   scylla_shard_cdef.h holds the same declarations without preprocessor
+ *   lines, for LuaJIT's ffi.cdef and Python cffi.
  */
 
 #ifndef SCYLLA_SHARD_H
@@ -18,22 +35,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-
-/**
- * Nodes reported in `sshard_metrics.nodes` (more are counted in
- * `node_count` but not detailed).
- */
-#define SSHARD_METRICS_MAX_NODES 32
-
-/**
- * Shards reported per node (more are summed into `requests_other`).
- */
-#define SSHARD_METRICS_MAX_SHARDS 64
-
-/**
- * Version of the `sshard_metrics` layout this header describes.
- */
-#define SSHARD_METRICS_VERSION 1
 
 /**
  * Major version of the library (`Cargo.toml`).
@@ -57,6 +58,37 @@
 #define SSHARD_ABI_VERSION 1
 
 /**
+ * Longest timeout or interval accepted, in milliseconds (one day).
+ */
+#define SSHARD_MAX_TIMEOUT_MS 86400000
+
+/**
+ * Most prepared statements a session's cache may keep.
+ */
+#define SSHARD_MAX_PREPARED_CACHE_SIZE 1048576
+
+/**
+ * Buffered records at most (`sshard_log_set_buffer`).
+ */
+#define SSHARD_LOG_BUFFER_MAX 1048576
+
+/**
+ * Nodes reported in `sshard_metrics.nodes` (more are counted in
+ * `node_count` but not detailed).
+ */
+#define SSHARD_METRICS_MAX_NODES 32
+
+/**
+ * Shards reported per node (more are summed into `requests_other`).
+ */
+#define SSHARD_METRICS_MAX_SHARDS 64
+
+/**
+ * Version of the `sshard_metrics` layout this header describes.
+ */
+#define SSHARD_METRICS_VERSION 1
+
+/**
  * Several statements applied together. Caller-owned, not thread-safe.
  */
 typedef struct sshard_batch sshard_batch;
@@ -66,6 +98,11 @@ typedef struct sshard_batch sshard_batch;
  * Caller-owned, not thread-safe; free with `sshard_builder_free`.
  */
 typedef struct sshard_builder sshard_builder;
+
+/**
+ * A column of a table (a view valid as long as the snapshot).
+ */
+typedef struct sshard_column_meta sshard_column_meta;
 
 /**
  * Settings of a session. Caller-owned, not thread-safe; free with
@@ -93,6 +130,11 @@ typedef struct sshard_error sshard_error;
 typedef struct sshard_future sshard_future;
 
 /**
+ * A keyspace of a schema snapshot (a view valid as long as the snapshot).
+ */
+typedef struct sshard_keyspace_meta sshard_keyspace_meta;
+
+/**
  * A prepared statement. Shared and thread-safe; free with
  * `sshard_prepared_free`.
  */
@@ -111,13 +153,20 @@ typedef struct sshard_queue sshard_queue;
 typedef struct sshard_result sshard_result;
 
 /**
- * One row of a result (a borrowed view, valid as long as the result).
+ * A view of one row of a result, valid as long as the result; never
+ * freed. (Never constructed, like `sshard_value`.)
  */
 typedef struct sshard_row sshard_row;
 
 /**
+ * A schema snapshot. Shared and thread-safe; free with
+ * `sshard_schema_free`.
+ */
+typedef struct sshard_schema sshard_schema;
+
+/**
  * A connected session. Shared and thread-safe; free with
- * `sshard_session_free` (close it first to let requests finish).
+ * `sshard_session_free`.
  */
 typedef struct sshard_session sshard_session;
 
@@ -129,7 +178,14 @@ typedef struct sshard_session sshard_session;
 typedef struct sshard_statement sshard_statement;
 
 /**
- * A view of one value inside a result.
+ * A table of a keyspace (a view valid as long as the snapshot).
+ */
+typedef struct sshard_table_meta sshard_table_meta;
+
+/**
+ * A view of one value of a result: a cell, or a part of a collection,
+ * tuple or UDT value. Valid as long as the result; never freed. (Never
+ * constructed: a pointer to one is the address of a view block's word.)
  */
 typedef struct sshard_value sshard_value;
 
@@ -149,9 +205,9 @@ typedef uint8_t sshard_compression;
 typedef uint16_t sshard_consistency;
 
 /**
- * A CQL data type (the protocol's type ids).
+ * Kind of a batch.
  */
-typedef uint16_t sshard_type;
+typedef uint8_t sshard_batch_type;
 
 /**
  * What a future (or completion event) carries when it succeeds.
@@ -167,6 +223,39 @@ typedef uint32_t sshard_future_kind;
  * callback: use a queue instead.
  */
 typedef void (*sshard_future_callback)(struct sshard_future *future, void *data);
+
+/**
+ * One completion. `future` is a new reference owned by the receiver:
+ * read its result / error, then `sshard_future_free` it.
+ */
+typedef struct sshard_event {
+  /**
+   * The token given to `sshard_future_set_queue`.
+   */
+  uint64_t token;
+  /**
+   * The completed future (owned by the receiver).
+   */
+  struct sshard_future *future;
+  /**
+   * The future's status (`SSHARD_STATUS_OK` or its failure).
+   */
+  sshard_status status;
+  /**
+   * What the future yields (`SSHARD_FUTURE_KIND_*`).
+   */
+  sshard_future_kind kind;
+} sshard_event;
+
+/**
+ * A CQL data type (the protocol's type ids).
+ */
+typedef uint16_t sshard_type;
+
+/**
+ * What a column of a table is.
+ */
+typedef uint8_t sshard_column_kind;
 
 /**
  * Log levels, from quietest to most verbose.
@@ -282,161 +371,12 @@ typedef struct sshard_metrics {
    * The first `min(node_count, SSHARD_METRICS_MAX_NODES)` nodes.
    */
   struct sshard_node_metrics nodes[SSHARD_METRICS_MAX_NODES];
+  /**
+   * Prepared statements the session's cache keeps alive (at most the
+   * config's `prepared_cache_size`).
+   */
+  uint64_t prepared_cached;
 } sshard_metrics;
-
-/**
- * One completion. `future` is a new reference owned by the receiver:
- * read its result / error, then `sshard_future_free` it.
- */
-typedef struct sshard_event {
-  /**
-   * The token given to `sshard_future_set_queue`.
-   */
-  uint64_t token;
-  /**
-   * The completed future (owned by the receiver).
-   */
-  struct sshard_future *future;
-  /**
-   * The future's status (`SSHARD_STATUS_OK` or its failure).
-   */
-  sshard_status status;
-  /**
-   * What the future yields (`SSHARD_FUTURE_KIND_*`).
-   */
-  sshard_future_kind kind;
-} sshard_event;
-
-/**
- * Kind of a batch.
- */
-typedef uint8_t sshard_batch_type;
-
-#define SSHARD_CONSISTENCY_ANY 0
-
-#define SSHARD_CONSISTENCY_ONE 1
-
-#define SSHARD_CONSISTENCY_TWO 2
-
-#define SSHARD_CONSISTENCY_THREE 3
-
-#define SSHARD_CONSISTENCY_QUORUM 4
-
-#define SSHARD_CONSISTENCY_ALL 5
-
-#define SSHARD_CONSISTENCY_LOCAL_QUORUM 6
-
-#define SSHARD_CONSISTENCY_EACH_QUORUM 7
-
-#define SSHARD_CONSISTENCY_SERIAL 8
-
-#define SSHARD_CONSISTENCY_LOCAL_SERIAL 9
-
-#define SSHARD_CONSISTENCY_LOCAL_ONE 10
-
-#define SSHARD_TYPE_CUSTOM 0
-
-#define SSHARD_TYPE_ASCII 1
-
-#define SSHARD_TYPE_BIGINT 2
-
-#define SSHARD_TYPE_BLOB 3
-
-#define SSHARD_TYPE_BOOLEAN 4
-
-#define SSHARD_TYPE_COUNTER 5
-
-#define SSHARD_TYPE_DECIMAL 6
-
-#define SSHARD_TYPE_DOUBLE 7
-
-#define SSHARD_TYPE_FLOAT 8
-
-#define SSHARD_TYPE_INT 9
-
-#define SSHARD_TYPE_TIMESTAMP 11
-
-#define SSHARD_TYPE_UUID 12
-
-#define SSHARD_TYPE_TEXT 13
-
-#define SSHARD_TYPE_VARINT 14
-
-#define SSHARD_TYPE_TIMEUUID 15
-
-#define SSHARD_TYPE_INET 16
-
-#define SSHARD_TYPE_DATE 17
-
-#define SSHARD_TYPE_TIME 18
-
-#define SSHARD_TYPE_SMALLINT 19
-
-#define SSHARD_TYPE_TINYINT 20
-
-#define SSHARD_TYPE_DURATION 21
-
-#define SSHARD_TYPE_LIST 32
-
-#define SSHARD_TYPE_MAP 33
-
-#define SSHARD_TYPE_SET 34
-
-#define SSHARD_TYPE_UDT 48
-
-#define SSHARD_TYPE_TUPLE 49
-
-#define SSHARD_BATCH_TYPE_LOGGED 0
-
-#define SSHARD_BATCH_TYPE_UNLOGGED 1
-
-#define SSHARD_BATCH_TYPE_COUNTER 2
-
-#define SSHARD_COMPRESSION_NONE 0
-
-#define SSHARD_COMPRESSION_LZ4 1
-
-#define SSHARD_LOG_LEVEL_OFF 0
-
-#define SSHARD_LOG_LEVEL_ERROR 1
-
-#define SSHARD_LOG_LEVEL_WARN 2
-
-#define SSHARD_LOG_LEVEL_INFO 3
-
-#define SSHARD_LOG_LEVEL_DEBUG 4
-
-#define SSHARD_LOG_LEVEL_TRACE 5
-
-/**
- * `sshard_session_connect`: a session (`sshard_future_get_session`).
- */
-#define SSHARD_FUTURE_KIND_CONNECT 1
-
-/**
- * `sshard_session_prepare`: a prepared statement (`sshard_future_get_prepared`).
- */
-#define SSHARD_FUTURE_KIND_PREPARE 2
-
-/**
- * `sshard_session_execute`: a result (`sshard_future_get_result`).
- */
-#define SSHARD_FUTURE_KIND_EXECUTE 3
-
-/**
- * `sshard_session_batch`: a result.
- */
-#define SSHARD_FUTURE_KIND_BATCH 4
-
-/**
- * `sshard_session_use_keyspace`: nothing.
- */
-#define SSHARD_FUTURE_KIND_USE_KEYSPACE 5
-
-/**
- * `sshard_session_close`: nothing.
- */
-#define SSHARD_FUTURE_KIND_CLOSE 6
 
 /**
  * Success.
@@ -598,9 +538,512 @@ typedef uint8_t sshard_batch_type;
  */
 #define SSHARD_STATUS_SERVER_LAST 131071
 
+#define SSHARD_CONSISTENCY_ANY 0
+
+#define SSHARD_CONSISTENCY_ONE 1
+
+#define SSHARD_CONSISTENCY_TWO 2
+
+#define SSHARD_CONSISTENCY_THREE 3
+
+#define SSHARD_CONSISTENCY_QUORUM 4
+
+#define SSHARD_CONSISTENCY_ALL 5
+
+#define SSHARD_CONSISTENCY_LOCAL_QUORUM 6
+
+#define SSHARD_CONSISTENCY_EACH_QUORUM 7
+
+#define SSHARD_CONSISTENCY_SERIAL 8
+
+#define SSHARD_CONSISTENCY_LOCAL_SERIAL 9
+
+#define SSHARD_CONSISTENCY_LOCAL_ONE 10
+
+#define SSHARD_COLUMN_KIND_PARTITION_KEY 0
+
+#define SSHARD_COLUMN_KIND_CLUSTERING 1
+
+#define SSHARD_COLUMN_KIND_STATIC 2
+
+#define SSHARD_COLUMN_KIND_REGULAR 3
+
+#define SSHARD_TYPE_CUSTOM 0
+
+#define SSHARD_TYPE_ASCII 1
+
+#define SSHARD_TYPE_BIGINT 2
+
+#define SSHARD_TYPE_BLOB 3
+
+#define SSHARD_TYPE_BOOLEAN 4
+
+#define SSHARD_TYPE_COUNTER 5
+
+#define SSHARD_TYPE_DECIMAL 6
+
+#define SSHARD_TYPE_DOUBLE 7
+
+#define SSHARD_TYPE_FLOAT 8
+
+#define SSHARD_TYPE_INT 9
+
+#define SSHARD_TYPE_TIMESTAMP 11
+
+#define SSHARD_TYPE_UUID 12
+
+#define SSHARD_TYPE_TEXT 13
+
+#define SSHARD_TYPE_VARINT 14
+
+#define SSHARD_TYPE_TIMEUUID 15
+
+#define SSHARD_TYPE_INET 16
+
+#define SSHARD_TYPE_DATE 17
+
+#define SSHARD_TYPE_TIME 18
+
+#define SSHARD_TYPE_SMALLINT 19
+
+#define SSHARD_TYPE_TINYINT 20
+
+#define SSHARD_TYPE_DURATION 21
+
+#define SSHARD_TYPE_LIST 32
+
+#define SSHARD_TYPE_MAP 33
+
+#define SSHARD_TYPE_SET 34
+
+#define SSHARD_TYPE_UDT 48
+
+#define SSHARD_TYPE_TUPLE 49
+
+#define SSHARD_BATCH_TYPE_LOGGED 0
+
+#define SSHARD_BATCH_TYPE_UNLOGGED 1
+
+#define SSHARD_BATCH_TYPE_COUNTER 2
+
+#define SSHARD_COMPRESSION_NONE 0
+
+#define SSHARD_COMPRESSION_LZ4 1
+
+#define SSHARD_LOG_LEVEL_OFF 0
+
+#define SSHARD_LOG_LEVEL_ERROR 1
+
+#define SSHARD_LOG_LEVEL_WARN 2
+
+#define SSHARD_LOG_LEVEL_INFO 3
+
+#define SSHARD_LOG_LEVEL_DEBUG 4
+
+#define SSHARD_LOG_LEVEL_TRACE 5
+
+/**
+ * `sshard_session_connect`: a session (`sshard_future_get_session`).
+ */
+#define SSHARD_FUTURE_KIND_CONNECT 1
+
+/**
+ * `sshard_session_prepare`: a prepared statement (`sshard_future_get_prepared`).
+ */
+#define SSHARD_FUTURE_KIND_PREPARE 2
+
+/**
+ * `sshard_session_execute`: a result (`sshard_future_get_result`).
+ */
+#define SSHARD_FUTURE_KIND_EXECUTE 3
+
+/**
+ * `sshard_session_batch`: a result.
+ */
+#define SSHARD_FUTURE_KIND_BATCH 4
+
+/**
+ * `sshard_session_use_keyspace`: nothing.
+ */
+#define SSHARD_FUTURE_KIND_USE_KEYSPACE 5
+
+/**
+ * `sshard_session_close`: nothing.
+ */
+#define SSHARD_FUTURE_KIND_CLOSE 6
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * The library version as a static NUL-terminated string (`"0.1.0"`).
+ */
+const char *sshard_version(void);
+
+/**
+ * The C ABI version the library implements (`SSHARD_ABI_VERSION`).
+ */
+uint32_t sshard_abi_version(void);
+
+/**
+ * The name of a status (`"OK"`, `"NULL_ARGUMENT"`, `"SERVER_SYNTAX_ERROR"`,
+ * ...) as a static NUL-terminated string; `"UNKNOWN"` for numbers this
+ * version does not know. Never NULL.
+ */
+const char *sshard_status_str(sshard_status status);
+
+/**
+ * The message of the last call that failed on the calling thread, as a
+ * pointer and length (also NUL-terminated). Valid until the next failing
+ * call on this thread. Empty when no call failed yet.
+ */
+sshard_status sshard_last_error_message(const char **message, size_t *message_len);
+
+/**
+ * Makes a config with the defaults: port 9042, shard-aware port on, local
+ * ports 49152..65535, 1 connection per shard, LOCAL_ONE, page size 5000,
+ * no compression, connect timeout 5 s, request timeout 12 s, tablet
+ * awareness on, worker threads = CPUs (at most 4), 1024 cached prepared
+ * statements. Free it with `sshard_config_free`; a session made from it
+ * keeps its own copy.
+ */
+sshard_status sshard_config_new(struct sshard_config **config);
+
+/**
+ * Frees a config (NULL: no-op).
+ */
+sshard_status sshard_config_free(struct sshard_config *config);
+
+/**
+ * Adds a contact point: `host` or `host:port` (IPv6: `[addr]:port`).
+ */
+sshard_status sshard_config_add_contact_point(struct sshard_config *config, const char *host, size_t host_len);
+
+/**
+ * The CQL port of every node (default 9042).
+ */
+sshard_status sshard_config_set_port(struct sshard_config *config, uint16_t port);
+
+/**
+ * Whether to connect through Scylla's shard-aware port (default on).
+ */
+sshard_status sshard_config_set_shard_aware_port(struct sshard_config *config, bool enabled);
+
+/**
+ * Local ports (inclusive, from 1024) bound for shard-aware connections.
+ */
+sshard_status sshard_config_set_local_port_range(struct sshard_config *config, uint16_t first, uint16_t last);
+
+/**
+ * Connections per shard (per node for servers without shards), 1..=64.
+ */
+sshard_status sshard_config_set_connections_per_shard(struct sshard_config *config, uint32_t connections);
+
+/**
+ * Prefer nodes of this datacenter (empty: none).
+ */
+sshard_status sshard_config_set_local_dc(struct sshard_config *config, const char *dc, size_t dc_len);
+
+/**
+ * Prefer nodes of this rack within the local datacenter (empty: none).
+ */
+sshard_status sshard_config_set_local_rack(struct sshard_config *config, const char *rack, size_t rack_len);
+
+/**
+ * Whether other datacenters may serve requests the local one cannot.
+ */
+sshard_status sshard_config_set_dc_failover(struct sshard_config *config, bool enabled);
+
+/**
+ * Credentials for `PasswordAuthenticator`.
+ */
+sshard_status sshard_config_set_credentials(struct sshard_config *config, const char *username, size_t username_len, const char *password, size_t password_len);
+
+/**
+ * Frame compression: `SSHARD_COMPRESSION_NONE` or `SSHARD_COMPRESSION_LZ4`
+ * (used when the server offers it).
+ */
+sshard_status sshard_config_set_compression(struct sshard_config *config, sshard_compression compression);
+
+/**
+ * Bound on opening one connection (TCP + handshake), in milliseconds.
+ */
+sshard_status sshard_config_set_connect_timeout_ms(struct sshard_config *config, uint64_t timeout_ms);
+
+/**
+ * Default end-to-end timeout of one request, in milliseconds.
+ */
+sshard_status sshard_config_set_request_timeout_ms(struct sshard_config *config, uint64_t timeout_ms);
+
+/**
+ * Keepalive interval of idle connections in milliseconds (0: off).
+ */
+sshard_status sshard_config_set_heartbeat_interval_ms(struct sshard_config *config, uint64_t interval_ms);
+
+/**
+ * Worker threads of the session's runtime (0: CPUs, at most 4).
+ */
+sshard_status sshard_config_set_worker_threads(struct sshard_config *config, uint32_t threads);
+
+/**
+ * Application name reported to the server (`system.clients`).
+ */
+sshard_status sshard_config_set_application_name(struct sshard_config *config, const char *name, size_t name_len);
+
+/**
+ * Application version reported to the server.
+ */
+sshard_status sshard_config_set_application_version(struct sshard_config *config, const char *version, size_t version_len);
+
+/**
+ * Default consistency level of statements (default LOCAL_ONE).
+ */
+sshard_status sshard_config_set_consistency(struct sshard_config *config, sshard_consistency level);
+
+/**
+ * Default serial consistency of conditional statements.
+ */
+sshard_status sshard_config_set_serial_consistency(struct sshard_config *config, sshard_consistency level);
+
+/**
+ * Default page size (0 or negative: no paging).
+ */
+sshard_status sshard_config_set_page_size(struct sshard_config *config, int32_t page_size);
+
+/**
+ * Keyspace every connection uses (the exact, case-sensitive name; empty:
+ * none).
+ */
+sshard_status sshard_config_set_keyspace(struct sshard_config *config, const char *keyspace, size_t keyspace_len);
+
+/**
+ * Prepared statements the session keeps for reuse (default 1024, at most
+ * `SSHARD_MAX_PREPARED_CACHE_SIZE`; 0: only those a caller holds). The
+ * least recently used go first; a handle the caller holds stays valid
+ * whatever the cache does.
+ */
+sshard_status sshard_config_set_prepared_cache_size(struct sshard_config *config, size_t size);
+
+/**
+ * Whether to learn tablet replicas from the server (default on).
+ */
+sshard_status sshard_config_set_tablet_awareness(struct sshard_config *config, bool enabled);
+
+/**
+ * Starts connecting with a copy of `config`: starts the session's runtime
+ * and returns a future (`SSHARD_FUTURE_KIND_CONNECT`) that yields the
+ * session (`sshard_future_get_session`).
+ */
+sshard_status sshard_session_connect(const struct sshard_config *config, const struct sshard_future **future);
+
+/**
+ * Releases the caller's reference (NULL: no-op). Never blocks. When the
+ * last reference goes, the session closes in the background as
+ * `sshard_session_close` does: requests submitted before complete
+ * normally (their futures stay valid), then the connections close and
+ * the session's threads stop.
+ */
+sshard_status sshard_session_free(const struct sshard_session *session);
+
+/**
+ * Refuses new requests (their futures fail with CLOSED), waits for every
+ * request submitted before (at most the request timeout plus 5 s), then
+ * closes the connections. The future (`SSHARD_FUTURE_KIND_CLOSE`)
+ * completes then. The session may be freed at once: that does not cancel
+ * anything.
+ */
+sshard_status sshard_session_close(const struct sshard_session *session, const struct sshard_future **future);
+
+/**
+ * Prepares `query` on the cluster; the future
+ * (`SSHARD_FUTURE_KIND_PREPARE`) yields an `sshard_prepared`.
+ */
+sshard_status sshard_session_prepare(const struct sshard_session *session, const char *query, size_t query_len, const struct sshard_future **future);
+
+/**
+ * Executes a copy of `statement` (one page); the future
+ * (`SSHARD_FUTURE_KIND_EXECUTE`) yields an `sshard_result`. The statement
+ * stays the caller's and may be changed or freed at once.
+ */
+sshard_status sshard_session_execute(const struct sshard_session *session, const struct sshard_statement *statement, const struct sshard_future **future);
+
+/**
+ * Fetches the page after `result` (which must come from
+ * `sshard_session_execute` and have more pages, else WRONG_STATE): the
+ * same statement with the result's paging state. The future
+ * (`SSHARD_FUTURE_KIND_EXECUTE`) yields the next `sshard_result`, which
+ * can be paged on the same way.
+ */
+sshard_status sshard_session_next_page(const struct sshard_session *session, const struct sshard_result *result, const struct sshard_future **future);
+
+/**
+ * Executes a copy of `batch`; the future (`SSHARD_FUTURE_KIND_BATCH`)
+ * yields an `sshard_result`.
+ */
+sshard_status sshard_session_batch(const struct sshard_session *session, const struct sshard_batch *batch, const struct sshard_future **future);
+
+/**
+ * Switches every connection to `keyspace` (the exact, case-sensitive
+ * name); the future (`SSHARD_FUTURE_KIND_USE_KEYSPACE`) yields nothing.
+ */
+sshard_status sshard_session_use_keyspace(const struct sshard_session *session, const char *keyspace, size_t keyspace_len, const struct sshard_future **future);
+
+/**
+ * Whether requests go to the shard that owns their data (some node
+ * reported Scylla sharding).
+ */
+sshard_status sshard_session_is_shard_aware(const struct sshard_session *session, bool *shard_aware);
+
+/**
+ * The number of requests submitted on the session and not yet completed.
+ */
+sshard_status sshard_session_in_flight(const struct sshard_session *session, size_t *count);
+
+/**
+ * Makes a simple statement: CQL text with `value_count` `?` markers whose
+ * values are bound by index (or all by name: `:name` markers). Free it
+ * with `sshard_statement_free`.
+ */
+sshard_status sshard_statement_new(const char *query, size_t query_len, size_t value_count, struct sshard_statement **statement);
+
+/**
+ * Frees a statement (NULL: no-op).
+ */
+sshard_status sshard_statement_free(struct sshard_statement *statement);
+
+/**
+ * The number of values (markers) the statement takes.
+ */
+sshard_status sshard_statement_value_count(const struct sshard_statement *statement, size_t *count);
+
+/**
+ * Consistency level (default: the config's).
+ */
+sshard_status sshard_statement_set_consistency(struct sshard_statement *statement, sshard_consistency level);
+
+/**
+ * Serial consistency of conditional statements (SERIAL or LOCAL_SERIAL).
+ */
+sshard_status sshard_statement_set_serial_consistency(struct sshard_statement *statement, sshard_consistency level);
+
+/**
+ * Rows per page; 0 or negative disables paging.
+ */
+sshard_status sshard_statement_set_page_size(struct sshard_statement *statement, int32_t page_size);
+
+/**
+ * Where the next execution starts: a paging state from
+ * `sshard_result_paging_state` (empty: the first page). Paging states are
+ * opaque server data: never take them from untrusted input.
+ */
+sshard_status sshard_statement_set_paging_state(struct sshard_statement *statement, const uint8_t *paging_state, size_t paging_state_len);
+
+/**
+ * Continues after `result`'s page: copies its paging state, or clears the
+ * statement's when `result` was the last page.
+ */
+sshard_status sshard_statement_set_paging_state_from_result(struct sshard_statement *statement, const struct sshard_result *result);
+
+/**
+ * Client-side write timestamp in microseconds since the epoch.
+ */
+sshard_status sshard_statement_set_timestamp(struct sshard_statement *statement, int64_t timestamp_us);
+
+/**
+ * Whether the statement may be retried or sent twice safely.
+ */
+sshard_status sshard_statement_set_idempotent(struct sshard_statement *statement, bool idempotent);
+
+/**
+ * End-to-end timeout of the request in milliseconds (0: the config's).
+ */
+sshard_status sshard_statement_set_timeout_ms(struct sshard_statement *statement, uint64_t timeout_ms);
+
+/**
+ * Asks the server to trace the request (default: no); the result then
+ * carries the trace's id (`sshard_result_tracing_id`).
+ */
+sshard_status sshard_statement_set_tracing(struct sshard_statement *statement, bool tracing);
+
+/**
+ * Gives a simple statement its partition key, so it is routed to the
+ * replica and shard that own it like a prepared statement: `key` is the
+ * serialized key (one column: its value's bytes; several: each as a
+ * 2-byte big-endian length, the bytes and a 0 byte). Overrides what a
+ * prepared statement's metadata says. `(NULL, 0)`: no routing key.
+ * The keyspace is the session's unless `sshard_statement_set_routing_table`
+ * names one; a tablet keyspace also needs the table.
+ */
+sshard_status sshard_statement_set_routing_key(struct sshard_statement *statement, const uint8_t *key, size_t key_len);
+
+/**
+ * Like `sshard_statement_set_routing_key`, with the key made of the
+ * statement's own values at `positions` (`count` of them, in partition-key
+ * order: one is the key, several a composite key), read when it executes.
+ * `count` 0: no routing key.
+ */
+sshard_status sshard_statement_set_routing_key_values(struct sshard_statement *statement, const size_t *positions, size_t count);
+
+/**
+ * The keyspace and table of a statement's partition key, for routing with
+ * a routing key (exact, case-sensitive names). `keyspace` `(NULL, 0)`: the
+ * session's; `table` `(NULL, 0)`: unknown (a statement on a tablet
+ * keyspace is then not routed).
+ */
+sshard_status sshard_statement_set_routing_table(struct sshard_statement *statement, const char *keyspace, size_t keyspace_len, const char *table, size_t table_len);
+
+/**
+ * Makes an empty batch of `type` (`SSHARD_BATCH_TYPE_LOGGED`, `UNLOGGED`
+ * or `COUNTER`). Free it with `sshard_batch_free`.
+ */
+sshard_status sshard_batch_new(sshard_batch_type type_, struct sshard_batch **batch);
+
+/**
+ * Frees a batch (NULL: no-op).
+ */
+sshard_status sshard_batch_free(struct sshard_batch *batch);
+
+/**
+ * Appends a copy of `statement` (its text or prepared id and its values;
+ * its other options are ignored). The statement stays the caller's.
+ */
+sshard_status sshard_batch_add_statement(struct sshard_batch *batch, const struct sshard_statement *statement);
+
+/**
+ * The number of statements in the batch.
+ */
+sshard_status sshard_batch_statement_count(const struct sshard_batch *batch, size_t *count);
+
+/**
+ * Consistency level of the batch.
+ */
+sshard_status sshard_batch_set_consistency(struct sshard_batch *batch, sshard_consistency level);
+
+/**
+ * Serial consistency of a conditional batch.
+ */
+sshard_status sshard_batch_set_serial_consistency(struct sshard_batch *batch, sshard_consistency level);
+
+/**
+ * Client-side write timestamp in microseconds since the epoch.
+ */
+sshard_status sshard_batch_set_timestamp(struct sshard_batch *batch, int64_t timestamp_us);
+
+/**
+ * Whether the batch may be retried or sent twice safely.
+ */
+sshard_status sshard_batch_set_idempotent(struct sshard_batch *batch, bool idempotent);
+
+/**
+ * Asks the server to trace the batch (default: no).
+ */
+sshard_status sshard_batch_set_tracing(struct sshard_batch *batch, bool tracing);
+
+/**
+ * End-to-end timeout of the batch in milliseconds (0: the config's).
+ */
+sshard_status sshard_batch_set_timeout_ms(struct sshard_batch *batch, uint64_t timeout_ms);
 
 /**
  * Binds NULL to marker `index`.
@@ -913,217 +1356,38 @@ sshard_status sshard_statement_bind_builder_by_name(struct sshard_statement *sta
 sshard_status sshard_builder_append_builder(struct sshard_builder *builder, const struct sshard_builder *value);
 
 /**
- * Makes a config with the defaults: port 9042, shard-aware port on, local
- * ports 49152..65535, 1 connection per shard, LOCAL_ONE, page size 5000,
- * no compression, connect timeout 5 s, request timeout 12 s, tablet
- * awareness on, worker threads = CPUs (at most 4).
+ * Releases the caller's reference (NULL: no-op). Statements bound from it
+ * keep what they need.
  */
-sshard_status sshard_config_new(struct sshard_config **config);
+sshard_status sshard_prepared_free(const struct sshard_prepared *prepared);
 
 /**
- * Frees a config (NULL: no-op).
+ * Makes a statement that executes `prepared`, with every marker unset;
+ * bind values with the `sshard_statement_bind_*` functions (type-checked
+ * against the markers' types). Free it with `sshard_statement_free`.
  */
-sshard_status sshard_config_free(struct sshard_config *config);
+sshard_status sshard_prepared_bind(const struct sshard_prepared *prepared, struct sshard_statement **statement);
 
 /**
- * Adds a contact point: `host` or `host:port` (IPv6: `[addr]:port`).
+ * The number of bind markers.
  */
-sshard_status sshard_config_add_contact_point(struct sshard_config *config, const char *host, size_t host_len);
+sshard_status sshard_prepared_parameter_count(const struct sshard_prepared *prepared, size_t *count);
 
 /**
- * The CQL port of every node (default 9042).
+ * The name of bind marker `index` (the column it binds, or the `:name`).
  */
-sshard_status sshard_config_set_port(struct sshard_config *config, uint16_t port);
+sshard_status sshard_prepared_parameter_name(const struct sshard_prepared *prepared, size_t index, const char **name, size_t *name_len);
 
 /**
- * Whether to connect through Scylla's shard-aware port (default on).
+ * The type of bind marker `index` (a view valid as long as the prepared
+ * statement).
  */
-sshard_status sshard_config_set_shard_aware_port(struct sshard_config *config, bool enabled);
+sshard_status sshard_prepared_parameter_data_type(const struct sshard_prepared *prepared, size_t index, const struct sshard_data_type **data_type);
 
 /**
- * Local ports (inclusive, from 1024) bound for shard-aware connections.
+ * Whether the statement is a lightweight transaction (conditional).
  */
-sshard_status sshard_config_set_local_port_range(struct sshard_config *config, uint16_t first, uint16_t last);
-
-/**
- * Connections per shard (per node for servers without shards), 1..=64.
- */
-sshard_status sshard_config_set_connections_per_shard(struct sshard_config *config, uint32_t connections);
-
-/**
- * Prefer nodes of this datacenter (empty: none).
- */
-sshard_status sshard_config_set_local_dc(struct sshard_config *config, const char *dc, size_t dc_len);
-
-/**
- * Prefer nodes of this rack within the local datacenter (empty: none).
- */
-sshard_status sshard_config_set_local_rack(struct sshard_config *config, const char *rack, size_t rack_len);
-
-/**
- * Whether other datacenters may serve requests the local one cannot.
- */
-sshard_status sshard_config_set_dc_failover(struct sshard_config *config, bool enabled);
-
-/**
- * Credentials for `PasswordAuthenticator`.
- */
-sshard_status sshard_config_set_credentials(struct sshard_config *config, const char *username, size_t username_len, const char *password, size_t password_len);
-
-/**
- * Frame compression: `SSHARD_COMPRESSION_NONE` or `SSHARD_COMPRESSION_LZ4`
- * (used when the server offers it).
- */
-sshard_status sshard_config_set_compression(struct sshard_config *config, sshard_compression compression);
-
-/**
- * Bound on opening one connection (TCP + handshake), in milliseconds.
- */
-sshard_status sshard_config_set_connect_timeout_ms(struct sshard_config *config, uint64_t timeout_ms);
-
-/**
- * Default end-to-end timeout of one request, in milliseconds.
- */
-sshard_status sshard_config_set_request_timeout_ms(struct sshard_config *config, uint64_t timeout_ms);
-
-/**
- * Keepalive interval of idle connections in milliseconds (0: off).
- */
-sshard_status sshard_config_set_heartbeat_interval_ms(struct sshard_config *config, uint64_t interval_ms);
-
-/**
- * Worker threads of the session's runtime (0: CPUs, at most 4).
- */
-sshard_status sshard_config_set_worker_threads(struct sshard_config *config, uint32_t threads);
-
-/**
- * Application name reported to the server (`system.clients`).
- */
-sshard_status sshard_config_set_application_name(struct sshard_config *config, const char *name, size_t name_len);
-
-/**
- * Application version reported to the server.
- */
-sshard_status sshard_config_set_application_version(struct sshard_config *config, const char *version, size_t version_len);
-
-/**
- * Default consistency level of statements (default LOCAL_ONE).
- */
-sshard_status sshard_config_set_consistency(struct sshard_config *config, sshard_consistency level);
-
-/**
- * Default serial consistency of conditional statements.
- */
-sshard_status sshard_config_set_serial_consistency(struct sshard_config *config, sshard_consistency level);
-
-/**
- * Default page size (0 or negative: no paging).
- */
-sshard_status sshard_config_set_page_size(struct sshard_config *config, int32_t page_size);
-
-/**
- * Keyspace every connection uses (the exact, case-sensitive name; empty:
- * none).
- */
-sshard_status sshard_config_set_keyspace(struct sshard_config *config, const char *keyspace, size_t keyspace_len);
-
-/**
- * Whether to learn tablet replicas from the server (default on).
- */
-sshard_status sshard_config_set_tablet_awareness(struct sshard_config *config, bool enabled);
-
-/**
- * The type's kind (`SSHARD_TYPE_*`).
- */
-sshard_status sshard_data_type_kind(const struct sshard_data_type *data_type, sshard_type *kind);
-
-/**
- * The number of nested types (1 for list/set, 2 for map, the elements of a
- * tuple, the fields of a UDT, 0 for native types).
- */
-sshard_status sshard_data_type_sub_type_count(const struct sshard_data_type *data_type, size_t *count);
-
-/**
- * The nested type at `index` (see `sshard_data_type_sub_type_count`).
- */
-sshard_status sshard_data_type_sub_type(const struct sshard_data_type *data_type, size_t index, const struct sshard_data_type **sub_type);
-
-/**
- * The name of a UDT's field `index`.
- */
-sshard_status sshard_data_type_field_name(const struct sshard_data_type *data_type, size_t index, const char **name, size_t *name_len);
-
-/**
- * The name of a UDT type, or the class of a custom type.
- */
-sshard_status sshard_data_type_name(const struct sshard_data_type *data_type, const char **name, size_t *name_len);
-
-/**
- * The keyspace of a UDT type.
- */
-sshard_status sshard_data_type_keyspace(const struct sshard_data_type *data_type, const char **keyspace, size_t *keyspace_len);
-
-/**
- * The error's status (same as the failed future's).
- */
-sshard_status sshard_error_status(const struct sshard_error *error, sshard_status *status);
-
-/**
- * The error's message (the server's text for server errors), as a borrowed
- * pointer and length valid as long as the error.
- */
-sshard_status sshard_error_message(const struct sshard_error *error, const char **message, size_t *message_len);
-
-/**
- * The CQL error code of a server error; `NOT_PRESENT` for client errors.
- */
-sshard_status sshard_error_server_code(const struct sshard_error *error, int32_t *code);
-
-/**
- * The consistency level of an unavailable / timeout / failure error.
- */
-sshard_status sshard_error_consistency(const struct sshard_error *error, sshard_consistency *consistency);
-
-/**
- * Replicas that answered (timeouts and failures) or were alive
- * (unavailable).
- */
-sshard_status sshard_error_received(const struct sshard_error *error, int32_t *received);
-
-/**
- * Replicas required (unavailable) or blocked for (timeouts, failures).
- */
-sshard_status sshard_error_required(const struct sshard_error *error, int32_t *required);
-
-/**
- * Replicas that failed (read/write failures).
- */
-sshard_status sshard_error_num_failures(const struct sshard_error *error, int32_t *failures);
-
-/**
- * Whether the data was present (read timeouts and failures).
- */
-sshard_status sshard_error_data_present(const struct sshard_error *error, bool *data_present);
-
-/**
- * The write type of a write timeout or failure (`SIMPLE`, `BATCH`, ...).
- */
-sshard_status sshard_error_write_type(const struct sshard_error *error, const char **write_type, size_t *write_type_len);
-
-/**
- * The keyspace of an ALREADY_EXISTS or FUNCTION_FAILURE error.
- */
-sshard_status sshard_error_keyspace(const struct sshard_error *error, const char **keyspace, size_t *keyspace_len);
-
-/**
- * The table of an ALREADY_EXISTS error (empty when a keyspace exists).
- */
-sshard_status sshard_error_table(const struct sshard_error *error, const char **table, size_t *table_len);
-
-/**
- * The function of a FUNCTION_FAILURE error.
- */
-sshard_status sshard_error_function(const struct sshard_error *error, const char **function, size_t *function_len);
+sshard_status sshard_prepared_is_lwt(const struct sshard_prepared *prepared, bool *is_lwt);
 
 /**
  * Releases the caller's reference (NULL: no-op).
@@ -1200,75 +1464,8 @@ sshard_status sshard_future_get_prepared(const struct sshard_future *future, con
 sshard_status sshard_future_get_session(const struct sshard_future *future, const struct sshard_session **session);
 
 /**
- * Sets the most verbose level delivered (`SSHARD_LOG_LEVEL_OFF` ..
- * `SSHARD_LOG_LEVEL_TRACE`; default WARN). May be called at any time.
- */
-sshard_status sshard_log_set_level(sshard_log_level level);
-
-/**
- * Sets (or with NULL removes) the log callback; `data` is passed back to
- * it. The callback may still be running on another thread for a short
- * while after it is replaced.
- */
-sshard_status sshard_log_set_callback(sshard_log_callback callback, void *data);
-
-/**
- * Keeps the last `capacity` log records for `sshard_log_poll` (0: stop
- * buffering and drop what is buffered).
- */
-sshard_status sshard_log_set_buffer(size_t capacity);
-
-/**
- * Takes the oldest buffered record: copies up to `capacity` bytes of its
- * text (`target: message`, not NUL-terminated) into `buffer` and stores
- * its full length in `length` (longer than `capacity`: truncated) and its
- * level in `level` (may be NULL). `SSHARD_STATUS_NOT_PRESENT` when empty.
- */
-sshard_status sshard_log_poll(sshard_log_level *level, char *buffer, size_t capacity, size_t *length);
-
-/**
- * Fills the caller's `metrics` (of `metrics_size` bytes, normally
- * `sizeof(sshard_metrics)`; a smaller size from an older header gets the
- * leading fields) with the session's counters now.
- */
-sshard_status sshard_session_get_metrics(const struct sshard_session *session, struct sshard_metrics *metrics, size_t metrics_size);
-
-/**
- * Releases the caller's reference (NULL: no-op). Statements bound from it
- * keep what they need.
- */
-sshard_status sshard_prepared_free(const struct sshard_prepared *prepared);
-
-/**
- * Makes a statement that executes `prepared`, with every marker unset;
- * bind values with the `sshard_statement_bind_*` functions (type-checked
- * against the markers' types). Free it with `sshard_statement_free`.
- */
-sshard_status sshard_prepared_bind(const struct sshard_prepared *prepared, struct sshard_statement **statement);
-
-/**
- * The number of bind markers.
- */
-sshard_status sshard_prepared_parameter_count(const struct sshard_prepared *prepared, size_t *count);
-
-/**
- * The name of bind marker `index` (the column it binds, or the `:name`).
- */
-sshard_status sshard_prepared_parameter_name(const struct sshard_prepared *prepared, size_t index, const char **name, size_t *name_len);
-
-/**
- * The type of bind marker `index` (a view valid as long as the prepared
- * statement).
- */
-sshard_status sshard_prepared_parameter_data_type(const struct sshard_prepared *prepared, size_t index, const struct sshard_data_type **data_type);
-
-/**
- * Whether the statement is a lightweight transaction (conditional).
- */
-sshard_status sshard_prepared_is_lwt(const struct sshard_prepared *prepared, bool *is_lwt);
-
-/**
- * Makes a completion queue.
+ * Makes a completion queue (shared, thread-safe). Free it with
+ * `sshard_queue_free`.
  */
 sshard_status sshard_queue_new(const struct sshard_queue **queue);
 
@@ -1328,7 +1525,7 @@ sshard_status sshard_result_column_count(const struct sshard_result *result, siz
 sshard_status sshard_result_has_rows(const struct sshard_result *result, bool *has_rows);
 
 /**
- * The name of column `index`, borrowed.
+ * The name of column `index`, borrowed: valid as long as the result.
  */
 sshard_status sshard_result_column_name(const struct sshard_result *result, size_t index, const char **name, size_t *name_len);
 
@@ -1338,7 +1535,8 @@ sshard_status sshard_result_column_name(const struct sshard_result *result, size
 sshard_status sshard_result_column_type(const struct sshard_result *result, size_t index, sshard_type *kind);
 
 /**
- * The full type of column `index` (for nested types).
+ * The full type of column `index` (for nested types): a view valid as
+ * long as the result.
  */
 sshard_status sshard_result_column_data_type(const struct sshard_result *result, size_t index, const struct sshard_data_type **data_type);
 
@@ -1359,12 +1557,13 @@ sshard_status sshard_result_row(const struct sshard_result *result, size_t index
 sshard_status sshard_result_value(const struct sshard_result *result, size_t row, size_t column, const struct sshard_value **value);
 
 /**
- * The row's value of column `index`.
+ * The row's value of column `index` (a view valid as long as the result).
  */
 sshard_status sshard_row_value(const struct sshard_row *row, size_t index, const struct sshard_value **value);
 
 /**
- * The row's value of the column named `name`.
+ * The row's value of the column named `name` (a view valid as long as
+ * the result).
  */
 sshard_status sshard_row_value_by_name(const struct sshard_row *row, const char *name, size_t name_len, const struct sshard_value **value);
 
@@ -1374,13 +1573,15 @@ sshard_status sshard_row_value_by_name(const struct sshard_row *row, const char 
 sshard_status sshard_result_has_more_pages(const struct sshard_result *result, bool *has_more);
 
 /**
- * The paging state to fetch the next page with (borrowed; NULL and 0 on
+ * The paging state to fetch the next page with (borrowed: valid as long
+ * as the result; NULL and 0 on
  * the last page). See `sshard_statement_set_paging_state`.
  */
 sshard_status sshard_result_paging_state(const struct sshard_result *result, const uint8_t **paging_state, size_t *paging_state_len);
 
 /**
- * The node (`address:port`) that served the request, borrowed;
+ * The node (`address:port`) that served the request, borrowed (valid as
+ * long as the result);
  * `NOT_PRESENT` when unknown.
  */
 sshard_status sshard_result_coordinator(const struct sshard_result *result, const char **address, size_t *address_len);
@@ -1391,227 +1592,28 @@ sshard_status sshard_result_coordinator(const struct sshard_result *result, cons
 sshard_status sshard_result_shard(const struct sshard_result *result, uint32_t *shard);
 
 /**
- * The keyspace a `USE` statement switched to; `NOT_PRESENT` otherwise.
+ * The keyspace a `USE` statement switched to (borrowed: valid as long as
+ * the result); `NOT_PRESENT` otherwise.
  */
 sshard_status sshard_result_keyspace(const struct sshard_result *result, const char **keyspace, size_t *keyspace_len);
 
 /**
- * Starts connecting with a copy of `config`: starts the session's runtime
- * and returns a future (`SSHARD_FUTURE_KIND_CONNECT`) that yields the
- * session (`sshard_future_get_session`).
+ * The number of warnings the server attached to the response.
  */
-sshard_status sshard_session_connect(const struct sshard_config *config, const struct sshard_future **future);
+sshard_status sshard_result_warning_count(const struct sshard_result *result, size_t *count);
 
 /**
- * Releases the caller's reference (NULL: no-op). When the last one goes,
- * the runtime stops; requests still in flight complete with CLOSED.
+ * Warning `index` of the response (UTF-8, borrowed: valid as long as the
+ * result).
  */
-sshard_status sshard_session_free(const struct sshard_session *session);
+sshard_status sshard_result_warning(const struct sshard_result *result, size_t index, const char **warning, size_t *warning_len);
 
 /**
- * Refuses new requests (their futures fail with CLOSED), waits for every
- * request submitted before (bounded by the request timeout), then closes
- * the connections. The future (`SSHARD_FUTURE_KIND_CLOSE`) completes then.
+ * Copies the 16-byte id of the request's trace (`system_traces.sessions`)
+ * into `id`, for a request that asked for tracing;
+ * `SSHARD_STATUS_NOT_PRESENT` (and `id` untouched) otherwise.
  */
-sshard_status sshard_session_close(const struct sshard_session *session, const struct sshard_future **future);
-
-/**
- * Prepares `query` on the cluster; the future
- * (`SSHARD_FUTURE_KIND_PREPARE`) yields an `sshard_prepared`.
- */
-sshard_status sshard_session_prepare(const struct sshard_session *session, const char *query, size_t query_len, const struct sshard_future **future);
-
-/**
- * Executes a copy of `statement` (one page); the future
- * (`SSHARD_FUTURE_KIND_EXECUTE`) yields an `sshard_result`. The statement
- * stays the caller's and may be changed or freed at once.
- */
-sshard_status sshard_session_execute(const struct sshard_session *session, const struct sshard_statement *statement, const struct sshard_future **future);
-
-/**
- * Fetches the page after `result` (which must come from
- * `sshard_session_execute` and have more pages, else WRONG_STATE): the
- * same statement with the result's paging state. The future
- * (`SSHARD_FUTURE_KIND_EXECUTE`) yields the next `sshard_result`, which
- * can be paged on the same way.
- */
-sshard_status sshard_session_next_page(const struct sshard_session *session, const struct sshard_result *result, const struct sshard_future **future);
-
-/**
- * Executes a copy of `batch`; the future (`SSHARD_FUTURE_KIND_BATCH`)
- * yields an `sshard_result`.
- */
-sshard_status sshard_session_batch(const struct sshard_session *session, const struct sshard_batch *batch, const struct sshard_future **future);
-
-/**
- * Switches every connection to `keyspace` (the exact, case-sensitive
- * name); the future (`SSHARD_FUTURE_KIND_USE_KEYSPACE`) yields nothing.
- */
-sshard_status sshard_session_use_keyspace(const struct sshard_session *session, const char *keyspace, size_t keyspace_len, const struct sshard_future **future);
-
-/**
- * Whether requests go to the shard that owns their data (some node
- * reported Scylla sharding).
- */
-sshard_status sshard_session_is_shard_aware(const struct sshard_session *session, bool *shard_aware);
-
-/**
- * The number of requests submitted on the session and not yet completed.
- */
-sshard_status sshard_session_in_flight(const struct sshard_session *session, size_t *count);
-
-/**
- * Makes a simple statement: CQL text with `value_count` `?` markers whose
- * values are bound by index (or all by name: `:name` markers).
- */
-sshard_status sshard_statement_new(const char *query, size_t query_len, size_t value_count, struct sshard_statement **statement);
-
-/**
- * Frees a statement (NULL: no-op).
- */
-sshard_status sshard_statement_free(struct sshard_statement *statement);
-
-/**
- * The number of values (markers) the statement takes.
- */
-sshard_status sshard_statement_value_count(const struct sshard_statement *statement, size_t *count);
-
-/**
- * Consistency level (default: the config's).
- */
-sshard_status sshard_statement_set_consistency(struct sshard_statement *statement, sshard_consistency level);
-
-/**
- * Serial consistency of conditional statements (SERIAL or LOCAL_SERIAL).
- */
-sshard_status sshard_statement_set_serial_consistency(struct sshard_statement *statement, sshard_consistency level);
-
-/**
- * Rows per page; 0 or negative disables paging.
- */
-sshard_status sshard_statement_set_page_size(struct sshard_statement *statement, int32_t page_size);
-
-/**
- * Where the next execution starts: a paging state from
- * `sshard_result_paging_state` (empty: the first page). Paging states are
- * opaque server data: never take them from untrusted input.
- */
-sshard_status sshard_statement_set_paging_state(struct sshard_statement *statement, const uint8_t *paging_state, size_t paging_state_len);
-
-/**
- * Continues after `result`'s page: copies its paging state, or clears the
- * statement's when `result` was the last page.
- */
-sshard_status sshard_statement_set_paging_state_from_result(struct sshard_statement *statement, const struct sshard_result *result);
-
-/**
- * Client-side write timestamp in microseconds since the epoch.
- */
-sshard_status sshard_statement_set_timestamp(struct sshard_statement *statement, int64_t timestamp_us);
-
-/**
- * Whether the statement may be retried or sent twice safely.
- */
-sshard_status sshard_statement_set_idempotent(struct sshard_statement *statement, bool idempotent);
-
-/**
- * End-to-end timeout of the request in milliseconds (0: the config's).
- */
-sshard_status sshard_statement_set_timeout_ms(struct sshard_statement *statement, uint64_t timeout_ms);
-
-/**
- * Makes an empty batch of `type` (`SSHARD_BATCH_TYPE_LOGGED`, `UNLOGGED`
- * or `COUNTER`).
- */
-sshard_status sshard_batch_new(sshard_batch_type type_, struct sshard_batch **batch);
-
-/**
- * Frees a batch (NULL: no-op).
- */
-sshard_status sshard_batch_free(struct sshard_batch *batch);
-
-/**
- * Appends a copy of `statement` (its text or prepared id and its values;
- * its other options are ignored). The statement stays the caller's.
- */
-sshard_status sshard_batch_add_statement(struct sshard_batch *batch, const struct sshard_statement *statement);
-
-/**
- * The number of statements in the batch.
- */
-sshard_status sshard_batch_statement_count(const struct sshard_batch *batch, size_t *count);
-
-/**
- * Consistency level of the batch.
- */
-sshard_status sshard_batch_set_consistency(struct sshard_batch *batch, sshard_consistency level);
-
-/**
- * Serial consistency of a conditional batch.
- */
-sshard_status sshard_batch_set_serial_consistency(struct sshard_batch *batch, sshard_consistency level);
-
-/**
- * Client-side write timestamp in microseconds since the epoch.
- */
-sshard_status sshard_batch_set_timestamp(struct sshard_batch *batch, int64_t timestamp_us);
-
-/**
- * Whether the batch may be retried or sent twice safely.
- */
-sshard_status sshard_batch_set_idempotent(struct sshard_batch *batch, bool idempotent);
-
-/**
- * End-to-end timeout of the batch in milliseconds (0: the config's).
- */
-sshard_status sshard_batch_set_timeout_ms(struct sshard_batch *batch, uint64_t timeout_ms);
-
-/**
- * The name of a status (`"OK"`, `"NULL_ARGUMENT"`, `"SERVER_SYNTAX_ERROR"`,
- * ...) as a static NUL-terminated string; `"UNKNOWN"` for numbers this
- * version does not know. Never NULL.
- */
-const char *sshard_status_str(sshard_status status);
-
-/**
- * The message of the last call that failed on the calling thread, as a
- * pointer and length (also NUL-terminated). Valid until the next failing
- * call on this thread. Empty when no call failed yet.
- */
-sshard_status sshard_last_error_message(const char **message, size_t *message_len);
-
-/**
- * Makes a builder of a nested value: `kind` is `SSHARD_TYPE_LIST`,
- * `SSHARD_TYPE_SET`, `SSHARD_TYPE_MAP` (append key, value, key, value...),
- * `SSHARD_TYPE_TUPLE` or `SSHARD_TYPE_UDT` (fields in order, or each named
- * with `sshard_builder_field_name` first).
- */
-sshard_status sshard_builder_new(sshard_type kind, struct sshard_builder **builder);
-
-/**
- * Frees a builder (NULL: no-op).
- */
-sshard_status sshard_builder_free(struct sshard_builder *builder);
-
-/**
- * Names the UDT field the next appended value is for.
- */
-sshard_status sshard_builder_field_name(struct sshard_builder *builder, const char *name, size_t name_len);
-
-/**
- * The number of values appended so far.
- */
-sshard_status sshard_builder_count(const struct sshard_builder *builder, size_t *count);
-
-/**
- * The library version as a static NUL-terminated string (`"0.1.0"`).
- */
-const char *sshard_version(void);
-
-/**
- * The C ABI version the library implements (`SSHARD_ABI_VERSION`).
- */
-uint32_t sshard_abi_version(void);
+sshard_status sshard_result_tracing_id(const struct sshard_result *result, uint8_t *id);
 
 /**
  * Whether the value is NULL.
@@ -1624,7 +1626,8 @@ sshard_status sshard_value_is_null(const struct sshard_value *value, bool *is_nu
 sshard_status sshard_value_type(const struct sshard_value *value, sshard_type *kind);
 
 /**
- * The value's full type (for nested types).
+ * The value's full type (for nested types): a view valid as long as the
+ * result.
  */
 sshard_status sshard_value_data_type(const struct sshard_value *value, const struct sshard_data_type **data_type);
 
@@ -1728,29 +1731,334 @@ sshard_status sshard_value_get_varint(const struct sshard_value *value, const ui
 /**
  * The number of items of a list or set, entries of a map, elements of a
  * tuple or fields of a UDT.
+ *
+ * Nested values are read by index, not through iterator objects: a value's
+ * parts are laid out once, the first time they are asked for, so the count
+ * is known up front and `sshard_value_element`, `sshard_value_map_entry`
+ * and `sshard_value_field` each cost O(1), with no handle to create or
+ * free. From LuaJIT or Python, loop over `0 .. count - 1`.
  */
 sshard_status sshard_value_element_count(const struct sshard_value *value, size_t *count);
 
 /**
  * Item `index` of a list or set, or element `index` of a tuple (which may
- * be a NULL value), or the value of UDT field `index`.
+ * be a NULL value), or the value of UDT field `index`: a view valid as
+ * long as the result.
  */
 sshard_status sshard_value_element(const struct sshard_value *value, size_t index, const struct sshard_value **element);
 
 /**
- * Entry `index` of a map: its key and value.
+ * Entry `index` of a map: its key and value (views valid as long as the
+ * result).
  */
 sshard_status sshard_value_map_entry(const struct sshard_value *value, size_t index, const struct sshard_value **key, const struct sshard_value **entry_value);
 
 /**
- * Field `index` of a UDT: its name (borrowed) and value (maybe NULL).
+ * Field `index` of a UDT: its name (borrowed) and value (maybe NULL), both
+ * valid as long as the result.
  */
 sshard_status sshard_value_field(const struct sshard_value *value, size_t index, const char **name, size_t *name_len, const struct sshard_value **field_value);
 
 /**
- * The value of the UDT field named `name`.
+ * The value of the UDT field named `name` (a view valid as long as the
+ * result).
  */
 sshard_status sshard_value_field_by_name(const struct sshard_value *value, const char *name, size_t name_len, const struct sshard_value **field_value);
+
+/**
+ * Makes a builder of a nested value: `kind` is `SSHARD_TYPE_LIST`,
+ * `SSHARD_TYPE_SET`, `SSHARD_TYPE_MAP` (append key, value, key, value...),
+ * `SSHARD_TYPE_TUPLE` or `SSHARD_TYPE_UDT` (fields in order, or each named
+ * with `sshard_builder_field_name` first). Free it with
+ * `sshard_builder_free`.
+ */
+sshard_status sshard_builder_new(sshard_type kind, struct sshard_builder **builder);
+
+/**
+ * Frees a builder (NULL: no-op).
+ */
+sshard_status sshard_builder_free(struct sshard_builder *builder);
+
+/**
+ * Names the UDT field the next appended value is for.
+ */
+sshard_status sshard_builder_field_name(struct sshard_builder *builder, const char *name, size_t name_len);
+
+/**
+ * The number of values appended so far.
+ */
+sshard_status sshard_builder_count(const struct sshard_builder *builder, size_t *count);
+
+/**
+ * The type's kind (`SSHARD_TYPE_*`).
+ */
+sshard_status sshard_data_type_kind(const struct sshard_data_type *data_type, sshard_type *kind);
+
+/**
+ * The number of nested types (1 for list/set, 2 for map, the elements of a
+ * tuple, the fields of a UDT, 0 for native types).
+ */
+sshard_status sshard_data_type_sub_type_count(const struct sshard_data_type *data_type, size_t *count);
+
+/**
+ * The nested type at `index` (see `sshard_data_type_sub_type_count`).
+ */
+sshard_status sshard_data_type_sub_type(const struct sshard_data_type *data_type, size_t index, const struct sshard_data_type **sub_type);
+
+/**
+ * The name of a UDT's field `index`.
+ */
+sshard_status sshard_data_type_field_name(const struct sshard_data_type *data_type, size_t index, const char **name, size_t *name_len);
+
+/**
+ * The name of a UDT type, or the class of a custom type.
+ */
+sshard_status sshard_data_type_name(const struct sshard_data_type *data_type, const char **name, size_t *name_len);
+
+/**
+ * The keyspace of a UDT type.
+ */
+sshard_status sshard_data_type_keyspace(const struct sshard_data_type *data_type, const char **keyspace, size_t *keyspace_len);
+
+/**
+ * The session's schema now: a new snapshot reference, freed with
+ * `sshard_schema_free`. Cheap: it shares what the session holds.
+ */
+sshard_status sshard_session_get_schema(const struct sshard_session *session, const struct sshard_schema **schema);
+
+/**
+ * Releases the caller's reference (NULL: no-op); views of the snapshot
+ * end with its last reference.
+ */
+sshard_status sshard_schema_free(const struct sshard_schema *schema);
+
+/**
+ * The number of keyspaces (system ones included).
+ */
+sshard_status sshard_schema_keyspace_count(const struct sshard_schema *schema, size_t *count);
+
+/**
+ * Keyspace `index`, in name order.
+ */
+sshard_status sshard_schema_keyspace(const struct sshard_schema *schema, size_t index, const struct sshard_keyspace_meta **keyspace);
+
+/**
+ * The keyspace named `name` (exact, case-sensitive).
+ */
+sshard_status sshard_schema_keyspace_by_name(const struct sshard_schema *schema, const char *name, size_t name_len, const struct sshard_keyspace_meta **keyspace);
+
+/**
+ * The keyspace's name (borrowed).
+ */
+sshard_status sshard_keyspace_meta_name(const struct sshard_keyspace_meta *keyspace, const char **name, size_t *name_len);
+
+/**
+ * Whether the keyspace's tables use tablets (else vnodes).
+ */
+sshard_status sshard_keyspace_meta_uses_tablets(const struct sshard_keyspace_meta *keyspace, bool *uses_tablets);
+
+/**
+ * The number of entries of the keyspace's replication map.
+ */
+sshard_status sshard_keyspace_meta_replication_count(const struct sshard_keyspace_meta *keyspace, size_t *count);
+
+/**
+ * Entry `index` of the replication map, in key order (`class`,
+ * `replication_factor` or a datacenter's factor), both borrowed.
+ */
+sshard_status sshard_keyspace_meta_replication(const struct sshard_keyspace_meta *keyspace, size_t index, const char **key, size_t *key_len, const char **value, size_t *value_len);
+
+/**
+ * The number of tables (and materialized views) of the keyspace.
+ */
+sshard_status sshard_keyspace_meta_table_count(const struct sshard_keyspace_meta *keyspace, size_t *count);
+
+/**
+ * Table `index`, in name order.
+ */
+sshard_status sshard_keyspace_meta_table(const struct sshard_keyspace_meta *keyspace, size_t index, const struct sshard_table_meta **table);
+
+/**
+ * The table named `name` (exact, case-sensitive).
+ */
+sshard_status sshard_keyspace_meta_table_by_name(const struct sshard_keyspace_meta *keyspace, const char *name, size_t name_len, const struct sshard_table_meta **table);
+
+/**
+ * The number of user types of the keyspace.
+ */
+sshard_status sshard_keyspace_meta_type_count(const struct sshard_keyspace_meta *keyspace, size_t *count);
+
+/**
+ * User type `index`, in name order, as a data type (`SSHARD_TYPE_UDT`:
+ * its name, fields and their types through the `sshard_data_type_*`
+ * functions).
+ */
+sshard_status sshard_keyspace_meta_type(const struct sshard_keyspace_meta *keyspace, size_t index, const struct sshard_data_type **data_type);
+
+/**
+ * The user type named `name`.
+ */
+sshard_status sshard_keyspace_meta_type_by_name(const struct sshard_keyspace_meta *keyspace, const char *name, size_t name_len, const struct sshard_data_type **data_type);
+
+/**
+ * The table's name (borrowed).
+ */
+sshard_status sshard_table_meta_name(const struct sshard_table_meta *table, const char **name, size_t *name_len);
+
+/**
+ * The number of columns of the table.
+ */
+sshard_status sshard_table_meta_column_count(const struct sshard_table_meta *table, size_t *count);
+
+/**
+ * Column `index`: the partition key columns in key order, then the
+ * clustering columns in key order, then the others by name.
+ */
+sshard_status sshard_table_meta_column(const struct sshard_table_meta *table, size_t index, const struct sshard_column_meta **column);
+
+/**
+ * The column named `name` (exact, case-sensitive).
+ */
+sshard_status sshard_table_meta_column_by_name(const struct sshard_table_meta *table, const char *name, size_t name_len, const struct sshard_column_meta **column);
+
+/**
+ * The number of partition key columns.
+ */
+sshard_status sshard_table_meta_partition_key_count(const struct sshard_table_meta *table, size_t *count);
+
+/**
+ * Partition key column `index`, in key order.
+ */
+sshard_status sshard_table_meta_partition_key(const struct sshard_table_meta *table, size_t index, const struct sshard_column_meta **column);
+
+/**
+ * The number of clustering columns.
+ */
+sshard_status sshard_table_meta_clustering_key_count(const struct sshard_table_meta *table, size_t *count);
+
+/**
+ * Clustering column `index`, in key order (its order:
+ * `sshard_column_meta_is_descending`).
+ */
+sshard_status sshard_table_meta_clustering_key(const struct sshard_table_meta *table, size_t index, const struct sshard_column_meta **column);
+
+/**
+ * The column's name (borrowed).
+ */
+sshard_status sshard_column_meta_name(const struct sshard_column_meta *column, const char **name, size_t *name_len);
+
+/**
+ * The column's type (a view valid as long as the snapshot).
+ */
+sshard_status sshard_column_meta_data_type(const struct sshard_column_meta *column, const struct sshard_data_type **data_type);
+
+/**
+ * The column's kind (`SSHARD_COLUMN_KIND_*`).
+ */
+sshard_status sshard_column_meta_kind(const struct sshard_column_meta *column, sshard_column_kind *kind);
+
+/**
+ * Whether a clustering column sorts in descending order (false for the
+ * other kinds).
+ */
+sshard_status sshard_column_meta_is_descending(const struct sshard_column_meta *column, bool *descending);
+
+/**
+ * The error's status (same as the failed future's).
+ */
+sshard_status sshard_error_status(const struct sshard_error *error, sshard_status *status);
+
+/**
+ * The error's message (the server's text for server errors), as a borrowed
+ * pointer and length valid as long as the error.
+ */
+sshard_status sshard_error_message(const struct sshard_error *error, const char **message, size_t *message_len);
+
+/**
+ * The CQL error code of a server error; `NOT_PRESENT` for client errors.
+ */
+sshard_status sshard_error_server_code(const struct sshard_error *error, int32_t *code);
+
+/**
+ * The consistency level of an unavailable / timeout / failure error.
+ */
+sshard_status sshard_error_consistency(const struct sshard_error *error, sshard_consistency *consistency);
+
+/**
+ * Replicas that answered (timeouts and failures) or were alive
+ * (unavailable).
+ */
+sshard_status sshard_error_received(const struct sshard_error *error, int32_t *received);
+
+/**
+ * Replicas required (unavailable) or blocked for (timeouts, failures).
+ */
+sshard_status sshard_error_required(const struct sshard_error *error, int32_t *required);
+
+/**
+ * Replicas that failed (read/write failures).
+ */
+sshard_status sshard_error_num_failures(const struct sshard_error *error, int32_t *failures);
+
+/**
+ * Whether the data was present (read timeouts and failures).
+ */
+sshard_status sshard_error_data_present(const struct sshard_error *error, bool *data_present);
+
+/**
+ * The write type of a write timeout or failure (`SIMPLE`, `BATCH`, ...).
+ */
+sshard_status sshard_error_write_type(const struct sshard_error *error, const char **write_type, size_t *write_type_len);
+
+/**
+ * The keyspace of an ALREADY_EXISTS or FUNCTION_FAILURE error.
+ */
+sshard_status sshard_error_keyspace(const struct sshard_error *error, const char **keyspace, size_t *keyspace_len);
+
+/**
+ * The table of an ALREADY_EXISTS error (empty when a keyspace exists).
+ */
+sshard_status sshard_error_table(const struct sshard_error *error, const char **table, size_t *table_len);
+
+/**
+ * The function of a FUNCTION_FAILURE error.
+ */
+sshard_status sshard_error_function(const struct sshard_error *error, const char **function, size_t *function_len);
+
+/**
+ * Sets the most verbose level delivered (`SSHARD_LOG_LEVEL_OFF` ..
+ * `SSHARD_LOG_LEVEL_TRACE`; default WARN). May be called at any time.
+ */
+sshard_status sshard_log_set_level(sshard_log_level level);
+
+/**
+ * Sets (or with NULL removes) the log callback; `data` is passed back to
+ * it. The callback may still be running on another thread for a short
+ * while after it is replaced.
+ */
+sshard_status sshard_log_set_callback(sshard_log_callback callback, void *data);
+
+/**
+ * Keeps the last `capacity` log records (at most
+ * `SSHARD_LOG_BUFFER_MAX`) for `sshard_log_poll`; 0 stops buffering and
+ * drops what is buffered. A smaller capacity drops the oldest records.
+ */
+sshard_status sshard_log_set_buffer(size_t capacity);
+
+/**
+ * Takes the oldest buffered record: copies up to `capacity` bytes of its
+ * text (`target: message`, not NUL-terminated) into `buffer` and stores
+ * its full length in `length` (longer than `capacity`: truncated) and its
+ * level in `level` (may be NULL). `SSHARD_STATUS_NOT_PRESENT` when empty.
+ */
+sshard_status sshard_log_poll(sshard_log_level *level, char *buffer, size_t capacity, size_t *length);
+
+/**
+ * Fills the caller's `metrics` (of `metrics_size` bytes, normally
+ * `sizeof(sshard_metrics)`; a smaller size from an older header gets the
+ * leading fields) with the session's counters now.
+ */
+sshard_status sshard_session_get_metrics(const struct sshard_session *session, struct sshard_metrics *metrics, size_t metrics_size);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -18,7 +18,8 @@ trap cleanup EXIT
 make --no-print-directory install PREFIX="$PREFIX" >/dev/null
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 for f in lib/libscylla_shard.so lib/libscylla_shard.so.0.1 "lib/libscylla_shard.so.$version" \
-         lib/libscylla_shard.a include/scylla_shard.h lib/pkgconfig/scylla_shard.pc; do
+         lib/libscylla_shard.a include/scylla_shard.h include/scylla_shard_cdef.h \
+         lib/pkgconfig/scylla_shard.pc; do
     [ -e "$PREFIX/$f" ] || { echo "install: missing $f"; exit 1; }
 done
 [ -L "$PREFIX/lib/libscylla_shard.so" ] && [ -L "$PREFIX/lib/libscylla_shard.so.0.1" ] \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the C tests (and the C examples) against emulated clusters, then the
 # tests again under valgrind (no definite leaks, no memory errors).
-#   scripts/c_tests.sh test_api test_cluster test_fork
+#   scripts/c_tests.sh test_api test_cluster test_sessions test_fork
 # Environment: SCYLLA_EMULATOR (binary), C_BUILD (test binaries),
 # C_LIB_DIR (libscylla_shard.so with its soname link), C_TESTS_VALGRIND=0
 # to skip the valgrind pass.
@@ -11,7 +11,7 @@ EMULATOR=${SCYLLA_EMULATOR:-target/release/scylla-emulator}
 C_BUILD=${C_BUILD:-target/c}
 export LD_LIBRARY_PATH=${C_LIB_DIR:-$PWD/target/c/lib}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 TESTS=("$@")
-[ ${#TESTS[@]} -gt 0 ] || TESTS=(test_api test_cluster test_fork)
+[ ${#TESTS[@]} -gt 0 ] || TESTS=(test_api test_cluster test_sessions test_fork)
 # --child-silent-after-fork: see tests/c/test_fork.c (the forked child
 # leaks the parent's runtime on purpose; it reports through a pipe).
 # SSHARD_ALLOCATOR=system: the library allocates through malloc, whose
@@ -71,9 +71,18 @@ run() {
     fi
 }
 
+# The emulator flags of each test: test_cluster also covers tablet
+# keyspaces, test_sessions a cluster that requires authentication.
+flags_of() {
+    case "$1" in
+        test_cluster) flags=(--tablets) ;;
+        test_sessions) flags=(--auth alice:s3cret) ;;
+        *) flags=() ;;
+    esac
+}
+
 for t in "${TESTS[@]}"; do
-    # test_cluster also covers tablet keyspaces.
-    flags=(); [ "$t" = test_cluster ] && flags=(--tablets)
+    flags_of "$t"
     start_emulator "${flags[@]}" || { failed=$((failed + 1)); failures+=("$t: emulator"); continue; }
     run "$t" 300 "$C_BUILD/$t" "$BASE_IP"
 done
@@ -89,7 +98,7 @@ fi
 if [ "${C_TESTS_VALGRIND:-1}" != 0 ]; then
     if command -v valgrind >/dev/null; then
         for t in "${TESTS[@]}"; do
-            flags=(); [ "$t" = test_cluster ] && flags=(--tablets)
+            flags_of "$t"
             start_emulator "${flags[@]}" || { failed=$((failed + 1)); failures+=("$t (valgrind): emulator"); continue; }
             run "$t (valgrind)" 600 env SSHARD_TEST_SMALL=1 SSHARD_TEST_VALGRIND=1 "${VALGRIND[@]}" "$C_BUILD/$t" "$BASE_IP"
         done

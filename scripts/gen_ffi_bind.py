@@ -76,8 +76,9 @@ use super::status::sshard_status;
 #[allow(unused_imports)]
 use super::value::{
     blob_value, builder_value, decimal_value, inet_value, sshard_builder, text_value, uuid_value,
-    varint_value, BindValue,
+    varint_value,
 };
+use crate::protocol::BindValue;
 '''
 
 

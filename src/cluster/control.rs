@@ -12,9 +12,14 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::schema::{parse_keyspaces, KeyspaceInfo, KEYSPACES_QUERY, SCYLLA_KEYSPACES_QUERY};
+use super::schema::{
+    parse_schema, KeyspaceInfo, SchemaRows, COLUMNS_QUERY, KEYSPACES_QUERY, SCYLLA_KEYSPACES_QUERY,
+    TYPES_QUERY,
+};
 use super::topology::{parse_nodes, PeerInfo, LOCAL_QUERY, PEERS_QUERY};
-use crate::connection::{open, Connection, ConnectionConfig, EventType, RequestError};
+use crate::connection::{
+    open, Connection, ConnectionConfig, ConnectionError, EventType, RequestError,
+};
 use crate::protocol::response::{error_code, ErrorBody, Event, ResultBody, Rows};
 use crate::protocol::{Consistency, QueryParameters, Request, Response};
 
@@ -52,6 +57,21 @@ impl fmt::Display for MetadataError {
 
 impl std::error::Error for MetadataError {}
 
+/// Why no control connection could be opened to one node.
+#[derive(Debug, Clone)]
+pub struct OpenFailure {
+    pub address: SocketAddr,
+    pub reason: String,
+    /// What the server answered, when it refused rather than failed.
+    pub server_error: Option<ErrorBody>,
+}
+
+impl fmt::Display for OpenFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.address, self.reason)
+    }
+}
+
 /// Topology and schema as read in one refresh.
 #[derive(Debug, Clone)]
 pub struct Metadata {
@@ -74,7 +94,7 @@ impl ControlConnection {
     pub async fn open(
         candidates: &[SocketAddr],
         config: &ConnectionConfig,
-    ) -> Result<(ControlConnection, mpsc::Receiver<Event>), Vec<String>> {
+    ) -> Result<(ControlConnection, mpsc::Receiver<Event>), Vec<OpenFailure>> {
         let mut config = config.clone();
         // Metadata queries name their keyspaces; no USE, no tablet payloads.
         config.keyspace = None;
@@ -85,7 +105,11 @@ impl ControlConnection {
                 Ok(opened) => return Ok(opened),
                 Err(why) => {
                     tracing::debug!(%address, %why, "control connection attempt failed");
-                    failures.push(format!("{address}: {why}"));
+                    failures.push(OpenFailure {
+                        address,
+                        reason: why.to_string(),
+                        server_error: why.server_error(),
+                    });
                 }
             }
         }
@@ -95,18 +119,15 @@ impl ControlConnection {
     async fn open_one(
         address: SocketAddr,
         config: &ConnectionConfig,
-    ) -> Result<(ControlConnection, mpsc::Receiver<Event>), String> {
-        let (conn, features) = open(address, None, config)
-            .await
-            .map_err(|e| e.to_string())?;
+    ) -> Result<(ControlConnection, mpsc::Receiver<Event>), ConnectionError> {
+        let (conn, features) = open(address, None, config).await?;
         let events = conn
             .register_for_events(&[
                 EventType::TopologyChange,
                 EventType::StatusChange,
                 EventType::SchemaChange,
             ])
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let control = ControlConnection {
             conn,
             address,
@@ -165,16 +186,29 @@ impl ControlConnection {
         Ok(nodes)
     }
 
-    /// Keyspaces with their strategies and tablet flags. A server without
-    /// `system_schema.scylla_keyspaces` (Invalid) has no tablet keyspaces.
+    /// Keyspaces with their strategies, tablet flags, tables and user
+    /// types. A server without `system_schema.scylla_keyspaces` (Invalid)
+    /// has no tablet keyspaces.
     pub async fn fetch_keyspaces(&self) -> Result<HashMap<String, KeyspaceInfo>, MetadataError> {
         let keyspaces = self.query_all(KEYSPACES_QUERY).await?;
-        let scylla = match self.query_all(SCYLLA_KEYSPACES_QUERY).await {
-            Ok(rows) => Some(rows),
-            Err(MetadataError::Server(e)) if e.code == error_code::INVALID => None,
-            Err(e) => return Err(e),
-        };
-        Ok(parse_keyspaces(&keyspaces, scylla.as_ref()))
+        let scylla = self.query_optional(SCYLLA_KEYSPACES_QUERY).await?;
+        let columns = self.query_optional(COLUMNS_QUERY).await?;
+        let types = self.query_optional(TYPES_QUERY).await?;
+        Ok(parse_schema(&SchemaRows {
+            keyspaces: &keyspaces,
+            scylla_keyspaces: scylla.as_ref(),
+            columns: columns.as_ref(),
+            types: types.as_ref(),
+        }))
+    }
+
+    /// A metadata query of a table the server may not have (Invalid: none).
+    async fn query_optional(&self, text: &str) -> Result<Option<Rows>, MetadataError> {
+        match self.query_all(text).await {
+            Ok(rows) => Ok(Some(rows)),
+            Err(MetadataError::Server(e)) if e.code == error_code::INVALID => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Runs a metadata query and gathers all its pages.
@@ -218,7 +252,9 @@ impl ControlConnection {
                 paging_state = rows.metadata.paging_state.clone();
                 match &mut all {
                     None => all = Some(rows),
-                    Some(all) => all.rows.extend(rows.rows),
+                    Some(all) => all
+                        .append(rows)
+                        .map_err(|e| MetadataError::Unexpected(e.to_string()))?,
                 }
                 if paging_state.is_none() {
                     return Ok(all.unwrap_or_default());

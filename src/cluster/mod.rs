@@ -7,6 +7,7 @@
 //! the node pools.
 
 pub mod control;
+pub mod cql_type;
 pub mod node;
 pub mod rows;
 pub mod schema;
@@ -16,7 +17,7 @@ pub mod tablets;
 pub mod topology;
 mod worker;
 
-pub use control::{ControlConnection, Metadata, MetadataError};
+pub use control::{ControlConnection, Metadata, MetadataError, OpenFailure};
 pub use node::{NodeRuntime, ShardCounters};
 pub use state::{ClusterState, Node};
 pub use tablets::{

@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::control::{ControlConnection, Metadata};
+use super::control::{ControlConnection, Metadata, MetadataError, OpenFailure};
 use super::node::NodeRuntime;
 use super::state::{ClusterState, Node};
 use super::tablets::TabletMap;
@@ -88,7 +88,7 @@ impl Cluster {
     pub async fn connect(
         config: ClusterConfig,
         tablets: Arc<TabletMap>,
-    ) -> Result<Cluster, Vec<String>> {
+    ) -> Result<Cluster, Vec<OpenFailure>> {
         let mut failures = Vec::new();
         let mut opened = None;
         for &address in &config.contact_points {
@@ -106,7 +106,14 @@ impl Cluster {
                     break;
                 }
                 Err(e) => {
-                    failures.push(format!("{address}: {e}"));
+                    failures.push(OpenFailure {
+                        address,
+                        reason: e.to_string(),
+                        server_error: match &e {
+                            MetadataError::Server(body) => Some(body.clone()),
+                            _ => None,
+                        },
+                    });
                     control.close().await;
                 }
             }

@@ -154,6 +154,20 @@ impl ConnectionError {
     pub fn is_bad_credentials(&self) -> bool {
         matches!(self, ConnectionError::Server(e) if e.code == error_code::BAD_CREDENTIALS)
     }
+
+    /// The server's refusal, when the server refused (bad credentials,
+    /// unknown keyspace, protocol version...): a cause every node would
+    /// give alike, unlike an outage. Missing credentials count as bad ones.
+    pub fn server_error(&self) -> Option<ErrorBody> {
+        match self {
+            ConnectionError::Server(e) => Some(e.clone()),
+            ConnectionError::AuthenticationRequired { .. } => Some(ErrorBody::new(
+                error_code::BAD_CREDENTIALS,
+                self.to_string(),
+            )),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for ConnectionError {

@@ -9,7 +9,7 @@ use super::enums::{
     SSHARD_COMPRESSION_LZ4, SSHARD_COMPRESSION_NONE,
 };
 use super::handle::{box_free, box_into_raw, box_mut, out_arg, str_arg, Generational};
-use super::status::{sshard_status, Fail};
+use super::status::{sshard_status, Fail, FfiResult};
 use crate::protocol::Compression;
 use crate::routing::sharder::ShardAwarePortRange;
 use crate::runtime;
@@ -17,6 +17,22 @@ use crate::session::SessionConfig;
 
 /// Most runtime worker threads a config may ask for.
 const MAX_WORKER_THREADS: u32 = 256;
+
+/// Longest timeout or interval accepted, in milliseconds (one day).
+pub const SSHARD_MAX_TIMEOUT_MS: u64 = 86_400_000;
+/// Most prepared statements a session's cache may keep.
+pub const SSHARD_MAX_PREPARED_CACHE_SIZE: usize = 1_048_576;
+
+/// A timeout or interval from C: at most `SSHARD_MAX_TIMEOUT_MS` (deadlines
+/// are computed from it, and must not overflow the clock).
+pub(crate) fn millis_arg(ms: u64, what: &str) -> FfiResult<Duration> {
+    if ms > SSHARD_MAX_TIMEOUT_MS {
+        return Err(Fail::invalid(format!(
+            "{what} of {ms} ms (at most {SSHARD_MAX_TIMEOUT_MS})"
+        )));
+    }
+    Ok(Duration::from_millis(ms))
+}
 
 /// Settings of a session. Caller-owned, not thread-safe; free with
 /// `sshard_config_free`.
@@ -36,7 +52,9 @@ impl Generational for sshard_config {
 /// Makes a config with the defaults: port 9042, shard-aware port on, local
 /// ports 49152..65535, 1 connection per shard, LOCAL_ONE, page size 5000,
 /// no compression, connect timeout 5 s, request timeout 12 s, tablet
-/// awareness on, worker threads = CPUs (at most 4).
+/// awareness on, worker threads = CPUs (at most 4), 1024 cached prepared
+/// statements. Free it with `sshard_config_free`; a session made from it
+/// keeps its own copy.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_config_new(config: *mut *mut sshard_config) -> sshard_status {
     ffi_boundary! {
@@ -243,7 +261,7 @@ pub unsafe extern "C" fn sshard_config_set_connect_timeout_ms(
         if timeout_ms == 0 {
             return Err(Fail::invalid("connect timeout 0"));
         }
-        config.session.connection.connect_timeout = Duration::from_millis(timeout_ms);
+        config.session.connection.connect_timeout = millis_arg(timeout_ms, "connect timeout")?;
         Ok(())
     }
 }
@@ -260,7 +278,7 @@ pub unsafe extern "C" fn sshard_config_set_request_timeout_ms(
         if timeout_ms == 0 {
             return Err(Fail::invalid("request timeout 0"));
         }
-        config.session.request_timeout = Duration::from_millis(timeout_ms);
+        config.session.request_timeout = millis_arg(timeout_ms, "request timeout")?;
         Ok(())
     }
 }
@@ -274,8 +292,8 @@ pub unsafe extern "C" fn sshard_config_set_heartbeat_interval_ms(
     ffi_boundary! {
         // SAFETY: NULL or a live config (API contract).
         let config = unsafe { box_mut(config, "config") }?;
-        config.session.connection.heartbeat_interval =
-            (interval_ms > 0).then(|| Duration::from_millis(interval_ms));
+        let interval = millis_arg(interval_ms, "heartbeat interval")?;
+        config.session.connection.heartbeat_interval = (interval_ms > 0).then_some(interval);
         Ok(())
     }
 }
@@ -390,6 +408,28 @@ pub unsafe extern "C" fn sshard_config_set_keyspace(
         let keyspace = (!keyspace.is_empty()).then(|| keyspace.to_owned());
         config.session.keyspace = keyspace.clone();
         config.session.connection.keyspace = keyspace;
+        Ok(())
+    }
+}
+
+/// Prepared statements the session keeps for reuse (default 1024, at most
+/// `SSHARD_MAX_PREPARED_CACHE_SIZE`; 0: only those a caller holds). The
+/// least recently used go first; a handle the caller holds stays valid
+/// whatever the cache does.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_config_set_prepared_cache_size(
+    config: *mut sshard_config,
+    size: usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live config (API contract).
+        let config = unsafe { box_mut(config, "config") }?;
+        if size > SSHARD_MAX_PREPARED_CACHE_SIZE {
+            return Err(Fail::invalid(format!(
+                "prepared cache of {size} (at most {SSHARD_MAX_PREPARED_CACHE_SIZE})"
+            )));
+        }
+        config.session.prepared_cache_size = size;
         Ok(())
     }
 }

@@ -23,6 +23,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use super::status::{Fail, FfiResult, SSHARD_STATUS_INVALID_UTF8};
+use crate::protocol::frame::MAX_BODY_LEN;
 use crate::runtime;
 
 /// An object that knows the process generation it was made in.
@@ -64,6 +65,8 @@ pub(crate) fn write_opt<T>(ptr: *mut T, value: T) {
 }
 
 /// A `(pointer, length)` byte string. NULL is accepted only with length 0.
+/// Longer than a frame body can be (256 MiB): refused before anything is
+/// copied, since no request could carry it.
 ///
 /// # Safety
 /// Unless NULL, `ptr` must point to `len` readable bytes that stay valid and
@@ -78,6 +81,11 @@ pub(crate) unsafe fn bytes_arg<'a>(
             return Ok(&[]);
         }
         return Err(Fail::null(what));
+    }
+    if len > MAX_BODY_LEN {
+        return Err(Fail::invalid(format!(
+            "argument `{what}` has {len} bytes: a request carries at most {MAX_BODY_LEN}"
+        )));
     }
     // SAFETY: non-NULL, and the caller guarantees `len` readable bytes.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::ffi::{c_char, c_void};
 use std::fmt::Write as _;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use std::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use tracing::field::{Field, Visit};
@@ -48,31 +48,123 @@ type RawCallback =
 
 static LEVEL: AtomicU8 = AtomicU8::new(SSHARD_LOG_LEVEL_WARN);
 
-struct CallbackSlot {
-    callback: RawCallback,
-    data: usize,
+/// Buffered records at most (`sshard_log_set_buffer`).
+pub const SSHARD_LOG_BUFFER_MAX: usize = 1_048_576;
+
+/// The callback and its data, replaced in place under a sequence lock: a
+/// reader (every log event) never blocks and never sees the callback of
+/// one call with the data of another; replacing allocates nothing, so a
+/// host that swaps sinks forever uses no more memory.
+struct CallbackCell {
+    /// Odd while a writer is storing.
+    sequence: AtomicU64,
+    /// A `RawCallback` as an address; 0: none.
+    callback: AtomicUsize,
+    data: AtomicUsize,
 }
 
-/// The current callback. Replaced ones are leaked (kept reachable), never
-/// freed: another thread may be calling them.
-static CALLBACK: AtomicPtr<CallbackSlot> = AtomicPtr::new(ptr::null_mut());
+static CALLBACK: CallbackCell = CallbackCell {
+    sequence: AtomicU64::new(0),
+    callback: AtomicUsize::new(0),
+    data: AtomicUsize::new(0),
+};
+
+impl CallbackCell {
+    fn store(&self, callback: usize, data: usize) {
+        // Writers take turns by moving the sequence from even to odd.
+        let mut seq = self.sequence.load(Ordering::Relaxed);
+        loop {
+            if seq & 1 == 1 {
+                std::hint::spin_loop();
+                seq = self.sequence.load(Ordering::Relaxed);
+                continue;
+            }
+            match self.sequence.compare_exchange_weak(
+                seq,
+                seq + 1,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => seq = now,
+            }
+        }
+        fence(Ordering::Release);
+        self.callback.store(callback, Ordering::Relaxed);
+        self.data.store(data, Ordering::Relaxed);
+        self.sequence.store(seq + 2, Ordering::Release);
+    }
+
+    fn load(&self) -> Option<(RawCallback, usize)> {
+        loop {
+            let before = self.sequence.load(Ordering::Acquire);
+            let callback = self.callback.load(Ordering::Relaxed);
+            let data = self.data.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            if before & 1 == 0 && self.sequence.load(Ordering::Relaxed) == before {
+                if callback == 0 {
+                    return None;
+                }
+                // SAFETY: a non-zero address was stored by `store` from a
+                // `RawCallback` (`sshard_log_set_callback`), and the pair
+                // was read between two equal even sequence numbers, so it
+                // is one consistent (callback, data) pair.
+                let callback = unsafe { std::mem::transmute::<usize, RawCallback>(callback) };
+                return Some((callback, data));
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
 
 struct LogBuffer {
     generation: u64,
-    capacity: usize,
+    /// 0: not buffering.
+    capacity: AtomicUsize,
     records: Mutex<VecDeque<(sshard_log_level, String)>>,
 }
 
-/// The current buffer (NULL: none). Replaced ones are leaked, as above; a
-/// buffer from before a `fork()` is never locked in the child.
+/// The process's buffer, made on first use and reused by every
+/// `sshard_log_set_buffer`. A forked child makes its own (the parent's
+/// lock may have been held by a thread that does not exist in the child);
+/// the parent's is leaked, once per fork.
 static BUFFER: AtomicPtr<LogBuffer> = AtomicPtr::new(ptr::null_mut());
 
-/// Swaps `new` into `slot` and keeps the old value reachable forever.
-fn replace<T: Send + 'static>(slot: &AtomicPtr<T>, new: *mut T) {
-    let old = slot.swap(new, Ordering::AcqRel);
-    if !old.is_null() {
-        runtime::leak(LeakedPtr { _target: old });
+fn existing_buffer() -> Option<&'static LogBuffer> {
+    let p = BUFFER.load(Ordering::Acquire);
+    // SAFETY: buffers stored in BUFFER are never freed.
+    let b = unsafe { p.as_ref() }?;
+    (!runtime::is_stale(b.generation)).then_some(b)
+}
+
+fn buffer_for_update() -> &'static LogBuffer {
+    loop {
+        if let Some(b) = existing_buffer() {
+            return b;
+        }
+        let old = BUFFER.load(Ordering::Acquire);
+        let new = Box::into_raw(Box::new(LogBuffer {
+            generation: runtime::generation(),
+            capacity: AtomicUsize::new(0),
+            records: Mutex::new(VecDeque::new()),
+        }));
+        if BUFFER
+            .compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            if !old.is_null() {
+                runtime::leak(LeakedPtr { _target: old });
+            }
+        } else {
+            // SAFETY: `new` was never published; it is still ours.
+            drop(unsafe { Box::from_raw(new) });
+        }
     }
+}
+
+/// A buffer that is collecting records.
+fn buffer() -> Option<&'static LogBuffer> {
+    existing_buffer().filter(|b| b.capacity.load(Ordering::Relaxed) > 0)
 }
 
 /// A pointer kept only so leak checkers see its target as reachable.
@@ -81,13 +173,6 @@ struct LeakedPtr<T> {
 }
 // SAFETY: the pointer is never dereferenced through this wrapper.
 unsafe impl<T> Send for LeakedPtr<T> {}
-
-fn buffer() -> Option<&'static LogBuffer> {
-    let p = BUFFER.load(Ordering::Acquire);
-    // SAFETY: buffers stored in BUFFER are never freed (see `replace`).
-    let b = unsafe { p.as_ref() }?;
-    (!runtime::is_stale(b.generation)).then_some(b)
-}
 
 fn level_number(level: &Level) -> sshard_log_level {
     match *level {
@@ -100,7 +185,7 @@ fn level_number(level: &Level) -> sshard_log_level {
 }
 
 fn has_sink() -> bool {
-    !CALLBACK.load(Ordering::Acquire).is_null() || buffer().is_some()
+    CALLBACK.callback.load(Ordering::Relaxed) != 0 || buffer().is_some()
 }
 
 #[derive(Default)]
@@ -165,26 +250,25 @@ impl Subscriber for Sink {
 }
 
 fn emit(level: sshard_log_level, target: &str, text: &str) {
-    let slot = CALLBACK.load(Ordering::Acquire);
-    // SAFETY: callback slots are never freed (see `replace`).
-    if let Some(slot) = unsafe { slot.as_ref() } {
+    if let Some((callback, data)) = CALLBACK.load() {
         // SAFETY: the host registered this C function with this signature
         // and promised `data` stays valid while it is registered; the
         // strings are borrowed for the duration of the call.
         unsafe {
-            (slot.callback)(
+            callback(
                 level,
                 target.as_ptr().cast(),
                 target.len(),
                 text.as_ptr().cast(),
                 text.len(),
-                slot.data as *mut c_void,
+                data as *mut c_void,
             )
         };
     }
     if let Some(buffer) = buffer() {
         let mut records = buffer.records.lock().unwrap_or_else(|e| e.into_inner());
-        if records.len() >= buffer.capacity {
+        let capacity = buffer.capacity.load(Ordering::Relaxed);
+        while records.len() >= capacity.max(1) {
             records.pop_front();
         }
         records.push_back((level, format!("{target}: {text}")));
@@ -221,30 +305,34 @@ pub extern "C" fn sshard_log_set_callback(
     data: *mut c_void,
 ) -> sshard_status {
     ffi_boundary! {
-        let new = match callback {
-            Some(callback) => Box::into_raw(Box::new(CallbackSlot { callback, data: data as usize })),
-            None => ptr::null_mut(),
-        };
-        replace(&CALLBACK, new);
+        match callback {
+            Some(callback) => CALLBACK.store(callback as usize, data as usize),
+            None => CALLBACK.store(0, 0),
+        }
         Ok(())
     }
 }
 
-/// Keeps the last `capacity` log records for `sshard_log_poll` (0: stop
-/// buffering and drop what is buffered).
+/// Keeps the last `capacity` log records (at most
+/// `SSHARD_LOG_BUFFER_MAX`) for `sshard_log_poll`; 0 stops buffering and
+/// drops what is buffered. A smaller capacity drops the oldest records.
 #[no_mangle]
 pub extern "C" fn sshard_log_set_buffer(capacity: usize) -> sshard_status {
     ffi_boundary! {
-        let new = if capacity == 0 {
-            ptr::null_mut()
-        } else {
-            Box::into_raw(Box::new(LogBuffer {
-                generation: runtime::generation(),
-                capacity,
-                records: Mutex::new(VecDeque::new()),
-            }))
-        };
-        replace(&BUFFER, new);
+        if capacity > SSHARD_LOG_BUFFER_MAX {
+            return Err(Fail::invalid(format!(
+                "log buffer of {capacity} records (at most {SSHARD_LOG_BUFFER_MAX})"
+            )));
+        }
+        let buffer = buffer_for_update();
+        let mut records = buffer.records.lock().unwrap_or_else(|e| e.into_inner());
+        buffer.capacity.store(capacity, Ordering::Relaxed);
+        while records.len() > capacity {
+            records.pop_front();
+        }
+        if capacity == 0 {
+            *records = VecDeque::new();
+        }
         Ok(())
     }
 }

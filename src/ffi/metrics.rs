@@ -74,6 +74,9 @@ pub struct sshard_metrics {
     pub tablet_payloads: u64,
     /// The first `min(node_count, SSHARD_METRICS_MAX_NODES)` nodes.
     pub nodes: [sshard_node_metrics; SSHARD_METRICS_MAX_NODES],
+    /// Prepared statements the session's cache keeps alive (at most the
+    /// config's `prepared_cache_size`).
+    pub prepared_cached: u64,
 }
 
 const NODE_ZERO: sshard_node_metrics = sshard_node_metrics {
@@ -109,6 +112,7 @@ pub(crate) fn to_c(m: &SessionMetrics, shard_aware: bool) -> Box<sshard_metrics>
         tablets: m.tablets.tablets as u64,
         tablet_payloads: m.tablets.payloads_received,
         nodes: [NODE_ZERO; SSHARD_METRICS_MAX_NODES],
+        prepared_cached: m.prepared_cached as u64,
     });
     for (node, slot) in m.nodes.iter().zip(out.nodes.iter_mut()) {
         let address = node.address.to_string();

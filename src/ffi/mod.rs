@@ -36,24 +36,30 @@ macro_rules! ffi_boundary {
     };
 }
 
-pub mod bind;
+// In the order a reader meets them: cbindgen writes the header in this
+// order (library version and statuses, config, session, statements and
+// their binding, prepared statements, futures and queues, results and
+// values, builders, data types, errors, logging, metrics).
+pub mod version;
+pub mod status;
 pub mod config;
-pub mod datatype;
-pub mod enums;
-pub mod error;
-pub mod future;
-mod handle;
-pub mod log;
-pub mod metrics;
-pub mod prepared;
-pub mod queue;
-pub mod result;
 pub mod session;
 pub mod statement;
-pub mod status;
-pub mod value;
-pub mod version;
+pub mod bind;
+pub mod prepared;
+pub mod future;
+pub mod queue;
+pub mod result;
 pub mod view;
+mod cells;
+pub mod value;
+pub mod datatype;
+pub mod schema;
+pub mod error;
+pub mod log;
+pub mod metrics;
+pub mod enums;
+mod handle;
 
 #[cfg(test)]
 mod tests;

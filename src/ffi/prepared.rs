@@ -9,7 +9,7 @@ use super::handle::{arc_free, box_into_raw, check_index, handle_ref, out_arg, Ge
 use super::statement::sshard_statement;
 use super::status::{sshard_status, FfiResult};
 use crate::runtime;
-use crate::session::Prepared;
+use crate::session::{Prepared, Statement};
 
 /// A prepared statement. Shared and thread-safe; free with
 /// `sshard_prepared_free`.
@@ -62,7 +62,7 @@ pub unsafe extern "C" fn sshard_prepared_bind(
         // SAFETY: NULL or a live prepared statement (API contract).
         let p = unsafe { self::prepared(prepared) }?;
         let out = out_arg(statement, "statement")?;
-        out.write(box_into_raw(sshard_statement::bound(p.inner.clone())));
+        out.write(box_into_raw(sshard_statement::new(Statement::bound(p.inner.clone()))));
         Ok(())
     }
 }

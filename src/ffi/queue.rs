@@ -268,7 +268,8 @@ unsafe fn events_arg(events: *mut sshard_event, max: usize) -> FfiResult<EventsO
     Ok(EventsOut { ptr: events, max })
 }
 
-/// Makes a completion queue.
+/// Makes a completion queue (shared, thread-safe). Free it with
+/// `sshard_queue_free`.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_queue_new(queue: *mut *const sshard_queue) -> sshard_status {
     ffi_boundary! {

@@ -4,20 +4,14 @@
 //! else through the future.
 //!
 //! Each session owns its runtime, started by `sshard_session_connect` with
-//! the config's worker-thread count (never at load time). Requests are
-//! counted from submission to completion so `sshard_session_close` can
-//! wait for every request submitted before it. Freeing the last reference
-//! without closing shuts the runtime down: requests still in flight then
-//! complete with `SSHARD_STATUS_CLOSED`.
+//! the config's worker-thread count (never at load time). A request is
+//! admitted by the core session when it is submitted, so a close (or the
+//! free of the last reference, which closes) waits for every request
+//! submitted before it; the runtime stops once that close is done.
 
 use std::ffi::c_char;
 use std::future::Future;
-use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::sync::Notify;
 
 use super::config::sshard_config;
 use super::enums::{
@@ -33,73 +27,30 @@ use super::result::sshard_result;
 use super::statement::{sshard_batch, sshard_statement};
 use super::status::{sshard_status, Fail, FfiResult, SSHARD_STATUS_RUNTIME};
 use crate::runtime::{self, Runtime, RuntimeConfig};
-use crate::session::{Query, Session};
-
-/// Extra time `close` waits for requests in flight beyond the request
-/// timeout.
-const CLOSE_SLACK: Duration = Duration::from_secs(5);
-
-/// Requests submitted and not yet completed.
-#[derive(Default)]
-struct InFlight {
-    count: AtomicUsize,
-    closing: AtomicBool,
-    /// The session handle is gone: its runtime is stopping under the
-    /// requests still in flight.
-    freed: AtomicBool,
-    idle: Notify,
-}
-
-impl InFlight {
-    fn enter(self: &Arc<Self>) -> Option<InFlightGuard> {
-        self.count.fetch_add(1, Ordering::SeqCst);
-        if self.closing.load(Ordering::SeqCst) {
-            self.leave();
-            return None;
-        }
-        Some(InFlightGuard(self.clone()))
-    }
-
-    fn leave(&self) {
-        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.idle.notify_waiters();
-        }
-    }
-
-    async fn wait_idle(&self) {
-        loop {
-            let mut notified = pin!(self.idle.notified());
-            notified.as_mut().enable();
-            if self.count.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-struct InFlightGuard(Arc<InFlight>);
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        self.0.leave();
-    }
-}
+use crate::session::{Admission, Query, Session};
 
 /// A connected session. Shared and thread-safe; free with
-/// `sshard_session_free` (close it first to let requests finish).
+/// `sshard_session_free`.
 pub struct sshard_session {
     generation: u64,
     session: Session,
-    inflight: Arc<InFlight>,
-    /// Declared last: dropped after the session handle.
     runtime: Arc<Runtime>,
 }
 
 impl Drop for sshard_session {
+    /// The last reference is gone: close the session in the background so
+    /// the requests already submitted finish normally; the close task
+    /// holds the runtime until then, and the runtime stops after it.
     fn drop(&mut self) {
-        // Before the fields: the runtime (dropped last) stops the requests.
-        self.inflight.freed.store(true, Ordering::SeqCst);
+        if runtime::is_stale(self.generation) {
+            return;
+        }
+        let session = self.session.clone();
+        let runtime = self.runtime.clone();
+        self.runtime.spawn(async move {
+            session.close().await;
+            drop(runtime);
+        });
     }
 }
 
@@ -110,35 +61,25 @@ impl Generational for sshard_session {
 }
 
 impl sshard_session {
-    /// Runs the future `make` returns on the session's runtime; its outcome
-    /// completes the returned future (or CLOSED if the runtime goes away
-    /// first). The future is made on the runtime thread: it is kilobytes,
-    /// so it is boxed (tokio moves a task's future by value several
-    /// times), and a block made and freed on one thread is cheapest.
+    /// Admits the request now, on the caller's thread (a close that follows
+    /// waits for it), then runs the future `make` returns on the session's
+    /// runtime; its outcome completes the returned future. The future is
+    /// made on the runtime thread: it is kilobytes, so it is boxed (tokio
+    /// moves a task's future by value several times), and a block made and
+    /// freed on one thread is cheapest.
     fn submit<M, F>(&self, kind: sshard_future_kind, make: M) -> Arc<sshard_future>
     where
-        M: FnOnce() -> F + Send + 'static,
+        M: FnOnce(Admission) -> F + Send + 'static,
         F: Future<Output = Outcome> + Send + 'static,
     {
-        let Some(guard) = self.inflight.enter() else {
-            return sshard_future::completed(
-                kind,
-                Err(sshard_error::closed("the session is closed or closing")),
-            );
+        let admission = match self.session.admit() {
+            Ok(admission) => admission,
+            Err(e) => return sshard_future::completed(kind, Err(sshard_error::from_driver(e))),
         };
         let future = sshard_future::new(kind);
         let completer = Completer::new(future.clone());
         self.runtime.spawn(async move {
-            let outcome = match Box::pin(make()).await {
-                // Its connections were torn down by the stopping runtime,
-                // not by the cluster: say so (as for the cancelled ones).
-                Err(_) if guard.0.freed.load(Ordering::SeqCst) => Err(sshard_error::closed(
-                    "the session was freed with the request in flight",
-                )),
-                outcome => outcome,
-            };
-            completer.complete(outcome);
-            drop(guard);
+            completer.complete(Box::pin(make(admission)).await);
         });
         future
     }
@@ -206,7 +147,6 @@ pub unsafe extern "C" fn sshard_session_connect(
                     Ok(Payload::Session(Arc::new(sshard_session {
                         generation: runtime::generation(),
                         session,
-                        inflight: Arc::default(),
                         runtime: task_runtime,
                     })))
                 }
@@ -224,8 +164,11 @@ pub unsafe extern "C" fn sshard_session_connect(
     }
 }
 
-/// Releases the caller's reference (NULL: no-op). When the last one goes,
-/// the runtime stops; requests still in flight complete with CLOSED.
+/// Releases the caller's reference (NULL: no-op). Never blocks. When the
+/// last reference goes, the session closes in the background as
+/// `sshard_session_close` does: requests submitted before complete
+/// normally (their futures stay valid), then the connections close and
+/// the session's threads stop.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_session_free(session: *const sshard_session) -> sshard_status {
     ffi_boundary! {
@@ -235,8 +178,10 @@ pub unsafe extern "C" fn sshard_session_free(session: *const sshard_session) -> 
 }
 
 /// Refuses new requests (their futures fail with CLOSED), waits for every
-/// request submitted before (bounded by the request timeout), then closes
-/// the connections. The future (`SSHARD_FUTURE_KIND_CLOSE`) completes then.
+/// request submitted before (at most the request timeout plus 5 s), then
+/// closes the connections. The future (`SSHARD_FUTURE_KIND_CLOSE`)
+/// completes then. The session may be freed at once: that does not cancel
+/// anything.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_session_close(
     session: *const sshard_session,
@@ -246,16 +191,12 @@ pub unsafe extern "C" fn sshard_session_close(
         // SAFETY: NULL or a live session (API contract).
         let s = unsafe { self::session(session) }?;
         let out = out_arg(future, "future")?;
-        s.inflight.closing.store(true, Ordering::SeqCst);
+        // At once: a request submitted after this call is refused.
+        s.session.refuse_new();
         let f = sshard_future::new(SSHARD_FUTURE_KIND_CLOSE);
         let completer = Completer::new(f.clone());
-        let inflight = s.inflight.clone();
         let session = s.session.clone();
-        let bound = session.config().request_timeout + CLOSE_SLACK;
         s.runtime.spawn(async move {
-            if tokio::time::timeout(bound, inflight.wait_idle()).await.is_err() {
-                tracing::warn!("close: requests still in flight after {bound:?}");
-            }
             session.close().await;
             completer.complete(Ok(Payload::None));
         });
@@ -279,9 +220,8 @@ pub unsafe extern "C" fn sshard_session_prepare(
         // SAFETY: `(query, query_len)` is readable memory (API contract).
         let query = unsafe { str_arg(query, query_len, "query") }?.to_owned();
         let out = out_arg(future, "future")?;
-        let session = s.session.clone();
-        let f = s.submit(SSHARD_FUTURE_KIND_PREPARE, move || async move {
-            match session.prepare(&query).await {
+        let f = s.submit(SSHARD_FUTURE_KIND_PREPARE, move |admission| async move {
+            match admission.prepare(&query).await {
                 Ok(p) => Ok(Payload::Prepared(sshard_prepared::new(p))),
                 Err(e) => Err(sshard_error::from_driver(e)),
             }
@@ -313,9 +253,8 @@ pub unsafe extern "C" fn sshard_session_execute(
 
 /// Runs `statement` on the session's runtime; the future yields its result.
 fn submit_execute(s: &sshard_session, statement: crate::session::Statement) -> Arc<sshard_future> {
-    let session = s.session.clone();
-    s.submit(SSHARD_FUTURE_KIND_EXECUTE, move || async move {
-        let outcome = session.execute(&statement).await;
+    s.submit(SSHARD_FUTURE_KIND_EXECUTE, move |admission| async move {
+        let outcome = admission.execute(&statement).await;
         result_outcome(outcome, Some(statement))
     })
 }
@@ -363,9 +302,8 @@ pub unsafe extern "C" fn sshard_session_batch(
         if batch.statements.is_empty() {
             return Err(Fail::invalid("the batch has no statement"));
         }
-        let session = s.session.clone();
-        let f = s.submit(SSHARD_FUTURE_KIND_BATCH, move || async move {
-            result_outcome(session.batch(&batch).await, None)
+        let f = s.submit(SSHARD_FUTURE_KIND_BATCH, move |admission| async move {
+            result_outcome(admission.batch(&batch).await, None)
         });
         out.write(arc_into_raw(f));
         Ok(())
@@ -390,9 +328,8 @@ pub unsafe extern "C" fn sshard_session_use_keyspace(
         if keyspace.is_empty() {
             return Err(Fail::invalid("empty keyspace name"));
         }
-        let session = s.session.clone();
-        let f = s.submit(SSHARD_FUTURE_KIND_USE_KEYSPACE, move || async move {
-            session
+        let f = s.submit(SSHARD_FUTURE_KIND_USE_KEYSPACE, move |admission| async move {
+            admission
                 .use_keyspace(&keyspace)
                 .await
                 .map(|()| Payload::None)
@@ -427,7 +364,7 @@ pub unsafe extern "C" fn sshard_session_in_flight(
     ffi_boundary! {
         // SAFETY: NULL or a live session (API contract).
         let s = unsafe { self::session(session) }?;
-        out_arg(count, "count")?.write(s.inflight.count.load(Ordering::SeqCst));
+        out_arg(count, "count")?.write(s.session.in_flight());
         Ok(())
     }
 }

@@ -4,9 +4,8 @@
 //! the per-request options.
 
 use std::ffi::c_char;
-use std::sync::Arc;
-use std::time::Duration;
 
+use super::config::millis_arg;
 use super::enums::{
     batch_kind, consistency, serial_consistency, sshard_batch_type, sshard_consistency,
 };
@@ -14,11 +13,10 @@ use super::handle::{
     box_free, box_into_raw, box_mut, bytes_arg, handle_ref, out_arg, str_arg, Generational,
 };
 use super::result::sshard_result;
-use super::status::{sshard_status, Fail, FfiResult, SSHARD_STATUS_NAME_NOT_FOUND};
-use super::value::{name_matches, to_wire, BindValue};
-use crate::protocol::request::Value;
+use super::status::{sshard_status, Fail, FfiResult};
+use crate::protocol::BindValue;
 use crate::runtime;
-use crate::session::{Batch, Prepared, Query, Statement};
+use crate::session::{Batch, RoutingKey, Statement, StatementRouting, MAX_VALUES};
 
 /// Where a value goes: a position or a marker / field name.
 #[derive(Debug, Clone, Copy)]
@@ -33,8 +31,6 @@ pub(crate) enum Target<'a> {
 pub struct sshard_statement {
     generation: u64,
     inner: Statement,
-    /// Names given to a simple statement's values (`bind_*_by_name`).
-    names: Vec<Option<String>>,
 }
 
 impl Generational for sshard_statement {
@@ -43,108 +39,42 @@ impl Generational for sshard_statement {
     }
 }
 
-/// `n` unset values. (Built one by one: `vec![Value::Unset; n]` clones a
-/// value with uninitialized padding, which valgrind reports.)
-fn unset_values(n: usize) -> Vec<Value> {
-    std::iter::repeat_with(|| Value::Unset).take(n).collect()
-}
-
 impl sshard_statement {
-    pub(crate) fn simple(query: &str, value_count: usize) -> sshard_statement {
-        let mut inner = Statement::simple(query);
-        inner.values = unset_values(value_count);
+    pub(crate) fn new(inner: Statement) -> sshard_statement {
         sshard_statement {
             generation: runtime::generation(),
             inner,
-            names: vec![None; value_count],
         }
     }
 
-    pub(crate) fn bound(prepared: Arc<Prepared>) -> sshard_statement {
-        let count = prepared.metadata.bind_columns.len();
-        let mut inner = Statement::prepared(prepared);
-        inner.values = unset_values(count);
-        sshard_statement {
-            generation: runtime::generation(),
-            inner,
-            names: Vec::new(),
-        }
-    }
-
-    /// Type-checks and stores one value.
+    /// Type-checks and stores one value (the core's binding rules).
     pub(crate) fn bind(&mut self, target: Target<'_>, value: BindValue) -> FfiResult {
-        let len = self.inner.values.len();
-        match (&self.inner.query, target) {
-            (Query::Prepared(p), Target::Index(i)) => {
-                let column = p
-                    .metadata
-                    .bind_columns
-                    .get(i)
-                    .ok_or_else(|| Fail::index(i, len))?;
-                let what = format_args!("marker {i} ({})", column.name);
-                to_wire(&value, Some(&column.ty), &what, &mut self.inner.values[i])?;
-            }
-            (Query::Prepared(p), Target::Name(name)) => {
-                let p = p.clone();
-                let mut found = false;
-                for (i, column) in p.metadata.bind_columns.iter().enumerate() {
-                    if name_matches(&column.name, name) {
-                        let what = format_args!("marker {i} ({})", column.name);
-                        to_wire(&value, Some(&column.ty), &what, &mut self.inner.values[i])?;
-                        found = true;
-                    }
-                }
-                if !found {
-                    return Err(Fail::new(
-                        SSHARD_STATUS_NAME_NOT_FOUND,
-                        format!("the prepared statement has no marker named {name:?}"),
-                    ));
-                }
-            }
-            (Query::Simple(_), Target::Index(i)) => {
-                if i >= len {
-                    return Err(Fail::index(i, len));
-                }
-                to_wire(
-                    &value,
-                    None,
-                    &format_args!("value {i}"),
-                    &mut self.inner.values[i],
-                )?;
-            }
-            (Query::Simple(_), Target::Name(name)) => {
-                let slot = self
-                    .names
-                    .iter()
-                    .position(|n| n.as_deref() == Some(name))
-                    .or_else(|| self.names.iter().position(Option::is_none))
-                    .ok_or_else(|| Fail::index(len, len))?;
-                let what = format_args!("value {name:?}");
-                to_wire(&value, None, &what, &mut self.inner.values[slot])?;
-                self.names[slot] = Some(name.to_owned());
-            }
+        match target {
+            Target::Index(i) => self.inner.bind(i, &value)?,
+            Target::Name(name) => self.inner.bind_by_name(name, &value)?,
         }
         Ok(())
     }
 
     /// The statement to execute (a copy).
     pub(crate) fn to_statement(&self) -> FfiResult<Statement> {
-        let mut statement = self.inner.clone();
-        let named = self.names.iter().filter(|n| n.is_some()).count();
-        if named > 0 {
-            if named != self.names.len() {
-                return Err(Fail::state(
-                    "a simple statement's values must be all named or all positional",
-                ));
-            }
-            statement.value_names = Some(self.names.iter().flatten().cloned().collect());
+        if self
+            .inner
+            .value_names
+            .as_ref()
+            .is_some_and(|names| names.iter().any(String::is_empty))
+        {
+            return Err(Fail::state(
+                "a simple statement's values must be all named or all positional",
+            ));
         }
-        Ok(statement)
+        Ok(self.inner.clone())
     }
 }
 
 /// Makes a simple statement: CQL text with `value_count` `?` markers whose
-/// values are bound by index (or all by name: `:name` markers).
+/// values are bound by index (or all by name: `:name` markers). Free it
+/// with `sshard_statement_free`.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_statement_new(
     query: *const c_char,
@@ -156,7 +86,8 @@ pub unsafe extern "C" fn sshard_statement_new(
         let out = out_arg(statement, "statement")?;
         // SAFETY: `(query, query_len)` is readable memory (API contract).
         let query = unsafe { str_arg(query, query_len, "query") }?;
-        out.write(box_into_raw(sshard_statement::simple(query, value_count)));
+        let statement = Statement::simple_with_values(query, value_count)?;
+        out.write(box_into_raw(sshard_statement::new(statement)));
         Ok(())
     }
 }
@@ -299,7 +230,117 @@ pub unsafe extern "C" fn sshard_statement_set_timeout_ms(
     ffi_boundary! {
         // SAFETY: NULL or a live statement (API contract).
         let statement = unsafe { box_mut(statement, "statement") }?;
-        statement.inner.timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms));
+        let timeout = millis_arg(timeout_ms, "timeout")?;
+        statement.inner.timeout = (timeout_ms > 0).then_some(timeout);
+        Ok(())
+    }
+}
+
+/// Asks the server to trace the request (default: no); the result then
+/// carries the trace's id (`sshard_result_tracing_id`).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_statement_set_tracing(
+    statement: *mut sshard_statement,
+    tracing: bool,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live statement (API contract).
+        let statement = unsafe { box_mut(statement, "statement") }?;
+        statement.inner.tracing = tracing;
+        Ok(())
+    }
+}
+
+/// The routing of a statement, made on first use (keyspace and table
+/// unknown until set).
+fn routing_mut(statement: &mut Statement) -> &mut StatementRouting {
+    statement.routing.get_or_insert_with(|| StatementRouting {
+        keyspace: None,
+        table: None,
+        key: RoutingKey::Bytes(Vec::new()),
+    })
+}
+
+/// Gives a simple statement its partition key, so it is routed to the
+/// replica and shard that own it like a prepared statement: `key` is the
+/// serialized key (one column: its value's bytes; several: each as a
+/// 2-byte big-endian length, the bytes and a 0 byte). Overrides what a
+/// prepared statement's metadata says. `(NULL, 0)`: no routing key.
+/// The keyspace is the session's unless `sshard_statement_set_routing_table`
+/// names one; a tablet keyspace also needs the table.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_statement_set_routing_key(
+    statement: *mut sshard_statement,
+    key: *const u8,
+    key_len: usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live statement (API contract).
+        let statement = unsafe { box_mut(statement, "statement") }?;
+        // SAFETY: `(key, key_len)` is readable memory (API contract).
+        let key = unsafe { bytes_arg(key, key_len, "key") }?;
+        routing_mut(&mut statement.inner).key = RoutingKey::Bytes(key.to_vec());
+        Ok(())
+    }
+}
+
+/// Like `sshard_statement_set_routing_key`, with the key made of the
+/// statement's own values at `positions` (`count` of them, in partition-key
+/// order: one is the key, several a composite key), read when it executes.
+/// `count` 0: no routing key.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_statement_set_routing_key_values(
+    statement: *mut sshard_statement,
+    positions: *const usize,
+    count: usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live statement (API contract).
+        let statement = unsafe { box_mut(statement, "statement") }?;
+        if count == 0 {
+            routing_mut(&mut statement.inner).key = RoutingKey::Values(Vec::new());
+            return Ok(());
+        }
+        if positions.is_null() {
+            return Err(Fail::null("positions"));
+        }
+        let values = statement.inner.values.len();
+        if count > values {
+            return Err(Fail::invalid(format!("{count} key components for {values} values")));
+        }
+        // SAFETY: `positions` points to `count` readable `size_t`s (API
+        // contract); `count` is at most the statement's value count.
+        let positions = unsafe { std::slice::from_raw_parts(positions, count) };
+        if let Some(&bad) = positions.iter().find(|&&p| p >= values) {
+            return Err(Fail::index(bad, values));
+        }
+        routing_mut(&mut statement.inner).key = RoutingKey::Values(positions.to_vec());
+        Ok(())
+    }
+}
+
+/// The keyspace and table of a statement's partition key, for routing with
+/// a routing key (exact, case-sensitive names). `keyspace` `(NULL, 0)`: the
+/// session's; `table` `(NULL, 0)`: unknown (a statement on a tablet
+/// keyspace is then not routed).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_statement_set_routing_table(
+    statement: *mut sshard_statement,
+    keyspace: *const c_char,
+    keyspace_len: usize,
+    table: *const c_char,
+    table_len: usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live statement (API contract).
+        let statement = unsafe { box_mut(statement, "statement") }?;
+        // SAFETY: both pairs are readable memory (API contract).
+        let (keyspace, table) = unsafe {
+            (str_arg(keyspace, keyspace_len, "keyspace")?, str_arg(table, table_len, "table")?)
+        };
+        let routing = routing_mut(&mut statement.inner);
+        routing.keyspace = (!keyspace.is_empty()).then(|| keyspace.to_owned());
+        routing.table = (!table.is_empty()).then(|| table.to_owned());
         Ok(())
     }
 }
@@ -326,7 +367,7 @@ impl sshard_batch {
 }
 
 /// Makes an empty batch of `type` (`SSHARD_BATCH_TYPE_LOGGED`, `UNLOGGED`
-/// or `COUNTER`).
+/// or `COUNTER`). Free it with `sshard_batch_free`.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_batch_new(
     type_: sshard_batch_type,
@@ -367,6 +408,11 @@ pub unsafe extern "C" fn sshard_batch_add_statement(
         let statement = statement.to_statement()?;
         if statement.value_names.is_some() {
             return Err(Fail::invalid("batch statements cannot use named values"));
+        }
+        if batch.inner.statements.len() >= MAX_VALUES {
+            return Err(Fail::invalid(format!(
+                "a batch holds at most {MAX_VALUES} statements"
+            )));
         }
         batch.inner.statements.push(statement);
         Ok(())
@@ -443,6 +489,20 @@ pub unsafe extern "C" fn sshard_batch_set_idempotent(
     }
 }
 
+/// Asks the server to trace the batch (default: no).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_batch_set_tracing(
+    batch: *mut sshard_batch,
+    tracing: bool,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live batch (API contract).
+        let batch = unsafe { box_mut(batch, "batch") }?;
+        batch.inner.tracing = tracing;
+        Ok(())
+    }
+}
+
 /// End-to-end timeout of the batch in milliseconds (0: the config's).
 #[no_mangle]
 pub unsafe extern "C" fn sshard_batch_set_timeout_ms(
@@ -452,7 +512,8 @@ pub unsafe extern "C" fn sshard_batch_set_timeout_ms(
     ffi_boundary! {
         // SAFETY: NULL or a live batch (API contract).
         let batch = unsafe { box_mut(batch, "batch") }?;
-        batch.inner.timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms));
+        let timeout = millis_arg(timeout_ms, "timeout")?;
+        batch.inner.timeout = (timeout_ms > 0).then_some(timeout);
         Ok(())
     }
 }

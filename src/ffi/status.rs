@@ -11,12 +11,14 @@
 //!   answered with the CQL error `code`.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
 
 use super::handle::out_arg;
 use crate::protocol::response::error_code;
+use crate::runtime;
 
 /// Result code of every call: 0 (`SSHARD_STATUS_OK`) on success.
 pub type sshard_status = i32;
@@ -212,12 +214,67 @@ impl Fail {
     }
 }
 
+impl From<crate::protocol::BindError> for Fail {
+    fn from(e: crate::protocol::BindError) -> Fail {
+        use crate::protocol::BindError as E;
+        let status = match &e {
+            E::TypeMismatch(_) => SSHARD_STATUS_TYPE_MISMATCH,
+            E::Invalid(_) => SSHARD_STATUS_INVALID_ARGUMENT,
+            E::NoSuchName(_) => SSHARD_STATUS_NAME_NOT_FOUND,
+            E::IndexOutOfRange { .. } => SSHARD_STATUS_INDEX_OUT_OF_RANGE,
+        };
+        Fail::new(status, e.to_string())
+    }
+}
+
 /// What the body of an exported function returns.
 pub(crate) type FfiResult<T = ()> = Result<T, Fail>;
 
 thread_local! {
     /// Message of the last failed call on this thread, NUL-terminated.
     static LAST_ERROR: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Exported calls running on this thread (they may nest: a callback
+    /// run inline calls back into the library).
+    static IN_LIBRARY: Cell<u32> = const { Cell::new(0) };
+}
+
+static PANIC_HOOK: Once = Once::new();
+
+/// Wraps the process's panic hook once: a panic inside the library (in an
+/// exported call, or on one of its runtime threads) goes to the library's
+/// log and becomes a PANIC status, instead of a message and backtrace on
+/// the host's stderr. Every other panic still goes to the hook the host
+/// had (or sets later, which then takes over entirely).
+fn install_panic_hook() {
+    PANIC_HOOK.call_once(|| {
+        let host_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let ours = IN_LIBRARY.try_with(Cell::get).unwrap_or(0) > 0 || runtime::on_runtime_thread();
+            if ours {
+                tracing::dispatcher::with_default(&super::log::dispatch(), || {
+                    tracing::error!(target: "scylla_shard::panic", "internal panic (a bug): {info}");
+                });
+            } else {
+                host_hook(info);
+            }
+        }));
+    });
+}
+
+/// Counts the calling thread as inside the library while alive.
+struct InLibrary;
+
+impl InLibrary {
+    fn enter() -> InLibrary {
+        let _ = IN_LIBRARY.try_with(|n| n.set(n.get() + 1));
+        InLibrary
+    }
+}
+
+impl Drop for InLibrary {
+    fn drop(&mut self) {
+        let _ = IN_LIBRARY.try_with(|n| n.set(n.get().saturating_sub(1)));
+    }
 }
 
 pub(crate) fn set_last_error(message: &str) {
@@ -236,7 +293,11 @@ pub(crate) fn set_last_error(message: &str) {
 /// records the message of a failure, and turns a panic into
 /// `SSHARD_STATUS_PANIC` so no unwind crosses the C boundary.
 pub(crate) fn run(body: impl FnOnce() -> FfiResult) -> sshard_status {
-    match catch_unwind(AssertUnwindSafe(body)) {
+    install_panic_hook();
+    let inside = InLibrary::enter();
+    let outcome = catch_unwind(AssertUnwindSafe(body));
+    drop(inside);
+    match outcome {
         Ok(Ok(())) => SSHARD_STATUS_OK,
         Ok(Err(fail)) => {
             set_last_error(&fail.message);
@@ -329,6 +390,71 @@ mod tests {
         assert_eq!(text, b"internal panic: boom");
         let status = run(|| panic!("{}", String::from("formatted")));
         assert_eq!(status, SSHARD_STATUS_PANIC);
+    }
+
+    /// Runs in a child process (the panic hook is process-wide): the child
+    /// sets a host hook, then a library panic must reach the library's log
+    /// and not stderr, while a host panic still reaches the host's hook.
+    #[test]
+    fn library_panics_go_to_the_library_log_and_host_panics_to_the_host_hook() {
+        const TEST: &str = "ffi::status::tests::library_panics_go_to_the_library_log_and_host_panics_to_the_host_hook";
+        if std::env::var_os("SSHARD_PANIC_CHILD").is_some() {
+            return panic_child();
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+            .env("SSHARD_PANIC_CHILD", "1")
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "child failed: {stdout}\n{stderr}");
+        assert!(
+            stdout.contains("logged: scylla_shard::panic: internal panic (a bug)"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("library boom"), "{stdout}");
+        assert!(
+            !stderr.contains("library boom"),
+            "library panic on stderr: {stderr}"
+        );
+        assert!(!stderr.contains("stack backtrace"), "{stderr}");
+        assert!(stderr.contains("host hook saw: host boom"), "{stderr}");
+    }
+
+    fn panic_child() {
+        std::panic::set_hook(Box::new(|info| {
+            let what = info
+                .payload()
+                .downcast_ref::<&str>()
+                .copied()
+                .unwrap_or("?");
+            eprintln!("host hook saw: {what}");
+        }));
+        assert_eq!(
+            crate::ffi::log::sshard_log_set_level(crate::ffi::enums::SSHARD_LOG_LEVEL_ERROR),
+            0
+        );
+        assert_eq!(crate::ffi::log::sshard_log_set_buffer(16), 0);
+        assert_eq!(run(|| panic!("library boom")), SSHARD_STATUS_PANIC);
+        let mut buf = [0u8; 512];
+        let mut len = 0;
+        // SAFETY: valid buffer and out pointer.
+        let polled = unsafe {
+            crate::ffi::log::sshard_log_poll(
+                std::ptr::null_mut(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut len,
+            )
+        };
+        assert_eq!(polled, SSHARD_STATUS_OK);
+        println!(
+            "logged: {}",
+            String::from_utf8_lossy(&buf[..len.min(buf.len())])
+        );
+        assert!(std::panic::catch_unwind(|| panic!("host boom")).is_err());
     }
 
     #[test]

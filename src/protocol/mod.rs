@@ -3,6 +3,7 @@
 //! Pure code: bytes in, typed values out, no I/O. The emulator and the
 //! driver share it, so the real drivers check it from both sides.
 
+pub mod bind;
 pub mod compression;
 pub mod consistency;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod types;
 pub mod value;
 pub mod wire;
 
+pub use bind::{BindError, BindValue};
 pub use compression::Compression;
 pub use consistency::Consistency;
 pub use error::ProtocolError;

@@ -52,7 +52,8 @@ pub enum CqlValue {
 }
 
 const NANOS_PER_DAY: i64 = 86_400_000_000_000;
-const MAX_VALUE_DEPTH: usize = 32;
+/// Deepest nesting of collections, tuples and UDTs decoded or bound.
+pub const MAX_VALUE_DEPTH: usize = 32;
 
 impl CqlValue {
     /// Serializes the value's cell content (without the `[bytes]` length).
@@ -248,86 +249,115 @@ fn deserialize_nested(
                 nanos,
             }
         }
-        ColumnType::List(element) | ColumnType::Set(element) => {
-            let mut r = Reader::new(bytes);
-            let n = collection_len(&mut r)?;
-            let mut items = Vec::with_capacity(n.min(r.remaining() / 4));
-            for _ in 0..n {
-                items.push(element_of(element, &mut r, depth)?);
-            }
-            expect_end(&r, ty)?;
-            if matches!(ty, ColumnType::List(_)) {
-                CqlValue::List(items)
-            } else {
-                CqlValue::Set(items)
+        ColumnType::List(_) | ColumnType::Set(_) => {
+            let items = split_cell(ty, bytes)?
+                .into_iter()
+                .map(|(t, b)| nested_part(t, b, depth))
+                .collect::<Result<Vec<_>, _>>()?;
+            match ty {
+                ColumnType::List(_) => CqlValue::List(items.into_iter().flatten().collect()),
+                _ => CqlValue::Set(items.into_iter().flatten().collect()),
             }
         }
-        ColumnType::Map(key, value) => {
-            let mut r = Reader::new(bytes);
-            let n = collection_len(&mut r)?;
-            let mut entries = Vec::with_capacity(n.min(r.remaining() / 8));
-            for _ in 0..n {
-                let k = element_of(key, &mut r, depth)?;
-                let v = element_of(value, &mut r, depth)?;
-                entries.push((k, v));
+        ColumnType::Map(_, _) => {
+            let mut parts = split_cell(ty, bytes)?.into_iter();
+            let mut entries = Vec::with_capacity(parts.len() / 2);
+            while let (Some((kt, kb)), Some((vt, vb))) = (parts.next(), parts.next()) {
+                let key = nested_part(kt, kb, depth)?.ok_or_else(|| invalid("null map key"))?;
+                let value = nested_part(vt, vb, depth)?.ok_or_else(|| invalid("null map value"))?;
+                entries.push((key, value));
             }
-            expect_end(&r, ty)?;
             CqlValue::Map(entries)
         }
-        ColumnType::Tuple(elements) => {
-            let mut r = Reader::new(bytes);
-            let mut items = Vec::with_capacity(elements.len());
-            for element in elements {
-                // A tuple serialized by an older client may end early.
-                if r.is_empty() {
-                    items.push(None);
-                    continue;
-                }
-                let cell = r.bytes()?;
-                items.push(
-                    cell.map(|b| deserialize_nested(element, b, depth + 1))
-                        .transpose()?,
-                );
-            }
-            expect_end(&r, ty)?;
-            CqlValue::Tuple(items)
-        }
-        ColumnType::Udt(udt) => {
-            let mut r = Reader::new(bytes);
-            let mut fields = Vec::with_capacity(udt.fields.len());
-            for (name, field_ty) in &udt.fields {
-                // Fields added after the value was written are absent: null.
-                if r.is_empty() {
-                    fields.push((name.clone(), None));
-                    continue;
-                }
-                let cell = r.bytes()?;
-                fields.push((
-                    name.clone(),
-                    cell.map(|b| deserialize_nested(field_ty, b, depth + 1))
-                        .transpose()?,
-                ));
-            }
-            expect_end(&r, ty)?;
-            CqlValue::Udt(fields)
-        }
+        ColumnType::Tuple(_) => CqlValue::Tuple(
+            split_cell(ty, bytes)?
+                .into_iter()
+                .map(|(t, b)| nested_part(t, b, depth))
+                .collect::<Result<_, _>>()?,
+        ),
+        ColumnType::Udt(udt) => CqlValue::Udt(
+            udt.fields
+                .iter()
+                .zip(split_cell(ty, bytes)?)
+                .map(|((name, _), (t, b))| Ok((name.clone(), nested_part(t, b, depth)?)))
+                .collect::<Result<_, ProtocolError>>()?,
+        ),
     })
 }
 
-fn collection_len(r: &mut Reader<'_>) -> Result<usize, ProtocolError> {
-    let n = r.i32()?;
-    usize::try_from(n).map_err(|_| invalid(format!("negative collection size {n}")))
+fn nested_part(
+    ty: &ColumnType,
+    bytes: Option<&[u8]>,
+    depth: usize,
+) -> Result<Option<CqlValue>, ProtocolError> {
+    bytes
+        .map(|b| deserialize_nested(ty, b, depth + 1))
+        .transpose()
 }
 
-fn element_of(
-    ty: &ColumnType,
-    r: &mut Reader<'_>,
-    depth: usize,
-) -> Result<CqlValue, ProtocolError> {
-    match r.bytes()? {
-        Some(b) => deserialize_nested(ty, b, depth + 1),
-        None => Err(invalid("null element inside a collection")),
+/// One nested cell of a compound value: its type and bytes (`None`: NULL).
+pub type Part<'a> = (&'a ColumnType, Option<&'a [u8]>);
+
+/// The nested cells of a collection, tuple or UDT value with their types,
+/// in order (a map's keys and values alternate); empty for other types.
+/// Collections never hold NULLs (an error); a NULL tuple element or UDT
+/// field is `None`, and so is one missing at the end (written before the
+/// type grew). Every count is checked against the bytes present before
+/// anything is allocated for it.
+pub fn split_cell<'a>(ty: &'a ColumnType, bytes: &'a [u8]) -> Result<Vec<Part<'a>>, ProtocolError> {
+    let mut r = Reader::new(bytes);
+    let mut out = Vec::new();
+    match ty {
+        ColumnType::List(e) | ColumnType::Set(e) => {
+            let n = collection_len(&mut r, 4)?;
+            out.reserve(n);
+            for _ in 0..n {
+                out.push((&**e, Some(non_null(&mut r)?)));
+            }
+        }
+        ColumnType::Map(k, v) => {
+            let n = collection_len(&mut r, 8)?;
+            out.reserve(2 * n);
+            for _ in 0..n {
+                out.push((&**k, Some(non_null(&mut r)?)));
+                out.push((&**v, Some(non_null(&mut r)?)));
+            }
+        }
+        ColumnType::Tuple(types) => {
+            out.reserve(types.len());
+            for t in types {
+                out.push((t, if r.is_empty() { None } else { r.bytes()? }));
+            }
+        }
+        ColumnType::Udt(udt) => {
+            out.reserve(udt.fields.len());
+            for (_, t) in &udt.fields {
+                out.push((t, if r.is_empty() { None } else { r.bytes()? }));
+            }
+        }
+        _ => return Ok(out),
     }
+    expect_end(&r, ty)?;
+    Ok(out)
+}
+
+fn non_null<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], ProtocolError> {
+    r.bytes()?
+        .ok_or_else(|| invalid("null element inside a collection"))
+}
+
+/// A collection's element count, at most what the bytes left can hold
+/// (each element takes at least `min_bytes`).
+fn collection_len(r: &mut Reader<'_>, min_bytes: usize) -> Result<usize, ProtocolError> {
+    let n = r.i32()?;
+    let n = usize::try_from(n).map_err(|_| invalid(format!("negative collection size {n}")))?;
+    if n > r.remaining() / min_bytes {
+        return Err(invalid(format!(
+            "collection of {n} elements in {} bytes",
+            r.remaining()
+        )));
+    }
+    Ok(n)
 }
 
 fn expect_end(r: &Reader<'_>, ty: &ColumnType) -> Result<(), ProtocolError> {

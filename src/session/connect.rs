@@ -8,7 +8,7 @@ use super::metrics::Totals;
 use super::prepared_cache::PreparedCache;
 use super::types::{DriverError, SessionConfig};
 use super::{Inner, Session};
-use crate::cluster::{Cluster, ClusterConfig, TabletMap};
+use crate::cluster::{Cluster, ClusterConfig, OpenFailure, TabletMap};
 use crate::pool::PoolConfig;
 use crate::routing::plan::LoadBalancing;
 
@@ -34,13 +34,14 @@ pub async fn connect(config: SessionConfig) -> Result<Session, DriverError> {
     };
     let cluster = Cluster::connect(cluster_config, Arc::new(TabletMap::new()))
         .await
-        .map_err(DriverError::NoHostAvailable)?;
+        .map_err(connect_error)?;
 
     if let Err(e) = wait_for_pools(&cluster, &config).await {
         cluster.close().await;
         return Err(e);
     }
 
+    let prepared_cache_size = config.prepared_cache_size;
     let session = Session {
         inner: Arc::new(Inner {
             load_balancing: LoadBalancing {
@@ -50,7 +51,7 @@ pub async fn connect(config: SessionConfig) -> Result<Session, DriverError> {
             },
             config,
             cluster,
-            prepared: PreparedCache::default(),
+            prepared: PreparedCache::new(prepared_cache_size),
             totals: Totals::default(),
             gate: Gate::default(),
             keyspace: Mutex::new(None),
@@ -63,6 +64,23 @@ pub async fn connect(config: SessionConfig) -> Result<Session, DriverError> {
         }
     }
     Ok(session)
+}
+
+/// Why no control connection opened: the server's own answer when every
+/// node refused alike (bad credentials, unknown keyspace, protocol
+/// version), so the caller sees the cause instead of a generic outage.
+fn connect_error(failures: Vec<OpenFailure>) -> DriverError {
+    let refusals: Vec<_> = failures.iter().map(|f| f.server_error.as_ref()).collect();
+    match refusals.first() {
+        Some(Some(first))
+            if refusals
+                .iter()
+                .all(|r| r.is_some_and(|r| r.code == first.code)) =>
+        {
+            DriverError::Server((*first).clone())
+        }
+        _ => DriverError::NoHostAvailable(failures.iter().map(ToString::to_string).collect()),
+    }
 }
 
 /// Returns once some pool has a connection, then gives the contact node's

@@ -222,6 +222,6 @@ impl Inner {
         })
         .ok_or_else(|| DriverError::Server(error.clone()))?;
         tracing::debug!(node = %conn.peer_addr(), query = %prepared.query, "re-preparing after UNPREPARED");
-        reprepare(conn, prepared, budget).await
+        reprepare(conn, prepared, &self.config.connection, budget).await
     }
 }

@@ -41,6 +41,8 @@ pub struct SessionMetrics {
     pub retries: u64,
     /// Requests that failed with a client-side timeout.
     pub timeouts: u64,
+    /// Prepared statements the session's cache keeps alive.
+    pub prepared_cached: usize,
 }
 
 /// Session-wide totals.
@@ -103,5 +105,6 @@ pub fn collect(state: &ClusterState, tablets: TabletStats, totals: &Totals) -> S
         errors: get(&totals.errors),
         retries: get(&totals.retries),
         timeouts: get(&totals.timeouts),
+        prepared_cached: 0,
     }
 }

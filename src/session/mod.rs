@@ -6,6 +6,7 @@
 //! sends to the owning shard's connection, retrying by the rules in
 //! `retry.rs`. Nothing on that path takes a lock held across I/O.
 
+mod binding;
 mod connect;
 mod execute;
 mod gate;
@@ -28,14 +29,18 @@ use execute::Job;
 use gate::Gate;
 use metrics::Totals;
 use prepared_cache::PreparedCache;
-use route::RoutingInfo;
 
+pub use binding::MAX_VALUES;
 pub use metrics::{NodeMetrics, SessionMetrics};
 pub use paging::Pager;
-pub use types::{Batch, DriverError, Prepared, Query, QueryResult, SessionConfig, Statement};
+pub use types::{
+    Batch, DriverError, Prepared, Query, QueryResult, RoutingKey, SessionConfig, Statement,
+    StatementRouting,
+};
 
-/// How long `close` waits for requests in flight.
-const CLOSE_GRACE: Duration = Duration::from_secs(10);
+/// How long `close` waits for requests in flight beyond the request
+/// timeout (a request past its timeout is failing by then).
+const CLOSE_SLACK: Duration = Duration::from_secs(5);
 /// Bound on the metadata refresh that follows a schema change.
 const SCHEMA_REFRESH_BOUND: Duration = Duration::from_secs(5);
 
@@ -94,11 +99,27 @@ impl Session {
         connect::connect(config).await
     }
 
+    /// Admits one request now (so a `close` that follows waits for it), or
+    /// refuses with [`DriverError::Closed`] once closing started. The
+    /// request runs later through the admission's methods.
+    pub fn admit(&self) -> Result<Admission, DriverError> {
+        if self.inner.gate.try_enter() {
+            Ok(Admission {
+                session: self.clone(),
+            })
+        } else {
+            Err(DriverError::Closed)
+        }
+    }
+
     /// Prepares `query` on every node (cached per session by keyspace and
     /// text).
     pub async fn prepare(&self, query: &str) -> Result<Arc<Prepared>, DriverError> {
+        self.admit()?.prepare(query).await
+    }
+
+    async fn prepare_admitted(&self, query: &str) -> Result<Arc<Prepared>, DriverError> {
         let inner = &self.inner;
-        let _pass = inner.gate.enter()?;
         let keyspace = inner.keyspace();
         if let Some(hit) = inner.prepared.get(keyspace.as_deref(), query) {
             return Ok(hit);
@@ -117,32 +138,20 @@ impl Session {
 
     /// Runs one statement (one page of it, if it pages).
     pub async fn execute(&self, statement: &Statement) -> Result<QueryResult, DriverError> {
-        let inner = &self.inner;
-        let _pass = inner.gate.enter()?;
-        let outcome = self.execute_admitted(statement).await;
-        inner.account(outcome)
+        self.admit()?.execute(statement).await
     }
 
     async fn execute_admitted(&self, statement: &Statement) -> Result<QueryResult, DriverError> {
         let inner = &self.inner;
         let request = request::statement_request(statement, &inner.config)?;
-        let (routing, is_lwt) = match &statement.query {
-            Query::Prepared(p) => (
-                p.table().and_then(|(keyspace, table)| {
-                    Some(RoutingInfo {
-                        keyspace,
-                        table,
-                        token: routing_key::token_of(
-                            p,
-                            &statement.values,
-                            statement.value_names.as_deref(),
-                        )?,
-                    })
-                }),
-                p.is_lwt(),
-            ),
-            Query::Simple(_) => (None, false),
-        };
+        let use_keyspace = statement
+            .routing
+            .as_ref()
+            .filter(|r| r.keyspace.is_none())
+            .and_then(|_| inner.keyspace());
+        let routing =
+            routing_key::routing_of(statement, use_keyspace.as_deref(), &inner.cluster.state());
+        let is_lwt = matches!(&statement.query, Query::Prepared(p) if p.is_lwt());
         let started = tokio::time::Instant::now();
         let timeout = statement.timeout.unwrap_or(inner.config.request_timeout);
         let job = Job {
@@ -159,24 +168,28 @@ impl Session {
         Ok(result)
     }
 
-    /// Runs a batch. It is routed by its first prepared statement with a
-    /// complete partition key, as the drivers do.
+    /// Runs a batch. It is routed by its first statement whose partition is
+    /// known (a prepared one with a complete key, or a routing key), as the
+    /// drivers do.
     pub async fn batch(&self, batch: &Batch) -> Result<QueryResult, DriverError> {
+        self.admit()?.batch(batch).await
+    }
+
+    async fn batch_admitted(&self, batch: &Batch) -> Result<QueryResult, DriverError> {
         let inner = &self.inner;
-        let _pass = inner.gate.enter()?;
         let outcome = async {
             let request = request::batch_request(batch, &inner.config)?;
-            let routing = batch.statements.iter().find_map(|s| match &s.query {
-                Query::Prepared(p) => {
-                    let (keyspace, table) = p.table()?;
-                    Some(RoutingInfo {
-                        keyspace,
-                        table,
-                        token: routing_key::token_of(p, &s.values, None)?,
-                    })
-                }
-                Query::Simple(_) => None,
-            });
+            let use_keyspace = batch
+                .statements
+                .iter()
+                .any(|s| s.routing.as_ref().is_some_and(|r| r.keyspace.is_none()))
+                .then(|| inner.keyspace())
+                .flatten();
+            let state = inner.cluster.state();
+            let routing = batch
+                .statements
+                .iter()
+                .find_map(|s| routing_key::routing_of(s, use_keyspace.as_deref(), &state));
             let is_lwt = batch
                 .statements
                 .iter()
@@ -198,9 +211,7 @@ impl Session {
     /// `USE keyspace` on every pool; new connections start in it too.
     /// `keyspace` is the exact, case-sensitive name.
     pub async fn use_keyspace(&self, keyspace: &str) -> Result<(), DriverError> {
-        let mut statement = Statement::simple(request::use_statement(keyspace));
-        statement.idempotent = true;
-        self.execute(&statement).await.map(|_| ())
+        self.admit()?.use_keyspace(keyspace).await
     }
 
     /// What a result implies for the session: `USE` switches every pool,
@@ -241,14 +252,26 @@ impl Session {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Refuses new requests (they get [`DriverError::Closed`]), waits a
-    /// bounded time for those in flight, then closes the pools and the
-    /// control connection.
+    /// Refuses new requests (they get [`DriverError::Closed`]), waits for
+    /// those admitted before (at most the request timeout plus 5 s), then
+    /// closes the pools and the control connection.
     pub async fn close(&self) {
-        if !self.inner.gate.close(CLOSE_GRACE).await {
-            tracing::warn!("closing with requests still in flight");
+        let bound = self.inner.config.request_timeout + CLOSE_SLACK;
+        if !self.inner.gate.close(bound).await {
+            tracing::warn!(?bound, "closing with requests still in flight");
         }
         self.inner.cluster.close().await;
+    }
+
+    /// Refuses new requests from now on (synchronously; [`Session::close`]
+    /// does it too, when it starts running).
+    pub fn refuse_new(&self) {
+        self.inner.gate.refuse_new();
+    }
+
+    /// Requests admitted and not yet completed.
+    pub fn in_flight(&self) -> usize {
+        self.inner.gate.in_flight()
     }
 
     /// True once any node reported Scylla sharding (requests go to shards).
@@ -265,7 +288,9 @@ impl Session {
     pub fn metrics(&self) -> SessionMetrics {
         let inner = &self.inner;
         let state = inner.cluster.state();
-        metrics::collect(&state, inner.cluster.tablets().stats(), &inner.totals)
+        let mut metrics = metrics::collect(&state, inner.cluster.tablets().stats(), &inner.totals);
+        metrics.prepared_cached = inner.prepared.sizes().0;
+        metrics
     }
 
     /// The current metadata snapshot.
@@ -286,6 +311,43 @@ impl Session {
 
     pub fn config(&self) -> &SessionConfig {
         &self.inner.config
+    }
+}
+
+/// One admitted request (see [`Session::admit`]): counted until it is
+/// dropped, and run by one of its methods.
+pub struct Admission {
+    session: Session,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.session.inner.gate.leave();
+    }
+}
+
+impl Admission {
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    pub async fn prepare(&self, query: &str) -> Result<Arc<Prepared>, DriverError> {
+        self.session.prepare_admitted(query).await
+    }
+
+    pub async fn execute(&self, statement: &Statement) -> Result<QueryResult, DriverError> {
+        let outcome = self.session.execute_admitted(statement).await;
+        self.session.inner.account(outcome)
+    }
+
+    pub async fn batch(&self, batch: &Batch) -> Result<QueryResult, DriverError> {
+        self.session.batch_admitted(batch).await
+    }
+
+    pub async fn use_keyspace(&self, keyspace: &str) -> Result<(), DriverError> {
+        let mut statement = Statement::simple(request::use_statement(keyspace));
+        statement.idempotent = true;
+        self.execute(&statement).await.map(|_| ())
     }
 }
 

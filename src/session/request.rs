@@ -16,6 +16,8 @@ use crate::protocol::{Opcode, ProtocolError, Request, ResponseExtensions, Value}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedRequest {
     pub opcode: Opcode,
+    /// Header flags the body needs (tracing).
+    pub flags: u8,
     pub body: Vec<u8>,
 }
 
@@ -25,6 +27,7 @@ impl EncodedRequest {
         request.write_body(&mut body).map_err(invalid_request)?;
         Ok(EncodedRequest {
             opcode: request.opcode(),
+            flags: 0,
             body,
         })
     }
@@ -33,7 +36,7 @@ impl EncodedRequest {
     pub fn raw(&self) -> RawRequest<'_> {
         RawRequest {
             opcode: self.opcode,
-            flags: 0,
+            flags: self.flags,
             body: &self.body,
         }
     }
@@ -59,6 +62,11 @@ pub fn statement_request(
         }
     }
     if let Some(names) = &statement.value_names {
+        if names.iter().any(String::is_empty) {
+            return Err(DriverError::InvalidArgument(
+                "a simple statement's values must be all named or all positional".into(),
+            ));
+        }
         if names.len() != statement.values.len() {
             return Err(DriverError::InvalidArgument(format!(
                 "{} value names for {} values",
@@ -91,7 +99,19 @@ pub fn statement_request(
             Opcode::Execute
         }
     };
-    Ok(EncodedRequest { opcode, body })
+    Ok(EncodedRequest {
+        opcode,
+        flags: tracing_flag(statement.tracing),
+        body,
+    })
+}
+
+fn tracing_flag(tracing: bool) -> u8 {
+    if tracing {
+        crate::protocol::frame::flags::TRACING
+    } else {
+        0
+    }
 }
 
 /// Bytes a value takes on the wire (its length prefix included).
@@ -134,7 +154,7 @@ pub fn batch_request(batch: &Batch, config: &SessionConfig) -> Result<EncodedReq
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    EncodedRequest::of(&Request::Batch(WireBatch {
+    let mut request = EncodedRequest::of(&Request::Batch(WireBatch {
         kind: batch.kind,
         statements,
         consistency: batch.consistency.unwrap_or(config.default_consistency),
@@ -142,7 +162,9 @@ pub fn batch_request(batch: &Batch, config: &SessionConfig) -> Result<EncodedReq
             .serial_consistency
             .or(config.default_serial_consistency),
         timestamp: batch.timestamp,
-    }))
+    }))?;
+    request.flags = tracing_flag(batch.tracing);
+    Ok(request)
 }
 
 /// A RESULT body and its frame extensions as a `QueryResult`.

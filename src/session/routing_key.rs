@@ -5,9 +5,11 @@
 //! hash of those values in key order: one component raw, several as
 //! `u16 length + bytes + 0x00` each, NULL components left out.
 
-use super::types::Prepared;
+use super::route::RoutingInfo;
+use super::types::{Prepared, Query, RoutingKey, Statement};
+use crate::cluster::ClusterState;
 use crate::protocol::Value;
-use crate::routing::token::{token_of_partition_key, Token};
+use crate::routing::token::{murmur3_token, token_of_partition_key, Token};
 
 /// Most partition keys have few components; longer ones spill to the heap.
 const INLINE_COMPONENTS: usize = 8;
@@ -46,6 +48,67 @@ pub fn token_of(prepared: &Prepared, values: &[Value], names: Option<&[String]>)
         return None;
     }
     token_of_partition_key(components).ok()
+}
+
+/// Where `statement` goes: its explicit routing key if it has one, else its
+/// prepared metadata. `use_keyspace` is the session's `USE` keyspace (for a
+/// routing key that names none). A routing key on a tablet keyspace needs
+/// its table; without one the statement is not routed (it would teach the
+/// tablet map nothing it could use).
+pub fn routing_of<'a>(
+    statement: &'a Statement,
+    use_keyspace: Option<&'a str>,
+    state: &ClusterState,
+) -> Option<RoutingInfo<'a>> {
+    if let Some(routing) = &statement.routing {
+        let keyspace = routing.keyspace.as_deref().or(use_keyspace)?;
+        let table = match routing.table.as_deref() {
+            Some(table) => table,
+            None if state.keyspace(keyspace)?.uses_tablets => return None,
+            None => "",
+        };
+        let token = match &routing.key {
+            RoutingKey::Bytes(key) if !key.is_empty() => murmur3_token(key),
+            RoutingKey::Values(positions) if !positions.is_empty() => {
+                token_of_values(&statement.values, positions)?
+            }
+            // No key given yet: like no routing at all.
+            _ => return routing_of_metadata(statement),
+        };
+        return Some(RoutingInfo {
+            keyspace,
+            table,
+            token,
+        });
+    }
+    routing_of_metadata(statement)
+}
+
+/// Where a prepared statement's metadata and values say it goes.
+fn routing_of_metadata(statement: &Statement) -> Option<RoutingInfo<'_>> {
+    match &statement.query {
+        Query::Prepared(p) => {
+            let (keyspace, table) = p.table()?;
+            Some(RoutingInfo {
+                keyspace,
+                table,
+                token: token_of(p, &statement.values, statement.value_names.as_deref())?,
+            })
+        }
+        Query::Simple(_) => None,
+    }
+}
+
+/// Token of the partition key made of `values` at `positions`.
+fn token_of_values(values: &[Value], positions: &[usize]) -> Option<Token> {
+    let mut components = Vec::with_capacity(positions.len());
+    for &at in positions {
+        components.push(values.get(at)?.as_bytes());
+    }
+    if components.iter().all(Option::is_none) {
+        return None;
+    }
+    token_of_partition_key(&components).ok()
 }
 
 #[cfg(test)]
@@ -110,6 +173,35 @@ mod tests {
             token_of(&p, &named, Some(&names)),
             Some(murmur3_token(&key))
         );
+    }
+
+    #[test]
+    fn routing_keys_of_simple_statements_hash_like_prepared_ones() {
+        let state = ClusterState::empty();
+        let mut s = Statement::simple("INSERT INTO ks.t (a, b, v) VALUES (?, ?, ?)");
+        s.values = vec![set(b"A"), set(b"x"), set(b"B")];
+        assert!(routing_of(&s, None, &state).is_none());
+        s.routing = Some(crate::session::StatementRouting {
+            keyspace: Some("ks".into()),
+            table: Some("t".into()),
+            key: RoutingKey::Values(vec![0, 2]),
+        });
+        let p = prepared(&["a", "x", "b"], vec![0, 2]);
+        let from_values = routing_of(&s, None, &state).unwrap();
+        assert_eq!((from_values.keyspace, from_values.table), ("ks", "t"));
+        assert_eq!(Some(from_values.token), token_of(&p, &s.values, None));
+        s.routing.as_mut().unwrap().key = RoutingKey::Bytes(b"A".to_vec());
+        assert_eq!(
+            routing_of(&s, None, &state).unwrap().token,
+            murmur3_token(b"A")
+        );
+        // No keyspace given: the session's; none there either: not routed.
+        s.routing.as_mut().unwrap().keyspace = None;
+        assert_eq!(
+            routing_of(&s, Some("other"), &state).unwrap().keyspace,
+            "other"
+        );
+        assert!(routing_of(&s, None, &state).is_none());
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub struct SessionConfig {
     pub default_page_size: i32,
     /// Keyspace to `USE` on every connection.
     pub keyspace: Option<String>,
+    /// Prepared statements the session keeps for reuse (least recently
+    /// used first to go); those a caller holds are kept regardless.
+    pub prepared_cache_size: usize,
 }
 
 impl Default for SessionConfig {
@@ -64,6 +67,7 @@ impl Default for SessionConfig {
             default_serial_consistency: None,
             default_page_size: 5000,
             keyspace: None,
+            prepared_cache_size: super::prepared_cache::DEFAULT_CAPACITY,
         }
     }
 }
@@ -88,7 +92,7 @@ impl Prepared {
             .bind_columns
             .first()
             .or(self.result_metadata.columns.first())
-            .map(|c| (c.keyspace.as_str(), c.table.as_str()))
+            .map(|c| (&*c.keyspace, &*c.table))
     }
 
     pub fn is_lwt(&self) -> bool {
@@ -101,6 +105,29 @@ impl Prepared {
 pub enum Query {
     Simple(String),
     Prepared(Arc<Prepared>),
+}
+
+/// How a statement names its partition when its metadata cannot (simple
+/// statements), or to override what the metadata says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementRouting {
+    /// The partition key's keyspace; `None`: the session's `USE` keyspace.
+    pub keyspace: Option<String>,
+    /// The table: needed to route on a tablet keyspace (vnode keyspaces
+    /// route by keyspace alone); without it such a statement goes anywhere.
+    pub table: Option<String>,
+    pub key: RoutingKey,
+}
+
+/// The serialized partition key of a statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoutingKey {
+    /// The key as the token hashes it: one component's bytes, or several
+    /// as `u16 length + bytes + 0x00` each.
+    Bytes(Vec<u8>),
+    /// The statement's bound values at these positions, in partition-key
+    /// order (one: the key itself; several: a composite key).
+    Values(Vec<usize>),
 }
 
 /// One statement with its values and per-request options.
@@ -121,6 +148,12 @@ pub struct Statement {
     pub idempotent: bool,
     /// End-to-end timeout; `None` uses the session default.
     pub timeout: Option<Duration>,
+    /// Where the partition is, for token- and shard-aware routing of a
+    /// simple statement (a prepared one knows from its metadata).
+    pub routing: Option<StatementRouting>,
+    /// Ask the server to trace the request (its id comes back in the
+    /// result).
+    pub tracing: bool,
 }
 
 impl Statement {
@@ -136,6 +169,8 @@ impl Statement {
             timestamp: None,
             idempotent: false,
             timeout: None,
+            routing: None,
+            tracing: false,
         }
     }
 
@@ -160,6 +195,8 @@ pub struct Batch {
     pub timestamp: Option<i64>,
     pub idempotent: bool,
     pub timeout: Option<Duration>,
+    /// Ask the server to trace the batch.
+    pub tracing: bool,
 }
 
 impl Batch {
@@ -172,6 +209,7 @@ impl Batch {
             timestamp: None,
             idempotent: false,
             timeout: None,
+            tracing: false,
         }
     }
 }

@@ -3,8 +3,12 @@
 #ifndef SSHARD_TEST_HARNESS_H
 #define SSHARD_TEST_HARNESS_H
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -88,8 +92,8 @@ static inline sshard_config *h_config(const char *host) {
   return cfg;
 }
 
-static inline const sshard_session *h_connect(const char *host) {
-  sshard_config *cfg = h_config(host);
+/* Connects with `cfg` (freed here); stops the test on failure. */
+static inline const sshard_session *h_connect_config(sshard_config *cfg) {
   const sshard_future *f = NULL;
   REQUIRE(sshard_session_connect(cfg, &f) == SSHARD_STATUS_OK);
   sshard_config_free(cfg);
@@ -100,6 +104,10 @@ static inline const sshard_session *h_connect(const char *host) {
   REQUIRE(sshard_future_get_session(f, &session) == SSHARD_STATUS_OK);
   sshard_future_free(f);
   return session;
+}
+
+static inline const sshard_session *h_connect(const char *host) {
+  return h_connect_config(h_config(host));
 }
 
 /* Prints a failed future's error. */
@@ -155,6 +163,76 @@ static inline const sshard_prepared *h_prepare(const sshard_session *session, co
   REQUIRE(sshard_future_get_prepared(f, &p) == SSHARD_STATUS_OK);
   sshard_future_free(f);
   return p;
+}
+
+/* One HTTP/1.0 request to the emulator's metrics/admin endpoint; returns
+ * the status (0 when it could not be made) and, with `body`, a malloc'ed
+ * copy of the response body. */
+static inline int h_http(const char *method, const char *ip, int port, const char *path, char **body) {
+  struct sockaddr_in addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons((uint16_t)port);
+  if (body) *body = NULL;
+  if (inet_pton(AF_INET, ip, &addr.sin_addr) != 1) return 0;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  struct timeval tv = {10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  int status = 0;
+  size_t cap = 1 << 16, len = 0;
+  char *resp = malloc(cap);
+  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0) {
+    char req[512];
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: %s\r\nContent-Length: 0\r\n\r\n", method, path, ip);
+    if (write(fd, req, (size_t)n) == n) {
+      ssize_t got;
+      while ((got = read(fd, resp + len, cap - len - 1)) > 0) {
+        len += (size_t)got;
+        if (cap - len < 1024) resp = realloc(resp, cap *= 2);
+      }
+    }
+  }
+  close(fd);
+  resp[len] = 0;
+  if (len > 12) status = atoi(resp + 9); /* "HTTP/1.1 200 OK" */
+  char *start = strstr(resp, "\r\n\r\n");
+  if (body && start) *body = strdup(start + 4);
+  free(resp);
+  return status;
+}
+
+static inline int h_admin_post(const char *ip, int port, const char *path) {
+  return h_http("POST", ip, port, path, NULL);
+}
+
+/* The address of node `index` (0-based) of an emulator whose first node is
+ * `base` (a.b.c.d: the last byte moves). */
+static inline void h_node_ip(const char *base, int index, char out[32]) {
+  unsigned a, b, c, d;
+  sscanf(base, "%u.%u.%u.%u", &a, &b, &c, &d);
+  snprintf(out, 32, "%u.%u.%u.%u", a, b, c, d + (unsigned)index);
+}
+
+/* The sum of a Prometheus counter over every label set and every one of
+ * `nodes` nodes (metrics port 9180). */
+static inline unsigned long long h_emulator_counter(const char *base, int nodes, const char *metric) {
+  unsigned long long total = 0;
+  char ip[32];
+  for (int n = 0; n < nodes; n++) {
+    h_node_ip(base, n, ip);
+    char *body = NULL;
+    REQUIRE(h_http("GET", ip, 9180, "/metrics", &body) == 200 && body);
+    size_t len = strlen(metric);
+    for (char *line = body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+      if (strncmp(line, metric, len) == 0 && (line[len] == '{' || line[len] == ' ')) {
+        const char *value = strchr(line, ' ');
+        if (value) total += strtoull(value + 1, NULL, 10);
+      }
+    }
+    free(body);
+  }
+  return total;
 }
 
 static inline void h_close(const sshard_session *session) {

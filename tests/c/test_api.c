@@ -246,6 +246,98 @@ static void test_failed_connect(void) {
   OK(sshard_queue_free(q));
 }
 
+/* Resident memory of this process in bytes (/proc/self/statm). */
+static long rss_bytes(void) {
+  long pages = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (!f) return -1;
+  if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = -1;
+  fclose(f);
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+/* Sizes and counts from the caller are checked against what the protocol
+ * can carry before anything is allocated for them. */
+static void test_sizes_are_bounded(void) {
+  sshard_statement *st = NULL;
+  CHECK_STATUS(sshard_statement_new(S("SELECT 1"), (size_t)1 << 40, &st), SSHARD_STATUS_INVALID_ARGUMENT);
+  CHECK(st == NULL);
+  CHECK_STATUS(sshard_statement_new(S("SELECT 1"), 65536, &st), SSHARD_STATUS_INVALID_ARGUMENT);
+  OK(sshard_statement_new(S("SELECT 1"), 65535, &st));
+  size_t n = 0;
+  OK(sshard_statement_value_count(st, &n));
+  CHECK(n == 65535);
+  /* A blob or text longer than a frame body: refused without reading it. */
+  static const uint8_t byte = 1;
+  CHECK_STATUS(sshard_statement_bind_blob(st, 0, &byte, (size_t)1 << 40), SSHARD_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(sshard_statement_bind_text(st, 0, "x", (size_t)1 << 31), SSHARD_STATUS_INVALID_ARGUMENT);
+  OK(sshard_statement_free(st));
+  CHECK_STATUS(sshard_statement_new("x", (size_t)1 << 33, 0, &st), SSHARD_STATUS_INVALID_ARGUMENT);
+  sshard_config *cfg = NULL;
+  OK(sshard_config_new(&cfg));
+  CHECK_STATUS(sshard_config_add_contact_point(cfg, "h", (size_t)1 << 40), SSHARD_STATUS_INVALID_ARGUMENT);
+  OK(sshard_config_free(cfg));
+  CHECK_STATUS(sshard_log_set_buffer((size_t)1 << 40), SSHARD_STATUS_INVALID_ARGUMENT);
+  /* A batch holds at most 65,535 statements. */
+  sshard_batch *batch = NULL;
+  OK(sshard_batch_new(SSHARD_BATCH_TYPE_UNLOGGED, &batch));
+  OK(sshard_statement_new(S("INSERT INTO t (k) VALUES (1)"), 0, &st));
+  const int scale = h_scale(65535);
+  for (int i = 0; i < scale; i++) OK(sshard_batch_add_statement(batch, st));
+  if (scale == 65535) CHECK_STATUS(sshard_batch_add_statement(batch, st), SSHARD_STATUS_INVALID_ARGUMENT);
+  OK(sshard_statement_free(st));
+  OK(sshard_batch_free(batch));
+}
+
+/* Nesting is limited when binding (32 levels, as when decoding): a builder
+ * nested 20,000 deep is refused with a status, never a stack overflow. */
+static void test_nesting_is_bounded(void) {
+  sshard_builder *inner = NULL;
+  OK(sshard_builder_new(SSHARD_TYPE_LIST, &inner));
+  OK(sshard_builder_append_int32(inner, 1));
+  int refused_at = 0;
+  for (int depth = 2; depth <= 20000 && !refused_at; depth++) {
+    sshard_builder *outer = NULL;
+    OK(sshard_builder_new(SSHARD_TYPE_LIST, &outer));
+    sshard_status s = sshard_builder_append_builder(outer, inner);
+    if (s != SSHARD_STATUS_OK) {
+      CHECK_STATUS(s, SSHARD_STATUS_INVALID_ARGUMENT);
+      refused_at = depth;
+      OK(sshard_builder_free(outer));
+      break;
+    }
+    OK(sshard_builder_free(inner));
+    inner = outer;
+  }
+  CHECK(refused_at == 33);
+  /* The deepest accepted value binds to a simple statement. */
+  sshard_statement *st = NULL;
+  OK(sshard_statement_new(S("INSERT INTO t (k, v) VALUES (1, ?)"), 1, &st));
+  OK(sshard_statement_bind_builder(st, 0, inner));
+  OK(sshard_statement_free(st));
+  OK(sshard_builder_free(inner));
+}
+
+static void ignore_log(sshard_log_level level, const char *target, size_t target_len,
+                       const char *message, size_t message_len, void *data) {
+  (void)level, (void)target, (void)target_len, (void)message, (void)message_len, (void)data;
+}
+
+/* Replacing the log sinks again and again uses no more memory. */
+static void test_log_sinks_can_be_replaced_forever(void) {
+  const int rounds = h_scale(1000000);
+  long before = rss_bytes();
+  for (int i = 0; i < rounds; i++) {
+    OK(sshard_log_set_buffer((size_t)(16 + i % 7)));
+    OK(sshard_log_set_callback(i % 2 ? NULL : ignore_log, (void *)(intptr_t)i));
+  }
+  long grown = rss_bytes() - before;
+  if (grown > 4L << 20) fprintf(stderr, "    RSS grew by %ld bytes\n", grown);
+  CHECK(before > 0 && grown < 4L << 20);
+  OK(sshard_log_set_buffer(0));
+  OK(sshard_log_set_callback(NULL, NULL));
+}
+
 int main(void) {
   test_statuses_and_versions();
   test_null_arguments();
@@ -254,5 +346,8 @@ int main(void) {
   test_builders();
   test_empty_queue();
   test_failed_connect();
+  test_sizes_are_bounded();
+  test_nesting_is_bounded();
+  test_log_sinks_can_be_replaced_forever();
   return h_finish("test_api");
 }

@@ -10,6 +10,7 @@
 #include "harness.h"
 
 static const sshard_session *session;
+static const char *base_ip;
 static atomic_int log_records;
 
 static void on_log(sshard_log_level level, const char *target, size_t target_len,
@@ -842,6 +843,260 @@ static void test_tablets(void) {
   OK(sshard_prepared_free(ins));
 }
 
+/* Routable requests the emulator saw reach a non-replica node or a
+ * replica's wrong shard, over all 3 nodes. */
+static unsigned long long misroutes(void) {
+  return h_emulator_counter(base_ip, 3, "emulator_misrouted_node_total") +
+         h_emulator_counter(base_ip, 3, "emulator_misrouted_shard_total");
+}
+
+/* Runs `rows` simple INSERTs of composite keys (k, c); `route` picks how
+ * the statement names its partition: 0 not at all, 1 by its values, 2 by a
+ * raw composite key. Returns the misroutes they caused. */
+static unsigned long long simple_inserts(const char *table, int rows, int route, int pass) {
+  char cql[160];
+  snprintf(cql, sizeof cql, "INSERT INTO %s (k, c, v, w) VALUES (?, ?, ?, 0)", table);
+  char keyspace[32];
+  snprintf(keyspace, sizeof keyspace, "%.*s", (int)(strchr(table, '.') - table), table);
+  unsigned long long before = misroutes();
+  sshard_statement *st = NULL;
+  OK(sshard_statement_new(STR(cql), 3, &st));
+  if (route) OK(sshard_statement_set_routing_table(st, STR(keyspace), S("kc")));
+  const size_t positions[2] = {0, 1};
+  if (route == 1) OK(sshard_statement_set_routing_key_values(st, positions, 2));
+  for (int i = 0; i < rows; i++) {
+    OK(sshard_statement_bind_int32(st, 0, i));
+    OK(sshard_statement_bind_int32(st, 1, i * 7));
+    OK(sshard_statement_bind_int32(st, 2, pass));
+    if (route == 2) {
+      /* (k, c) as a composite key: 2-byte length, big-endian int, 0. */
+      uint8_t key[14] = {0, 4, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0};
+      uint32_t k = (uint32_t)i, c = (uint32_t)(i * 7);
+      for (int b = 0; b < 4; b++) {
+        key[2 + b] = (uint8_t)(k >> (24 - 8 * b));
+        key[9 + b] = (uint8_t)(c >> (24 - 8 * b));
+      }
+      OK(sshard_statement_set_routing_key(st, key, sizeof key));
+    }
+    sshard_status status;
+    sshard_result_free(h_execute(session, st, &status));
+    CHECK_STATUS(status, SSHARD_STATUS_OK);
+  }
+  OK(sshard_statement_free(st));
+  return misroutes() - before;
+}
+
+/* Simple (unprepared) statements with a routing key are routed like
+ * prepared ones, on vnode and tablet tables, their pages included. */
+static void test_simple_statements_with_routing_keys(void) {
+  OK(h_query(session, "CREATE KEYSPACE rkv WITH replication = "
+                      "{'class': 'SimpleStrategy', 'replication_factor': 1}"));
+  OK(h_query(session, "CREATE TABLE rkv.kc (k int, c int, v int, w int, PRIMARY KEY ((k, c), w))"));
+  OK(h_query(session, "CREATE KEYSPACE rkt WITH replication = "
+                      "{'class': 'NetworkTopologyStrategy', 'datacenter1': 1} "
+                      "AND tablets = {'enabled': true, 'initial': 8}"));
+  OK(h_query(session, "CREATE TABLE rkt.kc (k int, c int, v int, w int, PRIMARY KEY ((k, c), w))"));
+  const int rows = h_scale(300);
+  /* Without a routing key most go astray (3 nodes x 4 shards). */
+  CHECK(simple_inserts("rkv.kc", rows, 0, 0) > (unsigned long long)rows / 2);
+  CHECK(simple_inserts("rkv.kc", rows, 1, 1) == 0);
+  CHECK(simple_inserts("rkv.kc", rows, 2, 2) == 0);
+  /* A tablet table: learned on the first pass (at most one miss per
+   * tablet, one request in flight), exact on the next. */
+  CHECK(simple_inserts("rkt.kc", rows, 1, 0) <= 8);
+  CHECK(simple_inserts("rkt.kc", rows, 1, 1) == 0);
+  CHECK(simple_inserts("rkt.kc", rows, 2, 2) == 0);
+
+  /* Paging a simple SELECT of one partition: every page routed. */
+  const char *keyspaces[2] = {"rkv", "rkt"};
+  for (int t = 0; t < 2; t++) {
+    char cql[128];
+    snprintf(cql, sizeof cql, "INSERT INTO %s.kc (k, c, v, w) VALUES (1, 2, 0, ?)", keyspaces[t]);
+    sshard_statement *ins = NULL;
+    OK(sshard_statement_new(STR(cql), 1, &ins));
+    for (int w = 0; w < 20; w++) {
+      OK(sshard_statement_bind_int32(ins, 0, w));
+      sshard_status status;
+      sshard_result_free(h_execute(session, ins, &status));
+      CHECK_STATUS(status, SSHARD_STATUS_OK);
+    }
+    OK(sshard_statement_free(ins));
+    snprintf(cql, sizeof cql, "SELECT w FROM %s.kc WHERE k = ? AND c = ?", keyspaces[t]);
+    sshard_statement *sel = NULL;
+    OK(sshard_statement_new(STR(cql), 2, &sel));
+    OK(sshard_statement_bind_int32(sel, 0, 1));
+    OK(sshard_statement_bind_int32(sel, 1, 2));
+    OK(sshard_statement_set_page_size(sel, 3));
+    OK(sshard_statement_set_routing_table(sel, STR(keyspaces[t]), S("kc")));
+    const size_t positions[2] = {0, 1};
+    OK(sshard_statement_set_routing_key_values(sel, positions, 2));
+    unsigned long long before = misroutes();
+    sshard_status status;
+    const sshard_result *page = h_execute(session, sel, &status);
+    size_t total = 0, pages = 0;
+    while (page) {
+      size_t n = 0;
+      OK(sshard_result_row_count(page, &n));
+      total += n;
+      pages++;
+      bool more = false;
+      OK(sshard_result_has_more_pages(page, &more));
+      const sshard_result *next = NULL;
+      if (more) {
+        const sshard_future *f = NULL;
+        OK(sshard_session_next_page(session, page, &f));
+        OK(sshard_future_wait(f));
+        OK(sshard_future_get_result(f, &next));
+        OK(sshard_future_free(f));
+      }
+      OK(sshard_result_free(page));
+      page = next;
+    }
+    CHECK(total == 20 && pages >= 7);
+    CHECK(misroutes() - before == 0);
+    OK(sshard_statement_free(sel));
+  }
+  /* Bad positions are refused. */
+  sshard_statement *st = NULL;
+  OK(sshard_statement_new(S("SELECT * FROM rkv.kc WHERE k = ? AND c = ?"), 2, &st));
+  const size_t bad[1] = {2};
+  CHECK_STATUS(sshard_statement_set_routing_key_values(st, bad, 1), SSHARD_STATUS_INDEX_OUT_OF_RANGE);
+  CHECK_STATUS(sshard_statement_set_routing_key_values(st, NULL, 1), SSHARD_STATUS_NULL_ARGUMENT);
+  OK(sshard_statement_set_routing_key_values(st, NULL, 0));
+  OK(sshard_statement_free(st));
+}
+
+/* A borrowed (pointer, length) name equals `want`. */
+static int name_is(const char *name, size_t len, const char *want) {
+  return len == strlen(want) && memcmp(name, want, len) == 0;
+}
+
+/* Schema metadata: keyspaces with replication and tablets, tables with
+ * keys in order, columns with types, user types; snapshots stay as they
+ * were while later DDL shows in the next one. */
+static void test_schema_metadata(void) {
+  const sshard_schema *before = NULL;
+  OK(sshard_session_get_schema(session, &before));
+  const sshard_keyspace_meta *ks = NULL;
+  OK(sshard_schema_keyspace_by_name(before, S("ctest"), &ks));
+  bool tablets = true;
+  OK(sshard_keyspace_meta_uses_tablets(ks, &tablets));
+  CHECK(!tablets);
+  size_t n = 0;
+  OK(sshard_keyspace_meta_replication_count(ks, &n));
+  int found_factor = 0;
+  for (size_t i = 0; i < n; i++) {
+    const char *k, *v;
+    size_t kl, vl;
+    OK(sshard_keyspace_meta_replication(ks, i, &k, &kl, &v, &vl));
+    if (name_is(k, kl, "replication_factor")) found_factor = name_is(v, vl, "2");
+  }
+  CHECK(found_factor);
+  const sshard_keyspace_meta *tks = NULL;
+  OK(sshard_schema_keyspace_by_name(before, S("ctablets"), &tks));
+  OK(sshard_keyspace_meta_uses_tablets(tks, &tablets));
+  CHECK(tablets);
+  CHECK_STATUS(sshard_schema_keyspace_by_name(before, S("nope"), &tks), SSHARD_STATUS_NAME_NOT_FOUND);
+
+  const sshard_table_meta *wide = NULL;
+  OK(sshard_keyspace_meta_table_by_name(ks, S("wide"), &wide));
+  OK(sshard_table_meta_column_count(wide, &n));
+  CHECK(n == 3);
+  const sshard_column_meta *col = NULL;
+  const char *name;
+  size_t len;
+  OK(sshard_table_meta_partition_key_count(wide, &n));
+  CHECK(n == 1);
+  OK(sshard_table_meta_partition_key(wide, 0, &col));
+  OK(sshard_column_meta_name(col, &name, &len));
+  CHECK(name_is(name, len, "p"));
+  OK(sshard_table_meta_clustering_key(wide, 0, &col));
+  OK(sshard_column_meta_name(col, &name, &len));
+  CHECK(name_is(name, len, "c"));
+  sshard_column_kind kind = 99;
+  OK(sshard_column_meta_kind(col, &kind));
+  CHECK(kind == SSHARD_COLUMN_KIND_CLUSTERING);
+  bool desc = true;
+  OK(sshard_column_meta_is_descending(col, &desc));
+  CHECK(!desc);
+  OK(sshard_table_meta_column_by_name(wide, S("v"), &col));
+  const sshard_data_type *ty = NULL;
+  sshard_type type_kind = 0;
+  OK(sshard_column_meta_data_type(col, &ty));
+  OK(sshard_data_type_kind(ty, &type_kind));
+  CHECK(type_kind == SSHARD_TYPE_TEXT);
+
+  /* A column of a user type, and the type itself. */
+  const sshard_table_meta *all = NULL;
+  OK(sshard_keyspace_meta_table_by_name(ks, S("all_types"), &all));
+  OK(sshard_table_meta_column_by_name(all, S("ud"), &col));
+  OK(sshard_column_meta_data_type(col, &ty));
+  OK(sshard_data_type_kind(ty, &type_kind));
+  CHECK(type_kind == SSHARD_TYPE_UDT);
+  OK(sshard_keyspace_meta_type_by_name(ks, S("addr"), &ty));
+  OK(sshard_data_type_sub_type_count(ty, &n));
+  CHECK(n == 2);
+  OK(sshard_data_type_field_name(ty, 1, &name, &len));
+  CHECK(name_is(name, len, "no"));
+
+  /* DDL after the snapshot: absent there, present in the next one. */
+  OK(h_query(session, "CREATE TABLE ctest.later (k int, c1 int, c2 text, s int static, v int, "
+                      "PRIMARY KEY ((k), c1, c2)) WITH CLUSTERING ORDER BY (c1 DESC, c2 ASC)"));
+  const sshard_table_meta *later = NULL;
+  CHECK_STATUS(sshard_keyspace_meta_table_by_name(ks, S("later"), &later), SSHARD_STATUS_NAME_NOT_FOUND);
+  const sshard_schema *after = NULL;
+  OK(sshard_session_get_schema(session, &after));
+  OK(sshard_schema_keyspace_by_name(after, S("ctest"), &ks));
+  OK(sshard_keyspace_meta_table_by_name(ks, S("later"), &later));
+  OK(sshard_table_meta_clustering_key_count(later, &n));
+  CHECK(n == 2);
+  OK(sshard_table_meta_clustering_key(later, 0, &col));
+  OK(sshard_column_meta_is_descending(col, &desc));
+  CHECK(desc);
+  OK(sshard_table_meta_column(later, 3, &col));
+  OK(sshard_column_meta_name(col, &name, &len));
+  CHECK(name_is(name, len, "s"));
+  OK(sshard_column_meta_kind(col, &kind));
+  CHECK(kind == SSHARD_COLUMN_KIND_STATIC);
+  OK(sshard_schema_free(before));
+  OK(sshard_schema_free(after));
+  OK(sshard_schema_free(NULL));
+}
+
+/* The prepared-statement cache keeps at most its configured size, and a
+ * handle the caller holds keeps working whatever it evicts. */
+static void test_prepared_cache_is_bounded(const char *host) {
+  sshard_config *cfg = h_config(host);
+  OK(sshard_config_set_prepared_cache_size(cfg, 10));
+  CHECK_STATUS(sshard_config_set_prepared_cache_size(cfg, (size_t)1 << 40), SSHARD_STATUS_INVALID_ARGUMENT);
+  const sshard_session *s = h_connect_config(cfg);
+  const sshard_prepared *held = h_prepare(s, "SELECT v FROM ctest.kv WHERE k = ?");
+  const int distinct = h_scale(5000);
+  for (int i = 0; i < distinct; i++) {
+    char cql[96];
+    snprintf(cql, sizeof cql, "SELECT v FROM ctest.kv WHERE k = %d", i);
+    OK(sshard_prepared_free(h_prepare(s, cql)));
+  }
+  static sshard_metrics m;
+  OK(sshard_session_get_metrics(s, &m, sizeof m));
+  CHECK(m.prepared_cached == 10);
+  sshard_statement *st = NULL;
+  OK(sshard_prepared_bind(held, &st));
+  OK(sshard_statement_bind_int32(st, 0, 1));
+  sshard_status status;
+  sshard_result_free(h_execute(s, st, &status));
+  CHECK_STATUS(status, SSHARD_STATUS_OK);
+  /* Preparing the held one again finds the same statement. */
+  const sshard_prepared *again = h_prepare(s, "SELECT v FROM ctest.kv WHERE k = ?");
+  size_t count = 0;
+  OK(sshard_prepared_parameter_count(again, &count));
+  CHECK(count == 1);
+  OK(sshard_prepared_free(again));
+  OK(sshard_statement_free(st));
+  OK(sshard_prepared_free(held));
+  h_close(s);
+}
+
 /* Close waits for every request submitted before it; later ones fail
  * with CLOSED. */
 static void test_close_with_requests_in_flight(void) {
@@ -879,8 +1134,8 @@ static void test_close_with_requests_in_flight(void) {
   session = NULL;
 }
 
-/* Freeing a session with requests in flight (no close): each future
- * still completes exactly once (CLOSED or OK). */
+/* Freeing a session with requests in flight (no close): it closes in the
+ * background and every request completes normally. */
 static void test_free_with_requests_in_flight(const char *host) {
   const sshard_session *s = h_connect(host);
   const sshard_queue *q = NULL;
@@ -903,7 +1158,7 @@ static void test_free_with_requests_in_flight(const char *host) {
     size_t n = 0;
     OK(sshard_queue_wait(q, events, 64, 100000, &n));
     for (size_t i = 0; i < n; i++) {
-      CHECK(events[i].status == SSHARD_STATUS_OK || events[i].status == SSHARD_STATUS_CLOSED);
+      CHECK_STATUS(events[i].status, SSHARD_STATUS_OK);
       OK(sshard_future_free(events[i].future));
     }
     got += (int)n;
@@ -918,6 +1173,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s <contact point>\n", argv[0]);
     return 2;
   }
+  base_ip = argv[1];
   test_connect_and_schema(argv[1]);
   test_every_type();
   test_nested_elements();
@@ -927,6 +1183,9 @@ int main(int argc, char **argv) {
   test_callbacks();
   test_metrics();
   test_tablets();
+  test_simple_statements_with_routing_keys();
+  test_prepared_cache_is_bounded(argv[1]);
+  test_schema_metadata();
   test_close_with_requests_in_flight();
   test_free_with_requests_in_flight(argv[1]);
   return h_finish("test_cluster");

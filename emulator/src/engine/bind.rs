@@ -84,8 +84,8 @@ pub fn prepared_metadata(
         let variables = part.bind_variables();
         for var in &variables {
             bind_columns.push(ColumnSpec {
-                keyspace: schema.keyspace.clone(),
-                table: schema.name.clone(),
+                keyspace: schema.keyspace.as_str().into(),
+                table: schema.name.as_str().into(),
                 name: var.name(),
                 ty: receiver_type(schema, &var.receiver, &types)?,
             });

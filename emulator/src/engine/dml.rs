@@ -838,8 +838,8 @@ fn lwt_result(
     current: Option<Vec<Option<Vec<u8>>>>,
 ) -> ResultBody {
     let spec = |name: &str, ty: ColumnType| ColumnSpec {
-        keyspace: schema.keyspace.clone(),
-        table: schema.name.clone(),
+        keyspace: schema.keyspace.as_str().into(),
+        table: schema.name.as_str().into(),
         name: name.to_owned(),
         ty,
     };
@@ -851,10 +851,10 @@ fn lwt_result(
             row.push(value);
         }
     }
-    ResultBody::Rows(Rows {
-        metadata: ResultMetadata::with_columns(columns),
-        rows: vec![row],
-    })
+    ResultBody::Rows(
+        Rows::from_cells(ResultMetadata::with_columns(columns), vec![row])
+            .expect("one cell per column"),
+    )
 }
 
 /// `BEGIN BATCH ... APPLY BATCH` sent as one QUERY.

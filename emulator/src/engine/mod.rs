@@ -235,8 +235,20 @@ impl Database {
             Ok(v) => v,
             Err(e) => return Reply::new(Response::Error(e.0)),
         };
+        // As Scylla: a statement whose partition key is bound with markers
+        // may get the tablets payload, whether prepared or not.
+        let pk_bound_by_markers = session.tablets_routing_v1
+            && bind::prepared_metadata(self, session.keyspace.as_deref(), &statement)
+                .is_ok_and(|(metadata, _)| !metadata.pk_indexes.is_empty());
         self.run(
-            cluster, node, session, &statement, None, &values, params, false,
+            cluster,
+            node,
+            session,
+            &statement,
+            None,
+            &values,
+            params,
+            pk_bound_by_markers,
         )
     }
 

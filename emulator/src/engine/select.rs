@@ -29,8 +29,8 @@ enum Projection {
 
 fn spec(schema: &TableSchema, name: String, ty: ColumnType) -> ColumnSpec {
     ColumnSpec {
-        keyspace: schema.keyspace.clone(),
-        table: schema.name.clone(),
+        keyspace: schema.keyspace.as_str().into(),
+        table: schema.name.as_str().into(),
         name,
         ty,
     }
@@ -369,10 +369,9 @@ pub fn select(
         no_metadata: false,
     };
     Ok(Outcome {
-        result: ResultBody::Rows(Rows {
-            metadata,
-            rows: result_rows,
-        }),
+        result: ResultBody::Rows(
+            Rows::from_cells(metadata, result_rows).map_err(|e| invalid(e.to_string()))?,
+        ),
         routing,
     })
 }
