@@ -21,7 +21,8 @@ pub use control::{ControlConnection, Metadata, MetadataError, OpenFailure};
 pub use node::{NodeRuntime, ShardCounters};
 pub use state::{ClusterState, Node};
 pub use tablets::{
-    Admission, Applied, LearningTicket, Lookup, Region, TableTablets, Tablet, TabletMap, TabletStats,
+    Admission, Applied, LearningTicket, Lookup, Region, TableTablets, Tablet, TabletMap,
+    TabletStats,
 };
 pub use worker::{Cluster, ClusterConfig};
 

@@ -56,7 +56,9 @@ impl Probe {
         if self.done.load(Ordering::Acquire) {
             return true;
         }
-        tokio::time::timeout_at(until.into(), notified).await.is_ok()
+        tokio::time::timeout_at(until.into(), notified)
+            .await
+            .is_ok()
     }
 }
 
@@ -113,6 +115,9 @@ pub struct TabletLearning {
     tables: Arc<Tables>,
     /// Smoothed round trip of finished probes, in microseconds (0: none).
     rtt_us: Arc<AtomicU64>,
+    /// Probes started and requests that waited for one, ever.
+    probes: AtomicU64,
+    held: AtomicU64,
 }
 
 impl TabletLearning {
@@ -130,8 +135,10 @@ impl TabletLearning {
         });
         if let Some(probe) = running {
             probe.waiters.fetch_add(1, Ordering::Relaxed);
+            self.held.fetch_add(1, Ordering::Relaxed);
             return Admission::Wait(probe.clone());
         }
+        self.probes.fetch_add(1, Ordering::Relaxed);
         let probe = Arc::new(Probe {
             region,
             done: AtomicBool::new(false),
@@ -155,6 +162,16 @@ impl TabletLearning {
             0 => HOLD_INITIAL,
             us => Duration::from_micros(us.saturating_mul(4)).clamp(HOLD_MIN, HOLD_MAX),
         }
+    }
+
+    /// Probes started so far.
+    pub fn probes(&self) -> u64 {
+        self.probes.load(Ordering::Relaxed)
+    }
+
+    /// Requests that waited for a probe so far.
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::Relaxed)
     }
 
     /// Probes in flight (for tests and metrics).
@@ -189,9 +206,8 @@ mod tests {
             panic!("another table probes in parallel");
         };
         assert_eq!(learning.probes_in_flight(), 3);
-        let waiter = tokio::spawn(async move {
-            probe.wait(Instant::now() + Duration::from_secs(10)).await
-        });
+        let waiter =
+            tokio::spawn(async move { probe.wait(Instant::now() + Duration::from_secs(10)).await });
         tokio::task::yield_now().await;
         ticket.finish();
         assert!(waiter.await.unwrap(), "woken by the answer");

@@ -239,7 +239,10 @@ mod tests {
         assert_eq!(s.mode, PortMode::Probing);
         // One success forgives everything and keeps the proof.
         let ok = s.shard_aware_worked(now);
-        assert_eq!((ok.mode, ok.strikes, ok.proven), (PortMode::Usable, 0, true));
+        assert_eq!(
+            (ok.mode, ok.strikes, ok.proven),
+            (PortMode::Usable, 0, true)
+        );
         // Enough failures while the node answers still block it.
         let blocked = s.shard_aware_failed(now, true, true, MAX);
         assert!(blocked.is_blocked(now), "{blocked:?}");

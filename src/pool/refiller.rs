@@ -338,8 +338,12 @@ impl Refiller {
                 let now = Instant::now();
                 let node_answers = self.buckets.iter().flatten().any(super::is_live);
                 let state = self.shared.port_state();
-                let next =
-                    state.shard_aware_failed(now, probe, node_answers, self.shared.config.nat_block);
+                let next = state.shard_aware_failed(
+                    now,
+                    probe,
+                    node_answers,
+                    self.shared.config.nat_block,
+                );
                 self.shared.set_port_state(next);
                 if let (false, PortMode::Blocked(until)) = (state.is_blocked(now), next.mode) {
                     warn!(node = %address, block = ?until.saturating_duration_since(now),

@@ -74,12 +74,15 @@ impl Inner {
         let mut learning = route::Learning::default();
         if let Some(info) = &job.routing {
             let resolution = route::replicas(&state, tablets, tablet_aware, info, &mut replicas);
-            if resolution != route::Resolution::Direct {
-                // Boxed: only requests whose tablet is unknown wait here.
-                let until = deadline.into_std();
-                learning =
-                    Box::pin(route::learn(&state, tablets, info, &mut replicas, until)).await;
-            }
+            learning = match resolution {
+                route::Resolution::Learn { .. } => {
+                    // Boxed: only requests whose tablet is unknown or
+                    // suspect wait here.
+                    let until = deadline.into_std();
+                    Box::pin(route::learn(&state, tablets, info, &mut replicas, until)).await
+                }
+                resolution => route::Learning::routed(resolution),
+            };
         }
         let mut plan = Vec::with_capacity(state.nodes().len() + replicas.len());
         {
@@ -123,8 +126,8 @@ impl Inner {
             runtime
                 .requests
                 .count(conn.shard(), || runtime.pool.nr_shards());
-            let sequence = match (&job.routing, tablet_aware) {
-                (Some(_), true) => tablets.next_sequence(),
+            let sequence = match &job.routing {
+                Some(info) if tablet_aware && info.learns => tablets.next_sequence(),
                 _ => 0,
             };
 
@@ -133,11 +136,17 @@ impl Inner {
                 .await
             {
                 Ok(frame) => {
-                    if let (Some(info), true) = (&job.routing, tablet_aware) {
-                        let taught = route::learn_tablet(tablets, info, &frame.extensions, sequence);
-                        let by_hint = learning.hinted && replicas.contains(&target);
-                        if !taught && by_hint && matches!(frame.response, Response::Result(_)) {
-                            tablets.confirm(info.keyspace, info.table, info.token.value(), sequence);
+                    if let Some(info) = job.routing.as_ref().filter(|i| tablet_aware && i.learns) {
+                        let taught =
+                            route::learn_tablet(tablets, info, &frame.extensions, sequence);
+                        let by_map = learning.by_map && replicas.contains(&target);
+                        if !taught && by_map && matches!(frame.response, Response::Result(_)) {
+                            tablets.confirm(
+                                info.keyspace,
+                                info.table,
+                                info.token.value(),
+                                sequence,
+                            );
                         }
                         // Whatever it taught is in the map: wake the waiters.
                         if let Some(ticket) = learning.ticket.take() {

@@ -2,11 +2,13 @@
 //! (shard = the node's sharder applied to the token), tablet tables from
 //! the tablet map (shard as the server reported it).
 //!
-//! A tablet the map cannot route (no entry, or one the table's layout
-//! change left unconfirmed) goes through [`learn`]: one request per region
-//! probes (sent anywhere, or by the unconfirmed entry), and the requests
-//! behind it wait for its answer, bounded in time; see
-//! `cluster/tablet_learning.rs` for why and what it costs.
+//! A tablet the map cannot route without doubt (no entry, or a suspect
+//! one: in doubt after a layout change, or not confirmed lately) goes
+//! through [`learn`]: one request per region probes (sent anywhere, or by
+//! the suspect entry), and the requests behind it wait for its answer,
+//! bounded in time; see `cluster/tablet_learning.rs` for why and what it
+//! costs. Every answer without payload from a replica the map named
+//! confirms the entry, which keeps it trusted.
 
 use std::time::Instant;
 
@@ -16,10 +18,11 @@ use crate::protocol::ResponseExtensions;
 use crate::routing::plan::Target;
 use crate::routing::token::Token;
 
-/// Rounds of waiting for probes one request goes through at most (each
-/// answer usually settles it; the second round covers the first payload
-/// of a table, which only then reveals its layout).
-const MAX_LEARNING_ROUNDS: usize = 4;
+/// Rounds of waiting for probes one request goes through at most. An
+/// answer usually settles it; the first payload of a table only reveals
+/// its layout (a second round), and a blind probe that happened to reach a
+/// replica brings no payload (another round, each less likely).
+const MAX_LEARNING_ROUNDS: usize = 8;
 
 /// What routing knows about one request.
 #[derive(Debug, Clone, Copy)]
@@ -27,13 +30,19 @@ pub struct RoutingInfo<'a> {
     pub keyspace: &'a str,
     pub table: &'a str,
     pub token: Token,
+    /// A misroute would bring a tablet payload (the key is bound with
+    /// markers and the request is not a batch); only such requests learn,
+    /// probe and confirm.
+    pub learns: bool,
 }
 
 /// How [`replicas`] found them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolution {
-    /// From the ring or a trusted tablet (or there is nothing to learn).
+    /// From the ring (or there is nothing to route by).
     Direct,
+    /// From a trusted tablet entry.
+    Tablet,
     /// A tablet table without a trusted entry for the token: `region` is
     /// what one probe would learn; `hinted` if an unconfirmed entry's
     /// replicas were written.
@@ -56,6 +65,7 @@ pub fn replicas(
         if !tablet_awareness {
             return Resolution::Direct;
         }
+        let learns = info.learns;
         let mut push = |replicas: &[([u8; 16], u16)]| {
             // Unknown hosts are skipped until the topology names them.
             out.extend(replicas.iter().filter_map(|(host, shard)| {
@@ -69,10 +79,13 @@ pub fn replicas(
         return tablets.lookup(info.keyspace, info.table, token, |found| match found {
             Lookup::Trusted(tablet) => {
                 push(&tablet.replicas);
-                Resolution::Direct
+                Resolution::Tablet
             }
             Lookup::Unconfirmed(tablet) => {
                 push(&tablet.replicas);
+                if !learns {
+                    return Resolution::Direct;
+                }
                 Resolution::Learn {
                     region: Region {
                         first: tablet.first,
@@ -81,6 +94,7 @@ pub fn replicas(
                     hinted: true,
                 }
             }
+            Lookup::Unknown(_) if !learns => Resolution::Direct,
             Lookup::Unknown(region) => Resolution::Learn {
                 region,
                 hinted: false,
@@ -103,9 +117,22 @@ pub fn replicas(
 pub struct Learning {
     /// Set when this request is the probe of its region.
     pub ticket: Option<LearningTicket>,
-    /// The replicas came from an unconfirmed entry: a plain answer from
-    /// one of them confirms it.
-    pub hinted: bool,
+    /// The replicas came from a map entry (trusted or suspect): a plain
+    /// answer from one of them confirms it.
+    pub by_map: bool,
+}
+
+impl Learning {
+    /// A request that routed by `resolution` without learning.
+    pub fn routed(resolution: Resolution) -> Learning {
+        Learning {
+            ticket: None,
+            by_map: matches!(
+                resolution,
+                Resolution::Tablet | Resolution::Learn { hinted: true, .. }
+            ),
+        }
+    }
 }
 
 /// For a request [`replicas`] answered `Learn` for: becomes its region's
@@ -119,8 +146,9 @@ pub async fn learn(
     deadline: Instant,
 ) -> Learning {
     for _ in 0..MAX_LEARNING_ROUNDS {
-        let Resolution::Learn { region, hinted } = replicas(state, tablets, true, info, out) else {
-            return Learning::default();
+        let resolution = replicas(state, tablets, true, info, out);
+        let Resolution::Learn { region, hinted } = resolution else {
+            return Learning::routed(resolution);
         };
         let admission =
             tablets
@@ -130,7 +158,7 @@ pub async fn learn(
             Admission::Probe(ticket) => {
                 return Learning {
                     ticket: Some(ticket),
-                    hinted,
+                    by_map: hinted,
                 }
             }
             Admission::Wait(probe) => {
@@ -142,11 +170,7 @@ pub async fn learn(
         }
     }
     // Waited long enough: go by what the map says now.
-    let resolution = replicas(state, tablets, true, info, out);
-    Learning {
-        ticket: None,
-        hinted: matches!(resolution, Resolution::Learn { hinted: true, .. }),
-    }
+    Learning::routed(replicas(state, tablets, true, info, out))
 }
 
 /// Records the tablet a response's custom payload describes, if any, as

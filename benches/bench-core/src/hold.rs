@@ -101,8 +101,10 @@ pub async fn hold<D: Driver>(opts: &Options) -> Res<Value> {
     }
     let pools_full = poll_until(opts.pool_timeout, || all_full(&drivers, opts)).await;
     let connect_s = started.elapsed().as_secs_f64();
-    emit(json!({"event": "ready", "at": "pools", "pools_full": pools_full,
-        "connect_s": connect_s, "connections": connections(&drivers)}))?;
+    emit(
+        json!({"event": "ready", "at": "pools", "pools_full": pools_full,
+        "connect_s": connect_s, "connections": connections(&drivers)}),
+    )?;
 
     let mut commands = stdin_lines();
     let mut restarts = Vec::new();

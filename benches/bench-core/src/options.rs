@@ -200,7 +200,8 @@ mod tests {
         assert!(o.sync);
         assert_eq!(o.expect_nodes, Some(3));
         assert_eq!((o.sessions, o.shard_aware_port), (1, true));
-        let o = Options::parse(&args("--workload hold --sessions 15 --no-shard-aware-port")).unwrap();
+        let o =
+            Options::parse(&args("--workload hold --sessions 15 --no-shard-aware-port")).unwrap();
         assert_eq!(o.workload, Workload::Hold);
         assert_eq!((o.sessions, o.shard_aware_port), (15, false));
     }
