@@ -55,7 +55,7 @@ conformance: build build-peer venv
 		$(PYTHON) -m pytest -q tests/python
 	$(PYTHON) -m pytest -q benches/tests
 
-test: lint rust-test conformance c-check
+test: lint rust-test conformance c-check packaging-check
 
 clean:
 	$(CARGO) clean
@@ -83,7 +83,7 @@ LIB_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 # the built library when a recipe needs it.
 LIB_SONAME = $(shell scripts/soname.sh $(RELEASE_DIR)/libscylla_shard.so)
 STATIC_LIB := $(C_BUILD)/static/libscylla_shard.a
-SYMBOLS := debian/libscylla-shard0.symbols
+SYMBOLS = debian/libscylla-shard$(patsubst libscylla_shard.so.%,%,$(LIB_SONAME)).symbols
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
@@ -233,3 +233,30 @@ bench: $(VENV)/.bench-installed
 	$(CARGO) build --release -p scylla-shard -p scylla-emulator -p scylla-peer -p sshard-rust -p sshard-floor
 	$(if $(wildcard examples/c/bench.c),$(MAKE) $(C_BUILD)/examples/bench)
 	$(PYTHON) benches/run.py --update-readme $(if $(filter-out 0,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)
+
+
+# ---------------------------------------------------------------------------
+# Packaging (README "Packaging", docs/ABI.md).
+#   make deb             Debian packages into target/deb/ (offline build from
+#                        vendored crates; lintian: no errors, no warnings)
+#   make deb-test        installs them, builds and runs a C program against
+#                        /usr, loads them from LuaJIT, purges them
+#   make repro-check     the library built in another directory is identical
+.PHONY: deb deb-deps deb-test repro-check packaging-check
+
+deb-deps:
+	@missing=; for t in dh lintian fakeroot dpkg-buildpackage; do \
+		command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+		apt-get update -qq && apt-get install -y -qq debhelper lintian fakeroot dpkg-dev >/dev/null; fi
+
+deb: deb-deps
+	bash scripts/deb.sh
+
+deb-test: deb c-deps build
+	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) bash scripts/deb_test.sh
+
+repro-check: lib
+	bash scripts/repro_check.sh
+
+packaging-check: repro-check deb-test

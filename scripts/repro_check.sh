@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 copy=$(mktemp -d /tmp/sshard-repro.XXXXXX)
 trap 'rm -rf "$copy"' EXIT
-git ls-files -z | xargs -0 cp --parents -t "$copy"
+git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$copy"
 # The same crates and source date; a target directory of its own.
 SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)
 export SOURCE_DATE_EPOCH

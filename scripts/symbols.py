@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Keeps debian/libscylla-shard0.symbols, the committed list of the C API's
+"""Keeps debian/libscylla-shard<soname version>.symbols, the committed list of the C API's
 exported symbols (dpkg-gensymbols format): adds the symbols the library
 exports and the list lacks, with the version given, and keeps every line
 already there (a symbol is never removed without a new soname; see
@@ -29,7 +29,8 @@ def main():
                 known[name] = since
     for name in exported(lib):
         known.setdefault(name, version)
-    lines = ["%s libscylla-shard0 #MINVER#" % soname]
+    package = "libscylla-shard" + soname.split(".so.", 1)[1]
+    lines = ["%s %s #MINVER#" % (soname, package)]
     lines += [" %s@Base %s" % (name, known[name]) for name in sorted(known)]
     path.write_text("\n".join(lines) + "\n")
     print("%s: %d symbols" % (path, len(known)))
