@@ -143,7 +143,8 @@ typedef struct sshard_queue sshard_queue;
 typedef struct sshard_result sshard_result;
 
 /**
- * One row of a result (a borrowed view, valid as long as the result).
+ * A view of one row of a result, valid as long as the result; never
+ * freed. (Never constructed, like `sshard_value`.)
  */
 typedef struct sshard_row sshard_row;
 
@@ -161,7 +162,9 @@ typedef struct sshard_session sshard_session;
 typedef struct sshard_statement sshard_statement;
 
 /**
- * A view of one value inside a result.
+ * A view of one value of a result: a cell, or a part of a collection,
+ * tuple or UDT value. Valid as long as the result; never freed. (Never
+ * constructed: a pointer to one is the address of a view block's word.)
  */
 typedef struct sshard_value sshard_value;
 
@@ -1696,10 +1699,10 @@ sshard_status sshard_value_get_varint(const struct sshard_value *value, const ui
  * tuple or fields of a UDT.
  *
  * Nested values are read by index, not through iterator objects: a value's
- * parts are laid out once, when its result is built, so the count is known
- * up front and `sshard_value_element`, `sshard_value_map_entry` and
- * `sshard_value_field` each cost O(1), with no handle to create or free.
- * From LuaJIT or Python, loop over `0 .. count - 1`.
+ * parts are laid out once, the first time they are asked for, so the count
+ * is known up front and `sshard_value_element`, `sshard_value_map_entry`
+ * and `sshard_value_field` each cost O(1), with no handle to create or
+ * free. From LuaJIT or Python, loop over `0 .. count - 1`.
  */
 sshard_status sshard_value_element_count(const struct sshard_value *value, size_t *count);
 

@@ -64,7 +64,7 @@ async fn paging_automatic_and_manual() {
     assert!(pages.len() >= 25, "{} pages", pages.len());
     let mut all = Vec::new();
     for page in &pages {
-        let rows = page.rows.as_ref().expect("rows").rows.len();
+        let rows = page.rows.as_ref().expect("rows").len();
         assert!(rows <= 100, "a page has at most 100 rows, not {rows}");
         all.extend(clustering_of(page));
     }
@@ -99,7 +99,7 @@ async fn paging_automatic_and_manual() {
     let mut pager = session.pager(st.clone());
     let mut count = 0;
     while let Some(page) = pager.next_page().await {
-        count += page.expect("page").rows.map_or(0, |r| r.rows.len());
+        count += page.expect("page").rows.map_or(0, |r| r.len());
     }
     assert_eq!(count, PARTITION_ROWS as usize);
     let mut unpaged = st.clone();

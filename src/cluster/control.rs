@@ -236,7 +236,9 @@ impl ControlConnection {
                 paging_state = rows.metadata.paging_state.clone();
                 match &mut all {
                     None => all = Some(rows),
-                    Some(all) => all.rows.extend(rows.rows),
+                    Some(all) => all
+                        .append(rows)
+                        .map_err(|e| MetadataError::Unexpected(e.to_string()))?,
                 }
                 if paging_state.is_none() {
                     return Ok(all.unwrap_or_default());

@@ -51,6 +51,7 @@ pub mod future;
 pub mod queue;
 pub mod result;
 pub mod view;
+mod cells;
 pub mod value;
 pub mod datatype;
 pub mod error;
