@@ -8,6 +8,7 @@ use cql_parser::ast::{
     AlterTableAction, ColumnDef, CreateKeyspace, CreateTable, CreateType, DropObject, Options,
     Order, Statement,
 };
+use cql_parser::types::CqlType;
 use scylla_shard::protocol::response::SchemaChange;
 use scylla_shard::routing::replication::ReplicationStrategy;
 
@@ -288,6 +289,10 @@ fn column_schema(
         kind,
         position,
         order,
+        multi_cell: matches!(
+            def.ty,
+            CqlType::List(_) | CqlType::Set(_) | CqlType::Map(..)
+        ),
     })
 }
 

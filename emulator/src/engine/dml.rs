@@ -3,23 +3,25 @@
 
 use std::sync::Arc;
 
-use cql_parser::ast::{
-    Assignment, Condition, ConditionTarget, Delete, DeleteTarget, Insert, Predicate, Statement,
-    Update, UsingClause,
-};
+use cql_parser::ast::{Assignment, Delete, DeleteTarget, Insert, Statement, Update, UsingClause};
 use scylla_shard::protocol::request::{Batch, BatchStatementKind};
-use scylla_shard::protocol::response::{ColumnSpec, ResultBody, ResultMetadata, Rows};
+use scylla_shard::protocol::response::ResultBody;
 use scylla_shard::protocol::types::ColumnType;
 use scylla_shard::protocol::value::CqlValue;
 
 use super::bind::is_conditional;
 use super::error::{invalid, EngineError};
-use super::restrictions::{analyze, in_values, matches, Filter};
+use super::lwt::{
+    batch_cas_columns, cas_columns, cas_result, check_condition, refuse_custom_timestamp,
+};
+use super::restrictions::{analyze, matches, Filter};
 use super::routing::{judge, RoutingFacts};
-use super::schema::{ColumnKind, Table, TableSchema};
+use super::schema::{ColumnKind, ColumnSchema, Table, TableSchema};
 use super::select::{routing_key, row_key, value_of};
-use super::storage::{clustering_key, now_seconds, CellWrite, Partition, PartitionPosition, Row};
-use super::values::{compare_values, eval, now_micros, sort_dedup, to_value, Binds, Cell};
+use super::storage::{clustering_key, now_seconds, CellWrite, PartitionPosition};
+use super::values::{
+    compare_values, eval, is_empty_collection, now_micros, sort_dedup, to_value, Binds, Cell,
+};
 use super::{ExecContext, Outcome};
 
 /// Runs one INSERT, UPDATE or DELETE.
@@ -34,11 +36,14 @@ pub fn modify(
         _ => None,
     };
     let result = if is_conditional(statement) {
-        let (applied, current) = check_condition(&target, statement, binds)?;
-        if applied {
+        refuse_custom_timestamp(statement)?;
+        let outcome = check_condition(&target, statement, binds)?;
+        if outcome.applied {
             apply(ctx, &target, statement, binds, None)?;
         }
-        lwt_result(&target.table.schema, applied, current)
+        let schema = &target.table.schema;
+        let columns = cas_columns(schema, statement);
+        cas_result(schema, &columns, outcome.applied, vec![outcome.old_row])
     } else {
         apply(ctx, &target, statement, binds, None)?;
         ResultBody::Void
@@ -50,9 +55,9 @@ pub fn modify(
 }
 
 /// The table and partitions a modification touches.
-struct Target {
-    table: Arc<Table>,
-    partitions: Vec<(PartitionPosition, Vec<Vec<u8>>)>,
+pub struct Target {
+    pub table: Arc<Table>,
+    pub partitions: Vec<(PartitionPosition, Vec<Vec<u8>>)>,
 }
 
 impl Target {
@@ -114,6 +119,11 @@ impl Target {
             }
             _ => unreachable!("checked above"),
         };
+        // Scylla validates every written key: a single-column partition
+        // key may not be empty (composite keys may have empty parts).
+        if schema.partition_key.len() == 1 && keys.iter().any(|k| k[0].is_empty()) {
+            return Err(invalid("Key may not be empty"));
+        }
         let partitions = keys
             .into_iter()
             .map(|key| {
@@ -178,7 +188,7 @@ fn write_ttl(
 
 /// Clustering keys a statement addresses (full keys), or None for
 /// statements on the static row / whole partition.
-fn clustering_targets(
+pub fn clustering_targets(
     schema: &TableSchema,
     statement: &Statement,
     binds: &Binds<'_>,
@@ -284,15 +294,19 @@ fn insert_rows(
             continue;
         }
         match eval(term, &column.ty, binds)? {
-            Cell::Set(value) => writes.push((
-                index,
-                CellWrite {
-                    value: Some(value),
-                    timestamp,
-                    ttl,
-                },
-            )),
-            Cell::Null => writes.push((
+            // An empty non-frozen collection is no cell: INSERT only
+            // deletes what the column held.
+            Cell::Set(value) if !(column.multi_cell && is_empty_collection(&column.ty, &value)) => {
+                writes.push((
+                    index,
+                    CellWrite {
+                        value: Some(value),
+                        timestamp,
+                        ttl,
+                    },
+                ))
+            }
+            Cell::Set(_) | Cell::Null => writes.push((
                 index,
                 CellWrite {
                     value: None,
@@ -373,13 +387,7 @@ fn update_rows(
                         .and_then(|p| value_of(schema, p, row, index, now))
                         .map(<[u8]>::to_vec)
                 };
-                if let Some(new_value) = assign(
-                    &column.ty,
-                    column.name.as_str(),
-                    assignment,
-                    current.as_deref(),
-                    binds,
-                )? {
+                if let Some(new_value) = assign(column, assignment, current.as_deref(), binds)? {
                     let ttl = if column.ty == ColumnType::Counter {
                         0
                     } else {
@@ -404,21 +412,23 @@ fn update_rows(
 /// The new value of a column after an assignment: Some(None) deletes it,
 /// None leaves it untouched (unset value).
 fn assign(
-    ty: &ColumnType,
-    name: &str,
+    column: &ColumnSchema,
     assignment: &Assignment,
     current: Option<&[u8]>,
     binds: &Binds<'_>,
 ) -> Result<Option<Option<Vec<u8>>>, EngineError> {
+    let (ty, name) = (&column.ty, column.name.as_str());
     let decode = |bytes: Option<&[u8]>| -> Result<Option<CqlValue>, EngineError> {
         bytes
             .map(|b| CqlValue::deserialize(ty, b).map_err(|e| invalid(e.to_string())))
             .transpose()
     };
     let encode = |v: CqlValue| -> Result<Option<Option<Vec<u8>>>, EngineError> {
+        // Emptying a non-frozen collection deletes it; an empty frozen
+        // collection is a value like any other.
         let empty = matches!(&v, CqlValue::List(x) | CqlValue::Set(x) if x.is_empty())
             || matches!(&v, CqlValue::Map(m) if m.is_empty());
-        if empty {
+        if empty && column.multi_cell {
             return Ok(Some(None));
         }
         Ok(Some(Some(
@@ -468,6 +478,16 @@ fn assign(
                     base.wrapping_add(delta)
                 };
                 return encode(CqlValue::Counter(next));
+            }
+            let collection = matches!(
+                ty,
+                ColumnType::List(_) | ColumnType::Set(_) | ColumnType::Map(..)
+            );
+            if collection && !column.multi_cell {
+                let op = if subtract { "-" } else { "+" };
+                return Err(invalid(format!(
+                    "Invalid operation ({name} = {name} {op} ...) for frozen collection column {name}"
+                )));
             }
             let existing = decode(current)?;
             let result = match (ty, existing, operand(value)?) {
@@ -523,6 +543,11 @@ fn assign(
             encode(result)
         }
         Assignment::SetElement { key, value, .. } => {
+            if !column.multi_cell && matches!(ty, ColumnType::List(_) | ColumnType::Map(..)) {
+                return Err(invalid(format!(
+                    "Invalid operation ({name}[...] = ...) for frozen collection column {name}"
+                )));
+            }
             let existing = decode(current)?;
             match ty {
                 ColumnType::Map(k, v) => {
@@ -701,7 +726,7 @@ fn delete_rows(
                             key: key.clone(),
                             value: cql_parser::ast::Term::Literal(cql_parser::ast::Literal::Null),
                         };
-                        match assign(&column.ty, name, &removal, current.as_deref(), binds)? {
+                        match assign(column, &removal, current.as_deref(), binds)? {
                             Some(v) => v,
                             None => continue,
                         }
@@ -720,141 +745,6 @@ fn delete_rows(
         }
     }
     Ok(())
-}
-
-/// Every column's value of a row, in schema order.
-type RowValues = Vec<Option<Vec<u8>>>;
-
-/// Evaluates an LWT condition; returns whether it holds and the current
-/// row (for the `[applied] = false` answer).
-fn check_condition(
-    target: &Target,
-    statement: &Statement,
-    binds: &Binds<'_>,
-) -> Result<(bool, Option<RowValues>), EngineError> {
-    let schema = &target.table.schema;
-    if target.partitions.len() != 1 {
-        return Err(invalid(
-            "IN on the partition key is not supported with conditional updates",
-        ));
-    }
-    let (position, _) = &target.partitions[0];
-    let ck = match statement {
-        Statement::Delete(Delete { where_clause, .. }) => {
-            let r = analyze(schema, where_clause, binds)?;
-            r.clustering_keys()
-                .and_then(|mut k| (k.len() == 1).then(|| k.remove(0)))
-        }
-        _ => clustering_targets(schema, statement, binds)?
-            .and_then(|mut k| (k.len() == 1).then(|| k.remove(0))),
-    };
-    let data = target.table.data.lock().unwrap();
-    let now = now_seconds();
-    let partition: Option<&Partition> = data.partitions.get(position);
-    let row: Option<&Row> = match (&ck, partition) {
-        (Some(ck), Some(p)) if !schema.clustering_key.is_empty() => {
-            p.rows.get(&row_key(schema, ck)).filter(|r| r.is_live(now))
-        }
-        (Some(_), Some(p)) => p.rows.get(&Vec::new()).filter(|r| r.is_live(now)),
-        _ => None,
-    };
-    let exists =
-        row.is_some() || (ck.is_none() && partition.is_some_and(|p| p.has_live_static(now)));
-    let current_row = |p: &Partition| -> Vec<Option<Vec<u8>>> {
-        (0..schema.columns.len())
-            .map(|c| value_of(schema, p, row, c, now).map(<[u8]>::to_vec))
-            .collect()
-    };
-    let condition = match statement {
-        Statement::Insert(_) => {
-            return Ok((!exists, partition.filter(|_| exists).map(current_row)))
-        }
-        Statement::Update(u) => u.condition.as_ref(),
-        Statement::Delete(d) => d.condition.as_ref(),
-        _ => None,
-    };
-    let holds = match condition {
-        None => true,
-        Some(Condition::Exists) => exists,
-        Some(Condition::Columns(conditions)) => {
-            let mut all = true;
-            for c in conditions {
-                let ConditionTarget::Column(name) = &c.target else {
-                    return Err(invalid(
-                        "Conditions on collection elements are not supported by the emulator",
-                    ));
-                };
-                let (index, column) = schema.column(name)?;
-                let actual = partition.and_then(|p| value_of(schema, p, row, index, now));
-                let ok = match &c.predicate {
-                    Predicate::Compare { op, value } => match eval(value, &column.ty, binds)? {
-                        Cell::Null | Cell::Unset => match op {
-                            cql_parser::ast::Operator::Eq => actual.is_none(),
-                            cql_parser::ast::Operator::Neq => actual.is_some(),
-                            _ => {
-                                return Err(invalid(
-                                    "Invalid comparison with null for LWT condition",
-                                ))
-                            }
-                        },
-                        Cell::Set(expected) => {
-                            let filter = Filter::Compare {
-                                column: index,
-                                op: *op,
-                                value: expected,
-                            };
-                            matches(schema, &filter, |_| actual)
-                        }
-                    },
-                    Predicate::In(values) => {
-                        let values = in_values(values, &column.ty, name, binds)?;
-                        matches(
-                            schema,
-                            &Filter::In {
-                                column: index,
-                                values,
-                            },
-                            |_| actual,
-                        )
-                    }
-                };
-                all &= ok;
-            }
-            all
-        }
-    };
-    let current = if holds {
-        None
-    } else {
-        partition.map(current_row)
-    };
-    Ok((holds, current))
-}
-
-/// The `[applied]` result of a conditional statement.
-fn lwt_result(
-    schema: &TableSchema,
-    applied: bool,
-    current: Option<Vec<Option<Vec<u8>>>>,
-) -> ResultBody {
-    let spec = |name: &str, ty: ColumnType| ColumnSpec {
-        keyspace: schema.keyspace.as_str().into(),
-        table: schema.name.as_str().into(),
-        name: name.to_owned(),
-        ty,
-    };
-    let mut columns = vec![spec("[applied]", ColumnType::Boolean)];
-    let mut row = vec![Some(vec![u8::from(applied)])];
-    if let Some(values) = current {
-        for (column, value) in schema.columns.iter().zip(values) {
-            columns.push(spec(&column.name, column.ty.clone()));
-            row.push(value);
-        }
-    }
-    ResultBody::Rows(
-        Rows::from_cells(ResultMetadata::with_columns(columns), vec![row])
-            .expect("one cell per column"),
-    )
 }
 
 /// `BEGIN BATCH ... APPLY BATCH` sent as one QUERY.
@@ -893,6 +783,13 @@ pub fn protocol_batch(
                 Arc::new(prepared.statement.clone())
             }
         };
+        let markers = statement.bind_marker_count();
+        if entry.values.len() != markers {
+            return Err(invalid(format!(
+                "There were {markers} markers(?) in CQL but {} bound variables",
+                entry.values.len()
+            )));
+        }
         statements.push((statement, entry.values.clone()));
     }
     let binds: Vec<Binds<'_>> = statements
@@ -919,29 +816,45 @@ fn run_batch(
         targets.push(Target::resolve(ctx, statement, binds)?);
     }
     let conditional = parts.iter().any(|(s, _)| is_conditional(s));
+    let mut cas = None;
     if conditional {
         let first = &targets[0];
         for target in &targets {
             if !Arc::ptr_eq(&target.table, &first.table) || target.partitions != first.partitions {
                 return Err(invalid(
-                    "Batch with conditions cannot span multiple tables or partitions",
+                    "BATCH with conditions cannot span multiple partitions",
                 ));
             }
         }
-        for ((statement, binds), target) in parts.iter().zip(&targets) {
-            if is_conditional(statement) {
-                let (holds, current) = check_condition(target, statement, binds)?;
-                if !holds {
-                    return Ok(lwt_result(&target.table.schema, false, current));
-                }
-            }
+        if using.timestamp.is_some() {
+            return Err(invalid(
+                "Cannot provide custom timestamp for conditional BATCH",
+            ));
         }
+        // Every condition is checked against the data before any write;
+        // each statement reports the row it addresses as it was.
+        let mut applied = true;
+        let mut old_rows = Vec::with_capacity(parts.len());
+        for ((statement, binds), target) in parts.iter().zip(&targets) {
+            refuse_custom_timestamp(statement)?;
+            let outcome = check_condition(target, statement, binds)?;
+            applied &= outcome.applied;
+            old_rows.push(outcome.old_row);
+        }
+        cas = Some((applied, old_rows));
+    }
+    if let Some((false, old_rows)) = cas {
+        let schema = &targets[0].table.schema;
+        let columns = batch_cas_columns(schema, parts.iter().map(|(s, _)| *s));
+        return Ok(cas_result(schema, &columns, false, old_rows));
     }
     for ((statement, binds), target) in parts.iter().zip(&targets) {
         apply(ctx, target, statement, binds, Some((using, timestamp)))?;
     }
-    if conditional {
-        return Ok(lwt_result(&targets[0].table.schema, true, None));
+    if let Some((applied, old_rows)) = cas {
+        let schema = &targets[0].table.schema;
+        let columns = batch_cas_columns(schema, parts.iter().map(|(s, _)| *s));
+        return Ok(cas_result(schema, &columns, applied, old_rows));
     }
     Ok(ResultBody::Void)
 }

@@ -7,6 +7,7 @@ mod bind;
 mod ddl;
 mod dml;
 mod error;
+mod lwt;
 mod restrictions;
 mod routing;
 pub mod schema;

@@ -228,6 +228,35 @@ fn limit_value(
     }
 }
 
+const NEEDS_FILTERING: &str = "Cannot execute this query as it might involve data filtering and thus may have unpredictable performance. If you want to execute this query despite the performance unpredictability, use ALLOW FILTERING";
+
+/// Scylla's checks of a SELECT without ALLOW FILTERING, in its order: the
+/// partition key, the clustering prefix, other columns, then clustering
+/// restrictions over a range of partitions (refused as with
+/// `strict_allow_filtering: true`, and as Cassandra does).
+fn check_needs_filtering(
+    schema: &TableSchema,
+    restrictions: &Restrictions,
+) -> Result<(), EngineError> {
+    if restrictions.partial_partition_key {
+        return Err(invalid(NEEDS_FILTERING));
+    }
+    if let Some((restricted, preceding)) = restrictions.clustering_gap() {
+        let name = |p: usize| &schema.columns[schema.clustering_key[p]].name;
+        return Err(invalid(format!(
+            "PRIMARY KEY column \"{}\" cannot be restricted as preceding column \"{}\" is not restricted",
+            name(restricted),
+            name(preceding)
+        )));
+    }
+    let key_range = restrictions.partition_keys().is_none();
+    let clustering_restricted = restrictions.clustering_restricted.iter().any(|r| *r);
+    if restrictions.filters_non_key || (key_range && clustering_restricted) {
+        return Err(invalid(NEEDS_FILTERING));
+    }
+    Ok(())
+}
+
 /// The routing key bytes of a partition (as drivers hash it).
 pub fn routing_key(components: &[Vec<u8>]) -> (Token, Vec<u8>) {
     let parts: Vec<Option<&[u8]>> = components.iter().map(|c| Some(c.as_slice())).collect();
@@ -247,8 +276,8 @@ pub fn select(
     let schema = table.schema.clone();
     let projections = projections(&schema, select)?;
     let restrictions = analyze(&schema, &select.where_clause, binds)?;
-    if restrictions.filters_non_key && !select.allow_filtering && !is_system {
-        return Err(invalid("Cannot execute this query as it might involve data filtering and thus may have unpredictable performance. If you want to execute this query despite the performance unpredictability, use ALLOW FILTERING"));
+    if !select.allow_filtering && !is_system {
+        check_needs_filtering(&schema, &restrictions)?;
     }
     let reversed = match select.order_by.first() {
         None => false,
@@ -413,9 +442,10 @@ impl Scan<'_> {
         let schema = self.schema;
         let has_row_restrictions = self.restrictions.filters.iter().any(|f| match f {
             super::restrictions::Filter::Compare { column, .. }
-            | super::restrictions::Filter::In { column, .. } => {
-                schema.columns[*column].kind != ColumnKind::Static
-            }
+            | super::restrictions::Filter::In { column, .. } => matches!(
+                schema.columns[*column].kind,
+                ColumnKind::Clustering | ColumnKind::Regular
+            ),
             _ => true,
         });
         if self.select.distinct {

@@ -44,10 +44,18 @@ pub fn eval(term: &Term, ty: &ColumnType, binds: &Binds<'_>) -> Result<Cell, Eng
             let value = binds.get(marker.index)?;
             match value {
                 Value::Set(bytes) => {
-                    CqlValue::deserialize(ty, bytes).map_err(|e| {
+                    let decoded = CqlValue::deserialize(ty, bytes).map_err(|e| {
                         invalid(format!("Exception while binding column of type {ty}: {e}"))
                     })?;
-                    Ok(Cell::Set(bytes.clone()))
+                    if !has_unordered_parts(ty) {
+                        return Ok(Cell::Set(bytes.clone()));
+                    }
+                    // Bound sets and maps are stored the way Scylla keeps
+                    // them: sorted by the element (key) type, deduplicated.
+                    let normalized = normalize(decoded, ty);
+                    Ok(Cell::Set(
+                        normalized.to_bytes().map_err(|e| invalid(e.to_string()))?,
+                    ))
                 }
                 Value::Null => Ok(Cell::Null),
                 Value::Unset => Ok(Cell::Unset),
@@ -99,8 +107,7 @@ pub fn to_value(
                     .ok_or_else(|| invalid("null is not supported inside collections"))?;
                 entries.push((key, value));
             }
-            entries.sort_by(|a, b| compare_values(&a.0, &b.0, k));
-            entries.dedup_by(|a, b| compare_values(&a.0, &b.0, k).is_eq());
+            sort_dedup_entries(&mut entries, k);
             CqlValue::Map(entries)
         }
         (Term::Tuple(items), ColumnType::Tuple(types)) => {
@@ -173,6 +180,71 @@ fn elements(
 pub fn sort_dedup(values: &mut Vec<CqlValue>, ty: &ColumnType) {
     values.sort_by(|a, b| compare_values(a, b, ty));
     values.dedup_by(|a, b| compare_values(a, b, ty).is_eq());
+}
+
+/// Sorts map entries by key and drops later duplicates of a key.
+pub fn sort_dedup_entries(entries: &mut Vec<(CqlValue, CqlValue)>, key: &ColumnType) {
+    entries.sort_by(|a, b| compare_values(&a.0, &b.0, key));
+    entries.dedup_by(|a, b| compare_values(&a.0, &b.0, key).is_eq());
+}
+
+/// Whether a value of `ty` may contain a set or a map, whose element order
+/// the server fixes.
+fn has_unordered_parts(ty: &ColumnType) -> bool {
+    match ty {
+        ColumnType::Set(_) | ColumnType::Map(..) => true,
+        ColumnType::List(e) => has_unordered_parts(e),
+        ColumnType::Tuple(ts) => ts.iter().any(has_unordered_parts),
+        ColumnType::Udt(u) => u.fields.iter().any(|(_, t)| has_unordered_parts(t)),
+        _ => false,
+    }
+}
+
+/// The stored form of a value: set elements and map keys sorted by their
+/// type's order and deduplicated, at every nesting level (frozen and
+/// nested collections included).
+pub fn normalize(value: CqlValue, ty: &ColumnType) -> CqlValue {
+    match (value, ty) {
+        (CqlValue::List(items), ColumnType::List(e)) => {
+            CqlValue::List(items.into_iter().map(|v| normalize(v, e)).collect())
+        }
+        (CqlValue::Set(items), ColumnType::Set(e)) => {
+            let mut items: Vec<CqlValue> = items.into_iter().map(|v| normalize(v, e)).collect();
+            sort_dedup(&mut items, e);
+            CqlValue::Set(items)
+        }
+        (CqlValue::Map(entries), ColumnType::Map(k, v)) => {
+            let mut entries: Vec<(CqlValue, CqlValue)> = entries
+                .into_iter()
+                .map(|(key, value)| (normalize(key, k), normalize(value, v)))
+                .collect();
+            sort_dedup_entries(&mut entries, k);
+            CqlValue::Map(entries)
+        }
+        (CqlValue::Tuple(items), ColumnType::Tuple(types)) => CqlValue::Tuple(
+            items
+                .into_iter()
+                .zip(types)
+                .map(|(v, t)| v.map(|v| normalize(v, t)))
+                .collect(),
+        ),
+        (CqlValue::Udt(fields), ColumnType::Udt(udt)) => CqlValue::Udt(
+            fields
+                .into_iter()
+                .zip(&udt.fields)
+                .map(|((name, v), (_, t))| (name, v.map(|v| normalize(v, t))))
+                .collect(),
+        ),
+        (other, _) => other,
+    }
+}
+
+/// Whether serialized `bytes` of `ty` hold an empty list, set or map.
+pub fn is_empty_collection(ty: &ColumnType, bytes: &[u8]) -> bool {
+    matches!(
+        ty,
+        ColumnType::List(_) | ColumnType::Set(_) | ColumnType::Map(..)
+    ) && bytes.get(..4) == Some(&[0u8; 4][..])
 }
 
 fn function(
