@@ -420,3 +420,145 @@ fn invalid_requests_are_refused_with_scyllas_messages() {
         Ok(ResultBody::Rows(_))
     ));
 }
+
+#[test]
+fn large_batches_get_scyllas_warning_and_huge_ones_are_refused() {
+    let emulator = Emulator::start("127.0.92.5", &[]);
+    let mut c = emulator.client();
+    c.setup(&["CREATE TABLE ks.b (k int PRIMARY KEY, v blob)"]);
+    let blob = |n: usize| bound(CqlValue::Blob(vec![7u8; n]));
+    let insert = "INSERT INTO ks.b (k, v) VALUES (?, ?)";
+    // Three partitions of 50,000 bytes each: 150,012 bytes with the keys.
+    let statements = (0..3)
+        .map(|k| (insert, vec![bound(int(k)), blob(50_000)]))
+        .collect();
+    let (extensions, _) = c
+        .try_batch(BatchKind::Unlogged, statements)
+        .expect("batch applies");
+    assert_eq!(
+        extensions.warnings,
+        vec![format!(
+            "Unlogged batch modifying 3 partitions in ks.b is of size 150012 bytes, exceeding specified WARN threshold of 131072 by {}.",
+            150_012 - 131_072
+        )]
+    );
+    let read = c.query("SELECT k FROM ks.b WHERE k = 2", vec![]);
+    assert_eq!(read.single(), Some(int(2)));
+    // The same bytes in one partition: no warning (Scylla checks only
+    // batches that span partitions).
+    let statements = (0..3)
+        .map(|_| (insert, vec![bound(int(9)), blob(50_000)]))
+        .collect();
+    let (extensions, _) = c
+        .try_batch(BatchKind::Logged, statements)
+        .expect("batch applies");
+    assert!(extensions.warnings.is_empty(), "{:?}", extensions.warnings);
+    // Above 1 MiB: refused, nothing written.
+    let statements = (10..13)
+        .map(|k| (insert, vec![bound(int(k)), blob(400_000)]))
+        .collect();
+    let e = c.try_batch(BatchKind::Logged, statements).unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (error_code::INVALID, "Batch too large")
+    );
+    let read = c.query("SELECT k FROM ks.b WHERE k = 10", vec![]);
+    assert!(read.rows.is_empty());
+    // Small batches carry no warning.
+    let (extensions, _) = c
+        .try_batch(
+            BatchKind::Logged,
+            vec![(insert, vec![bound(int(20)), blob(10)])],
+        )
+        .unwrap();
+    assert!(extensions.warnings.is_empty());
+}
+
+#[test]
+fn traced_requests_get_a_session_in_system_traces() {
+    use scylla_shard::protocol::{Request, Response};
+    let emulator = Emulator::start("127.0.92.6", &[]);
+    let mut c = emulator.client();
+    c.setup(&["CREATE TABLE ks.t (k int PRIMARY KEY, v text)"]);
+    let query = "INSERT INTO ks.t (k, v) VALUES (1, 'traced')";
+    let request = Request::Query {
+        query: query.into(),
+        params: support::params(vec![]),
+    };
+    let (extensions, response) = c.request(&request, true);
+    assert!(
+        matches!(response, Response::Result(ResultBody::Void)),
+        "{response:?}"
+    );
+    let id = extensions.tracing_id.expect("a tracing session id");
+    assert_eq!(id[6] >> 4, 1, "session ids are timeuuids");
+    let session = c.query(
+        "SELECT command, coordinator, duration, parameters, request, started_at, username \
+         FROM system_traces.sessions WHERE session_id = ?",
+        vec![bound(CqlValue::Uuid(id))],
+    );
+    assert_eq!(session.rows.len(), 1, "{session:?}");
+    let row = &session.rows[0];
+    assert_eq!(row[0], Some(text("QUERY")));
+    assert_eq!(row[1], Some(CqlValue::Inet("127.0.92.6".parse().unwrap())));
+    assert!(
+        matches!(row[2], Some(CqlValue::Int(d)) if d >= 0),
+        "{row:?}"
+    );
+    let Some(CqlValue::Map(parameters)) = &row[3] else {
+        panic!("parameters: {row:?}");
+    };
+    assert!(
+        parameters.contains(&(text("query"), text(query))),
+        "{parameters:?}"
+    );
+    assert!(parameters.contains(&(text("consistency_level"), text("ONE"))));
+    assert_eq!(row[4], Some(text("Execute CQL3 query")));
+    assert!(row[5].is_some());
+    assert_eq!(row[6], Some(text("anonymous")));
+    let events = c.query(
+        "SELECT activity, source, thread FROM system_traces.events WHERE session_id = ?",
+        vec![bound(CqlValue::Uuid(id))],
+    );
+    assert!(events.rows.len() >= 2, "{events:?}");
+    assert_eq!(events.rows[0][0], Some(text("Parsing a statement")));
+    // Prepared statements are traced too, under their own session.
+    let prepared = c.prepare("SELECT v FROM ks.t WHERE k = ?");
+    let execute = Request::Execute {
+        id: prepared.id.clone(),
+        params: support::params(vec![bound(int(1))]),
+    };
+    let (extensions, _) = c.request(&execute, true);
+    let second = extensions.tracing_id.expect("a tracing id for EXECUTE");
+    assert_ne!(second, id);
+    let request = c.query(
+        "SELECT request FROM system_traces.sessions WHERE session_id = ?",
+        vec![bound(CqlValue::Uuid(second))],
+    );
+    let Some(CqlValue::Text(request)) = request.single() else {
+        panic!("no session for the EXECUTE");
+    };
+    assert!(
+        request.starts_with("Execute CQL3 prepared query ["),
+        "{request}"
+    );
+    // Untraced requests get no id; the keyspace is Scylla's and stays.
+    let (extensions, _) = c.request(&execute, false);
+    assert_eq!(extensions.tracing_id, None);
+    let ks = c.query(
+        "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = 'system_traces'",
+        vec![],
+    );
+    assert_eq!(
+        ks.single(),
+        Some(map(vec![
+            (
+                text("class"),
+                text("org.apache.cassandra.locator.SimpleStrategy")
+            ),
+            (text("replication_factor"), text("2")),
+        ]))
+    );
+    let e = c.query_error("DROP KEYSPACE system_traces", vec![]);
+    assert_eq!(e.code, error_code::INVALID);
+}

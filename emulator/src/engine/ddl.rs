@@ -35,7 +35,7 @@ pub fn execute(
                 .keyspaces
                 .get_mut(&alter.name)
                 .ok_or_else(|| invalid(format!("Keyspace '{}' does not exist", alter.name)))?;
-            if ks.is_system {
+            if ks.server_owned {
                 return Err(invalid(format!(
                     "Cannot alter system keyspace {}",
                     alter.name
@@ -63,7 +63,7 @@ pub fn execute(
             match catalog.keyspaces.get(&drop.name) {
                 None if drop.if_exists => Ok(None),
                 None => Err(invalid(format!("Keyspace '{}' does not exist", drop.name))),
-                Some(ks) if ks.is_system => Err(invalid(format!(
+                Some(ks) if ks.server_owned => Err(invalid(format!(
                     "Cannot drop system keyspace {}",
                     drop.name
                 ))),
@@ -206,6 +206,7 @@ fn create_keyspace(
             tables: BTreeMap::new(),
             types: BTreeMap::new(),
             is_system: false,
+            server_owned: false,
         },
     );
     Ok(Some(schema_change(
@@ -367,7 +368,7 @@ fn create_table(
         .keyspaces
         .get(&keyspace)
         .ok_or_else(|| invalid(format!("Keyspace '{keyspace}' does not exist")))?;
-    if ks.is_system {
+    if ks.server_owned {
         return Err(invalid(format!(
             "Cannot create tables in system keyspace {keyspace}"
         )));
@@ -566,7 +567,7 @@ fn drop_object(
             Err(invalid(format!("Keyspace '{keyspace}' does not exist")))
         };
     };
-    if ks.is_system {
+    if ks.server_owned {
         return Err(invalid(format!(
             "Cannot drop objects of system keyspace {keyspace}"
         )));

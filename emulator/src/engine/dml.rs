@@ -1,19 +1,16 @@
 //! INSERT, UPDATE, DELETE (with TTL, timestamps, collections, counters and
-//! lightweight transactions) and BATCH.
+//! lightweight transactions).
 
 use std::sync::Arc;
 
 use cql_parser::ast::{Assignment, Delete, DeleteTarget, Insert, Statement, Update, UsingClause};
-use scylla_shard::protocol::request::{Batch, BatchStatementKind};
 use scylla_shard::protocol::response::ResultBody;
 use scylla_shard::protocol::types::ColumnType;
 use scylla_shard::protocol::value::CqlValue;
 
 use super::bind::is_conditional;
 use super::error::{invalid, EngineError};
-use super::lwt::{
-    batch_cas_columns, cas_columns, cas_result, check_condition, refuse_custom_timestamp,
-};
+use super::lwt::{cas_columns, cas_result, check_condition, refuse_custom_timestamp};
 use super::restrictions::{analyze, matches, Filter};
 use super::routing::{judge, RoutingFacts};
 use super::schema::{ColumnKind, ColumnSchema, Table, TableSchema};
@@ -51,6 +48,7 @@ pub fn modify(
     Ok(Outcome {
         result,
         routing: routing.map(|r: RoutingFacts| r),
+        warnings: Vec::new(),
     })
 }
 
@@ -61,7 +59,7 @@ pub struct Target {
 }
 
 impl Target {
-    fn resolve(
+    pub fn resolve(
         ctx: &ExecContext<'_>,
         statement: &Statement,
         binds: &Binds<'_>,
@@ -145,7 +143,7 @@ fn required(cell: Cell, column: &str) -> Result<Vec<u8>, EngineError> {
     }
 }
 
-fn write_timestamp(
+pub fn write_timestamp(
     ctx: &ExecContext<'_>,
     using: &UsingClause,
     batch_ts: Option<i64>,
@@ -234,7 +232,7 @@ pub fn clustering_targets(
 }
 
 /// Applies a statement's writes to every target partition.
-fn apply(
+pub fn apply(
     ctx: &ExecContext<'_>,
     target: &Target,
     statement: &Statement,
@@ -745,116 +743,4 @@ fn delete_rows(
         }
     }
     Ok(())
-}
-
-/// `BEGIN BATCH ... APPLY BATCH` sent as one QUERY.
-pub fn text_batch(
-    ctx: &ExecContext<'_>,
-    batch: &cql_parser::ast::Batch,
-    binds: &Binds<'_>,
-) -> Result<ResultBody, EngineError> {
-    let timestamp = write_timestamp(ctx, &batch.using, None, binds)?;
-    let parts: Vec<(&Statement, &Binds<'_>)> =
-        batch.statements.iter().map(|s| (s, binds)).collect();
-    run_batch(ctx, &parts, &batch.using, timestamp)
-}
-
-/// The BATCH message: statements by text or prepared id, each with values.
-pub fn protocol_batch(
-    ctx: &ExecContext<'_>,
-    node: &crate::cluster::Node,
-    batch: &Batch,
-) -> Result<ResultBody, EngineError> {
-    let mut statements = Vec::with_capacity(batch.statements.len());
-    for entry in &batch.statements {
-        let statement = match &entry.statement {
-            BatchStatementKind::Query(text) => Arc::new(
-                cql_parser::parse_statement(text)
-                    .map_err(|e| super::error::syntax(e.to_string()))?,
-            ),
-            BatchStatementKind::Prepared(id) => {
-                let prepared = node
-                    .prepared
-                    .lock()
-                    .unwrap()
-                    .get(id)
-                    .cloned()
-                    .ok_or_else(|| super::error::unprepared(id))?;
-                Arc::new(prepared.statement.clone())
-            }
-        };
-        let markers = statement.bind_marker_count();
-        if entry.values.len() != markers {
-            return Err(invalid(format!(
-                "There were {markers} markers(?) in CQL but {} bound variables",
-                entry.values.len()
-            )));
-        }
-        statements.push((statement, entry.values.clone()));
-    }
-    let binds: Vec<Binds<'_>> = statements
-        .iter()
-        .map(|(_, v)| Binds { values: v })
-        .collect();
-    let parts: Vec<(&Statement, &Binds<'_>)> = statements
-        .iter()
-        .zip(&binds)
-        .map(|((s, _), b)| (s.as_ref(), b))
-        .collect();
-    let timestamp = batch.timestamp.or(ctx.timestamp).unwrap_or_else(now_micros);
-    run_batch(ctx, &parts, &UsingClause::default(), timestamp)
-}
-
-fn run_batch(
-    ctx: &ExecContext<'_>,
-    parts: &[(&Statement, &Binds<'_>)],
-    using: &UsingClause,
-    timestamp: i64,
-) -> Result<ResultBody, EngineError> {
-    let mut targets = Vec::with_capacity(parts.len());
-    for (statement, binds) in parts {
-        targets.push(Target::resolve(ctx, statement, binds)?);
-    }
-    let conditional = parts.iter().any(|(s, _)| is_conditional(s));
-    let mut cas = None;
-    if conditional {
-        let first = &targets[0];
-        for target in &targets {
-            if !Arc::ptr_eq(&target.table, &first.table) || target.partitions != first.partitions {
-                return Err(invalid(
-                    "BATCH with conditions cannot span multiple partitions",
-                ));
-            }
-        }
-        if using.timestamp.is_some() {
-            return Err(invalid(
-                "Cannot provide custom timestamp for conditional BATCH",
-            ));
-        }
-        // Every condition is checked against the data before any write;
-        // each statement reports the row it addresses as it was.
-        let mut applied = true;
-        let mut old_rows = Vec::with_capacity(parts.len());
-        for ((statement, binds), target) in parts.iter().zip(&targets) {
-            refuse_custom_timestamp(statement)?;
-            let outcome = check_condition(target, statement, binds)?;
-            applied &= outcome.applied;
-            old_rows.push(outcome.old_row);
-        }
-        cas = Some((applied, old_rows));
-    }
-    if let Some((false, old_rows)) = cas {
-        let schema = &targets[0].table.schema;
-        let columns = batch_cas_columns(schema, parts.iter().map(|(s, _)| *s));
-        return Ok(cas_result(schema, &columns, false, old_rows));
-    }
-    for ((statement, binds), target) in parts.iter().zip(&targets) {
-        apply(ctx, target, statement, binds, Some((using, timestamp)))?;
-    }
-    if let Some((applied, old_rows)) = cas {
-        let schema = &targets[0].table.schema;
-        let columns = batch_cas_columns(schema, parts.iter().map(|(s, _)| *s));
-        return Ok(cas_result(schema, &columns, applied, old_rows));
-    }
-    Ok(ResultBody::Void)
 }

@@ -3,6 +3,7 @@
 //! which node and shard *should* have served a request is computed from the
 //! real token ring, replication strategies and tablet layouts.
 
+mod batch;
 mod bind;
 mod ddl;
 mod dml;
@@ -15,7 +16,8 @@ mod select;
 mod storage;
 mod system_tables;
 pub mod tablets;
-mod values;
+pub mod traces;
+pub(crate) mod values;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -102,7 +104,7 @@ impl Reply {
                 routing: o.routing.as_ref().map(|r| r.verdict),
                 tablet_payload: o.routing.and_then(|r| r.payload),
                 delay_us: 0,
-                warnings: Vec::new(),
+                warnings: o.warnings,
             },
             Err(e) => Reply::new(Response::Error(e.0)),
         }
@@ -113,6 +115,8 @@ impl Reply {
 pub struct Outcome {
     pub result: ResultBody,
     pub routing: Option<routing::RoutingFacts>,
+    /// Warnings for the response frame.
+    pub warnings: Vec<String>,
 }
 
 impl Outcome {
@@ -120,6 +124,7 @@ impl Outcome {
         Outcome {
             result,
             routing: None,
+            warnings: Vec::new(),
         }
     }
 }
@@ -324,7 +329,7 @@ impl Database {
             tablets_routing_v1: false,
             timestamp: batch.timestamp,
         };
-        Reply::from_outcome(dml::protocol_batch(&context, node, batch).map(Outcome::plain))
+        Reply::from_outcome(batch::protocol_batch(&context, node, batch))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -369,7 +374,7 @@ impl Database {
                 Reply::from_outcome(dml::modify(&context, statement, &binds))
             }
             Statement::Batch(batch) => {
-                Reply::from_outcome(dml::text_batch(&context, batch, &binds).map(Outcome::plain))
+                Reply::from_outcome(batch::text_batch(&context, batch, &binds))
             }
             ddl_statement => match ddl::execute(self, keyspace.as_deref(), ddl_statement) {
                 Ok(Some(change)) => {

@@ -167,6 +167,9 @@ pub struct Keyspace {
     pub types: BTreeMap<String, UserType>,
     /// System keyspaces are answered by `system_tables`, not stored.
     pub is_system: bool,
+    /// Created by the server (`system`, `system_schema`, `system_traces`):
+    /// cannot be altered or dropped, nor get tables.
+    pub server_owned: bool,
 }
 
 /// Resolves a parsed type against a keyspace's user types.

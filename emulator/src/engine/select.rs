@@ -402,6 +402,7 @@ pub fn select(
             Rows::from_cells(metadata, result_rows).map_err(|e| invalid(e.to_string()))?,
         ),
         routing,
+        warnings: Vec::new(),
     })
 }
 

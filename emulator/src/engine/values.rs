@@ -321,7 +321,8 @@ fn random_uuid() -> [u8; 16] {
 /// 100ns intervals between 1582-10-15 and 1970-01-01.
 const UUID_EPOCH_OFFSET: i64 = 0x01b2_1dd2_1381_4000;
 
-fn timeuuid(micros: i64) -> [u8; 16] {
+/// A version-1 uuid for a time in microseconds since the epoch.
+pub fn timeuuid(micros: i64) -> [u8; 16] {
     let ts = (micros * 10 + UUID_EPOCH_OFFSET) as u64;
     let mut u = [0u8; 16];
     u[0..4].copy_from_slice(&(ts as u32).to_be_bytes());
