@@ -447,8 +447,8 @@ impl Connection {
                 Ok((self.account(reply), true))
             }
             (stage, request) => Err(format!(
-                "Unexpected message {:?}, expecting {}",
-                request.opcode(),
+                "Unexpected message {}, expecting {}",
+                opcode_name(request.opcode()),
                 match stage {
                     Stage::Initial => "STARTUP or OPTIONS",
                     _ => "AUTH_RESPONSE",
@@ -574,5 +574,28 @@ fn send_error(
     let response = Response::Error(ErrorBody::new(code, message));
     if let Ok(bytes) = encode_response(stream, &response, &Default::default(), compression) {
         let _ = tx.send(bytes);
+    }
+}
+
+/// The protocol specification's name of a request opcode.
+fn opcode_name(opcode: scylla_shard::protocol::Opcode) -> &'static str {
+    use scylla_shard::protocol::Opcode::*;
+    match opcode {
+        Error => "ERROR",
+        Startup => "STARTUP",
+        Ready => "READY",
+        Authenticate => "AUTHENTICATE",
+        Options => "OPTIONS",
+        Supported => "SUPPORTED",
+        Query => "QUERY",
+        Result => "RESULT",
+        Prepare => "PREPARE",
+        Execute => "EXECUTE",
+        Register => "REGISTER",
+        Event => "EVENT",
+        Batch => "BATCH",
+        AuthChallenge => "AUTH_CHALLENGE",
+        AuthResponse => "AUTH_RESPONSE",
+        AuthSuccess => "AUTH_SUCCESS",
     }
 }

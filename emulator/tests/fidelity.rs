@@ -562,3 +562,269 @@ fn traced_requests_get_a_session_in_system_traces() {
     let e = c.query_error("DROP KEYSPACE system_traces", vec![]);
     assert_eq!(e.code, error_code::INVALID);
 }
+
+fn decimal(unscaled: i128, scale: i32) -> CqlValue {
+    CqlValue::Decimal {
+        unscaled: scylla_shard::protocol::value::varint_from_i128(unscaled),
+        scale,
+    }
+}
+
+#[test]
+fn selector_functions_aggregates_and_casts() {
+    let emulator = Emulator::start("127.0.92.7", &[]);
+    let mut c = emulator.client();
+    c.setup(&[
+        "CREATE TABLE ks.m (k int, ck int, v int, d double, de decimal, t text, \
+               ts timestamp, tu timeuuid, dt date, PRIMARY KEY (k, ck))",
+    ]);
+    for (ck, v) in [(1, 10), (2, 20), (3, 35)] {
+        c.query(
+            &format!(
+                "INSERT INTO ks.m (k, ck, v, d, de, t, ts, tu, dt) VALUES (1, {ck}, {v}, {ck}.5, {v}.25, 't{ck}', \
+                 '2011-02-03 04:05:0{ck}+0000', e4b2a250-8b2a-11ee-b9d1-0242ac12000{ck}, '2024-02-2{ck}')"
+            ),
+            vec![],
+        );
+    }
+    c.query("INSERT INTO ks.m (k, ck, v) VALUES (2, 1, 100)", vec![]);
+
+    // Aggregates, named as Scylla names them.
+    let agg = c.query(
+        "SELECT count(*), count(d), min(v), max(t), sum(v), avg(v), sum(d), avg(de), sum(de) FROM ks.m WHERE k = 1",
+        vec![],
+    );
+    assert_eq!(
+        agg.columns,
+        [
+            "count",
+            "system.count(d)",
+            "system.min(v)",
+            "system.max(t)",
+            "system.sum(v)",
+            "system.avg(v)",
+            "system.sum(d)",
+            "system.avg(de)",
+            "system.sum(de)"
+        ]
+    );
+    assert_eq!(
+        agg.rows,
+        vec![vec![
+            Some(CqlValue::BigInt(3)),
+            Some(CqlValue::BigInt(3)),
+            Some(int(10)),
+            Some(text("t3")),
+            Some(int(65)),
+            Some(int(21)),
+            Some(CqlValue::Double(7.5)),
+            Some(decimal(2192, 2)),
+            Some(decimal(6575, 2)),
+        ]]
+    );
+    // Over no rows: counts and sums are 0, min/max null; one row always.
+    let empty = c.query(
+        "SELECT count(*), sum(v), max(v) FROM ks.m WHERE k = 99",
+        vec![],
+    );
+    assert_eq!(
+        empty.rows,
+        vec![vec![Some(CqlValue::BigInt(0)), Some(int(0)), None]]
+    );
+    // Plain columns beside aggregates come from the first row; GROUP BY
+    // gives one row per group.
+    let mixed = c.query("SELECT k, max(v) FROM ks.m WHERE k = 1", vec![]);
+    assert_eq!(mixed.rows, vec![vec![Some(int(1)), Some(int(35))]]);
+    let grouped = c.query("SELECT k, count(*), sum(v) FROM ks.m GROUP BY k", vec![]);
+    let mut groups = grouped.rows.clone();
+    groups.sort_by_key(|r| format!("{:?}", r[0]));
+    assert_eq!(
+        groups,
+        vec![
+            vec![Some(int(1)), Some(CqlValue::BigInt(3)), Some(int(65))],
+            vec![Some(int(2)), Some(CqlValue::BigInt(1)), Some(int(100))],
+        ]
+    );
+    let e = c.query_error("SELECT k, count(*) FROM ks.m GROUP BY ck", vec![]);
+    assert!(
+        e.message.starts_with("Group by currently only support"),
+        "{}",
+        e.message
+    );
+
+    // Time conversions.
+    let times = c.query(
+        "SELECT toUnixTimestamp(ts), toDate(ts), toTimestamp(tu), toUnixTimestamp(tu), toTimestamp(dt), \
+         toDate(tu), tounixtimestamp(dt) FROM ks.m WHERE k = 1 AND ck = 1",
+        vec![],
+    );
+    assert_eq!(times.columns[0], "system.tounixtimestamp(ts)");
+    let tu_ms = 1_700_872_683_686; // e4b2a250-8b2a-11ee: 2023-11-25 00:38:03.686 UTC
+    let row = &times.rows[0];
+    assert_eq!(row[0], Some(CqlValue::BigInt(1_296_705_901_000)));
+    assert_eq!(row[1], Some(CqlValue::Date((1u32 << 31) + 15_008)));
+    assert_eq!(row[2], Some(CqlValue::Timestamp(tu_ms)), "{row:?}");
+    assert_eq!(row[3], Some(CqlValue::BigInt(tu_ms)));
+    assert_eq!(row[4], Some(CqlValue::Timestamp(19_774 * 86_400_000)));
+    assert_eq!(row[5], Some(CqlValue::Date((1u32 << 31) + 19_686)));
+    assert_eq!(row[6], Some(CqlValue::BigInt(19_774 * 86_400_000)));
+
+    // CAST, and functions of casts and aggregates.
+    let casts = c.query(
+        "SELECT CAST(v AS text), cast(v as double), cast(d AS int), cast(ts AS text), cast(de AS text), \
+         cast(max(v) AS bigint) FROM ks.m WHERE k = 1 AND ck = 1",
+        vec![],
+    );
+    assert_eq!(casts.columns[0], "cast(v as text)");
+    assert_eq!(
+        casts.rows[0],
+        vec![
+            Some(text("10")),
+            Some(CqlValue::Double(10.0)),
+            Some(int(1)),
+            Some(text("2011-02-03T04:05:01.000Z")),
+            Some(text("10.25")),
+            Some(CqlValue::BigInt(10)),
+        ]
+    );
+    let e = c.query_error("SELECT cast(ts AS int) FROM ks.m WHERE k = 1", vec![]);
+    assert_eq!(e.message, "timestamp cannot be cast to int");
+    // Blob conversions and aliases.
+    let blobs = c.query(
+        "SELECT intAsBlob(v) AS b, blobAsInt(intAsBlob(v)) FROM ks.m WHERE k = 2",
+        vec![],
+    );
+    assert_eq!(
+        blobs.columns,
+        ["b", "system.blobasint(system.intasblob(v))"]
+    );
+    assert_eq!(
+        blobs.rows[0],
+        vec![Some(CqlValue::Blob(vec![0, 0, 0, 100])), Some(int(100))]
+    );
+    // Unknown functions and wrong arguments are refused in CQL terms.
+    let e = c.query_error("SELECT nosuchfn(v) FROM ks.m", vec![]);
+    assert_eq!(e.message, "Unknown function 'nosuchfn'");
+    let e = c.query_error("SELECT sum(t) FROM ks.m", vec![]);
+    assert!(
+        e.message.contains("none of its type signatures match"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn json_in_and_out() {
+    let emulator = Emulator::start("127.0.92.8", &[]);
+    let mut c = emulator.client();
+    c.setup(&[
+        "CREATE TYPE ks.addr (street text, zip int)",
+        "CREATE TABLE ks.j (k int PRIMARY KEY, \"Mixed\" text, l list<int>, s set<text>, \
+         m map<int, text>, ts timestamp, b blob, u uuid, a frozen<addr>, d double, n int)",
+    ]);
+    c.query(
+        r#"INSERT INTO ks.j JSON '{"k": 1, "\"Mixed\"": "x\"y", "l": [3, 1], "s": ["b", "a", "b"], "m": {"2": "two", "1": "one"}, "ts": "2011-02-03 04:05:00.000Z", "b": "0xcafe", "u": "550e8400-e29b-41d4-a716-446655440000", "a": {"street": "Main", "zip": 7}, "d": 1.5}'"#,
+        vec![],
+    );
+    let json = c.query("SELECT JSON * FROM ks.j WHERE k = 1", vec![]);
+    assert_eq!(json.columns, ["[json]"]);
+    assert_eq!(
+        json.single(),
+        Some(text(
+            r#"{"k": 1, "\"Mixed\"": "x\"y", "a": {"street": "Main", "zip": 7}, "b": "0xcafe", "d": 1.5, "l": [3, 1], "m": {"1": "one", "2": "two"}, "n": null, "s": ["a", "b"], "ts": "2011-02-03 04:05:00.000Z", "u": "550e8400-e29b-41d4-a716-446655440000"}"#
+        ))
+    );
+    let to_json = c.query(
+        "SELECT toJson(m), toJson(a), toJson(k) FROM ks.j WHERE k = 1",
+        vec![],
+    );
+    assert_eq!(to_json.columns[0], "system.tojson(m)");
+    assert_eq!(
+        to_json.rows[0],
+        vec![
+            Some(text(r#"{"1": "one", "2": "two"}"#)),
+            Some(text(r#"{"street": "Main", "zip": 7}"#)),
+            Some(text("1")),
+        ]
+    );
+    let named = c.query("SELECT JSON k, max(n) AS top FROM ks.j WHERE k = 1", vec![]);
+    assert_eq!(named.single(), Some(text(r#"{"k": 1, "top": null}"#)));
+    // Omitted columns become null, unless DEFAULT UNSET; bound JSON works.
+    c.query("UPDATE ks.j SET n = 5 WHERE k = 1", vec![]);
+    c.query(
+        r#"INSERT INTO ks.j JSON '{"k": 1, "d": 2.5}' DEFAULT UNSET"#,
+        vec![],
+    );
+    let kept = c.query("SELECT n, d FROM ks.j WHERE k = 1", vec![]);
+    assert_eq!(
+        kept.rows[0],
+        vec![Some(int(5)), Some(CqlValue::Double(2.5))]
+    );
+    let prepared = c.prepare("INSERT INTO ks.j JSON ?");
+    c.execute(&prepared.id, vec![bound(text(r#"{"k": 1, "d": 3.5}"#))]);
+    let replaced = c.query("SELECT n, d, l FROM ks.j WHERE k = 1", vec![]);
+    assert_eq!(
+        replaced.rows[0],
+        vec![None, Some(CqlValue::Double(3.5)), None]
+    );
+    // fromJson in VALUES and SET.
+    c.query(
+        "INSERT INTO ks.j (k, s) VALUES (2, fromJson('[\"z\", \"y\"]'))",
+        vec![],
+    );
+    c.query(
+        "UPDATE ks.j SET m = fromJson('{\"9\": \"nine\"}') WHERE k = 2",
+        vec![],
+    );
+    let from = c.query("SELECT s, m FROM ks.j WHERE k = 2", vec![]);
+    assert_eq!(
+        from.rows[0],
+        vec![
+            Some(set(vec![text("y"), text("z")])),
+            Some(map(vec![(int(9), text("nine"))])),
+        ]
+    );
+    // Errors name the problem.
+    let e = c.query_error(r#"INSERT INTO ks.j JSON '{"k": 3, "nope": 1}'"#, vec![]);
+    assert_eq!(
+        e.message,
+        "JSON values map contains unrecognized column: nope"
+    );
+    let e = c.query_error(r#"INSERT INTO ks.j JSON '{"d": 1}'"#, vec![]);
+    assert_eq!(e.message, "Missing mandatory PRIMARY KEY part k");
+    let e = c.query_error("INSERT INTO ks.j JSON '{\"k\": 1,'", vec![]);
+    assert!(
+        e.message.starts_with("Could not decode JSON string"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn unsupported_syntax_is_reported_in_cql_terms() {
+    let emulator = Emulator::start("127.0.92.9", &[]);
+    let mut c = emulator.client();
+    c.setup(&["CREATE TABLE ks.u (k int PRIMARY KEY, m map<text, int>, v int)"]);
+    for (query, fragment) in [
+        ("SELECT ks.myfn(v) FROM ks.u", "ks.myfn"),
+        (
+            "SELECT * FROM ks.u WHERE m['a'] = 1 ALLOW FILTERING",
+            "m['a'] = 1",
+        ),
+        (
+            "SELECT * FROM ks.u WHERE v IS NOT NULL ALLOW FILTERING",
+            "v IS NOT NULL",
+        ),
+    ] {
+        let e = c.query_error(query, vec![]);
+        assert_eq!(e.code, error_code::INVALID, "{query}");
+        assert!(e.message.contains(fragment), "{query}: {}", e.message);
+        for debug in ["QualifiedName", "Selector", "Term::", "Literal(", "{ "] {
+            assert!(
+                !e.message.contains(debug),
+                "{query}: Rust debug output: {}",
+                e.message
+            );
+        }
+    }
+}

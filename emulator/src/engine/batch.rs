@@ -10,7 +10,7 @@ use scylla_shard::protocol::request::{self, Batch, BatchStatementKind};
 use scylla_shard::protocol::response::ResultBody;
 
 use super::bind::is_conditional;
-use super::dml::{apply, write_timestamp, Target};
+use super::dml::{apply, expand_insert_json, write_timestamp, Target};
 use super::error::{invalid, EngineError};
 use super::lwt::{batch_cas_columns, cas_result, check_condition, refuse_custom_timestamp};
 use super::values::{eval, now_micros, Binds, Cell};
@@ -88,6 +88,28 @@ fn run_batch(
     timestamp: i64,
     logged: bool,
 ) -> Result<Outcome, EngineError> {
+    // INSERT JSON statements run as the INSERTs they stand for.
+    let expanded = parts
+        .iter()
+        .map(|(statement, binds)| match statement {
+            Statement::InsertJson(insert) => expand_insert_json(ctx, insert, binds)
+                .map(|(insert, values)| Some((Statement::Insert(insert), values))),
+            _ => Ok(None),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let expanded_binds: Vec<Option<Binds<'_>>> = expanded
+        .iter()
+        .map(|e| e.as_ref().map(|(_, values)| Binds { values }))
+        .collect();
+    let parts: Vec<(&Statement, &Binds<'_>)> = parts
+        .iter()
+        .zip(expanded.iter().zip(&expanded_binds))
+        .map(|(&(statement, binds), expansion)| match expansion {
+            (Some((insert, _)), Some(values)) => (insert, values),
+            _ => (statement, binds),
+        })
+        .collect();
+    let parts = &parts[..];
     let mut targets = Vec::with_capacity(parts.len());
     for (statement, binds) in parts {
         targets.push(Target::resolve(ctx, statement, binds)?);

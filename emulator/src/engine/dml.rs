@@ -3,13 +3,18 @@
 
 use std::sync::Arc;
 
-use cql_parser::ast::{Assignment, Delete, DeleteTarget, Insert, Statement, Update, UsingClause};
+use cql_parser::ast::{
+    Assignment, BindMarker, Delete, DeleteTarget, Insert, InsertJson, Statement, Term, Update,
+    UsingClause,
+};
+use scylla_shard::protocol::request::Value;
 use scylla_shard::protocol::response::ResultBody;
 use scylla_shard::protocol::types::ColumnType;
 use scylla_shard::protocol::value::CqlValue;
 
 use super::bind::is_conditional;
 use super::error::{invalid, EngineError};
+use super::json;
 use super::lwt::{cas_columns, cas_result, check_condition, refuse_custom_timestamp};
 use super::restrictions::{analyze, matches, Filter};
 use super::routing::{judge, RoutingFacts};
@@ -21,12 +26,16 @@ use super::values::{
 };
 use super::{ExecContext, Outcome};
 
-/// Runs one INSERT, UPDATE or DELETE.
+/// Runs one INSERT, UPDATE or DELETE (INSERT JSON as the INSERT it means).
 pub fn modify(
     ctx: &ExecContext<'_>,
     statement: &Statement,
     binds: &Binds<'_>,
 ) -> Result<Outcome, EngineError> {
+    if let Statement::InsertJson(insert) = statement {
+        let (insert, values) = expand_insert_json(ctx, insert, binds)?;
+        return modify(ctx, &Statement::Insert(insert), &Binds { values: &values });
+    }
     let target = Target::resolve(ctx, statement, binds)?;
     let routing = match &target.partitions[..] {
         [(_, key)] => Some(judge(ctx, &target.table, routing_key(key).0)),
@@ -50,6 +59,78 @@ pub fn modify(
         routing: routing.map(|r: RoutingFacts| r),
         warnings: Vec::new(),
     })
+}
+
+/// `INSERT INTO t JSON '{...}'` as the `INSERT INTO t (every column)
+/// VALUES (...)` it stands for: the document's values are appended to the
+/// request's bound values and referenced by markers. Columns the document
+/// omits are null, or left alone with `DEFAULT UNSET`.
+pub fn expand_insert_json(
+    ctx: &ExecContext<'_>,
+    insert: &InsertJson,
+    binds: &Binds<'_>,
+) -> Result<(Insert, Vec<Value>), EngineError> {
+    let (table, _) = ctx.db.table(ctx.keyspace, &insert.table)?;
+    let schema = &table.schema;
+    let document = match to_value(&insert.json, &ColumnType::Text, binds)? {
+        Some(CqlValue::Text(text)) => json::parse(&text)?,
+        _ => return Err(invalid("Got null for INSERT JSON values")),
+    };
+    let json::Json::Object(members) = document else {
+        return Err(invalid("JSON values map must be a JSON object"));
+    };
+    let mut by_column: Vec<Option<&json::Json>> = vec![None; schema.columns.len()];
+    for (key, value) in &members {
+        // Quoted keys are case-sensitive, as quoted identifiers are.
+        let name = match key.strip_prefix('"').and_then(|k| k.strip_suffix('"')) {
+            Some(exact) => exact.to_owned(),
+            None => key.to_lowercase(),
+        };
+        let index = *schema.by_name.get(&name).ok_or_else(|| {
+            invalid(format!(
+                "JSON values map contains unrecognized column: {key}"
+            ))
+        })?;
+        by_column[index] = Some(value);
+    }
+    let mut values = binds.values.to_vec();
+    let mut columns = Vec::with_capacity(schema.columns.len());
+    let mut terms = Vec::with_capacity(schema.columns.len());
+    for (column, json) in schema.columns.iter().zip(by_column) {
+        let value = match json
+            .map(|j| json::from_json(&column.ty, j))
+            .transpose()?
+            .flatten()
+        {
+            Some(v) => Value::Set(v.to_bytes().map_err(|e| invalid(e.to_string()))?),
+            None if matches!(
+                column.kind,
+                ColumnKind::PartitionKey | ColumnKind::Clustering
+            ) =>
+            {
+                return Err(invalid(format!(
+                    "Missing mandatory PRIMARY KEY part {}",
+                    column.name
+                )))
+            }
+            None if json.is_none() && insert.default_unset => Value::Unset,
+            None => Value::Null,
+        };
+        columns.push(column.name.clone());
+        terms.push(Term::BindMarker(BindMarker {
+            index: values.len(),
+            name: None,
+        }));
+        values.push(value);
+    }
+    let expanded = Insert {
+        table: insert.table.clone(),
+        columns,
+        values: terms,
+        if_not_exists: insert.if_not_exists,
+        using: insert.using.clone(),
+    };
+    Ok((expanded, values))
 }
 
 /// The table and partitions a modification touches.

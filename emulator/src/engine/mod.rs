@@ -8,14 +8,18 @@ mod bind;
 mod ddl;
 mod dml;
 mod error;
+mod functions;
+mod json;
 mod lwt;
 mod restrictions;
 mod routing;
 pub mod schema;
 mod select;
+mod selection;
 mod storage;
 mod system_tables;
 pub mod tablets;
+mod text;
 pub mod traces;
 pub(crate) mod values;
 
@@ -370,9 +374,10 @@ impl Database {
             Statement::Select(select) => {
                 Reply::from_outcome(select::select(&context, select, &binds, params))
             }
-            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
-                Reply::from_outcome(dml::modify(&context, statement, &binds))
-            }
+            Statement::Insert(_)
+            | Statement::InsertJson(_)
+            | Statement::Update(_)
+            | Statement::Delete(_) => Reply::from_outcome(dml::modify(&context, statement, &binds)),
             Statement::Batch(batch) => {
                 Reply::from_outcome(batch::text_batch(&context, batch, &binds))
             }

@@ -272,6 +272,12 @@ fn function(
                 _ => return Ok(None),
             }
         }
+        ("fromjson", _) if args.len() == 1 => match to_value(&args[0], &ColumnType::Text, binds)? {
+            Some(CqlValue::Text(text)) => {
+                return super::json::from_json(ty, &super::json::parse(&text)?)
+            }
+            _ => return Ok(None),
+        },
         ("textasblob", ColumnType::Blob) if args.len() == 1 => {
             match to_value(&args[0], &ColumnType::Text, binds)? {
                 Some(CqlValue::Text(s)) => CqlValue::Blob(s.into_bytes()),
@@ -309,7 +315,7 @@ fn random_u64() -> u64 {
     h.finish()
 }
 
-fn random_uuid() -> [u8; 16] {
+pub fn random_uuid() -> [u8; 16] {
     let mut u = [0u8; 16];
     u[..8].copy_from_slice(&random_u64().to_be_bytes());
     u[8..].copy_from_slice(&random_u64().to_be_bytes());
@@ -340,8 +346,54 @@ fn timeuuid_timestamp(u: &[u8; 16]) -> u64 {
     (high << 48) | (mid << 32) | low
 }
 
-fn timeuuid_micros(u: &[u8; 16]) -> i64 {
+pub fn timeuuid_micros(u: &[u8; 16]) -> i64 {
     (timeuuid_timestamp(u) as i64 - UUID_EPOCH_OFFSET) / 10
+}
+
+/// Parses `text` as a value of a native type written the way CQL writes it
+/// (`'...'` contents for strings, dates and uuids, digits for numbers,
+/// `0x..` for blobs, `1h30m` for durations); None when it does not fit.
+pub fn literal_from_text(ty: &ColumnType, text: &str) -> Option<CqlValue> {
+    let text = text.trim();
+    let lit = match ty {
+        ColumnType::Text
+        | ColumnType::Ascii
+        | ColumnType::Timestamp
+        | ColumnType::Date
+        | ColumnType::Time
+        | ColumnType::Inet
+        | ColumnType::Uuid
+        | ColumnType::Timeuuid => Literal::String(text.to_owned()),
+        ColumnType::Boolean => match text.to_ascii_lowercase().as_str() {
+            "true" => Literal::Boolean(true),
+            "false" => Literal::Boolean(false),
+            _ => return None,
+        },
+        ColumnType::Blob => {
+            let hex = text
+                .strip_prefix("0x")
+                .or_else(|| text.strip_prefix("0X"))?;
+            if hex.len() % 2 != 0 {
+                return None;
+            }
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+                .collect::<Option<Vec<u8>>>()?;
+            Literal::Blob(bytes)
+        }
+        ColumnType::Duration => match cql_parser::parse_term(text).ok()? {
+            Term::Literal(lit @ Literal::Duration(_)) => lit,
+            _ => return None,
+        },
+        _ if text.contains(['.', 'e', 'E'])
+            || parse_float(text).is_some_and(|f| !f.is_finite()) =>
+        {
+            Literal::Float(text.to_owned())
+        }
+        _ => Literal::Integer(text.strip_prefix('+').unwrap_or(text).to_owned()),
+    };
+    literal(&lit, ty)
 }
 
 /// Converts a literal to a value of `ty`, or None when it does not fit.
