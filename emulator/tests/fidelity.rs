@@ -265,6 +265,7 @@ fn conditional_statements_return_applied_and_the_row_every_time() {
                     vec![],
                 ),
                 ("INSERT INTO ks.l (k, ck, v) VALUES (1, 2, 'new')", vec![]),
+                ("UPDATE ks.l SET v = 'u' WHERE k = 1 AND ck = 1", vec![]),
             ],
         )
         .expect("conditional batch");
@@ -280,6 +281,14 @@ fn conditional_statements_return_applied_and_the_row_every_time() {
                 Some(int(10))
             ],
             vec![Some(CqlValue::Boolean(true)), None, None, None],
+            // A statement without a condition adds no columns, but reports
+            // the row it addresses.
+            vec![
+                Some(CqlValue::Boolean(true)),
+                Some(int(1)),
+                Some(int(1)),
+                Some(int(10))
+            ],
         ]
     );
     let e = c.query_error(

@@ -3,7 +3,7 @@
 //! row's columns, with the same metadata whether the statement applied or
 //! not (so PREPARED can announce it).
 
-use cql_parser::ast::{Condition, ConditionTarget, Delete, Operator, Predicate, Statement};
+use cql_parser::ast::{Condition, ConditionTarget, Delete, Operator, Predicate, Statement, Update};
 use scylla_shard::protocol::response::{ColumnSpec, ResultBody, ResultMetadata, Rows};
 use scylla_shard::protocol::types::ColumnType;
 
@@ -30,16 +30,20 @@ pub struct CasOutcome {
 /// order: every column for `IF EXISTS` / `IF NOT EXISTS`, otherwise the
 /// columns its conditions test. Non-conditional statements report none.
 pub fn cas_columns(schema: &TableSchema, statement: &Statement) -> Vec<usize> {
-    let conditions = match statement {
-        Statement::Insert(insert) if insert.if_not_exists => None,
-        Statement::InsertJson(insert) if insert.if_not_exists => None,
-        Statement::Update(u) => u.condition.as_ref(),
-        Statement::Delete(d) => d.condition.as_ref(),
+    let condition = match statement {
+        Statement::Insert(insert) if insert.if_not_exists => &Condition::Exists,
+        Statement::InsertJson(insert) if insert.if_not_exists => &Condition::Exists,
+        Statement::Update(Update {
+            condition: Some(c), ..
+        })
+        | Statement::Delete(Delete {
+            condition: Some(c), ..
+        }) => c,
         _ => return Vec::new(),
     };
-    match conditions {
-        None | Some(Condition::Exists) => (0..schema.columns.len()).collect(),
-        Some(Condition::Columns(conditions)) => {
+    match condition {
+        Condition::Exists => (0..schema.columns.len()).collect(),
+        Condition::Columns(conditions) => {
             let mut tested: Vec<usize> = conditions
                 .iter()
                 .filter_map(|c| {
