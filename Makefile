@@ -1,6 +1,7 @@
 # libscylla_shard: the user's entry points.
 #   make demo   build, start an emulated cluster, run the example, print routing counters
 #   make test   install test dependencies, then lint and run every test
+#               (Rust, Python and Node.js drivers, C)
 SHELL := /bin/bash
 CARGO ?= cargo
 # Reproducible builds: no path of the build machine in the binaries (the
@@ -17,7 +18,7 @@ RELEASE_DIR := target/release
 EMULATOR := $(RELEASE_DIR)/scylla-emulator
 SCYLLA_PEER := $(RELEASE_DIR)/scylla-peer
 
-.PHONY: all build build-peer venv demo test lint rust-test conformance clean \
+.PHONY: all build build-peer venv demo test lint rust-test conformance node-conformance clean \
 	header c-header-check abi-check c-symbols symbols lib static-lib uninstall c-lib c-examples c-test c-install-test c-check install \
 	c-deps
 
@@ -55,7 +56,20 @@ conformance: build build-peer venv
 		$(PYTHON) -m pytest -q tests/python
 	$(PYTHON) -m pytest -q benches/tests
 
-test: lint rust-test conformance c-check packaging-check
+# The Node.js driver (cassandra-driver, pinned with its lock file) against
+# the emulator, through node's own test runner. Node and npm come from the
+# distribution when missing; the packages go to tests/node/node_modules.
+NODE_DIR := tests/node
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+		{ echo "installing nodejs npm"; apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+node-conformance: build $(NODE_DIR)/node_modules/.installed
+	cd $(NODE_DIR) && SCYLLA_EMULATOR=$(abspath $(EMULATOR)) node --test --test-concurrency=1 .
+
+test: lint rust-test conformance node-conformance c-check packaging-check
 
 clean:
 	$(CARGO) clean
