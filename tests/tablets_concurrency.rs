@@ -44,9 +44,26 @@ fn insert(prepared: &Arc<Prepared>, k: i32) -> Statement {
 struct Pass {
     routing: Routing,
     touched: usize,
+    /// Touched tablets the map had no entry for when the pass started.
+    unknown: usize,
     held: u64,
+    // Printed with a failure, to tell learning from guessing.
+    #[allow(dead_code)]
     probes: u64,
+    #[allow(dead_code)]
     payloads: u64,
+}
+
+impl Pass {
+    /// Misroutes within twice the tablets the pass had to learn (a blind
+    /// request that happened to reach a replica teaches nothing, so a
+    /// touched tablet can stay unknown until a later pass misses it).
+    fn assert_bound(&self, label: &str) {
+        assert!(
+            self.routing.misrouted() <= 2.0 * self.unknown as f64,
+            "{label}: {self:?}"
+        );
+    }
 }
 
 /// Writes keys `first..first + count`, `concurrency` requests in flight
@@ -59,6 +76,7 @@ async fn pass(
     first: i32,
     count: usize,
     concurrency: usize,
+    unknown: usize,
 ) -> Pass {
     let touched: HashSet<usize> = (first..first + count as i32)
         .map(|k| tablet_of(k, tablets))
@@ -97,6 +115,7 @@ async fn pass(
     Pass {
         routing,
         touched: touched.len(),
+        unknown: unknown.min(touched.len()),
         held: stats.requests_held - stats_before.requests_held,
         probes: stats.probes - stats_before.probes,
         payloads: stats.payloads_received - stats_before.payloads_received,
@@ -132,21 +151,31 @@ async fn scenario(
     let count = pass_size(concurrency);
     let label = format!("{tablets} tablets, RF {rf}, {concurrency} in flight");
 
-    let learn = pass(emulator, session, &prepared, tablets, 0, count, concurrency).await;
-    assert!(
-        learn.routing.misrouted() <= 2.0 * learn.touched as f64,
-        "{label}, unknown tablets: {learn:?}"
-    );
-    let known = pass(emulator, session, &prepared, tablets, 0, count, concurrency).await;
-    assert_eq!(
-        known.routing.misrouted(),
-        0.0,
-        "{label}, learned: {known:?}"
-    );
-    assert_eq!(
-        known.held, 0,
-        "{label}: known tablets never wait: {known:?}"
-    );
+    let entries_before = session.metrics().tablets.tablets;
+    let unknown = |session: &Session| tablets + entries_before - session.metrics().tablets.tablets;
+    let pass_from = |first: i32, unknown: usize| {
+        pass(
+            emulator,
+            session,
+            &prepared,
+            tablets,
+            first,
+            count,
+            concurrency,
+            unknown,
+        )
+    };
+
+    let learn = pass_from(0, tablets).await;
+    learn.assert_bound(&format!("{label}, unknown tablets"));
+    let known = pass_from(0, unknown(session)).await;
+    known.assert_bound(&format!("{label}, learned"));
+    if known.unknown == 0 {
+        assert_eq!(
+            known.held, 0,
+            "{label}: known tablets never wait: {known:?}"
+        );
+    }
 
     emulator.admin(0, "/admin/tablets/shuffle");
     // Nothing tells a client that tablets moved: entries stay trusted
@@ -157,31 +186,33 @@ async fn scenario(
         session.metrics().tablets.trusted == 0
     })
     .await;
-    let moved = pass(
-        emulator,
-        session,
-        &prepared,
-        tablets,
-        count as i32,
-        count,
-        concurrency,
-    )
-    .await;
-    assert!(
-        moved.routing.misrouted() <= 2.0 * moved.touched as f64,
-        "{label}, after a shuffle: {moved:?}"
-    );
+    // Every touched tablet may have moved.
+    let moved = pass_from(count as i32, tablets).await;
+    moved.assert_bound(&format!("{label}, after a shuffle"));
     assert!(
         moved.routing.misrouted() > 0.0,
         "{label}: the shuffle moved tablets: {moved:?}"
     );
-    let again = pass(emulator, session, &prepared, tablets, 0, count, concurrency).await;
-    assert_eq!(
-        again.routing.misrouted(),
-        0.0,
-        "{label}, relearned: {again:?}"
+    // Entries learned while the layout was changing stay in doubt until a
+    // request sent after the doubt confirms them: a pass may still probe
+    // (never misroute) before requests to every tablet go straight.
+    let mut again = Vec::new();
+    for _ in 0..3 {
+        let pass = pass_from(0, unknown(session)).await;
+        pass.assert_bound(&format!("{label}, relearning"));
+        let settled = pass.held == 0 && pass.routing.misrouted() == 0.0;
+        again.push(pass);
+        if settled {
+            break;
+        }
+    }
+    assert!(
+        again
+            .last()
+            .is_some_and(|p| p.held == 0 && p.routing.misrouted() == 0.0),
+        "{label}: settled within 3 passes after the shuffle: {again:?}"
     );
-    eprintln!("{label}: learn {learn:?}; after shuffle {moved:?}");
+    eprintln!("{label}: learn {learn:?}; after shuffle {moved:?}; then {again:?}");
 }
 
 async fn scenarios(tablets: usize, rf: usize) {
