@@ -8,7 +8,7 @@
 //! for a token the map cannot route (no entry, or an unconfirmed one)
 //! becomes the *probe* of the region around its token, unless a probe of
 //! that region is already in flight; then it waits for that probe's
-//! answer, at most [`TabletLearning::hold_limit`] (about four of the
+//! answer, at most [`TabletLearning::hold_limit`] (about eight of the
 //! probes' recent round trips, within its own deadline), and routes by
 //! what the map says afterwards. A region is the gap between known
 //! entries, narrowed to one tablet once an entry shows Scylla's layout
@@ -32,8 +32,11 @@ use super::tablets::Region;
 
 /// Requests one probe may hold back; beyond, they go out unheld.
 const MAX_WAITERS: usize = 4096;
-/// Shortest and longest hold, whatever the round trips.
-const HOLD_MIN: Duration = Duration::from_millis(20);
+/// Shortest and longest hold, whatever the round trips. The floor is
+/// generous because a burst queues its probes behind the requests ahead
+/// of them (a busy host stretches one round trip many times over), and a
+/// waiter is usually woken by the answer long before it.
+const HOLD_MIN: Duration = Duration::from_millis(100);
 const HOLD_MAX: Duration = Duration::from_millis(500);
 /// Hold before any probe completed (no round trip known yet).
 const HOLD_INITIAL: Duration = Duration::from_millis(200);
@@ -155,12 +158,12 @@ impl TabletLearning {
         })
     }
 
-    /// How long a request may wait for a probe: four smoothed probe round
+    /// How long a request may wait for a probe: eight smoothed probe round
     /// trips, within [`HOLD_MIN`, `HOLD_MAX`].
     pub fn hold_limit(&self) -> Duration {
         match self.rtt_us.load(Ordering::Relaxed) {
             0 => HOLD_INITIAL,
-            us => Duration::from_micros(us.saturating_mul(4)).clamp(HOLD_MIN, HOLD_MAX),
+            us => Duration::from_micros(us.saturating_mul(8)).clamp(HOLD_MIN, HOLD_MAX),
         }
     }
 
@@ -244,7 +247,7 @@ mod tests {
         learning.rtt_us.store(1_000, Ordering::Relaxed);
         assert_eq!(learning.hold_limit(), HOLD_MIN);
         learning.rtt_us.store(50_000, Ordering::Relaxed);
-        assert_eq!(learning.hold_limit(), Duration::from_millis(200));
+        assert_eq!(learning.hold_limit(), Duration::from_millis(400));
         learning.rtt_us.store(10_000_000, Ordering::Relaxed);
         assert_eq!(learning.hold_limit(), HOLD_MAX);
     }
