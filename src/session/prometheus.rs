@@ -148,12 +148,12 @@ fn render(m: &SessionMetrics) -> String {
         opened.sample(&format!("{l},port=\"regular\""), node.pool.opened_regular);
     }
     let fallbacks = out.family(
-        "shard_aware_fallbacks_total",
+        "shard_aware_failures_total",
         "counter",
-        "Shard-aware port attempts replaced by the regular port.",
+        "Shard-aware port attempts that could not connect.",
     );
     for (node, l) in nodes() {
-        fallbacks.sample(l, node.pool.shard_aware_fallbacks);
+        fallbacks.sample(l, node.pool.shard_aware_failures);
     }
     let nat = out.family(
         "nat_detections_total",
