@@ -43,6 +43,8 @@ fn insert(prepared: &Arc<Prepared>, k: i32) -> Statement {
 #[derive(Debug)]
 struct Pass {
     routing: Routing,
+    // Printed with a failure.
+    #[allow(dead_code)]
     touched: usize,
     /// Touched tablets the map had no entry for when the pass started.
     unknown: usize,
@@ -68,6 +70,7 @@ impl Pass {
 
 /// Writes keys `first..first + count`, `concurrency` requests in flight
 /// from the start (every worker's first request leaves at once).
+#[allow(clippy::too_many_arguments)] // one call site, through `pass_from`
 async fn pass(
     emulator: &Emulator,
     session: &Session,
