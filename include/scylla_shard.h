@@ -1467,6 +1467,25 @@ sshard_status sshard_queue_fd(const struct sshard_queue *queue, int32_t *fd);
 sshard_status sshard_queue_pending(const struct sshard_queue *queue, size_t *count);
 
 /**
+ * Makes the queue also signal through a Unix-domain stream socket that it
+ * listens on at `path` (a file system path that must not exist yet, at most
+ * 107 bytes), for event loops that can connect to a socket but cannot wait
+ * on a descriptor they did not open (OpenResty's cosockets): each time the
+ * queue goes from empty to non-empty, one byte is written to every client
+ * connected to it. A byte says "events may be waiting", never how many:
+ * read whatever bytes are there, then poll until the queue is empty (only
+ * an empty queue sends the next byte). A client that connects while events
+ * are already waiting gets its first byte at the next transition, so it
+ * polls once after connecting. Writing never blocks; clients are accepted
+ * by the writes themselves (at most 64). The file gets mode 0600 and is
+ * removed when the queue goes; choose a path in a directory only the
+ * process's user can write. One socket per queue: a second call is
+ * `SSHARD_STATUS_WRONG_STATE`; a path that exists or cannot be bound is
+ * `SSHARD_STATUS_INVALID_ARGUMENT` (the message says why).
+ */
+sshard_status sshard_queue_notify_socket(const struct sshard_queue *queue, const char *path, size_t path_len);
+
+/**
  * Releases the caller's reference (NULL: no-op). Views obtained from the
  * result become invalid when the last reference goes.
  */
@@ -1559,6 +1578,15 @@ sshard_status sshard_result_shard(const struct sshard_result *result, uint32_t *
  * the result); `NOT_PRESENT` otherwise.
  */
 sshard_status sshard_result_keyspace(const struct sshard_result *result, const char **keyspace, size_t *keyspace_len);
+
+/**
+ * What a DDL statement changed, as the server's SCHEMA_CHANGE result says:
+ * `change` (`CREATED`, `UPDATED` or `DROPPED`), `target` (`KEYSPACE`,
+ * `TABLE`, `TYPE`, `FUNCTION` or `AGGREGATE`), `keyspace`, and `name` (the
+ * table, type, function or aggregate; empty for a keyspace), each borrowed
+ * (valid as long as the result). `NOT_PRESENT` for other results.
+ */
+sshard_status sshard_result_schema_change(const struct sshard_result *result, const char **change, size_t *change_len, const char **target, size_t *target_len, const char **keyspace, size_t *keyspace_len, const char **name, size_t *name_len);
 
 /**
  * The number of warnings the server attached to the response.

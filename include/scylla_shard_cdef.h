@@ -492,6 +492,8 @@ sshard_status sshard_queue_fd(const struct sshard_queue *queue, int32_t *fd);
 
 sshard_status sshard_queue_pending(const struct sshard_queue *queue, size_t *count);
 
+sshard_status sshard_queue_notify_socket(const struct sshard_queue *queue, const char *path, size_t path_len);
+
 sshard_status sshard_result_free(const struct sshard_result *result);
 
 sshard_status sshard_result_row_count(const struct sshard_result *result, size_t *count);
@@ -525,6 +527,8 @@ sshard_status sshard_result_coordinator(const struct sshard_result *result, cons
 sshard_status sshard_result_shard(const struct sshard_result *result, uint32_t *shard);
 
 sshard_status sshard_result_keyspace(const struct sshard_result *result, const char **keyspace, size_t *keyspace_len);
+
+sshard_status sshard_result_schema_change(const struct sshard_result *result, const char **change, size_t *change_len, const char **target, size_t *target_len, const char **keyspace, size_t *keyspace_len, const char **name, size_t *name_len);
 
 sshard_status sshard_result_warning_count(const struct sshard_result *result, size_t *count);
 

@@ -12,6 +12,7 @@ use super::status::{
 };
 use super::view::sshard_value;
 use crate::protocol::bind::name_matches;
+use crate::protocol::response::SchemaChange;
 use crate::protocol::{ColumnSpec, ColumnType};
 use crate::runtime;
 use crate::session::{Prepared, QueryResult, Statement};
@@ -113,6 +114,7 @@ pub struct sshard_result {
     coordinator_text: std::sync::OnceLock<String>,
     shard: Option<u16>,
     keyspace: Option<String>,
+    schema_change: Option<SchemaChange>,
     warnings: Vec<String>,
     tracing_id: Option<[u8; 16]>,
     /// The statement that produced the result, with the paging state when
@@ -213,6 +215,7 @@ impl sshard_result {
             coordinator_text: std::sync::OnceLock::new(),
             shard: result.shard,
             keyspace: result.keyspace,
+            schema_change: result.schema_change,
             warnings: result.warnings,
             tracing_id: result.tracing_id,
             statement,
@@ -557,6 +560,49 @@ pub unsafe extern "C" fn sshard_result_keyspace(
         })?;
         p.write(k.as_ptr().cast());
         n.write(k.len());
+        Ok(())
+    }
+}
+
+/// What a DDL statement changed, as the server's SCHEMA_CHANGE result says:
+/// `change` (`CREATED`, `UPDATED` or `DROPPED`), `target` (`KEYSPACE`,
+/// `TABLE`, `TYPE`, `FUNCTION` or `AGGREGATE`), `keyspace`, and `name` (the
+/// table, type, function or aggregate; empty for a keyspace), each borrowed
+/// (valid as long as the result). `NOT_PRESENT` for other results.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_schema_change(
+    result: *const sshard_result,
+    change: *mut *const c_char,
+    change_len: *mut usize,
+    target: *mut *const c_char,
+    target_len: *mut usize,
+    keyspace: *mut *const c_char,
+    keyspace_len: *mut usize,
+    name: *mut *const c_char,
+    name_len: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        let outs = [
+            (out_arg(change, "change")?, out_arg(change_len, "change_len")?),
+            (out_arg(target, "target")?, out_arg(target_len, "target_len")?),
+            (out_arg(keyspace, "keyspace")?, out_arg(keyspace_len, "keyspace_len")?),
+            (out_arg(name, "name")?, out_arg(name_len, "name_len")?),
+        ];
+        let c = r.schema_change.as_ref().ok_or_else(|| {
+            Fail::new(SSHARD_STATUS_NOT_PRESENT, "the result is not a schema change")
+        })?;
+        let texts = [
+            c.change.as_str(),
+            c.target.as_str(),
+            c.keyspace.as_str(),
+            c.name.as_deref().unwrap_or(""),
+        ];
+        for ((p, n), text) in outs.into_iter().zip(texts) {
+            p.write(text.as_ptr().cast());
+            n.write(text.len());
+        }
         Ok(())
     }
 }
