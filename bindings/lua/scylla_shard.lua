@@ -196,6 +196,8 @@ local Q = {
   ptr = nil,
   pid = nil,
   pending = setmetatable({}, { __mode = "v" }),
+  held = {}, -- futures with a callback: kept until they complete
+
   outstanding = 0, -- events still to come (held futures or not)
   next_token = 1,
   events = nil,
@@ -222,7 +224,7 @@ end
 local function reset_queue()
   if Q.ptr then ffi_gc(Q.ptr, nil) end -- the parent's: leaked by the library
   local orphans = Q.pending
-  Q.ptr, Q.pid, Q.outstanding = nil, nil, 0
+  Q.ptr, Q.pid, Q.outstanding, Q.held = nil, nil, 0, {}
   Q.pending = setmetatable({}, { __mode = "v" })
   fail_orphans(orphans)
 end
@@ -289,6 +291,7 @@ local function dispatch(events, n)
     local fut = pending[token]
     if fut then
       pending[token] = nil
+      Q.held[token] = nil
       fut._cf = ffi_gc(ev.future, C.sshard_future_free)
       fut._status = ev.status
       fut.done = true
@@ -345,6 +348,14 @@ local function wait_queue(timeout_s)
     return nil, call_failure(s)
   end
   return dispatch(events, tonumber(out_len[0]))
+end
+
+-- Blocks (plain LuaJIT) until a request completes or `timeout_s` passes
+-- (nil: no limit), then completes every finished one; returns how many.
+function M.wait(timeout_s)
+  local n, err, code = wait_queue(timeout_s)
+  if not n then error(err, 2) end
+  return n
 end
 
 -- The queue's eventfd, readable while completions wait: add it to an event
@@ -417,12 +428,14 @@ function Future:result()
 end
 
 -- Runs `fn(outcome...)` when the future completes (from the scylla.poll or
--- wait call that completes it; at once if it has).
+-- wait call that completes it; at once if it has). The future is kept
+-- until then even if nobody else holds it.
 function Future:on_complete(fn)
   if self.done then
     fn(self:result())
   else
     self._callback = fn
+    Q.held[self._token] = self
   end
   return self
 end

@@ -4,6 +4,7 @@
 -- back in the Lua forms bindings/lua/README.md documents; NULL and unset;
 -- the int64 and map decoding options; refused values.
 --   luajit tests/lua/test_types.lua BASE_IP
+package.path = arg[0]:gsub("[^/]+$", "") .. "?.lua;" .. package.path
 local support = require "support"
 local t = require "harness"
 local scylla = require "scylla_shard"

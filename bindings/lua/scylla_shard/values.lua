@@ -352,9 +352,16 @@ local function build(t, v)
     if kind == K.set and not is_array(v) then
       -- A set given as { [element] = true, ... }.
       items = {}
+      local sortable = true
       for element, present in pairs(v) do
-        if present == true then items[#items + 1] = element end
+        if present == true then
+          items[#items + 1] = element
+          local te = type(element)
+          sortable = sortable and (te == "number" or te == "string") and te == type(items[1])
+        end
       end
+      -- In a stable order (the server keeps a set sorted anyway).
+      if sortable then table.sort(items) end
     end
     for i = 1, #items do
       status = put(APPEND, b, nil, items[i], t.sub)
