@@ -46,15 +46,20 @@ local function can_wait()
     .. "timer phase (ngx.timer.at)"):format(phase), S.WRONG_STATE
 end
 
--- How often the reader wakes without a byte: the period of its exit check
--- and a bound on a lost wake-up.
-local READ_TIMEOUT_MS = 500
+-- The reader's read timeout: bytes wake it, so this only bounds how long
+-- an idle read lasts before it is simply started again.
+local READ_TIMEOUT_MS = 2147483647
+-- Period of the reader's housekeeping: a drain (a bound on any lost
+-- wake-up) and the check for the worker's exit.
+local TICK_S = 1
 -- Longest wait for a connect.
 local CONNECT_WAIT_S = 60
 
 local worker = {
-  pid = nil,       -- the worker whose reader runs (nil: none)
-  path = nil,      -- the notify socket
+  pid = nil,        -- the worker whose reader runs (nil: none)
+  path = nil,       -- the notify socket
+  path_pid = nil,
+  exiting = false,
   sessions = setmetatable({}, { __mode = "k" }),
   notify_dir = nil,
   serial = 0,
@@ -74,23 +79,43 @@ local function log_library()
   end
 end
 
-local function close_sessions()
-  local out = ffi.new("const sshard_future *[1]")
+local function open_sessions()
+  local n = 0
   for session in pairs(worker.sessions) do
-    local cs = session._cs
-    if cs and not session._closed then
-      session._closed = true
-      -- The library finishes what is in flight in the background.
-      if C.sshard_session_close(cs, out) == S.OK then C.sshard_future_free(out[0]) end
-    end
+    if session._cs and not session._closed then n = n + 1 end
+  end
+  return n
+end
+
+-- Closes a session through the queue (its completion wakes the reader);
+-- requests in flight finish first, as the library's close drains.
+local function close_in_background(session)
+  local cs = session._cs
+  session._closed = true
+  local out = ffi.new("const sshard_future *[1]")
+  if cs and C.sshard_session_close(cs, out) == S.OK then
+    base._track(out[0], C.SSHARD_FUTURE_KIND_CLOSE, session)
+  end
+end
+
+local function close_sessions()
+  for session in pairs(worker.sessions) do
+    if session._cs and not session._closed then close_in_background(session) end
   end
 end
 
 local start_reader
 
--- The worker's reader: a timer holding a cosocket on the notify socket.
+-- The worker's reader, a timer: one light thread reads the notify socket
+-- and drains the queue on every byte; the timer's own thread wakes every
+-- TICK_S for housekeeping and, when the worker exits, closes the sessions
+-- and returns once their completions are in (a running timer holds an
+-- exiting worker).
 local function reader(premature, path)
-  if premature then return end
+  if premature then
+    worker.pid = nil
+    return
+  end
   local sock = ngx.socket.tcp()
   local ok, err = sock:connect("unix:" .. path)
   if not ok then
@@ -99,32 +124,41 @@ local function reader(premature, path)
     return
   end
   sock:settimeout(READ_TIMEOUT_MS)
+  local listening = true
+  local listener = ngx.thread.spawn(function()
+    while true do
+      local data, read_err = sock:receiveany(256)
+      if not data and read_err ~= "timeout" then
+        log(ERR, "scylla_shard: completion socket closed: ", read_err)
+        listening = false
+        return
+      end
+      drain()
+    end
+  end)
   -- Completions that came before the connection: no byte announces them.
   drain()
-  while true do
-    local data, read_err = sock:receiveany(256)
-    if not data and read_err ~= "timeout" then
-      log(ERR, "scylla_shard: completion socket closed: ", read_err)
-      break
-    end
+  while listening do
+    ngx.sleep(TICK_S)
     drain()
     log_library()
     if ngx.worker.exiting() then
-      close_sessions()
-      break
+      worker.exiting = true
+      close_sessions() -- again each tick: a connect may have completed since
+      if open_sessions() == 0 and base.outstanding() == 0 then break end
     end
   end
+  if listening then ngx.thread.kill(listener) end
   sock:close()
-  if not ngx.worker.exiting() then
-    worker.pid = nil
-    start_reader()
-  end
+  worker.pid = nil
+  if not worker.exiting then start_reader() end
 end
 
 -- Starts this worker's reader once (again after a fork).
 function start_reader()
   local pid = ngx.worker.pid()
   if worker.pid == pid then return true end
+  if worker.exiting then return nil, "CLOSED: the nginx worker is exiting", S.CLOSED end
   local q, err, code = base._queue()
   if not q then return nil, err, code end
   if worker.path_pid ~= pid then
@@ -137,7 +171,9 @@ function start_reader()
     worker.path, worker.path_pid = path, pid
   end
   local ok, timer_err = ngx.timer.at(0, reader, worker.path)
-  if not ok then return nil, "RUNTIME: cannot start the completion reader: " .. tostring(timer_err), S.RUNTIME end
+  if not ok then
+    return nil, "RUNTIME: cannot start the completion reader: " .. tostring(timer_err), S.RUNTIME
+  end
   worker.pid = pid
   base.set_log_buffer(1000)
   return true
@@ -238,6 +274,14 @@ function _M.connect(options)
   if not fut then return nil, err, code2 end
   local session = resty_session(base._wrap_session(nil, settings), plain)
   session._connecting = fut
+  -- Adopted as soon as the reader completes the connect (a worker that
+  -- serves no request still closes it when it exits).
+  fut:on_complete(function(connected)
+    if connected and not session._cs then
+      session._cs, session._connection = connected._cs, connected
+      if session._closed then close_in_background(session) end
+    end
+  end)
   if YIELDABLE[phase] then
     local cs
     cs, err, code2 = finish_connect(session)
