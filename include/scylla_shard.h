@@ -224,6 +224,11 @@ typedef struct sshard_event {
 } sshard_event;
 
 /**
+ * What a result carries (the CQL RESULT kinds a request can get).
+ */
+typedef uint32_t sshard_result_kind;
+
+/**
  * A CQL data type (the protocol's type ids).
  */
 typedef uint16_t sshard_type;
@@ -588,6 +593,26 @@ typedef struct sshard_metrics {
 #define SSHARD_BATCH_TYPE_UNLOGGED 1
 
 #define SSHARD_BATCH_TYPE_COUNTER 2
+
+/**
+ * No rows (an INSERT, UPDATE, DELETE...).
+ */
+#define SSHARD_RESULT_KIND_VOID 1
+
+/**
+ * Rows (a SELECT, or the answer of a conditional statement), maybe none.
+ */
+#define SSHARD_RESULT_KIND_ROWS 2
+
+/**
+ * A `USE` switched the keyspace (`sshard_result_keyspace`).
+ */
+#define SSHARD_RESULT_KIND_SET_KEYSPACE 3
+
+/**
+ * A DDL statement changed the schema (`sshard_result_schema_change`).
+ */
+#define SSHARD_RESULT_KIND_SCHEMA_CHANGE 5
 
 #define SSHARD_COMPRESSION_NONE 0
 
@@ -1490,6 +1515,12 @@ sshard_status sshard_queue_notify_socket(const struct sshard_queue *queue, const
  * result become invalid when the last reference goes.
  */
 sshard_status sshard_result_free(const struct sshard_result *result);
+
+/**
+ * What the result carries (`SSHARD_RESULT_KIND_*`): rows, a keyspace
+ * switch, a schema change, or nothing.
+ */
+sshard_status sshard_result_get_kind(const struct sshard_result *result, sshard_result_kind *kind);
 
 /**
  * The number of rows in this page (0 for non-SELECT results).

@@ -58,6 +58,8 @@ typedef struct sshard_event {
   sshard_future_kind kind;
 } sshard_event;
 
+typedef uint32_t sshard_result_kind;
+
 typedef uint16_t sshard_type;
 
 typedef uint8_t sshard_log_level;
@@ -178,6 +180,10 @@ enum {
   SSHARD_BATCH_TYPE_LOGGED = 0,
   SSHARD_BATCH_TYPE_UNLOGGED = 1,
   SSHARD_BATCH_TYPE_COUNTER = 2,
+  SSHARD_RESULT_KIND_VOID = 1,
+  SSHARD_RESULT_KIND_ROWS = 2,
+  SSHARD_RESULT_KIND_SET_KEYSPACE = 3,
+  SSHARD_RESULT_KIND_SCHEMA_CHANGE = 5,
   SSHARD_COMPRESSION_NONE = 0,
   SSHARD_COMPRESSION_LZ4 = 1,
   SSHARD_LOG_LEVEL_OFF = 0,
@@ -495,6 +501,8 @@ sshard_status sshard_queue_pending(const struct sshard_queue *queue, size_t *cou
 sshard_status sshard_queue_notify_socket(const struct sshard_queue *queue, const char *path, size_t path_len);
 
 sshard_status sshard_result_free(const struct sshard_result *result);
+
+sshard_status sshard_result_get_kind(const struct sshard_result *result, sshard_result_kind *kind);
 
 sshard_status sshard_result_row_count(const struct sshard_result *result, size_t *count);
 

@@ -278,13 +278,15 @@ M._track = track
 
 local complete_outcome
 
--- Completes the futures of `n` polled events; runs their wakers and
--- callbacks after all of them are recorded (a failing callback loses no
--- event), then raises the first callback error, if any.
-local function dispatch(events, n)
+-- Completes the futures of `n` polled events (those still held go to
+-- into[1..k] when `into` is given); runs their wakers and callbacks after
+-- all of them are recorded (a failing callback loses no event), then
+-- raises the first callback error, if any. Returns n, k.
+local function dispatch(events, n, into)
   Q.outstanding = Q.outstanding - n
   local pending = Q.pending
   local notify
+  local k = 0
   for i = 0, n - 1 do
     local ev = events[i]
     local token = tonumber(ev.token)
@@ -295,6 +297,10 @@ local function dispatch(events, n)
       fut._cf = ffi_gc(ev.future, C.sshard_future_free)
       fut._status = ev.status
       fut.done = true
+      if into then
+        k = k + 1
+        into[k] = fut
+      end
       if fut._waker or fut._callback then
         notify = notify or {}
         notify[#notify + 1] = fut
@@ -316,46 +322,49 @@ local function dispatch(events, n)
     end
     if first_error then error(first_error, 0) end
   end
-  return n
+  return n, k
 end
 
 -- Completes every future whose request has finished, up to `max` (default:
--- all that are waiting), in one FFI call. Returns how many completed.
-function M.poll(max)
+-- all that are waiting), in one FFI call. Returns how many completed; with
+-- a table `into`, the completed futures (those still referenced) go to
+-- into[1..k] and k comes second.
+function M.poll(max, into)
   local q = Q.ptr
-  if not q then return 0 end
+  if not q then return 0, 0 end
   max = max or (Q.outstanding > 0 and Q.outstanding or 1)
   local events = event_buffer(max)
   local s = C.sshard_queue_poll(q, events, max, out_len)
   if s ~= OK then
-    if s == FORKED then reset_queue() return 0 end
+    if s == FORKED then reset_queue() return 0, 0 end
     error(select(2, call_failure(s)), 2)
   end
-  return dispatch(events, tonumber(out_len[0]))
+  return dispatch(events, tonumber(out_len[0]), into)
 end
 
 -- Blocks until at least one event is waiting or `timeout_s` passes
 -- (nil: no limit), then completes what is waiting.
-local function wait_queue(timeout_s)
+local function wait_queue(timeout_s, into)
   local q = Q.ptr
-  if not q then return 0 end
+  if not q then return 0, 0 end
   local max = Q.outstanding > 0 and Q.outstanding or 1
   local events = event_buffer(max)
   local us = timeout_s and math.floor(timeout_s * 1e6) or -1
   local s = C.sshard_queue_wait(q, events, max, us, out_len)
   if s ~= OK then
-    if s == FORKED then reset_queue() return 0 end
-    return nil, call_failure(s)
+    if s == FORKED then reset_queue() return 0, 0 end
+    return call_failure(s)
   end
-  return dispatch(events, tonumber(out_len[0]))
+  return dispatch(events, tonumber(out_len[0]), into)
 end
 
 -- Blocks (plain LuaJIT) until a request completes or `timeout_s` passes
--- (nil: no limit), then completes every finished one; returns how many.
-function M.wait(timeout_s)
-  local n, err, code = wait_queue(timeout_s)
-  if not n then error(err, 2) end
-  return n
+-- (nil: no limit), then completes every finished one; returns how many
+-- (and fills `into` as scylla.poll does).
+function M.wait(timeout_s, into)
+  local n, k = wait_queue(timeout_s, into)
+  if not n then error(k, 2) end
+  return n, k
 end
 
 -- The queue's eventfd, readable while completions wait: add it to an event

@@ -5,7 +5,10 @@
 use std::ffi::c_char;
 
 use super::datatype::{data_type_ptr, sshard_data_type};
-use super::enums::{sshard_type, type_of};
+use super::enums::{
+    sshard_result_kind, sshard_type, type_of, SSHARD_RESULT_KIND_ROWS,
+    SSHARD_RESULT_KIND_SCHEMA_CHANGE, SSHARD_RESULT_KIND_SET_KEYSPACE, SSHARD_RESULT_KIND_VOID,
+};
 use super::handle::{arc_free, check_index, handle_ref, out_arg, str_arg, view_ref, Generational};
 use super::status::{
     sshard_status, Fail, FfiResult, SSHARD_STATUS_NAME_NOT_FOUND, SSHARD_STATUS_NOT_PRESENT,
@@ -262,6 +265,29 @@ pub unsafe extern "C" fn sshard_result_free(result: *const sshard_result) -> ssh
     ffi_boundary! {
         // SAFETY: NULL or a reference the caller gives up (API contract).
         unsafe { arc_free(result) }
+    }
+}
+
+/// What the result carries (`SSHARD_RESULT_KIND_*`): rows, a keyspace
+/// switch, a schema change, or nothing.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_get_kind(
+    result: *const sshard_result,
+    kind: *mut sshard_result_kind,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        out_arg(kind, "kind")?.write(if r.has_rows {
+            SSHARD_RESULT_KIND_ROWS
+        } else if r.schema_change.is_some() {
+            SSHARD_RESULT_KIND_SCHEMA_CHANGE
+        } else if r.keyspace.is_some() {
+            SSHARD_RESULT_KIND_SET_KEYSPACE
+        } else {
+            SSHARD_RESULT_KIND_VOID
+        });
+        Ok(())
     }
 }
 

@@ -65,11 +65,23 @@ local worker = {
   serial = 0,
 }
 
--- Completes every waiting future (the queue is empty afterwards, so the
--- next completion writes a byte again).
+-- Completions handled before the reader lets nginx's event loop run: the
+-- light threads they wake resume in between, and other connections (a
+-- health check...) wait for at most one batch, not for everything that
+-- came back at once.
+local BATCH = 64
+
+local function poll(max)
+  local ok, n = pcall(base.poll, max)
+  if ok then return n end
+  log(ERR, "scylla_shard: completing requests: ", n)
+  return 0
+end
+
+-- Completes every waiting future, a batch at a time (the queue is empty
+-- afterwards, so the next completion writes a byte again).
 local function drain()
-  local ok, err = pcall(base.poll)
-  if not ok then log(ERR, "scylla_shard: completing requests: ", err) end
+  while poll(BATCH) == BATCH do ngx.sleep(0) end
 end
 
 local function log_library()
@@ -182,7 +194,7 @@ end
 -- Waits (yielding) until `fut` completes or `timeout_s` passes.
 local function wait_future(fut, timeout_s)
   if fut.done then return true end
-  base.poll()
+  poll(BATCH)
   if fut.done then return true end
   local ok, err, code = can_wait()
   if not ok then return nil, err, code end
