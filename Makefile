@@ -8,8 +8,12 @@ PYTHON := $(VENV)/bin/python
 RELEASE_DIR := target/release
 EMULATOR := $(RELEASE_DIR)/scylla-emulator
 SCYLLA_PEER := $(RELEASE_DIR)/scylla-peer
+# The decoder fuzzer is a workspace of its own (it installs its own global
+# allocator); its builds go under target/fuzz.
+FUZZ_MANIFEST := fuzz/Cargo.toml
+FUZZ_TARGET := target/fuzz
 
-.PHONY: all build build-peer venv demo test lint rust-test conformance clean \
+.PHONY: all build build-peer venv demo test lint rust-test fuzz-test fuzz conformance clean \
 	header c-header-check abi-check c-symbols c-lib c-examples c-test c-install-test c-check install \
 	c-deps
 
@@ -37,6 +41,8 @@ demo: build c-examples
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --manifest-path $(FUZZ_MANIFEST) -- --check
+	$(CARGO) clippy --manifest-path $(FUZZ_MANIFEST) --target-dir $(FUZZ_TARGET) --all-targets -- -D warnings
 
 # Integration tests start the release emulator.
 rust-test: build
@@ -47,7 +53,12 @@ conformance: build build-peer venv
 		$(PYTHON) -m pytest -q tests/python
 	$(PYTHON) -m pytest -q benches/tests
 
-test: lint rust-test conformance c-check
+# The fuzzer's committed corpus replayed, every seed, and a short
+# deterministic run (a few seconds): fuzz/tests/replay.rs.
+fuzz-test:
+	$(CARGO) test --manifest-path $(FUZZ_MANIFEST) --target-dir $(FUZZ_TARGET)
+
+test: lint rust-test fuzz-test conformance c-check
 
 clean:
 	$(CARGO) clean
@@ -194,3 +205,18 @@ bench: $(VENV)/.bench-installed
 	$(CARGO) build --release -p scylla-shard -p scylla-emulator -p scylla-peer -p sshard-rust
 	$(if $(wildcard examples/c/bench.c),$(MAKE) $(C_BUILD)/examples/bench)
 	$(PYTHON) benches/run.py --update-readme $(if $(filter-out 0,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)
+
+
+# ---------------------------------------------------------------------------
+# Fuzzing the frame and value decoders (fuzz/): mutations of valid frames of
+# every message type under an allocation-counting allocator. Findings (panics,
+# inputs that allocate far beyond their size) are saved in fuzz/corpus/;
+# commit them: make test replays the corpus.
+#   make fuzz                       10 minutes, seed from the clock (printed)
+#   make fuzz FUZZ_SECONDS=3600 FUZZ_SEED=42
+FUZZ_SECONDS ?= 600
+FUZZ_SEED ?=
+
+fuzz:
+	$(CARGO) run --release --manifest-path $(FUZZ_MANIFEST) --target-dir $(FUZZ_TARGET) --bin fuzz-decoders -- \
+		--seconds $(FUZZ_SECONDS) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))

@@ -477,18 +477,23 @@ pub fn all() -> Vec<Case> {
                 answer(result(body))
             },
         ),
-        Case::new("many_tiny_columns", Ok(Check::Columns(TINY_COLUMNS)), Kept, || {
-            let mut body = Body::new()
-                .int(RESULT_ROWS)
-                .int(frames::GLOBAL_TABLES_SPEC)
-                .int(TINY_COLUMNS as i32)
-                .string(b"ks")
-                .string(b"t");
-            for i in 0..TINY_COLUMNS {
-                body = body.string(format!("{i:x}").as_bytes()).short(ty::INT);
-            }
-            answer(result(body.int(0)))
-        }),
+        Case::new(
+            "many_tiny_columns",
+            Ok(Check::Columns(TINY_COLUMNS)),
+            Kept,
+            || {
+                let mut body = Body::new()
+                    .int(RESULT_ROWS)
+                    .int(frames::GLOBAL_TABLES_SPEC)
+                    .int(TINY_COLUMNS as i32)
+                    .string(b"ks")
+                    .string(b"t");
+                for i in 0..TINY_COLUMNS {
+                    body = body.string(format!("{i:x}").as_bytes()).short(ty::INT);
+                }
+                answer(result(body.int(0)))
+            },
+        ),
         Case {
             scenario: Scenario::Single {
                 prepare: true,
