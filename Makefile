@@ -202,7 +202,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed benches/requirements.txt
 
 .PHONY: bench
 bench: $(VENV)/.bench-installed
-	$(CARGO) build --release -p scylla-shard -p scylla-emulator -p scylla-peer -p sshard-rust
+	$(CARGO) build --release -p scylla-shard -p scylla-emulator -p scylla-peer -p sshard-rust -p sshard-floor
 	$(if $(wildcard examples/c/bench.c),$(MAKE) $(C_BUILD)/examples/bench)
 	$(PYTHON) benches/run.py --update-readme $(if $(filter-out 0,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)
 

@@ -966,6 +966,103 @@ static void test_simple_statements_with_routing_keys(void) {
   OK(sshard_statement_free(st));
 }
 
+/* A borrowed (pointer, length) name equals `want`. */
+static int name_is(const char *name, size_t len, const char *want) {
+  return len == strlen(want) && memcmp(name, want, len) == 0;
+}
+
+/* Schema metadata: keyspaces with replication and tablets, tables with
+ * keys in order, columns with types, user types; snapshots stay as they
+ * were while later DDL shows in the next one. */
+static void test_schema_metadata(void) {
+  const sshard_schema *before = NULL;
+  OK(sshard_session_get_schema(session, &before));
+  const sshard_keyspace_meta *ks = NULL;
+  OK(sshard_schema_keyspace_by_name(before, S("ctest"), &ks));
+  bool tablets = true;
+  OK(sshard_keyspace_meta_uses_tablets(ks, &tablets));
+  CHECK(!tablets);
+  size_t n = 0;
+  OK(sshard_keyspace_meta_replication_count(ks, &n));
+  int found_factor = 0;
+  for (size_t i = 0; i < n; i++) {
+    const char *k, *v;
+    size_t kl, vl;
+    OK(sshard_keyspace_meta_replication(ks, i, &k, &kl, &v, &vl));
+    if (name_is(k, kl, "replication_factor")) found_factor = name_is(v, vl, "2");
+  }
+  CHECK(found_factor);
+  const sshard_keyspace_meta *tks = NULL;
+  OK(sshard_schema_keyspace_by_name(before, S("ctablets"), &tks));
+  OK(sshard_keyspace_meta_uses_tablets(tks, &tablets));
+  CHECK(tablets);
+  CHECK_STATUS(sshard_schema_keyspace_by_name(before, S("nope"), &tks), SSHARD_STATUS_NAME_NOT_FOUND);
+
+  const sshard_table_meta *wide = NULL;
+  OK(sshard_keyspace_meta_table_by_name(ks, S("wide"), &wide));
+  OK(sshard_table_meta_column_count(wide, &n));
+  CHECK(n == 3);
+  const sshard_column_meta *col = NULL;
+  const char *name;
+  size_t len;
+  OK(sshard_table_meta_partition_key_count(wide, &n));
+  CHECK(n == 1);
+  OK(sshard_table_meta_partition_key(wide, 0, &col));
+  OK(sshard_column_meta_name(col, &name, &len));
+  CHECK(name_is(name, len, "p"));
+  OK(sshard_table_meta_clustering_key(wide, 0, &col));
+  OK(sshard_column_meta_name(col, &name, &len));
+  CHECK(name_is(name, len, "c"));
+  sshard_column_kind kind = 99;
+  OK(sshard_column_meta_kind(col, &kind));
+  CHECK(kind == SSHARD_COLUMN_KIND_CLUSTERING);
+  bool desc = true;
+  OK(sshard_column_meta_is_descending(col, &desc));
+  CHECK(!desc);
+  OK(sshard_table_meta_column_by_name(wide, S("v"), &col));
+  const sshard_data_type *ty = NULL;
+  sshard_type type_kind = 0;
+  OK(sshard_column_meta_data_type(col, &ty));
+  OK(sshard_data_type_kind(ty, &type_kind));
+  CHECK(type_kind == SSHARD_TYPE_TEXT);
+
+  /* A column of a user type, and the type itself. */
+  const sshard_table_meta *all = NULL;
+  OK(sshard_keyspace_meta_table_by_name(ks, S("all_types"), &all));
+  OK(sshard_table_meta_column_by_name(all, S("ud"), &col));
+  OK(sshard_column_meta_data_type(col, &ty));
+  OK(sshard_data_type_kind(ty, &type_kind));
+  CHECK(type_kind == SSHARD_TYPE_UDT);
+  OK(sshard_keyspace_meta_type_by_name(ks, S("addr"), &ty));
+  OK(sshard_data_type_sub_type_count(ty, &n));
+  CHECK(n == 2);
+  OK(sshard_data_type_field_name(ty, 1, &name, &len));
+  CHECK(name_is(name, len, "no"));
+
+  /* DDL after the snapshot: absent there, present in the next one. */
+  OK(h_query(session, "CREATE TABLE ctest.later (k int, c1 int, c2 text, s int static, v int, "
+                      "PRIMARY KEY ((k), c1, c2)) WITH CLUSTERING ORDER BY (c1 DESC, c2 ASC)"));
+  const sshard_table_meta *later = NULL;
+  CHECK_STATUS(sshard_keyspace_meta_table_by_name(ks, S("later"), &later), SSHARD_STATUS_NAME_NOT_FOUND);
+  const sshard_schema *after = NULL;
+  OK(sshard_session_get_schema(session, &after));
+  OK(sshard_schema_keyspace_by_name(after, S("ctest"), &ks));
+  OK(sshard_keyspace_meta_table_by_name(ks, S("later"), &later));
+  OK(sshard_table_meta_clustering_key_count(later, &n));
+  CHECK(n == 2);
+  OK(sshard_table_meta_clustering_key(later, 0, &col));
+  OK(sshard_column_meta_is_descending(col, &desc));
+  CHECK(desc);
+  OK(sshard_table_meta_column(later, 3, &col));
+  OK(sshard_column_meta_name(col, &name, &len));
+  CHECK(name_is(name, len, "s"));
+  OK(sshard_column_meta_kind(col, &kind));
+  CHECK(kind == SSHARD_COLUMN_KIND_STATIC);
+  OK(sshard_schema_free(before));
+  OK(sshard_schema_free(after));
+  OK(sshard_schema_free(NULL));
+}
+
 /* The prepared-statement cache keeps at most its configured size, and a
  * handle the caller holds keeps working whatever it evicts. */
 static void test_prepared_cache_is_bounded(const char *host) {
@@ -1088,6 +1185,7 @@ int main(int argc, char **argv) {
   test_tablets();
   test_simple_statements_with_routing_keys();
   test_prepared_cache_is_bounded(argv[1]);
+  test_schema_metadata();
   test_close_with_requests_in_flight();
   test_free_with_requests_in_flight(argv[1]);
   return h_finish("test_cluster");

@@ -851,10 +851,10 @@ fn lwt_result(
             row.push(value);
         }
     }
-    ResultBody::Rows(Rows {
-        metadata: ResultMetadata::with_columns(columns),
-        rows: vec![row],
-    })
+    ResultBody::Rows(
+        Rows::from_cells(ResultMetadata::with_columns(columns), vec![row])
+            .expect("one cell per column"),
+    )
 }
 
 /// `BEGIN BATCH ... APPLY BATCH` sent as one QUERY.

@@ -16,8 +16,9 @@ mod system_tables;
 pub mod tablets;
 mod values;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use cql_parser::ast::{QualifiedName, Statement};
 use scylla_shard::protocol::request::{Batch, QueryParameters, Value};
@@ -151,6 +152,17 @@ pub struct Database {
     pub sharder: Sharder,
     pub settings: Settings,
     pub schema_version: Mutex<[u8; 16]>,
+    /// Nodes told to lag behind schema changes (`/admin/schema_lag`).
+    schema_lags: Mutex<SchemaLags>,
+}
+
+/// Nodes that keep reporting the schema version from before a change for
+/// a while after it, as a node that has not applied it yet.
+#[derive(Default)]
+struct SchemaLags {
+    lag: HashMap<usize, Duration>,
+    /// Node -> (the version it still reports, until when).
+    behind: HashMap<usize, ([u8; 16], Instant)>,
 }
 
 impl Database {
@@ -178,6 +190,7 @@ impl Database {
                 cluster_name: config.cluster_name.clone(),
             },
             schema_version: Mutex::new(schema::object_id(&["schema", "0"])),
+            schema_lags: Mutex::default(),
         };
         system_tables::install(&db);
         db
@@ -187,10 +200,35 @@ impl Database {
         *self.schema_version.lock().unwrap()
     }
 
+    /// The schema version node `node` reports (it may lag behind).
+    pub fn schema_version_of(&self, node: usize) -> [u8; 16] {
+        let lags = self.schema_lags.lock().unwrap();
+        match lags.behind.get(&node) {
+            Some((old, until)) if Instant::now() < *until => *old,
+            _ => self.schema_version(),
+        }
+    }
+
+    /// Node `node` reports the old schema version for `lag` after each
+    /// schema change from now on (zero: it follows at once).
+    pub fn set_schema_lag(&self, node: usize, lag: Duration) {
+        let mut lags = self.schema_lags.lock().unwrap();
+        lags.lag.insert(node, lag);
+        lags.behind.remove(&node);
+    }
+
     fn bump_schema_version(&self) {
         let mut v = self.schema_version.lock().unwrap();
-        let next = schema::object_id(&["schema", &format!("{v:?}")]);
-        *v = next;
+        let old = *v;
+        *v = schema::object_id(&["schema", &format!("{v:?}")]);
+        let mut lags = self.schema_lags.lock().unwrap();
+        let now = Instant::now();
+        let behind: Vec<(usize, Duration)> = lags.lag.iter().map(|(n, l)| (*n, *l)).collect();
+        for (node, lag) in behind {
+            if !lag.is_zero() {
+                lags.behind.insert(node, (old, now + lag));
+            }
+        }
     }
 
     /// Looks a table up; unqualified names use the session keyspace.

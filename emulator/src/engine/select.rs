@@ -369,10 +369,9 @@ pub fn select(
         no_metadata: false,
     };
     Ok(Outcome {
-        result: ResultBody::Rows(Rows {
-            metadata,
-            rows: result_rows,
-        }),
+        result: ResultBody::Rows(
+            Rows::from_cells(metadata, result_rows).map_err(|e| invalid(e.to_string()))?,
+        ),
         routing,
     })
 }

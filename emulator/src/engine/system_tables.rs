@@ -169,7 +169,7 @@ pub fn materialize(ctx: &ExecContext<'_>, schema: &TableSchema) -> TableData {
         schema,
         data: TableData::default(),
     };
-    let schema_version = Some(CqlValue::Uuid(db.schema_version()));
+    let schema_version = |index: usize| Some(CqlValue::Uuid(db.schema_version_of(index)));
     let tokens = |index: usize| {
         Some(CqlValue::Set({
             let mut t: Vec<String> = db.nodes[index].tokens.iter().map(i64::to_string).collect();
@@ -197,7 +197,7 @@ pub fn materialize(ctx: &ExecContext<'_>, schema: &TableSchema) -> TableData {
             ("rack", text(me.rack.clone())),
             ("release_version", text("3.0.8")),
             ("rpc_address", inet(IpAddr::V4(me.ip))),
-            ("schema_version", schema_version),
+            ("schema_version", schema_version(me.index)),
             ("supported_features", text("")),
             ("tokens", tokens(me.index)),
         ]),
@@ -211,7 +211,7 @@ pub fn materialize(ctx: &ExecContext<'_>, schema: &TableSchema) -> TableData {
                     ("rack", text(peer.rack.clone())),
                     ("release_version", text("3.0.8")),
                     ("rpc_address", inet(IpAddr::V4(peer.ip))),
-                    ("schema_version", schema_version.clone()),
+                    ("schema_version", schema_version(peer.index)),
                     ("supported_features", text("")),
                     ("tokens", tokens(peer.index)),
                 ]);
