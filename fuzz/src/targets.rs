@@ -152,9 +152,9 @@ fn typed_value(data: &[u8], signature: &mut Signature) {
 /// Every cell by its column's type. (The one place that knows how rows
 /// hold their cells.)
 fn walk_rows(rows: &Rows, signature: &mut Signature) {
-    for row in &rows.rows {
-        for (cell, column) in row.iter().zip(&rows.metadata.columns) {
-            walk_value(&column.ty, cell.as_deref(), signature);
+    for row in 0..rows.len() {
+        for (cell, column) in rows.row(row).zip(&rows.metadata.columns) {
+            walk_value(&column.ty, cell, signature);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The hostile cases: what the fake server answers, and what the library
 //! must make of it.
 
-use scylla_shard::protocol::frame::Opcode;
+use scylla_shard::protocol::frame::{Opcode, MAX_BODY_LEN};
 use scylla_shard::protocol::response::error_code;
 
 use super::frames::{
@@ -71,6 +71,12 @@ pub struct Case {
     pub connections: usize,
     /// Negotiate lz4.
     pub lz4: bool,
+    /// The session's frame limit (`ConnectionConfig::max_frame_len`).
+    pub max_frame: usize,
+    /// Run again under the system allocator (`SSHARD_ALLOCATOR=system`):
+    /// the library's allocator must give freed memory back at least as
+    /// well.
+    pub release_vs_system: bool,
     /// Statement timeout of the hostile request, in seconds.
     pub timeout_secs: u64,
     /// Builds the server's setup (hostile bytes made before measuring).
@@ -96,6 +102,8 @@ impl Case {
             fate,
             connections: 1,
             lz4: false,
+            max_frame: MAX_BODY_LEN,
+            release_vs_system: false,
             timeout_secs: 10,
             server,
         }
@@ -178,8 +186,22 @@ fn spec_bomb(body: Body, columns: usize) -> Body {
 }
 
 const SPEC_BOMB_COLUMNS: usize = 20_000;
-/// Columns of a few bytes each: a 4.4 MB frame.
-const TINY_COLUMNS: usize = 500_000;
+/// Columns of a few bytes each (a 0.5 MB frame).
+const TINY_COLUMNS: usize = 60_000;
+
+/// A Rows result of `n` int columns with names of a few bytes, no rows.
+fn tiny_columns(n: usize) -> Body {
+    let mut body = Body::new()
+        .int(RESULT_ROWS)
+        .int(frames::GLOBAL_TABLES_SPEC)
+        .int(n as i32)
+        .string(b"ks")
+        .string(b"t");
+    for i in 0..n {
+        body = body.string(format!("{i:x}").as_bytes()).short(ty::INT);
+    }
+    body.int(0)
+}
 /// 8 million NULL cells: a 32 MB frame.
 const NULL_ROWS: usize = 8_000_000;
 /// 3 million int rows: a 24 MB frame.
@@ -296,6 +318,33 @@ pub fn all() -> Vec<Case> {
                 },
             )
         },
+        Case {
+            max_frame: 64 * 1024,
+            ..Case::new(
+                "frame_over_configured_limit",
+                Broken("over the 65536-byte frame limit"),
+                ClosedByClient,
+                || answer(result(frames::int_rows(20_000, |i| Some(i as i32)))),
+            )
+        },
+        Case {
+            lz4: true,
+            max_frame: 64 * 1024,
+            ..Case::new(
+                "lz4_inflating_over_configured_limit",
+                Protocol("over the 65536-byte frame limit"),
+                ClosedByClient,
+                || {
+                    let body = Body::new().int(1 << 20).raw(&[0x10, b'x']);
+                    let mut bytes = frames::frame(0, Opcode::Result, &body.0);
+                    bytes[1] |= frames::COMPRESSION;
+                    ServerOptions {
+                        offer_lz4: true,
+                        ..answer(Hostile::frame(bytes))
+                    }
+                },
+            )
+        },
         Case::new(
             "more_cells_than_columns",
             Protocol("trailing bytes"),
@@ -348,7 +397,7 @@ pub fn all() -> Vec<Case> {
         ),
         Case::new(
             "huge_row_count_few_bytes",
-            Protocol("truncated"),
+            Protocol(""),
             ClosedByClient,
             || {
                 let body = Body::new()
@@ -481,19 +530,11 @@ pub fn all() -> Vec<Case> {
             "many_tiny_columns",
             Ok(Check::Columns(TINY_COLUMNS)),
             Kept,
-            || {
-                let mut body = Body::new()
-                    .int(RESULT_ROWS)
-                    .int(frames::GLOBAL_TABLES_SPEC)
-                    .int(TINY_COLUMNS as i32)
-                    .string(b"ks")
-                    .string(b"t");
-                for i in 0..TINY_COLUMNS {
-                    body = body.string(format!("{i:x}").as_bytes()).short(ty::INT);
-                }
-                answer(result(body.int(0)))
-            },
+            || answer(result(tiny_columns(TINY_COLUMNS))),
         ),
+        Case::new("too_many_columns", Protocol(""), ClosedByClient, || {
+            answer(result(tiny_columns(500_000)))
+        }),
         Case {
             scenario: Scenario::Single {
                 prepare: true,
@@ -515,6 +556,7 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             timeout_secs: BIG_TIMEOUT,
+            release_vs_system: true,
             ..Case::new(
                 "many_null_rows",
                 Ok(Check::NullRows(NULL_ROWS)),
@@ -524,6 +566,7 @@ pub fn all() -> Vec<Case> {
         },
         Case {
             timeout_secs: BIG_TIMEOUT,
+            release_vs_system: true,
             ..Case::new(
                 "many_small_int_rows",
                 Ok(Check::IntRows(INT_ROWS)),

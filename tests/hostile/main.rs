@@ -57,7 +57,7 @@ fn main() {
                 let Some(name) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
                     return;
                 };
-                match run_in_child(name) {
+                match run_case(name) {
                     Ok(report) => println!("test {name} ... ok ({report})"),
                     Err(why) => {
                         println!("test {name} ... FAILED\n    {why}");
@@ -148,10 +148,40 @@ impl Options {
     }
 }
 
-/// Runs one case in a child process, killed at [`CHILD_DEADLINE`].
-fn run_in_child(name: &str) -> Result<String, String> {
+/// Runs one case in a child process; the cases that say so again under
+/// the system allocator, whose memory release the library's must match.
+fn run_case(name: &str) -> Result<String, String> {
+    let (report, retained) = run_in_child(name, None)?;
+    let compare = cases::all()
+        .iter()
+        .any(|c| c.name == name && c.release_vs_system);
+    if !compare {
+        return Ok(report);
+    }
+    let (_, system) = run_in_child(name, Some("system"))?;
+    let (ours, system) = (retained.unwrap_or(usize::MAX), system.unwrap_or(0));
+    if ours > system + child::SLACK {
+        return Err(format!(
+            "memory: {:.1} MiB still resident after the free, {:.1} MiB with the system allocator",
+            memory::mib(ours),
+            memory::mib(system)
+        ));
+    }
+    Ok(format!(
+        "{report}; system allocator: retained +{:.1} MiB",
+        memory::mib(system)
+    ))
+}
+
+/// Runs one case in a child process, killed at [`CHILD_DEADLINE`]: its
+/// report and the bytes it kept after the free.
+fn run_in_child(name: &str, allocator: Option<&str>) -> Result<(String, Option<usize>), String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    if let Some(allocator) = allocator {
+        command.env("SSHARD_ALLOCATOR", allocator);
+    }
+    let mut child = command
         .env(CASE_ENV, name)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -205,9 +235,12 @@ fn run_in_child(name: &str) -> Result<String, String> {
         .lines()
         .find_map(|l| l.strip_prefix("HOSTILE-FAILED "))
         .map(str::to_owned);
+    let retained = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(child::RETAINED_PREFIX)?.parse().ok());
     match (status, report, failure) {
         (None, _, _) => Err(format!("hung: killed after {CHILD_DEADLINE:?}\n{stderr}")),
-        (Some(s), Some(report), _) if s.success() => Ok(report),
+        (Some(s), Some(report), _) if s.success() => Ok((report, retained)),
         (_, _, Some(why)) => Err(why),
         (Some(s), _, None) => Err(format!("the case process ended with {s}\n{stderr}")),
     }
