@@ -220,3 +220,15 @@ FUZZ_SEED ?=
 fuzz:
 	$(CARGO) run --release --manifest-path $(FUZZ_MANIFEST) --target-dir $(FUZZ_TARGET) --bin fuzz-decoders -- \
 		--seconds $(FUZZ_SECONDS) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
+
+# ---------------------------------------------------------------------------
+# Soak (benches/soak): SOAK_MINUTES (default 10) of mixed load at 256 in
+# flight against an emulated 3x4 cluster, a node restarted every 30 s; prints
+# RSS, open fds and requests/s each minute; fails if RSS grows more than 10%
+# past the first minute or an acknowledged write is missing at the end.
+SOAK_MINUTES ?= 10
+
+.PHONY: soak
+soak: build
+	$(CARGO) build --release -p sshard-soak
+	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) $(RELEASE_DIR)/sshard-soak --minutes $(SOAK_MINUTES)
