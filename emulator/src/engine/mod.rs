@@ -3,18 +3,25 @@
 //! which node and shard *should* have served a request is computed from the
 //! real token ring, replication strategies and tablet layouts.
 
+mod batch;
 mod bind;
 mod ddl;
 mod dml;
 mod error;
+mod functions;
+mod json;
+mod lwt;
 mod restrictions;
 mod routing;
 pub mod schema;
 mod select;
+mod selection;
 mod storage;
 mod system_tables;
 pub mod tablets;
-mod values;
+mod text;
+pub mod traces;
+pub(crate) mod values;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -102,7 +109,7 @@ impl Reply {
                 routing: o.routing.as_ref().map(|r| r.verdict),
                 tablet_payload: o.routing.and_then(|r| r.payload),
                 delay_us: 0,
-                warnings: Vec::new(),
+                warnings: o.warnings,
             },
             Err(e) => Reply::new(Response::Error(e.0)),
         }
@@ -113,6 +120,8 @@ impl Reply {
 pub struct Outcome {
     pub result: ResultBody,
     pub routing: Option<routing::RoutingFacts>,
+    /// Warnings for the response frame.
+    pub warnings: Vec<String>,
 }
 
 impl Outcome {
@@ -120,6 +129,7 @@ impl Outcome {
         Outcome {
             result,
             routing: None,
+            warnings: Vec::new(),
         }
     }
 }
@@ -361,7 +371,7 @@ impl Database {
             tablets_routing_v1: false,
             timestamp: batch.timestamp,
         };
-        Reply::from_outcome(dml::protocol_batch(&context, node, batch).map(Outcome::plain))
+        Reply::from_outcome(batch::protocol_batch(&context, node, batch))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -402,11 +412,12 @@ impl Database {
             Statement::Select(select) => {
                 Reply::from_outcome(select::select(&context, select, &binds, params))
             }
-            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
-                Reply::from_outcome(dml::modify(&context, statement, &binds))
-            }
+            Statement::Insert(_)
+            | Statement::InsertJson(_)
+            | Statement::Update(_)
+            | Statement::Delete(_) => Reply::from_outcome(dml::modify(&context, statement, &binds)),
             Statement::Batch(batch) => {
-                Reply::from_outcome(dml::text_batch(&context, batch, &binds).map(Outcome::plain))
+                Reply::from_outcome(batch::text_batch(&context, batch, &binds))
             }
             ddl_statement => match ddl::execute(self, keyspace.as_deref(), ddl_statement) {
                 Ok(Some(change)) => {
