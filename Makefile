@@ -258,6 +258,22 @@ bench: $(VENV)/.bench-installed
 	$(CARGO) build --release -p scylla-shard -p scylla-emulator -p scylla-peer -p sshard-rust -p sshard-floor
 	$(if $(wildcard examples/c/bench.c),$(MAKE) $(C_BUILD)/examples/bench)
 	$(PYTHON) benches/run.py --update-readme $(if $(filter-out 0,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)
+	$(MAKE) $(C_BUILD)/examples/bench_memory
+	$(BENCH_MEMORY)
+
+# Client memory (benches/memory.py): RSS per connection, bytes per request in
+# flight at 256 and 10,000, peak RSS paging through 100 MB; this library from
+# C against the Rust scylla crate in the same run. Writes
+# benches/results/memory.json and the memory section of benches/README.md.
+#   make bench-memory BENCH_MEMORY_ARGS='--reps 5'
+BENCH_MEMORY_ARGS ?=
+BENCH_MEMORY = $(PYTHON) benches/memory.py --update-readme $(if $(filter-out 0,$(BENCH_QUICK)),--quick) $(BENCH_MEMORY_ARGS)
+
+.PHONY: bench-memory
+bench-memory: venv
+	$(CARGO) build --release -p scylla-shard -p scylla-emulator -p scylla-peer
+	$(MAKE) $(C_BUILD)/examples/bench_memory
+	$(BENCH_MEMORY)
 
 
 # ---------------------------------------------------------------------------
