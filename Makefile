@@ -246,6 +246,7 @@ c-check: c-header-check c-symbols abi-check c-test c-install-test
 #   make bench BENCH_ARGS='--drivers sshard-rust --cases mixed/c256 --reps 5'
 # Writes benches/results/latest.{json,png} and the results section of
 # benches/README.md. The C client is built when examples/c/bench.c exists.
+# Then the client memory benchmark (bench-memory below, about 3 minutes).
 BENCH_ARGS ?=
 BENCH_QUICK ?=
 
