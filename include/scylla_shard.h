@@ -63,6 +63,12 @@
 #define SSHARD_MAX_TIMEOUT_MS 86400000
 
 /**
+ * Largest response frame body a session accepts by default and at most
+ * (`sshard_config_set_max_frame_size`): 256 MiB, the protocol's limit.
+ */
+#define SSHARD_MAX_FRAME_SIZE 268435456
+
+/**
  * Most prepared statements a session's cache may keep.
  */
 #define SSHARD_MAX_PREPARED_CACHE_SIZE 1048576
@@ -874,6 +880,15 @@ sshard_status sshard_config_set_request_timeout_ms(struct sshard_config *config,
  * Keepalive interval of idle connections in milliseconds (0: off).
  */
 sshard_status sshard_config_set_heartbeat_interval_ms(struct sshard_config *config, uint64_t interval_ms);
+
+/**
+ * Largest response frame accepted, in bytes of its body (and the most a
+ * compressed body may inflate to): from 4096 to 268435456
+ * (`SSHARD_MAX_FRAME_SIZE`, the default). A larger frame closes its
+ * connection; the requests on it fail with `SSHARD_STATUS_CONNECTION_LOST`
+ * or `SSHARD_STATUS_DECODE` unless the retry rules send them elsewhere.
+ */
+sshard_status sshard_config_set_max_frame_size(struct sshard_config *config, uint64_t bytes);
 
 /**
  * Worker threads of the session's runtime (0: CPUs, at most 4).

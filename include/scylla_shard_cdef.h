@@ -6,6 +6,7 @@ enum {
   SSHARD_VERSION_PATCH = 0,
   SSHARD_ABI_VERSION = 1,
   SSHARD_MAX_TIMEOUT_MS = 86400000,
+  SSHARD_MAX_FRAME_SIZE = 268435456,
   SSHARD_MAX_PREPARED_CACHE_SIZE = 1048576,
   SSHARD_LOG_BUFFER_MAX = 1048576,
   SSHARD_METRICS_VERSION = 2
@@ -277,6 +278,8 @@ sshard_status sshard_config_set_connect_timeout_ms(struct sshard_config *config,
 sshard_status sshard_config_set_request_timeout_ms(struct sshard_config *config, uint64_t timeout_ms);
 
 sshard_status sshard_config_set_heartbeat_interval_ms(struct sshard_config *config, uint64_t interval_ms);
+
+sshard_status sshard_config_set_max_frame_size(struct sshard_config *config, uint64_t bytes);
 
 sshard_status sshard_config_set_worker_threads(struct sshard_config *config, uint32_t threads);
 
