@@ -15,6 +15,7 @@ local ffi = require "ffi"
 local L = require "scylla_shard.lib"
 local values = require "scylla_shard.values"
 local codec = require "scylla_shard.codec"
+local metrics = require "scylla_shard.metrics"
 
 local C = L.C
 local ffi_string, ffi_gc, ffi_new = ffi.string, ffi.gc, ffi.new
@@ -1249,42 +1250,31 @@ function Session:in_flight()
   return tonumber(out_len[0])
 end
 
-local metrics_type = ffi.typeof("sshard_metrics")
-
--- The session's counters: shard awareness, connections per node and
--- shard, tablets known, request counts.
-function Session:metrics()
+-- The session's metrics now (one snapshot): shard awareness, connections,
+-- request, error and retry counts, tablets known, latency percentiles, and
+-- `nodes` (each with its connections and requests per shard). With
+-- `{ nodes = false }`, the totals only (cheaper: no snapshot).
+function Session:metrics(opts)
   local cs, err, code = handle_of(self)
   if not cs then return nil, err, code end
-  local m = self._metrics_buf
-  if not m then
-    m = metrics_type()
-    self._metrics_buf = m
+  local out, s
+  if opts and opts.nodes == false then
+    out, s = metrics.totals(cs)
+  else
+    out, s = metrics.read(cs)
   end
-  local s = C.sshard_session_get_metrics(cs, m, ffi.sizeof(metrics_type))
-  if s ~= OK then return call_failure(s) end
-  local out = {
-    shard_aware = m.shard_aware, node_count = m.node_count, connections = tonumber(m.connections),
-    requests = tonumber(m.requests), errors = tonumber(m.errors), retries = tonumber(m.retries),
-    timeouts = tonumber(m.timeouts), tablet_tables = tonumber(m.tablet_tables),
-    tablets = tonumber(m.tablets), tablet_payloads = tonumber(m.tablet_payloads),
-    prepared_cached = tonumber(m.prepared_cached), nodes = {},
-  }
-  local max_shards = C.SSHARD_METRICS_MAX_SHARDS
-  for i = 0, math.min(m.node_count, C.SSHARD_METRICS_MAX_NODES) - 1 do
-    local n = m.nodes[i]
-    local node = { address = ffi_string(n.address), host_id = codec.uuid_to_string(n.host_id),
-      up = n.up, shard_aware_port_in_use = n.shard_aware_port_in_use, nr_shards = n.nr_shards,
-      connections = n.connections, requests = tonumber(n.requests),
-      requests_other = tonumber(n.requests_other), connections_per_shard = {},
-      requests_per_shard = {} }
-    for shard = 0, math.min(n.nr_shards, max_shards) - 1 do
-      node.connections_per_shard[shard] = n.connections_per_shard[shard]
-      node.requests_per_shard[shard] = tonumber(n.requests_per_shard[shard])
-    end
-    out.nodes[i + 1] = node
-  end
+  if not out then return call_failure(s) end
   return out
+end
+
+-- The session's metrics in the Prometheus text format (0.0.4), ready to
+-- serve from a /metrics location.
+function Session:prometheus()
+  local cs, err, code = handle_of(self)
+  if not cs then return nil, err, code end
+  local text, s = metrics.prometheus(cs)
+  if not text then return call_failure(s) end
+  return text
 end
 
 ---------------------------------------------------------------- prepared statements

@@ -225,13 +225,52 @@ end)
 t.test("metrics: shard awareness, a connection per node and shard, request counts", function()
   local m = assert(session:metrics())
   assert(m.shard_aware == true and m.node_count == 3 and m.connections == 12, m.connections)
-  assert(m.requests > 0 and #m.nodes == 3)
+  assert(m.requests > 0 and #m.nodes == 3 and m.in_flight == 0 and m.errors_client >= 0)
+  assert(m.latency.count > 0 and m.latency.p50_us > 0 and m.latency.p99_us >= m.latency.p50_us
+    and m.latency.max_us >= m.latency.p99_us, m.latency.p99_us)
+  local node_requests = 0
   for _, node in ipairs(m.nodes) do
     assert(node.up and node.nr_shards == 4 and node.connections == 4 and node.address:find(":9042$"), node.address)
-    for shard = 0, 3 do assert(node.connections_per_shard[shard] == 1) end
+    assert(node.datacenter ~= "" and node.rack ~= "", node.datacenter)
+    local per_shard = 0
+    for shard = 0, 3 do
+      assert(node.connections_per_shard[shard] == 1)
+      per_shard = per_shard + node.requests_per_shard[shard]
+    end
+    assert(node.connections_per_shard[4] == nil)
+    assert(node.requests == per_shard + node.requests_other, node.requests)
+    assert(node.opened_shard_aware + node.opened_regular == 4 and node.opened_shard_aware >= 3,
+      node.opened_shard_aware .. " shard-aware, " .. node.opened_regular .. " regular")
     assert(node.host_id:find("^00000000%-0000%-4000%-8000%-"), node.host_id)
+    node_requests = node_requests + node.requests
   end
+  -- The totals alone, without the node list.
+  local totals = assert(session:metrics { nodes = false })
+  assert(totals.nodes == nil and totals.connections == 12 and totals.requests >= m.requests)
+  -- Requests move the counters of the node and shard that served them.
+  assert(session:execute("SELECT v FROM kv WHERE k = 1"))
+  local after = assert(session:metrics())
+  assert(after.requests == m.requests + 1, after.requests)
+  local after_node_requests = 0
+  for _, node in ipairs(after.nodes) do after_node_requests = after_node_requests + node.requests end
+  assert(after_node_requests == node_requests + 1, after_node_requests - node_requests)
   assert(session:in_flight() == 0)
+end)
+
+t.test("metrics in the Prometheus text format", function()
+  local text = assert(session:prometheus())
+  assert(text:find("# TYPE ", 1, true) and text:sub(-1) == "\n", text:sub(1, 200))
+  local m = assert(session:metrics())
+  -- Every node appears by its address, and the total of requests matches.
+  for _, node in ipairs(m.nodes) do
+    assert(text:find(node.address, 1, true), node.address .. " missing")
+  end
+  local requests
+  for line in text:gmatch("[^\n]+") do
+    local value = line:match("^scylla_shard_requests_total%s+(%d+)$")
+    if value then requests = tonumber(value) end
+  end
+  assert(requests == m.requests, tostring(requests))
 end)
 
 t.test("a closed session refuses requests with CLOSED", function()
