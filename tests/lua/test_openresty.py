@@ -16,7 +16,9 @@ every response by 20 ms.
 * zero misroutes after warm-up;
 * `nginx -s reload` replaces the workers and leaks no connection;
 * a session made in init_by_lua* (the master) is refused in workers with a
-  clear error; waiting in a phase that cannot yield says so.
+  clear error; waiting in a phase that cannot yield says so;
+* examples/lua/openresty/nginx.conf, pointed at the emulator, serves a row
+  and the driver's Prometheus metrics.
 
 nginx runs from a temporary prefix on loopback addresses of the emulator's
 own 127.3.N.0/24 block, and is stopped by its pid, like the emulator.
@@ -37,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -374,6 +377,7 @@ def main():
         check("the master run's connections are gone", wait_until(30, lambda: connection_counts(emulator)[0] == 0),
               str(connection_counts(emulator)))
         run(emulator)
+        example_config(emulator)
     finally:
         emulator.stop()
 
@@ -467,6 +471,73 @@ def run(emulator):
         check("nginx stops gracefully (SIGQUIT): every worker exits", nginx.stop())
     check("nginx stopped: its connections closed", wait_until(30, lambda: connection_counts(emulator)[0] == 0),
           str(connection_counts(emulator)))
+
+
+EXAMPLE = os.path.join(ROOT, "examples", "lua", "openresty", "nginx.conf")
+EXAMPLE_SCHEMA = r"""
+local scylla = require "scylla_shard"
+local session = assert(scylla.connect { contact_points = { os.getenv("EXAMPLE_CONTACT") } })
+assert(session:execute("CREATE KEYSPACE IF NOT EXISTS ks WITH replication = "
+  .. "{'class': 'NetworkTopologyStrategy', 'datacenter1': 1}"))
+assert(session:execute("CREATE TABLE IF NOT EXISTS ks.users (id int PRIMARY KEY, name text)"))
+assert(session:execute("INSERT INTO ks.users (id, name) VALUES (?, ?)", { 1, "Ada" }))
+assert(session:close())
+"""
+
+
+def example_config(emulator):
+    """The example nginx.conf as a user would run it, with only the
+    cluster's address, the data center, the listen address and the module
+    path changed to this test's."""
+    env = dict(os.environ, SCYLLA_SHARD_LIBRARY=LIBRARY, SCYLLA_SHARD_CDEF=CDEF,
+               LUA_PATH=os.path.join(ROOT, "bindings", "lua", "?.lua") + ";;")
+    schema = subprocess.run(["luajit", "-e", EXAMPLE_SCHEMA], env=dict(env, EXAMPLE_CONTACT=emulator.node(1)),
+                            capture_output=True, text=True, timeout=60)
+    if not check("example schema", schema.returncode == 0, schema.stderr):
+        return
+    prefix = tempfile.mkdtemp(prefix="sshard-nginx-example-")
+    os.chmod(prefix, 0o755)
+    address = (emulator.node(201), 8080)
+    with open(EXAMPLE) as f:
+        conf = f.read()
+    for old, new in [('"127.0.0.1" }', '"%s" }' % emulator.node(1)), ('"dc1"', '"datacenter1"'),
+                     ("listen 127.0.0.1:8080", "listen %s:%d" % address),
+                     ("../../../bindings/lua/", os.path.join(ROOT, "bindings", "lua") + "/"),
+                     ("worker_processes auto;", "worker_processes 2;\ndaemon off;\n"
+                      + ("user nobody nogroup;" if os.geteuid() == 0 else ""))]:
+        check("example nginx.conf has %r" % old, old in conf)
+        conf = conf.replace(old, new)
+    path = os.path.join(prefix, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    proc = subprocess.Popen([NGINX, "-p", prefix, "-c", path], env=env, stderr=subprocess.DEVNULL)
+
+    def get(target):
+        try:
+            with urllib.request.urlopen("http://%s:%d%s" % (address + (target,)), timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, ""
+        except OSError:
+            return None, ""
+    try:
+        answered = wait_until(30, lambda: get("/user?id=1")[0] is not None or proc.poll() is not None)
+        check("example nginx.conf starts", answered and proc.poll() is None)
+        check("example /user?id=1 reads the row", get("/user?id=1") == (200, "Ada\n"), get("/user?id=1"))
+        check("example /user?id=2 is 404", get("/user?id=2")[0] == 404, get("/user?id=2"))
+        status, body = get("/metrics")
+        check("example /metrics serves the Prometheus text",
+              status == 200 and re.search(r"^scylla_shard_requests_total [1-9]", body, re.M), body[:300])
+    finally:
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(prefix, ignore_errors=True)
+    check("example nginx stopped: its connections closed",
+          wait_until(30, lambda: connection_counts(emulator)[0] == 0), str(connection_counts(emulator)))
 
 
 async def put_all(address):
