@@ -536,6 +536,9 @@ local function rows_of(r, session, prepared, opts)
         out.name = name
         if out.target == "TABLE" then out.table = name end
       end
+      if C.sshard_result_schema_in_agreement(r, out_bool) == OK then
+        out.schema_in_agreement = out_bool[0]
+      end
     elseif C.sshard_result_keyspace(r, out_text, out_len) == OK then
       out = { type = "SET_KEYSPACE", keyspace = ffi_string(out_text[0], out_len[0]) }
     else
@@ -931,6 +934,9 @@ local CONFIG = {
   keyspace = string_setter("sshard_config_set_keyspace"),
   prepared_cache_size = number_setter("sshard_config_set_prepared_cache_size", 0, MS),
   tablet_awareness = bool_setter("sshard_config_set_tablet_awareness"),
+  max_frame_size = number_setter("sshard_config_set_max_frame_size", 0, MS),
+  client_timestamps = bool_setter("sshard_config_set_client_timestamps"),
+  schema_agreement_timeout_ms = number_setter("sshard_config_set_schema_agreement_timeout_ms", 0, MS),
 }
 -- Options read by the binding itself.
 local LUA_OPTIONS = { username = true, password = true, int64 = true, map = true }

@@ -268,26 +268,35 @@ class Nginx:
 
     def stop(self):
         """Graceful stop (SIGQUIT to the master); returns whether the
-        workers exited on their own. Whatever is left is killed by pid."""
-        graceful = True
+        workers exited on their own (why not: self.stop_problem). Whatever
+        is left is killed by pid."""
+        self.stop_problem = ""
         workers = self.workers()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGQUIT)
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
-                graceful = False
+                self.stop_problem = "the master did not exit within 20 s; "
                 self.proc.kill()
                 self.proc.wait()
         for pid in workers:
-            try:
+            state = process_state(pid)
+            if state is not None and state != "Z":
+                self.stop_problem += "worker %d still running (%s); " % (pid, state)
                 os.kill(pid, signal.SIGKILL)
-                graceful = False
-            except ProcessLookupError:
-                pass
         self.stderr.close()
         shutil.rmtree(self.prefix, ignore_errors=True)
-        return graceful
+        return not self.stop_problem
+
+
+def process_state(pid):
+    """The state letter of process `pid` (R, S, Z...), None if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
 
 
 # ------------------------------------------------------------------ load
@@ -356,7 +365,7 @@ def master_session_refused(emulator):
         check("the refusal says to connect in init_worker_by_lua", "fork()" in body and "init_worker_by_lua" in body, body)
         check("connect in init_by_lua warns", "runs in the nginx master" in nginx.errors(), nginx.errors()[-2000:])
     finally:
-        check("the master run stops gracefully", nginx.stop())
+        check("the master run stops gracefully", nginx.stop(), nginx.stop_problem)
 
 
 def connection_counts(emulator):
@@ -468,7 +477,7 @@ def run(emulator):
                   or "[emerg]" in line]
         check("no error in nginx's log", not errors, "\n".join(errors[:10]))
     finally:
-        check("nginx stops gracefully (SIGQUIT): every worker exits", nginx.stop())
+        check("nginx stops gracefully (SIGQUIT): every worker exits", nginx.stop(), nginx.stop_problem)
     check("nginx stopped: its connections closed", wait_until(30, lambda: connection_counts(emulator)[0] == 0),
           str(connection_counts(emulator)))
 

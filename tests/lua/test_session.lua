@@ -21,6 +21,7 @@ t.test("connect{} takes every config setting by name", function()
     worker_threads = 2, application_name = "lua-test", application_version = "1.0",
     consistency = "LOCAL_QUORUM", serial_consistency = "LOCAL_SERIAL", page_size = 100,
     prepared_cache_size = 16, tablet_awareness = true, int64 = "number", map = "table",
+    max_frame_size = 1048576, client_timestamps = false, schema_agreement_timeout_ms = 5000,
   })
   local rows = must(session, "SELECT release_version FROM system.local")
   assert(rows.type == "ROWS" and #rows == 1)
@@ -42,6 +43,8 @@ local BAD_OPTIONS = {
   { { contact_points = { support.base_ip }, username = "u" }, "password" },
   { { contact_points = { support.base_ip }, connections_per_shard = 1000 }, "connections_per_shard" },
   { { contact_points = { support.base_ip }, int64 = "big" }, "int64" },
+  { { contact_points = { support.base_ip }, max_frame_size = 100 }, "max_frame_size" },
+  { { contact_points = { support.base_ip }, client_timestamps = "yes" }, "client_timestamps" },
   { { contact_points = {} }, "contact_points" },
   { {}, "contact_points" },
 }
@@ -63,7 +66,7 @@ must(session, "CREATE KEYSPACE ks WITH replication = {'class': 'SimpleStrategy',
 t.test("result shapes: SCHEMA_CHANGE, SET_KEYSPACE, VOID, ROWS", function()
   local r = must(session, "CREATE TABLE ks.kv (k int PRIMARY KEY, v text)")
   assert(r.type == "SCHEMA_CHANGE" and r.change == "CREATED" and r.target == "TABLE"
-    and r.keyspace == "ks" and r.table == "kv", r.type)
+    and r.keyspace == "ks" and r.table == "kv" and r.schema_in_agreement == true, r.type)
   r = must(session, "CREATE TABLE ks.wide (p int, c int, v text, PRIMARY KEY (p, c))")
   assert(r.table == "wide")
   r = assert(session:set_keyspace("ks"))
