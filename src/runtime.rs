@@ -83,7 +83,14 @@ fn block_async_signals() -> libc::sigset_t {
         let mut set: libc::sigset_t = std::mem::zeroed();
         let mut old: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut set);
-        for fault in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP, libc::SIGABRT] {
+        for fault in [
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGFPE,
+            libc::SIGILL,
+            libc::SIGTRAP,
+            libc::SIGABRT,
+        ] {
             libc::sigdelset(&mut set, fault);
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
@@ -312,7 +319,8 @@ mod tests {
                 let on_blocking = tokio::task::spawn_blocking(|| blocked(libc::SIGQUIT))
                     .await
                     .unwrap();
-                tx.send((on_worker, on_blocking, blocked(libc::SIGSEGV))).unwrap();
+                tx.send((on_worker, on_blocking, blocked(libc::SIGSEGV)))
+                    .unwrap();
             });
         }
         for _ in 0..4 {
