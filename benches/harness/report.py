@@ -21,6 +21,8 @@ CPU_TARGET = 0.8
 FLOOR_TARGET = 2.0
 FLOOR = "sshard-floor"
 PYTHON_BINDING_TARGET = 3.0
+# The LuaJIT binding's CPU per request against the C client's, at 256 in flight.
+LUAJIT_TARGET = 1.15
 STORM_TARGET_PCT = 1.0
 COMMUNICATOR_P50_TARGET_US = 50.0
 
@@ -84,6 +86,17 @@ def targets(doc):
                            "met" if max(floor) <= FLOOR_TARGET else "not met"),
                 "value": ("the floor or the C client not measured" if not floor else
                           "worst %.2fx over %d cases" % (max(floor), len(floor)))})
+
+    lua = [by["sshard-luajit"]["figures"]["cpu_us"]["median"] / by["sshard-c"]["figures"]["cpu_us"]["median"]
+           for case_id, by in results.items()
+           if case_id.endswith("/c256") and by.get("sshard-luajit") and by.get("sshard-c")
+           and "cpu_us" in by["sshard-luajit"]["figures"] and "cpu_us" in by["sshard-c"]["figures"]]
+    out.append({"target": "LuaJIT binding CPU per request <= %.2fx the C client at 256 in flight"
+                          % LUAJIT_TARGET, "subject": "sshard-luajit",
+                "status": ("pending" if not lua else
+                           "met" if max(lua) <= LUAJIT_TARGET else "not met"),
+                "value": ("the LuaJIT or the C client not measured" if not lua else
+                          "worst %.2fx over %d cases" % (max(lua), len(lua)))})
 
     py = {"target": "Python binding >= %.0fx the throughput of scylla-driver (asyncio)"
                     % PYTHON_BINDING_TARGET, "subject": "sshard-python"}
