@@ -1622,7 +1622,8 @@ sshard_status sshard_queue_new(const struct sshard_queue **queue);
 /**
  * Releases the caller's reference (NULL: no-op). Futures still pointed at
  * the queue keep it alive until they complete; events nobody polls are
- * dropped with it.
+ * dropped with it. The notify socket goes now (its file removed, its
+ * clients hung up): only the caller's reference could make use of it.
  */
 sshard_status sshard_queue_free(const struct sshard_queue *queue);
 
@@ -1665,7 +1666,7 @@ sshard_status sshard_queue_pending(const struct sshard_queue *queue, size_t *cou
  * are already waiting gets its first byte at the next transition, so it
  * polls once after connecting. Writing never blocks; clients are accepted
  * by the writes themselves (at most 64). The file gets mode 0600 and is
- * removed when the queue goes; choose a path in a directory only the
+ * removed by `sshard_queue_free`; choose a path in a directory only the
  * process's user can write. One socket per queue: a second call is
  * `SSHARD_STATUS_WRONG_STATE`; a path that exists or cannot be bound is
  * `SSHARD_STATUS_INVALID_ARGUMENT` (the message says why).

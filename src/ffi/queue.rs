@@ -381,10 +381,18 @@ pub unsafe extern "C" fn sshard_queue_new(queue: *mut *const sshard_queue) -> ss
 
 /// Releases the caller's reference (NULL: no-op). Futures still pointed at
 /// the queue keep it alive until they complete; events nobody polls are
-/// dropped with it.
+/// dropped with it. The notify socket goes now (its file removed, its
+/// clients hung up): only the caller's reference could make use of it.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_queue_free(queue: *const sshard_queue) -> sshard_status {
     ffi_boundary! {
+        if !queue.is_null() {
+            // SAFETY: a live queue until the arc_free below (API contract).
+            if let Ok(q) = unsafe { self::queue(queue) } {
+                let notify = q.lock().notify.take();
+                drop(notify);
+            }
+        }
         // SAFETY: NULL or a reference the caller gives up (API contract).
         unsafe { arc_free(queue) }
     }
@@ -490,7 +498,7 @@ const MAX_SOCKET_PATH: usize = 107;
 /// are already waiting gets its first byte at the next transition, so it
 /// polls once after connecting. Writing never blocks; clients are accepted
 /// by the writes themselves (at most 64). The file gets mode 0600 and is
-/// removed when the queue goes; choose a path in a directory only the
+/// removed by `sshard_queue_free`; choose a path in a directory only the
 /// process's user can write. One socket per queue: a second call is
 /// `SSHARD_STATUS_WRONG_STATE`; a path that exists or cannot be bound is
 /// `SSHARD_STATUS_INVALID_ARGUMENT` (the message says why).

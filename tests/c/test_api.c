@@ -327,8 +327,13 @@ static void test_notify_socket(void) {
     OK(sshard_future_set_queue(f2, q, 2));
     CHECK(read_bytes(a, 10000) == 1);
     CHECK(read_bytes(b, 10000) == 1);
-    /* Both complete; the second arrives while the first waits: no byte. */
+    /* Both complete; the second arrives while the first waits: no byte.
+     * (A future completes before its event is queued: wait for both.) */
     CHECK(sshard_future_wait_timed(f2, 10 * 1000 * 1000) != SSHARD_STATUS_PENDING);
+    size_t queued = 0;
+    for (double deadline = h_now() + 10; queued < 2 && h_now() < deadline; usleep(1000))
+      OK(sshard_queue_pending(q, &queued));
+    CHECK(queued == 2);
     OK(sshard_future_free(f1));
     OK(sshard_future_free(f2));
     size_t got = 0;
