@@ -324,14 +324,15 @@ def markdown_report(doc, chart_path):
     return "\n".join(out) + "\n"
 
 
-def update_readme(path, markdown):
+def update_readme(path, markdown, markers=(README_BEGIN, README_END)):
     """Replaces the text between the README's result markers."""
+    first, last = markers
     with open(path) as f:
         text = f.read()
-    begin, end = text.find(README_BEGIN), text.find(README_END)
+    begin, end = text.find(first), text.find(last)
     if begin < 0 or end < begin:
-        raise ValueError("%s has no %s ... %s section" % (path, README_BEGIN, README_END))
-    text = text[:begin + len(README_BEGIN)] + "\n" + markdown + text[end:]
+        raise ValueError("%s has no %s ... %s section" % (path, first, last))
+    text = text[:begin + len(first)] + "\n" + markdown + text[end:]
     with open(path, "w") as f:
         f.write(text)
 
