@@ -85,22 +85,20 @@ fn render(m: &SessionMetrics) -> String {
 
     let labels: Vec<String> = m.nodes.iter().map(node_labels).collect();
     let nodes = || m.nodes.iter().zip(labels.iter());
-    let up = out.family(
+    out.per_node(
         "node_up",
         "gauge",
         "1 while the node is up as far as the driver knows.",
+        nodes(),
+        |n| u64::from(n.up),
     );
-    for (node, l) in nodes() {
-        up.sample(l, u64::from(node.up));
-    }
-    let shards = out.family(
+    out.per_node(
         "node_shards",
         "gauge",
         "Shards of the node (0: not known yet).",
+        nodes(),
+        |n| n.nr_shards.map_or(0, u64::from),
     );
-    for (node, l) in nodes() {
-        shards.sample(l, node.nr_shards.map_or(0, u64::from));
-    }
     let connections = out.family(
         "connections",
         "gauge",
@@ -122,14 +120,13 @@ fn render(m: &SessionMetrics) -> String {
         }
         requests.sample(&format!("{l},shard=\"other\""), node.requests_other);
     }
-    let errors = out.family(
+    out.per_node(
         "node_errors_total",
         "counter",
         "Attempts that failed per node.",
+        nodes(),
+        |n| n.errors,
     );
-    for (node, l) in nodes() {
-        errors.sample(l, node.errors);
-    }
     out.latency(
         "node_latency_seconds",
         "Latency of attempts per node.",
@@ -147,22 +144,20 @@ fn render(m: &SessionMetrics) -> String {
         );
         opened.sample(&format!("{l},port=\"regular\""), node.pool.opened_regular);
     }
-    let fallbacks = out.family(
+    out.per_node(
         "shard_aware_failures_total",
         "counter",
         "Shard-aware port attempts that could not connect.",
+        nodes(),
+        |n| n.pool.shard_aware_failures,
     );
-    for (node, l) in nodes() {
-        fallbacks.sample(l, node.pool.shard_aware_failures);
-    }
-    let nat = out.family(
+    out.per_node(
         "nat_detections_total",
         "counter",
         "Shard-aware connections that landed on another shard (NAT).",
+        nodes(),
+        |n| n.pool.nat_detections,
     );
-    for (node, l) in nodes() {
-        nat.sample(l, node.pool.nat_detections);
-    }
     out.text
 }
 
@@ -202,6 +197,21 @@ impl Exposition {
         let _ = writeln!(self.text, "# HELP {} {help}", self.name);
         let _ = writeln!(self.text, "# TYPE {} {kind}", self.name);
         self
+    }
+
+    /// A family with one sample per node.
+    fn per_node<'a>(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        nodes: impl Iterator<Item = (&'a NodeMetrics, &'a String)>,
+        value: impl Fn(&NodeMetrics) -> u64,
+    ) {
+        self.family(name, kind, help);
+        for (node, labels) in nodes {
+            self.sample(labels, value(node));
+        }
     }
 
     fn sample(&mut self, labels: &str, value: u64) -> &mut Self {
