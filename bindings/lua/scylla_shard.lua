@@ -70,6 +70,7 @@ local out_config = ffi_new("sshard_config *[1]")
 local out_queue = ffi_new("const sshard_queue *[1]")
 local out_error = ffi_new("const sshard_error *[1]")
 local out_text = ffi_new("const char *[4]")
+local out_value = ffi_new("const sshard_value *[1]")
 local out_bytes = ffi_new("const uint8_t *[1]")
 local out_len = ffi_new("size_t[4]")
 local out_bool = ffi_new("bool[1]")
@@ -217,8 +218,7 @@ M.Future = Future
 local function fail_orphans(pending)
   for _, fut in pairs(pending) do
     fut.done = true
-    fut._status = FORKED
-    fut._outcome = { call_failure(FORKED, "the request was made in process " .. tostring(Q.pid)) }
+    fut._a, fut._b, fut._c = call_failure(FORKED, "the request was made in process " .. tostring(Q.pid))
   end
 end
 
@@ -279,25 +279,28 @@ M._track = track
 
 local complete_outcome
 
--- Completes the futures of `n` polled events (those still held go to
--- into[1..k] when `into` is given); runs their wakers and callbacks after
--- all of them are recorded (a failing callback loses no event), then
--- raises the first callback error, if any. Returns n, k.
-local function dispatch(events, n, into)
-  Q.outstanding = Q.outstanding - n
-  local pending = Q.pending
+-- Events of the batch being dispatched that are done with (read when a
+-- completion raises, to settle the rest).
+local settled = 0
+
+-- Completes the futures of events[0..n-1]: each outcome is decoded now
+-- (the caller reads it next) and the C future freed. Returns k (futures
+-- put in into[1..k]) and the futures with a waker or a callback.
+local function complete_events(events, n, into)
+  local pending, held = Q.pending, Q.held
   local notify
   local k = 0
   for i = 0, n - 1 do
+    settled = i
     local ev = events[i]
+    local cf = ev.future
     local token = tonumber(ev.token)
     local fut = pending[token]
     if fut then
-      pending[token] = nil
-      Q.held[token] = nil
-      fut._cf = ffi_gc(ev.future, C.sshard_future_free)
-      fut._status = ev.status
+      fut._a, fut._b, fut._c, fut._d, fut._e = complete_outcome(cf, ev.status, fut._kind,
+        fut._session, fut._prepared, fut._opts, fut._keep)
       fut.done = true
+      pending[token], held[token] = nil, nil
       if into then
         k = k + 1
         into[k] = fut
@@ -306,23 +309,60 @@ local function dispatch(events, n, into)
         notify = notify or {}
         notify[#notify + 1] = fut
       end
-    else
-      C.sshard_future_free(ev.future)
     end
+    C.sshard_future_free(cf)
+  end
+  settled = n
+  return k, notify
+end
+
+-- After a completion raised `err` at event `settled`: that event and the
+-- ones after it complete with the error, so no future waits forever and no
+-- C future leaks.
+local function settle_rest(events, n, into, k, err)
+  for i = settled, n - 1 do
+    local ev = events[i]
+    local token = tonumber(ev.token)
+    local fut = Q.pending[token]
+    if fut then
+      Q.pending[token], Q.held[token] = nil, nil
+      fut._a, fut._b, fut._c = call_failure(S.INTERNAL, "completing the request raised: " .. tostring(err))
+      fut.done = true
+      if into then
+        k = k + 1
+        into[k] = fut
+      end
+    end
+    C.sshard_future_free(ev.future)
+  end
+  return k
+end
+
+-- Completes the futures of `n` polled events (those still held go to
+-- into[1..k] when `into` is given); runs their wakers and callbacks after
+-- all of them are recorded (a failing callback loses no event), then
+-- raises the first error, if any. Returns n, k.
+local function dispatch(events, n, into)
+  Q.outstanding = Q.outstanding - n
+  local ok, k, notify = pcall(complete_events, events, n, into)
+  local first_error
+  if not ok then
+    first_error = k
+    k = settle_rest(events, n, into, into and #into or 0, first_error)
+    notify = nil
   end
   if notify then
-    local first_error
     for i = 1, #notify do
       local fut = notify[i]
       local waker, callback = fut._waker, fut._callback
       if waker then waker:post(fut._waiting or 1) end
       if callback then
-        local ok, err = pcall(callback, fut:result())
-        if not ok and not first_error then first_error = err end
+        local cb_ok, err = pcall(callback, fut:result())
+        if not cb_ok and not first_error then first_error = err end
       end
     end
-    if first_error then error(first_error, 0) end
   end
+  if first_error then error(first_error, 0) end
   return n, k
 end
 
@@ -422,19 +462,7 @@ end
 -- nil, err, code, details); nil, "PENDING", PENDING before it completes.
 function Future:result()
   if not self.done then return nil, "PENDING: the request has not completed", PENDING end
-  local o = self._outcome
-  if not o then
-    o = { complete_outcome(self._cf, self._status, self._kind, self._session, self._prepared,
-      self._opts, self._keep) }
-    self._outcome = o
-    local cf = self._cf
-    if cf then
-      ffi_gc(cf, nil)
-      C.sshard_future_free(cf)
-      self._cf = nil
-    end
-  end
-  return o[1], o[2], o[3], o[4], o[5]
+  return self._a, self._b, self._c, self._d, self._e
 end
 
 -- Runs `fn(outcome...)` when the future completes (from the scylla.poll or
@@ -561,7 +589,6 @@ local function rows_of(r, session, prepared, opts)
     columns = columns.meta } }
   local names, types, ncols = columns.names, columns.types, columns.count
   local int64_mode, ordered = decoding(session, opts)
-  local out_value = ffi_new("const sshard_value *[1]")
   for i = 0, row_count - 1 do
     local row = {}
     for j = 0, ncols - 1 do
@@ -588,10 +615,15 @@ function complete_outcome(cf, status, kind, session, prepared, opts, keep)
   if kind == KIND_EXECUTE or kind == KIND_BATCH then
     local s = C.sshard_future_get_result(cf, out_result)
     if s ~= OK then return future_failure(cf, s) end
-    local r = ffi_gc(out_result[0], C.sshard_result_free)
+    local r = out_result[0]
+    -- Only a kept result (the next page's) needs a finalizer; decoding
+    -- reports failures as values, so r is freed here on every other path.
+    if keep then r = ffi_gc(r, C.sshard_result_free) end
     local rows, err, code = rows_of(r, session, prepared, opts)
-    if keep and rows then return rows, nil, nil, nil, r end
-    ffi_gc(r, nil)
+    if keep then
+      if rows then return rows, nil, nil, nil, r end
+      ffi_gc(r, nil)
+    end
     C.sshard_result_free(r)
     return rows, err, code
   elseif kind == KIND_PREPARE then

@@ -1,9 +1,6 @@
--- Quick start: connect, create, write, read (luajit examples/lua/quickstart.lua [HOST]).
+-- Quick start (luajit examples/lua/quickstart.lua [HOST]): connect, query, print.
 local scylla = require "scylla_shard"
 local session = assert(scylla.connect { contact_points = { arg[1] or "127.0.0.1" } })
-assert(session:execute("CREATE KEYSPACE IF NOT EXISTS demo WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"))
-assert(session:execute("CREATE TABLE IF NOT EXISTS demo.users (id int PRIMARY KEY, name text)"))
-assert(session:execute("INSERT INTO demo.users (id, name) VALUES (?, ?)", { 1, "Ada" }))
-local rows = assert(session:execute("SELECT name FROM demo.users WHERE id = ?", { 1 }))
-print(rows[1].name)
-assert(rows[1].name == "Ada")
+local rows = assert(session:execute("SELECT cluster_name, release_version FROM system.local"))
+print(rows[1].cluster_name, rows[1].release_version)
+session:close()
