@@ -1,0 +1,1132 @@
+"""Cluster, Session, ResponseFuture and ResultSet with scylla-driver's
+names and behaviour (`cassandra.cluster`), on libscylla_shard's core.
+
+Threads: a synchronous `execute` waits on its request's future in the
+calling thread (the GIL released). `execute_async` outside asyncio delivers
+completions to the cluster's completion queue, drained by one Python thread
+per cluster (scylla-driver's event-loop thread): callbacks run there. Inside
+a running asyncio loop, `execute_async` delivers to that loop's queue,
+drained by `loop.add_reader` on its descriptor (see scylla_shard.aio): no
+thread hop, callbacks on the loop. The library never calls into Python.
+"""
+
+import asyncio
+import os
+import threading
+import weakref
+
+from scylla_shard._native import ffi, lib, OK, last_error_message, status_name
+from scylla_shard import _codec
+from scylla_shard._errors import (ClientError, DriverException, ForkedError, FORKED_MESSAGE,
+                                  InvalidRequest, NoHostAvailable, OperationTimedOut,
+                                  exception_for, future_exception)
+from scylla_shard.consistency import ConsistencyLevel
+from scylla_shard.query import (BatchStatement, BatchType, BoundStatement, FETCH_SIZE_UNSET,
+                                PreparedStatement, SimpleStatement, Statement,
+                                named_tuple_factory, new_simple_statement)
+from scylla_shard._codec import bind_params
+
+__all__ = ["Cluster", "Session", "ResponseFuture", "ResultSet", "ExecutionProfile",
+           "EXEC_PROFILE_DEFAULT", "NoHostAvailable"]
+
+EXEC_PROFILE_DEFAULT = object()
+_NOT_SET = object()
+_NULL_VALUE = lib.SSHARD_STATUS_NULL_VALUE
+_PENDING = lib.SSHARD_STATUS_PENDING
+_CONNECT_TIMEOUT = 5.0
+_SHUTDOWN_WAIT_US = 60 * 1000 * 1000
+
+
+class _ProcessState(object):
+    """The pid objects are valid in; os.fork() children get a new one."""
+    pid = os.getpid()
+
+
+def _after_fork_in_child():
+    _ProcessState.pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _raise_status(status, timeout=None):
+    raise exception_for(status, last_error_message(), timeout=timeout)
+
+
+def _check(status):
+    if status != OK:
+        _raise_status(status)
+
+
+def _utf8(s):
+    return s.encode("utf-8") if isinstance(s, str) else bytes(s)
+
+
+class ExecutionProfile(object):
+    """Per-request defaults: consistency, serial consistency, timeout (s),
+    row factory; `load_balancing_policy` gives the local datacenter."""
+
+    def __init__(self, load_balancing_policy=None, retry_policy=None,
+                 consistency_level=ConsistencyLevel.LOCAL_ONE,
+                 serial_consistency_level=None, request_timeout=10.0,
+                 row_factory=named_tuple_factory, speculative_execution_policy=None,
+                 continuous_paging_options=None):
+        self.load_balancing_policy = load_balancing_policy
+        self.retry_policy = retry_policy
+        self.consistency_level = consistency_level
+        self.serial_consistency_level = serial_consistency_level
+        self.request_timeout = request_timeout
+        self.row_factory = row_factory
+        self.speculative_execution_policy = speculative_execution_policy
+
+
+# ---------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------
+
+class _Page(object):
+    """One result page read out of an sshard_result (which it owns)."""
+
+    __slots__ = ("handle", "column_names", "column_types", "rows", "has_more_pages",
+                 "paging_state", "has_rows", "coordinator", "warnings", "trace_id")
+
+    def __init__(self, handle):
+        self.handle = handle
+        b = ffi.new("bool *")
+        n = ffi.new("size_t *")
+        lib.sshard_result_has_rows(handle, b)
+        self.has_rows = bool(b[0])
+        lib.sshard_result_has_more_pages(handle, b)
+        self.has_more_pages = bool(b[0])
+        self.paging_state = None
+        if self.has_more_pages:
+            p = ffi.new("const uint8_t **")
+            if lib.sshard_result_paging_state(handle, p, n) == OK and n[0]:
+                self.paging_state = ffi.buffer(p[0], n[0])[:]
+        self.warnings = None
+        self.trace_id = None
+        if not self.has_rows:
+            self.column_names, self.column_types, self.rows = [], [], []
+            return
+        lib.sshard_result_column_count(handle, n)
+        ncols = n[0]
+        names, types = [], []
+        kind = ffi.new("sshard_type *")
+        dt = ffi.new("const sshard_data_type **")
+        text = ffi.new("const char **")
+        for c in range(ncols):
+            lib.sshard_result_column_name(handle, c, text, n)
+            names.append(ffi.unpack(text[0], n[0]).decode("utf-8"))
+            lib.sshard_result_column_type(handle, c, kind)
+            if kind[0] in _codec._NATIVE_DECODERS:
+                types.append(_codec.native_type(kind[0]))
+            else:
+                lib.sshard_result_column_data_type(handle, c, dt)
+                types.append(_codec.read_data_type(dt[0]))
+        self.column_names = names
+        self.column_types = types
+        self.rows = _decode_rows(handle, [t.decoder for t in types])
+
+    def free(self):
+        handle, self.handle = self.handle, None
+        if handle is not None:
+            lib.sshard_result_free(handle)
+
+    def __del__(self):
+        if lib is not None:
+            self.free()
+
+
+def _decode_rows(handle, decoders):
+    n = ffi.new("size_t *")
+    lib.sshard_result_row_count(handle, n)
+    value = ffi.new("const sshard_value **")
+    data = ffi.new("const uint8_t **")
+    result_value, get_bytes, buffer = lib.sshard_result_value, lib.sshard_value_get_bytes, \
+        ffi.buffer
+    rows = []
+    columns = list(enumerate(decoders))
+    for r in range(n[0]):
+        row = []
+        for c, decode in columns:
+            result_value(handle, r, c, value)
+            status = get_bytes(value[0], data, n)
+            if status == OK:
+                row.append(decode(buffer(data[0], n[0])[:]))
+            elif status == _NULL_VALUE:
+                row.append(None)
+            else:
+                _raise_status(status)
+        rows.append(tuple(row))
+    return rows
+
+
+class ResultSet(object):
+    """The rows of a request. Iterating it fetches the following pages
+    transparently (each fetch waits for its page)."""
+
+    def __init__(self, response_future, page):
+        self.response_future = response_future
+        self._session = response_future.session if response_future else None
+        self._row_factory = response_future.row_factory if response_future else None
+        self._set_page(page)
+
+    def _set_page(self, page):
+        old = getattr(self, "_page", None)
+        self._page = page
+        self.column_names = page.column_names
+        self.column_types = page.column_types
+        self._current_rows = self._row_factory(page.column_names, page.rows) \
+            if page.has_rows else []
+        if not page.has_more_pages:
+            page.free()  # nothing more to fetch: let the result go now
+        if old is not None and old is not page:
+            old.free()
+
+    @property
+    def current_rows(self):
+        """The rows of the page fetched last."""
+        return self._current_rows
+
+    @property
+    def has_more_pages(self):
+        return self._page.has_more_pages
+
+    @property
+    def paging_state(self):
+        """The opaque state to resume after this page with
+        `execute(..., paging_state=...)`; None on the last page."""
+        return self._page.paging_state
+
+    def fetch_next_page(self):
+        """Replaces the current page by the next one (waits for it)."""
+        if not self._page.has_more_pages:
+            return
+        self._set_page(self._session._next_page_sync(self._page))
+
+    def __iter__(self):
+        while True:
+            for row in self._current_rows:
+                yield row
+            if not self._page.has_more_pages:
+                return
+            self.fetch_next_page()
+
+    def all(self):
+        """Every row of every remaining page, as a list."""
+        return list(self)
+
+    def one(self):
+        """The first row, or None."""
+        rows = self._current_rows
+        return rows[0] if rows else None
+
+    def __getitem__(self, i):
+        return self._current_rows[i]
+
+    def __bool__(self):
+        return bool(self._current_rows)
+
+    @property
+    def was_applied(self):
+        """Whether a conditional statement (LWT) applied."""
+        if not self.column_names or self.column_names[0] != "[applied]":
+            raise RuntimeError("No LWT were present in the BatchStatement or the "
+                               "statement was not conditional")
+        row = self.one()
+        if isinstance(row, dict):
+            return row["[applied]"]
+        return row[0]
+
+    def __repr__(self):
+        return "<ResultSet rows=%d has_more_pages=%s>" % (len(self._current_rows),
+                                                           self.has_more_pages)
+
+
+# ---------------------------------------------------------------------------
+# Futures
+# ---------------------------------------------------------------------------
+
+class ResponseFuture(object):
+    """A request in flight: `.result()` waits for it, `add_callbacks` runs
+    code when it completes, and it can be awaited."""
+
+    def __init__(self, session, cfuture, row_factory, timeout, loop_queue=None):
+        self.session = session
+        self.row_factory = row_factory
+        self.timeout = timeout
+        self._cfut = cfuture  # our reference to the sshard_future; freed in __del__
+        self._lock = threading.Lock()
+        self._done = False
+        self._page = None
+        self._result = None
+        self._exception = None
+        self._callbacks = []
+        self._errbacks = []
+        self._loop_queue = loop_queue
+        self._aio_future = None
+
+    def __del__(self):
+        cfut, self._cfut = getattr(self, "_cfut", None), None
+        if cfut is not None and lib is not None:
+            lib.sshard_future_free(cfut)
+
+    # -- completion -----------------------------------------------------
+    def _complete(self, status):
+        """Reads the outcome once (from whichever thread sees it first)."""
+        with self._lock:
+            if self._done:
+                return False
+            if status == OK:
+                try:
+                    self._page = self._read_page()
+                except BaseException as exc:
+                    self._exception = exc
+            else:
+                self._exception = future_exception(self._cfut, status, timeout=self.timeout,
+                                                   contact=self.session.cluster._contact_name())
+            self._done = True
+            callbacks, errbacks = self._callbacks, self._errbacks
+            self._callbacks, self._errbacks = [], []
+        self._run_callbacks(callbacks, errbacks)
+        return True
+
+    def _read_page(self):
+        out = ffi.new("const sshard_result **")
+        _check(lib.sshard_future_get_result(self._cfut, out))
+        return _Page(out[0])
+
+    def _callback_value(self):
+        page = self._page
+        if page is None or not page.has_rows:
+            return None
+        return self.row_factory(page.column_names, page.rows)
+
+    def _run_callbacks(self, callbacks, errbacks):
+        if self._exception is None:
+            if callbacks:
+                value = self._callback_value()
+                for fn, args, kwargs in callbacks:
+                    fn(value, *args, **kwargs)
+        else:
+            for fn, args, kwargs in errbacks:
+                fn(self._exception, *args, **kwargs)
+        aio = self._aio_future
+        if aio is not None:
+            self._settle_aio(aio)
+
+    def _settle_aio(self, aio):
+        if aio.done():  # the awaiting task was cancelled
+            return
+        if self._exception is not None:
+            aio.set_exception(self._exception)
+        else:
+            aio.set_result(self._final())
+
+    # -- the caller's side ---------------------------------------------
+    def _final(self):
+        if self._result is None:
+            self._result = ResultSet(self, self._page)
+        return self._result
+
+    def result(self, timeout=None):
+        """The ResultSet (waits for it), or raises the request's error."""
+        if not self._done:
+            self.session._check_process()
+            if timeout is None:
+                status = lib.sshard_future_wait(self._cfut)
+            else:
+                status = lib.sshard_future_wait_timed(self._cfut, int(timeout * 1e6))
+                if status == _PENDING:
+                    raise OperationTimedOut(errors="result() waited %ss" % timeout,
+                                            timeout=timeout)
+            if status == lib.SSHARD_STATUS_WOULD_DEADLOCK:
+                _raise_status(status)
+            self._complete(status)
+        if self._exception is not None:
+            raise self._exception
+        return self._final()
+
+    def get_query_trace_id(self):
+        return None
+
+    @property
+    def has_more_pages(self):
+        return bool(self._page is not None and self._page.has_more_pages)
+
+    def add_callback(self, fn, *args, **kwargs):
+        run = False
+        with self._lock:
+            if self._done:
+                run = self._exception is None
+            else:
+                self._callbacks.append((fn, args, kwargs))
+        if run:
+            fn(self._callback_value(), *args, **kwargs)
+        return self
+
+    def add_errback(self, fn, *args, **kwargs):
+        run = False
+        with self._lock:
+            if self._done:
+                run = self._exception is not None
+            else:
+                self._errbacks.append((fn, args, kwargs))
+        if run:
+            fn(self._exception, *args, **kwargs)
+        return self
+
+    def add_callbacks(self, callback, errback, callback_args=(), callback_kwargs=None,
+                      errback_args=(), errback_kwargs=None):
+        self.add_callback(callback, *callback_args, **(callback_kwargs or {}))
+        self.add_errback(errback, *errback_args, **(errback_kwargs or {}))
+
+    def clear_callbacks(self):
+        with self._lock:
+            self._callbacks, self._errbacks = [], []
+
+    def __await__(self):
+        return self._awaitable().__await__()
+
+    def _awaitable(self):
+        loop = asyncio.get_running_loop()
+        aio = loop.create_future()
+        with self._lock:
+            done = self._done
+            if not done:
+                if self._loop_queue is None or self._loop_queue.loop is not loop:
+                    # Completed on another thread: hand over to this loop.
+                    def forward(_value=None):
+                        loop.call_soon_threadsafe(self._settle_aio, aio)
+                    self._callbacks.append((forward, (), {}))
+                    self._errbacks.append((forward, (), {}))
+                else:
+                    self._aio_future = aio
+        if done:
+            self._settle_aio(aio)
+        return aio
+
+
+# ---------------------------------------------------------------------------
+# Completion queues
+# ---------------------------------------------------------------------------
+
+class _CompletionQueue(object):
+    """An sshard_queue with the futures it will complete, by token."""
+
+    BATCH = 256
+
+    def __init__(self):
+        out = ffi.new("const sshard_queue **")
+        _check(lib.sshard_queue_new(out))
+        self.handle = out[0]
+        self.pending = {}
+        self._next_token = 1
+        self._events = ffi.new("sshard_event[]", self.BATCH)
+        self._count = ffi.new("size_t *")
+
+    def add(self, response_future):
+        token = self._next_token
+        self._next_token = token + 1
+        self.pending[token] = response_future
+        status = lib.sshard_future_set_queue(response_future._cfut, self.handle, token)
+        if status != OK:
+            del self.pending[token]
+            _raise_status(status)
+
+    def dispatch(self, count):
+        events = self._events
+        pending = self.pending
+        for i in range(count):
+            event = events[i]
+            lib.sshard_future_free(event.future)
+            rf = pending.pop(event.token, None)
+            if rf is not None:
+                try:
+                    rf._complete(event.status)
+                except Exception:
+                    import traceback
+                    traceback.print_exc()
+
+    def free(self):
+        handle, self.handle = self.handle, None
+        if handle is not None:
+            lib.sshard_queue_free(handle)
+
+
+class _ThreadQueue(_CompletionQueue):
+    """Drained by one daemon thread per cluster, started on first use."""
+
+    def __init__(self):
+        _CompletionQueue.__init__(self)
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="scylla_shard-completions",
+                                        daemon=True)
+        self._thread.start()
+
+    def add(self, response_future):
+        with self._lock:
+            _CompletionQueue.add(self, response_future)
+
+    def _run(self):
+        events, count = self._events, self._count
+        while not self._stopping:
+            status = lib.sshard_queue_wait(self.handle, events, self.BATCH, 200000, count)
+            if status != OK:
+                break
+            if count[0]:
+                self.dispatch(count[0])
+
+    def stop(self):
+        self._stopping = True
+        if self._thread is not threading.current_thread():
+            self._thread.join(5)
+
+
+class _LoopQueue(_CompletionQueue):
+    """Drained on an asyncio loop: `loop.add_reader` on the queue's eventfd,
+    each wake-up drains every waiting completion in batches."""
+
+    def __init__(self, loop):
+        _CompletionQueue.__init__(self)
+        self.loop = loop
+        fd = ffi.new("int32_t *")
+        _check(lib.sshard_queue_fd(self.handle, fd))
+        self.fd = fd[0]
+        loop.add_reader(self.fd, self.drain)
+        self.wakeups = 0
+
+    def drain(self):
+        self.wakeups += 1
+        events, count = self._events, self._count
+        while True:
+            lib.sshard_queue_poll(self.handle, events, self.BATCH, count)
+            n = count[0]
+            if n:
+                self.dispatch(n)
+            if n < self.BATCH:
+                return
+
+    def close(self):
+        if self.handle is not None:
+            try:
+                self.loop.remove_reader(self.fd)
+            except Exception:
+                pass
+            self.free()
+
+
+# ---------------------------------------------------------------------------
+# Cluster and Session
+# ---------------------------------------------------------------------------
+
+def _compression(value):
+    if value in (True, "lz4"):
+        return lib.SSHARD_COMPRESSION_LZ4
+    if value in (False, None):
+        return lib.SSHARD_COMPRESSION_NONE
+    raise ValueError("compression %r is not supported (True/'lz4' or False)" % (value,))
+
+
+class Cluster(object):
+    """The cluster to connect to. Takes scylla-driver's common arguments;
+    `connect()` makes a Session (its own shard-aware connection pools)."""
+
+    def __init__(self, contact_points=("127.0.0.1",), port=9042, compression=False,
+                 auth_provider=None, load_balancing_policy=None, reconnection_policy=None,
+                 default_retry_policy=None, conviction_policy_factory=None,
+                 metrics_enabled=False, connection_class=None, ssl_options=None,
+                 sockopts=None, cql_version=None, protocol_version=4, executor_threads=None,
+                 max_schema_agreement_wait=10, control_connection_timeout=2.0,
+                 idle_heartbeat_interval=30, schema_event_refresh_window=2,
+                 topology_event_refresh_window=10, connect_timeout=_CONNECT_TIMEOUT,
+                 schema_metadata_enabled=True, token_metadata_enabled=True,
+                 address_translator=None, status_event_refresh_window=2,
+                 prepare_on_all_hosts=True, reprepare_on_up=True, execution_profiles=None,
+                 allow_beta_protocol_version=False, timestamp_generator=None,
+                 idle_heartbeat_timeout=30, no_compact=False, ssl_context=None,
+                 endpoint_factory=None, application_name=None, application_version=None,
+                 monitor_reporting_enabled=False, monitor_reporting_interval=30,
+                 client_id=None, cloud=None, scylla_cloud=None,
+                 shard_aware_options=None, metadata_request_timeout=None,
+                 column_encryption_policy=None,
+                 # libscylla_shard's own settings
+                 worker_threads=0, connections_per_shard=1, shard_aware_port=True,
+                 local_port_range=None, tablet_awareness=True, prepared_cache_size=None,
+                 local_dc=None, local_rack=None):
+        if ssl_options is not None or ssl_context is not None:
+            raise DriverException("TLS is not supported by libscylla_shard yet")
+        if protocol_version is not None and protocol_version != 4 and \
+                not isinstance(protocol_version, int):
+            raise ValueError("protocol_version must be an int")
+        if isinstance(contact_points, str):
+            raise TypeError("contact_points should not be a string, it should be a sequence "
+                            "(e.g. list) of strings")
+        self.contact_points = list(contact_points)
+        self.port = port
+        self.compression = compression
+        self._compression = _compression(compression)
+        self.auth_provider = auth_provider
+        self.protocol_version = 4
+        self.connect_timeout = connect_timeout
+        self.idle_heartbeat_interval = idle_heartbeat_interval
+        self.application_name = application_name
+        self.application_version = application_version
+        self.profiles = dict(execution_profiles or {})
+        default = self.profiles.get(EXEC_PROFILE_DEFAULT)
+        if default is None:
+            default = ExecutionProfile(load_balancing_policy=load_balancing_policy)
+            self.profiles[EXEC_PROFILE_DEFAULT] = default
+        policy = load_balancing_policy or default.load_balancing_policy
+        self.local_dc = local_dc or getattr(policy, "local_dc", None)
+        self.local_rack = local_rack or getattr(policy, "local_rack", None)
+        self.worker_threads = worker_threads
+        self.connections_per_shard = connections_per_shard
+        self.shard_aware_port = shard_aware_port
+        self.local_port_range = local_port_range
+        self.tablet_awareness = tablet_awareness
+        self.prepared_cache_size = prepared_cache_size
+        self.sessions = weakref.WeakSet()
+        self.is_shutdown = False
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._thread_queue = None
+
+    # -- context manager --------------------------------------------------
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+    def _contact_name(self):
+        host = self.contact_points[0] if self.contact_points else "?"
+        return "%s:%d" % (host, self.port)
+
+    def _check_process(self):
+        if self._pid != _ProcessState.pid:
+            raise ForkedError(FORKED_MESSAGE)
+
+    def add_execution_profile(self, name, profile, pool_wait_timeout=5):
+        self.profiles[name] = profile
+
+    def _config(self, keyspace):
+        out = ffi.new("sshard_config **")
+        _check(lib.sshard_config_new(out))
+        config = out[0]
+        try:
+            for cp in self.contact_points:
+                b = _utf8(str(cp))
+                _check(lib.sshard_config_add_contact_point(config, b, len(b)))
+            _check(lib.sshard_config_set_port(config, self.port))
+            _check(lib.sshard_config_set_compression(config, self._compression))
+            _check(lib.sshard_config_set_connect_timeout_ms(
+                config, int(self.connect_timeout * 1000)))
+            profile = self.profiles[EXEC_PROFILE_DEFAULT]
+            _check(lib.sshard_config_set_consistency(config, profile.consistency_level))
+            if profile.request_timeout:
+                _check(lib.sshard_config_set_request_timeout_ms(
+                    config, int(profile.request_timeout * 1000)))
+            _check(lib.sshard_config_set_heartbeat_interval_ms(
+                config, int((self.idle_heartbeat_interval or 0) * 1000)))
+            _check(lib.sshard_config_set_worker_threads(config, self.worker_threads))
+            _check(lib.sshard_config_set_connections_per_shard(config,
+                                                               self.connections_per_shard))
+            _check(lib.sshard_config_set_shard_aware_port(config, bool(self.shard_aware_port)))
+            _check(lib.sshard_config_set_tablet_awareness(config, bool(self.tablet_awareness)))
+            _check(lib.sshard_config_set_page_size(config, Session.default_fetch_size))
+            if self.local_port_range:
+                _check(lib.sshard_config_set_local_port_range(config, *self.local_port_range))
+            if self.prepared_cache_size is not None:
+                _check(lib.sshard_config_set_prepared_cache_size(config,
+                                                                 self.prepared_cache_size))
+            if self.local_dc:
+                b = _utf8(self.local_dc)
+                _check(lib.sshard_config_set_local_dc(config, b, len(b)))
+            if self.local_rack:
+                b = _utf8(self.local_rack)
+                _check(lib.sshard_config_set_local_rack(config, b, len(b)))
+            auth = self.auth_provider
+            if auth is not None:
+                user, password = _utf8(auth.username or ""), _utf8(auth.password or "")
+                _check(lib.sshard_config_set_credentials(config, user, len(user), password,
+                                                         len(password)))
+            for setter, value in ((lib.sshard_config_set_application_name,
+                                   self.application_name),
+                                  (lib.sshard_config_set_application_version,
+                                   self.application_version)):
+                if value:
+                    b = _utf8(value)
+                    _check(setter(config, b, len(b)))
+            if keyspace:
+                b = _utf8(keyspace)
+                _check(lib.sshard_config_set_keyspace(config, b, len(b)))
+        except BaseException:
+            lib.sshard_config_free(config)
+            raise
+        return config
+
+    def connect(self, keyspace=None, wait_for_all_pools=False):
+        """A new connected Session (in `keyspace`, if given)."""
+        self._check_process()
+        if self.is_shutdown:
+            raise DriverException("Cluster is already shut down")
+        config = self._config(keyspace)
+        fut = ffi.new("const sshard_future **")
+        try:
+            _check(lib.sshard_session_connect(config, fut))
+        finally:
+            lib.sshard_config_free(config)
+        cfut = fut[0]
+        try:
+            # The library bounds each connection attempt by connect_timeout;
+            # this only keeps a broken promise from hanging the caller.
+            status = lib.sshard_future_wait_timed(cfut, int((self.connect_timeout + 30) * 1e6))
+            if status == _PENDING:
+                raise OperationTimedOut(errors="connect", timeout=self.connect_timeout)
+            if status != OK:
+                exc = future_exception(cfut, status, contact=self._contact_name())
+                if isinstance(exc, NoHostAvailable) and not exc.errors:
+                    exc = NoHostAvailable("Unable to connect to any servers", {
+                        "%s:%d" % (cp, self.port): exc.args[0] for cp in self.contact_points})
+                raise exc
+            out = ffi.new("const sshard_session **")
+            _check(lib.sshard_future_get_session(cfut, out))
+        finally:
+            lib.sshard_future_free(cfut)
+        session = Session(self, out[0], keyspace)
+        self.sessions.add(session)
+        return session
+
+    def _completions(self):
+        queue = self._thread_queue
+        if queue is None:
+            with self._lock:
+                if self._thread_queue is None:
+                    self._thread_queue = _ThreadQueue()
+                queue = self._thread_queue
+        return queue
+
+    def shutdown(self):
+        """Closes every session (requests in flight finish first)."""
+        with self._lock:
+            if self.is_shutdown:
+                return
+            self.is_shutdown = True
+        if self._pid != _ProcessState.pid:
+            return  # a forked child: the parent's objects are not ours to close
+        for session in list(self.sessions):
+            session.shutdown()
+        if self._thread_queue is not None:
+            self._thread_queue.stop()
+
+    def _first_session(self):
+        for session in list(self.sessions):
+            if not session.is_shutdown:
+                return session
+        return None
+
+    def is_shard_aware(self):
+        session = self._first_session()
+        return bool(session and session.is_shard_aware())
+
+    def shard_aware_stats(self):
+        """{"host:port": {"shards_count": S, "connected": shards with a
+        connection}} per node, as scylla-driver reports it (None when not
+        shard-aware)."""
+        session = self._first_session()
+        if session is None or not session.is_shard_aware():
+            return None
+        return session.shard_aware_stats()
+
+    def refresh_schema_metadata(self, max_schema_agreement_wait=None):
+        pass
+
+
+class Session(object):
+    """A connected session: its own shard-aware connection pools."""
+
+    default_fetch_size = 5000
+
+    def __init__(self, cluster, handle, keyspace):
+        self.cluster = cluster
+        self._handle = handle
+        self.keyspace = keyspace
+        self.is_shutdown = False
+        self._pid = cluster._pid
+        profile = cluster.profiles[EXEC_PROFILE_DEFAULT]
+        # What the config already says: per-request calls only for differences.
+        self._config_consistency = profile.consistency_level
+        self._config_timeout = profile.request_timeout
+        self._config_fetch_size = Session.default_fetch_size
+        self._default_profile = profile
+        self.default_fetch_size = Session.default_fetch_size
+        self._loop_queues = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+    def __del__(self):
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle is not None and lib is not None:
+            lib.sshard_session_free(handle)
+
+    def _check_process(self):
+        if self._pid != _ProcessState.pid:
+            raise ForkedError(FORKED_MESSAGE)
+
+    # -- defaults as scylla-driver names them ----------------------------
+    @property
+    def row_factory(self):
+        return self._default_profile.row_factory
+
+    @row_factory.setter
+    def row_factory(self, factory):
+        self._default_profile.row_factory = factory
+
+    @property
+    def default_timeout(self):
+        return self._default_profile.request_timeout
+
+    @default_timeout.setter
+    def default_timeout(self, seconds):
+        self._default_profile.request_timeout = seconds
+
+    @property
+    def default_consistency_level(self):
+        return self._default_profile.consistency_level
+
+    @default_consistency_level.setter
+    def default_consistency_level(self, cl):
+        self._default_profile.consistency_level = cl
+
+    @property
+    def default_serial_consistency_level(self):
+        return self._default_profile.serial_consistency_level
+
+    @default_serial_consistency_level.setter
+    def default_serial_consistency_level(self, cl):
+        self._default_profile.serial_consistency_level = cl
+
+    def execution_profile_clone_update(self, ep, **kwargs):
+        import copy
+        profile = copy.copy(self._profile(ep))
+        for k, v in kwargs.items():
+            setattr(profile, k, v)
+        return profile
+
+    def _profile(self, execution_profile):
+        if isinstance(execution_profile, ExecutionProfile):
+            return execution_profile
+        try:
+            return self.cluster.profiles[execution_profile]
+        except KeyError:
+            raise ValueError("Invalid execution_profile: '%s'; valid profiles are: %s."
+                             % (execution_profile, list(self.cluster.profiles)))
+
+    # -- requests ---------------------------------------------------------
+    def execute(self, query, parameters=None, timeout=_NOT_SET, trace=False,
+                custom_payload=None, execution_profile=EXEC_PROFILE_DEFAULT,
+                paging_state=None, host=None, execute_as=None):
+        """Runs `query` and returns its ResultSet (the first page; iterating
+        fetches the rest). Raises the request's error."""
+        rf = self._submit(query, parameters, timeout, execution_profile, paging_state, trace,
+                          None)
+        return rf.result()
+
+    def execute_async(self, query, parameters=None, trace=False, custom_payload=None,
+                      timeout=_NOT_SET, execution_profile=EXEC_PROFILE_DEFAULT,
+                      paging_state=None, host=None, execute_as=None):
+        """Starts `query`; returns a ResponseFuture (also awaitable)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            queue = self.cluster._completions()
+        else:
+            queue = self._loop_queue(loop)
+        return self._submit(query, parameters, timeout, execution_profile, paging_state, trace,
+                            queue)
+
+    def _loop_queue(self, loop):
+        queue = self._loop_queues.get(loop)
+        if queue is None or queue.handle is None:
+            queue = self._loop_queues[loop] = _LoopQueue(loop)
+        return queue
+
+    def _submit(self, query, parameters, timeout, execution_profile, paging_state, trace,
+                queue):
+        if self._pid != _ProcessState.pid:
+            raise ForkedError(FORKED_MESSAGE)
+        if self.is_shutdown:
+            raise DriverException("Session is shut down")
+        profile = self._default_profile if execution_profile is EXEC_PROFILE_DEFAULT \
+            else self._profile(execution_profile)
+        if timeout is _NOT_SET:
+            timeout = profile.request_timeout
+        owned = True
+        if isinstance(query, str):
+            stmt = new_simple_statement(bind_params(query, parameters) if parameters
+                                        else query)
+            statement = None
+        elif isinstance(query, PreparedStatement):
+            stmt = query._new_statement(parameters)
+            statement = query
+        elif isinstance(query, BoundStatement):
+            stmt = query._statement()
+            owned = False
+            statement = query
+        elif isinstance(query, SimpleStatement):
+            text = query.query_string
+            stmt = new_simple_statement(bind_params(text, parameters) if parameters else text)
+            statement = query
+            try:
+                self._routing(stmt, query)
+            except BaseException:
+                lib.sshard_statement_free(stmt)
+                raise
+        elif isinstance(query, BatchStatement):
+            return self._submit_batch(query, timeout, profile, trace, queue)
+        else:
+            raise TypeError("cannot execute %r" % (query,))
+        try:
+            self._options(stmt, statement, profile, timeout, paging_state, trace)
+            fut = ffi.new("const sshard_future **")
+            _check(lib.sshard_session_execute(self._handle, stmt, fut))
+        finally:
+            if owned:
+                lib.sshard_statement_free(stmt)
+        return self._track(fut[0], profile.row_factory, timeout, queue)
+
+    def _track(self, cfut, row_factory, timeout, queue):
+        rf = ResponseFuture(self, cfut, row_factory, timeout,
+                            queue if isinstance(queue, _LoopQueue) else None)
+        if queue is not None:
+            queue.add(rf)
+        return rf
+
+    def _routing(self, stmt, query):
+        key = query.routing_key
+        if key is not None:
+            k = bytes(key)
+            _check(lib.sshard_statement_set_routing_key(stmt, ffi.from_buffer("uint8_t[]", k),
+                                                        len(k)))
+        if query.keyspace is not None or query.table is not None:
+            ks = _utf8(query.keyspace or "")
+            table = _utf8(query.table or "")
+            _check(lib.sshard_statement_set_routing_table(
+                stmt, ks if ks else ffi.NULL, len(ks), table if table else ffi.NULL, len(table)))
+
+    def _options(self, stmt, statement, profile, timeout, paging_state, trace):
+        cl = statement.consistency_level if statement is not None \
+            and statement.consistency_level is not None else profile.consistency_level
+        if cl != self._config_consistency:
+            _check(lib.sshard_statement_set_consistency(stmt, cl))
+        serial = statement.serial_consistency_level if statement is not None \
+            and statement.serial_consistency_level is not None \
+            else profile.serial_consistency_level
+        if serial is not None:
+            _check(lib.sshard_statement_set_serial_consistency(stmt, serial))
+        fetch = statement.fetch_size if statement is not None \
+            and statement.fetch_size is not FETCH_SIZE_UNSET else self.default_fetch_size
+        if fetch != self._config_fetch_size or isinstance(statement, BoundStatement):
+            _check(lib.sshard_statement_set_page_size(stmt, fetch if fetch else 0))
+        if timeout != self._config_timeout:
+            _check(lib.sshard_statement_set_timeout_ms(stmt, _timeout_ms(timeout)))
+        if paging_state is not None or isinstance(statement, BoundStatement):
+            ps = bytes(paging_state or b"")
+            _check(lib.sshard_statement_set_paging_state(
+                stmt, ffi.from_buffer("uint8_t[]", ps) if ps else ffi.NULL, len(ps)))
+        if statement is not None and statement.is_idempotent:
+            _check(lib.sshard_statement_set_idempotent(stmt, True))
+        if trace:
+            _check(lib.sshard_statement_set_tracing(stmt, True))
+
+    def _submit_batch(self, batch, timeout, profile, trace, queue):
+        out = ffi.new("sshard_batch **")
+        _check(lib.sshard_batch_new(batch.batch_type.value, out))
+        cbatch = out[0]
+        try:
+            for stmt in batch._statements:
+                _check(lib.sshard_batch_add_statement(cbatch, stmt))
+            cl = batch.consistency_level if batch.consistency_level is not None \
+                else profile.consistency_level
+            _check(lib.sshard_batch_set_consistency(cbatch, cl))
+            serial = batch.serial_consistency_level or profile.serial_consistency_level
+            if serial is not None:
+                _check(lib.sshard_batch_set_serial_consistency(cbatch, serial))
+            if timeout != self._config_timeout:
+                _check(lib.sshard_batch_set_timeout_ms(cbatch, _timeout_ms(timeout)))
+            if batch.is_idempotent:
+                _check(lib.sshard_batch_set_idempotent(cbatch, True))
+            if trace:
+                _check(lib.sshard_batch_set_tracing(cbatch, True))
+            fut = ffi.new("const sshard_future **")
+            _check(lib.sshard_session_batch(self._handle, cbatch, fut))
+        finally:
+            lib.sshard_batch_free(cbatch)
+        return self._track(fut[0], profile.row_factory, timeout, queue)
+
+    def _next_page_sync(self, page):
+        self._check_process()
+        fut = ffi.new("const sshard_future **")
+        _check(lib.sshard_session_next_page(self._handle, page.handle, fut))
+        cfut = fut[0]
+        try:
+            status = lib.sshard_future_wait(cfut)
+            if status != OK:
+                raise future_exception(cfut, status, contact=self.cluster._contact_name())
+            out = ffi.new("const sshard_result **")
+            _check(lib.sshard_future_get_result(cfut, out))
+        finally:
+            lib.sshard_future_free(cfut)
+        return _Page(out[0])
+
+    def _next_page_async(self, page, row_factory, queue):
+        fut = ffi.new("const sshard_future **")
+        _check(lib.sshard_session_next_page(self._handle, page.handle, fut))
+        return self._track(fut[0], row_factory, None, queue)
+
+    def prepare(self, query, custom_payload=None, keyspace=None):
+        """Prepares `query` (`?` or `:name` markers) on the cluster."""
+        return self._prepare_future(query, None).result_prepared()
+
+    def _prepare_future(self, query, queue):
+        self._check_process()
+        if self.is_shutdown:
+            raise DriverException("Session is shut down")
+        if isinstance(query, SimpleStatement):
+            query = query.query_string
+        q = _utf8(query)
+        fut = ffi.new("const sshard_future **")
+        _check(lib.sshard_session_prepare(self._handle, q, len(q), fut))
+        rf = _PrepareFuture(self, fut[0], query, queue)
+        if queue is not None:
+            queue.add(rf)
+        return rf
+
+    def set_keyspace(self, keyspace):
+        """Switches every connection to `keyspace`."""
+        self._check_process()
+        b = _utf8(keyspace)
+        fut = ffi.new("const sshard_future **")
+        _check(lib.sshard_session_use_keyspace(self._handle, b, len(b), fut))
+        try:
+            status = lib.sshard_future_wait(fut[0])
+            if status != OK:
+                raise future_exception(fut[0], status)
+        finally:
+            lib.sshard_future_free(fut[0])
+        self.keyspace = keyspace
+
+    def shutdown(self):
+        """Refuses new requests, lets those in flight finish, closes."""
+        if self.is_shutdown:
+            return
+        self.is_shutdown = True
+        if self._pid != _ProcessState.pid or self._handle is None:
+            return
+        fut = ffi.new("const sshard_future **")
+        if lib.sshard_session_close(self._handle, fut) == OK:
+            lib.sshard_future_wait_timed(fut[0], _SHUTDOWN_WAIT_US)
+            lib.sshard_future_free(fut[0])
+        for queue in self._loop_queues.values():
+            if not queue.pending:
+                queue.close()
+
+    # -- observability ----------------------------------------------------
+    def _metrics(self):
+        self._check_process()
+        m = ffi.new("sshard_metrics *")
+        _check(lib.sshard_session_get_metrics(self._handle, m, ffi.sizeof("sshard_metrics")))
+        return m
+
+    def is_shard_aware(self):
+        self._check_process()
+        b = ffi.new("bool *")
+        _check(lib.sshard_session_is_shard_aware(self._handle, b))
+        return bool(b[0])
+
+    def shard_aware_stats(self):
+        m = self._metrics()
+        out = {}
+        for i in range(min(m.node_count, lib.SSHARD_METRICS_MAX_NODES)):
+            node = m.nodes[i]
+            shards = node.nr_shards
+            out[ffi.string(node.address).decode()] = {
+                "shards_count": shards,
+                "connected": sum(1 for s in range(min(shards, lib.SSHARD_METRICS_MAX_SHARDS))
+                                 if node.connections_per_shard[s] > 0),
+            }
+        return out
+
+    def metrics(self):
+        """The session's counters (requests, errors, retries, timeouts,
+        connections, tablet map, prepared cache) and per-node details."""
+        m = self._metrics()
+        nodes = []
+        for i in range(min(m.node_count, lib.SSHARD_METRICS_MAX_NODES)):
+            node = m.nodes[i]
+            shards = min(node.nr_shards, lib.SSHARD_METRICS_MAX_SHARDS)
+            nodes.append({
+                "address": ffi.string(node.address).decode(),
+                "host_id": str(__import__("uuid").UUID(bytes=ffi.buffer(node.host_id, 16)[:])),
+                "up": bool(node.up),
+                "shard_aware_port": bool(node.shard_aware_port_in_use),
+                "shards": node.nr_shards,
+                "connections": node.connections,
+                "connections_per_shard": [node.connections_per_shard[s] for s in range(shards)],
+                "requests": node.requests,
+                "requests_per_shard": [node.requests_per_shard[s] for s in range(shards)],
+                "requests_other": node.requests_other,
+            })
+        in_flight = ffi.new("size_t *")
+        lib.sshard_session_in_flight(self._handle, in_flight)
+        return {
+            "shard_aware": bool(m.shard_aware),
+            "node_count": m.node_count,
+            "connections": m.connections,
+            "requests": m.requests,
+            "errors": m.errors,
+            "retries": m.retries,
+            "timeouts": m.timeouts,
+            "in_flight": in_flight[0],
+            "tablet_tables": m.tablet_tables,
+            "tablets": m.tablets,
+            "tablet_payloads": m.tablet_payloads,
+            "prepared_cached": m.prepared_cached,
+            "nodes": nodes,
+        }
+
+
+def _timeout_ms(timeout):
+    if timeout is None:
+        return 0
+    ms = int(timeout * 1000)
+    return max(ms, 1)
+
+
+class _PrepareFuture(ResponseFuture):
+    """A prepare in flight; yields a PreparedStatement."""
+
+    def __init__(self, session, cfuture, query, queue):
+        ResponseFuture.__init__(self, session, cfuture, None, None,
+                                queue if isinstance(queue, _LoopQueue) else None)
+        self.query = query
+
+    def _read_page(self):
+        out = ffi.new("const sshard_prepared **")
+        _check(lib.sshard_future_get_prepared(self._cfut, out))
+        return PreparedStatement(out[0], self.query, self.session.keyspace)
+
+    def _callback_value(self):
+        return self._page
+
+    def _final(self):
+        return self._page
+
+    def result_prepared(self):
+        return self.result()
