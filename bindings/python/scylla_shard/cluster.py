@@ -90,7 +90,7 @@ class _Page(object):
     __slots__ = ("handle", "column_names", "column_types", "rows", "has_more_pages",
                  "paging_state", "has_rows", "coordinator", "warnings", "trace_id")
 
-    def __init__(self, handle):
+    def __init__(self, handle, prepared=None):
         self.handle = handle
         b = ffi.new("bool *")
         n = ffi.new("size_t *")
@@ -110,19 +110,15 @@ class _Page(object):
             return
         lib.sshard_result_column_count(handle, n)
         ncols = n[0]
-        names, types = [], []
-        kind = ffi.new("sshard_type *")
-        dt = ffi.new("const sshard_data_type **")
-        text = ffi.new("const char **")
-        for c in range(ncols):
-            lib.sshard_result_column_name(handle, c, text, n)
-            names.append(ffi.unpack(text[0], n[0]).decode("utf-8"))
-            lib.sshard_result_column_type(handle, c, kind)
-            if kind[0] in _codec._NATIVE_DECODERS:
-                types.append(_codec.native_type(kind[0]))
-            else:
-                lib.sshard_result_column_data_type(handle, c, dt)
-                types.append(_codec.read_data_type(dt[0]))
+        # A prepared statement's rows keep its result metadata (as
+        # scylla-driver keeps it in the PreparedStatement): read it once.
+        cached = prepared._result_metadata if prepared is not None else None
+        if cached is not None and len(cached[0]) == ncols:
+            names, types = cached
+        else:
+            names, types = _column_metadata(handle, ncols)
+            if prepared is not None:
+                prepared._result_metadata = (names, types)
         self.column_names = names
         self.column_types = types
         self.rows = _decode_rows(handle, [t.decoder for t in types])
@@ -135,6 +131,24 @@ class _Page(object):
     def __del__(self):
         if lib is not None:
             self.free()
+
+
+def _column_metadata(handle, ncols):
+    names, types = [], []
+    n = ffi.new("size_t *")
+    kind = ffi.new("sshard_type *")
+    dt = ffi.new("const sshard_data_type **")
+    text = ffi.new("const char **")
+    for c in range(ncols):
+        lib.sshard_result_column_name(handle, c, text, n)
+        names.append(ffi.unpack(text[0], n[0]).decode("utf-8"))
+        lib.sshard_result_column_type(handle, c, kind)
+        if kind[0] in _codec._NATIVE_DECODERS:
+            types.append(_codec.native_type(kind[0]))
+        else:
+            lib.sshard_result_column_data_type(handle, c, dt)
+            types.append(_codec.read_data_type(dt[0]))
+    return names, types
 
 
 def _decode_rows(handle, decoders):
@@ -251,8 +265,10 @@ class ResponseFuture(object):
     """A request in flight: `.result()` waits for it, `add_callbacks` runs
     code when it completes, and it can be awaited."""
 
-    def __init__(self, session, cfuture, row_factory, timeout, loop_queue=None):
+    def __init__(self, session, cfuture, row_factory, timeout, loop_queue=None,
+                 prepared=None):
         self.session = session
+        self._prepared = prepared
         self.row_factory = row_factory
         self.timeout = timeout
         self._cfut = cfuture  # our reference to the sshard_future; freed in __del__
@@ -294,7 +310,7 @@ class ResponseFuture(object):
     def _read_page(self):
         out = ffi.new("const sshard_result **")
         _check(lib.sshard_future_get_result(self._cfut, out))
-        return _Page(out[0])
+        return _Page(out[0], self._prepared)
 
     def _callback_value(self):
         page = self._page
@@ -899,11 +915,13 @@ class Session(object):
         finally:
             if owned:
                 lib.sshard_statement_free(stmt)
-        return self._track(fut[0], profile.row_factory, timeout, queue)
+        prepared = statement if isinstance(statement, PreparedStatement) else \
+            statement.prepared_statement if isinstance(statement, BoundStatement) else None
+        return self._track(fut[0], profile.row_factory, timeout, queue, prepared)
 
-    def _track(self, cfut, row_factory, timeout, queue):
+    def _track(self, cfut, row_factory, timeout, queue, prepared=None):
         rf = ResponseFuture(self, cfut, row_factory, timeout,
-                            queue if isinstance(queue, _LoopQueue) else None)
+                            queue if isinstance(queue, _LoopQueue) else None, prepared)
         if queue is not None:
             queue.add(rf)
         return rf

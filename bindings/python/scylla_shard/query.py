@@ -167,6 +167,7 @@ class PreparedStatement(object):
     retry_policy = None
     custom_payload = None
     keyspace = None
+    _result_metadata = None  # (column names, types) of its rows, once seen
 
     def __init__(self, handle, query_string, keyspace):
         self._handle = handle  # sshard_prepared *, one reference
