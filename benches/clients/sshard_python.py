@@ -146,9 +146,9 @@ class AsyncClient:
 
     async def request(self, insert, key, value, tag):
         if insert:
-            await self.session.execute_async(self.insert_stmt, (key, value, tag))
+            await self.session.execute(self.insert_stmt, (key, value, tag))
             return None
-        rs = await self.session.execute_async(self.select_stmt, (key,))
+        rs = await self.session.execute(self.select_stmt, (key,))
         return rs.one()
 
 

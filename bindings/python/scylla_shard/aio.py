@@ -87,13 +87,14 @@ class AsyncSession(object):
     def __getattr__(self, name):  # defaults, metrics, shard awareness...
         return getattr(self._session, name)
 
-    async def execute(self, query, parameters=None, timeout=_NOT_SET,
-                      execution_profile=EXEC_PROFILE_DEFAULT, paging_state=None,
-                      trace=False):
-        rf = self._session.execute_async(query, parameters, timeout=timeout,
-                                         execution_profile=execution_profile,
-                                         paging_state=paging_state, trace=trace)
-        return AsyncResultSet(self, await rf)
+    def execute(self, query, parameters=None, timeout=_NOT_SET,
+                execution_profile=EXEC_PROFILE_DEFAULT, paging_state=None, trace=False):
+        """Awaitable: the request's AsyncResultSet. Submitted at once."""
+        return self._session._execute_on_loop(query, parameters, timeout, execution_profile,
+                                              paging_state, trace, self._wrap)
+
+    def _wrap(self, result_set):
+        return AsyncResultSet(self, result_set)
 
     def execute_async(self, *args, **kwargs):
         """The ResponseFuture itself (awaitable, with add_callbacks)."""

@@ -179,10 +179,10 @@ class ResultSet(object):
     """The rows of a request. Iterating it fetches the following pages
     transparently (each fetch waits for its page)."""
 
-    def __init__(self, response_future, page):
+    def __init__(self, session, row_factory, page, response_future=None):
         self.response_future = response_future
-        self._session = response_future.session if response_future else None
-        self._row_factory = response_future.row_factory if response_future else None
+        self._session = session
+        self._row_factory = row_factory
         self._set_page(page)
 
     def _set_page(self, page):
@@ -342,7 +342,7 @@ class ResponseFuture(object):
     # -- the caller's side ---------------------------------------------
     def _final(self):
         if self._result is None:
-            self._result = ResultSet(self, self._page)
+            self._result = ResultSet(self.session, self.row_factory, self._page, self)
         return self._result
 
     def result(self, timeout=None):
@@ -498,6 +498,46 @@ class _ThreadQueue(_CompletionQueue):
         self._stopping = True
         if self._thread is not threading.current_thread():
             self._thread.join(5)
+
+
+class _LoopRequest(object):
+    """A request awaited on an asyncio loop (scylla_shard.aio): completes an
+    asyncio future directly, with no ResponseFuture in between."""
+
+    __slots__ = ("aio", "cfut", "session", "row_factory", "timeout", "prepared", "wrap")
+
+    def __init__(self, aio, cfut, session, row_factory, timeout, prepared, wrap):
+        self.aio = aio
+        self.cfut = cfut
+        self.session = session
+        self.row_factory = row_factory
+        self.timeout = timeout
+        self.prepared = prepared
+        self.wrap = wrap
+
+    def _complete(self, status):
+        cfut, self.cfut = self.cfut, None
+        aio = self.aio
+        try:
+            if aio.done():  # the awaiting task was cancelled
+                return
+            if status != OK:
+                aio.set_exception(future_exception(
+                    cfut, status, timeout=self.timeout,
+                    contact=self.session.cluster._contact_name()))
+                return
+            out = _result_out
+            _check(lib.sshard_future_get_result(cfut, out))
+            result = ResultSet(self.session, self.row_factory, _Page(out[0], self.prepared))
+            aio.set_result(self.wrap(result) if self.wrap else result)
+        except BaseException as exc:
+            if not aio.done():
+                aio.set_exception(exc)
+        finally:
+            lib.sshard_future_free(cfut)
+
+
+_result_out = ffi.new("const sshard_result **")  # used on loop threads only, never across a call
 
 
 class _LoopQueue(_CompletionQueue):
@@ -779,6 +819,7 @@ class Session(object):
         self._default_profile = profile
         self.default_fetch_size = Session.default_fetch_size
         self._loop_queues = {}
+        self._local = threading.local()
 
     def __enter__(self):
         return self
@@ -867,6 +908,28 @@ class Session(object):
         return self._submit(query, parameters, timeout, execution_profile, paging_state, trace,
                             queue)
 
+    def _execute_on_loop(self, query, parameters, timeout, execution_profile, paging_state,
+                         trace, wrap=None):
+        """An asyncio future of the running loop for `query`'s ResultSet
+        (passed through `wrap`)."""
+        loop = asyncio.get_running_loop()
+        queue = self._loop_queues.get(loop)
+        if queue is None or queue.handle is None:
+            queue = self._loop_queue(loop)
+        cfut, row_factory, timeout, prepared = self._start(
+            query, parameters, timeout, execution_profile, paging_state, trace)
+        aio = loop.create_future()
+        request = _LoopRequest(aio, cfut, self, row_factory, timeout, prepared, wrap)
+        token = queue._next_token
+        queue._next_token = token + 1
+        queue.pending[token] = request
+        status = lib.sshard_future_set_queue(cfut, queue.handle, token)
+        if status != OK:
+            del queue.pending[token]
+            lib.sshard_future_free(cfut)
+            _raise_status(status)
+        return aio
+
     def _loop_queue(self, loop):
         queue = self._loop_queues.get(loop)
         if queue is None or queue.handle is None:
@@ -875,6 +938,20 @@ class Session(object):
 
     def _submit(self, query, parameters, timeout, execution_profile, paging_state, trace,
                 queue):
+        cfut, row_factory, timeout, prepared = self._start(
+            query, parameters, timeout, execution_profile, paging_state, trace)
+        return self._track(cfut, row_factory, timeout, queue, prepared)
+
+    def _track(self, cfut, row_factory, timeout, queue, prepared=None):
+        rf = ResponseFuture(self, cfut, row_factory, timeout,
+                            queue if isinstance(queue, _LoopQueue) else None, prepared)
+        if queue is not None:
+            queue.add(rf)
+        return rf
+
+    def _start(self, query, parameters, timeout, execution_profile, paging_state, trace):
+        """Submits `query`; returns (sshard_future *, row factory, timeout,
+        the PreparedStatement or None)."""
         if self._pid != _ProcessState.pid:
             raise ForkedError(FORKED_MESSAGE)
         if self.is_shutdown:
@@ -883,6 +960,20 @@ class Session(object):
             else self._profile(execution_profile)
         if timeout is _NOT_SET:
             timeout = profile.request_timeout
+        fut = self._fut_out
+        if type(query) is PreparedStatement and paging_state is None and not trace \
+                and query.consistency_level is None and query.fetch_size is FETCH_SIZE_UNSET \
+                and query.serial_consistency_level is None and not query.is_idempotent \
+                and profile.consistency_level == self._config_consistency \
+                and profile.serial_consistency_level is None \
+                and timeout == self._config_timeout \
+                and self.default_fetch_size == self._config_fetch_size:
+            # The common case: a prepared statement with the session's
+            # defaults, bound into this thread's reusable statement.
+            stmt = query._scratch_statement(parameters)
+            if stmt is not None:
+                _check(lib.sshard_session_execute(self._handle, stmt, fut))
+                return fut[0], profile.row_factory, timeout, query
         owned = True
         if isinstance(query, str):
             stmt = new_simple_statement(bind_params(query, parameters) if parameters
@@ -905,26 +996,29 @@ class Session(object):
                 lib.sshard_statement_free(stmt)
                 raise
         elif isinstance(query, BatchStatement):
-            return self._submit_batch(query, timeout, profile, trace, queue)
+            return self._start_batch(query, timeout, profile, trace), profile.row_factory, \
+                timeout, None
         else:
             raise TypeError("cannot execute %r" % (query,))
         try:
             self._options(stmt, statement, profile, timeout, paging_state, trace)
-            fut = ffi.new("const sshard_future **")
             _check(lib.sshard_session_execute(self._handle, stmt, fut))
         finally:
             if owned:
                 lib.sshard_statement_free(stmt)
         prepared = statement if isinstance(statement, PreparedStatement) else \
             statement.prepared_statement if isinstance(statement, BoundStatement) else None
-        return self._track(fut[0], profile.row_factory, timeout, queue, prepared)
+        return fut[0], profile.row_factory, timeout, prepared
 
-    def _track(self, cfut, row_factory, timeout, queue, prepared=None):
-        rf = ResponseFuture(self, cfut, row_factory, timeout,
-                            queue if isinstance(queue, _LoopQueue) else None, prepared)
-        if queue is not None:
-            queue.add(rf)
-        return rf
+    @property
+    def _fut_out(self):
+        """This thread's out-parameter for submissions."""
+        local = self._local
+        try:
+            return local.fut
+        except AttributeError:
+            local.fut = ffi.new("const sshard_future **")
+            return local.fut
 
     def _routing(self, stmt, query):
         key = query.routing_key
@@ -963,7 +1057,7 @@ class Session(object):
         if trace:
             _check(lib.sshard_statement_set_tracing(stmt, True))
 
-    def _submit_batch(self, batch, timeout, profile, trace, queue):
+    def _start_batch(self, batch, timeout, profile, trace):
         out = ffi.new("sshard_batch **")
         _check(lib.sshard_batch_new(batch.batch_type.value, out))
         cbatch = out[0]
@@ -986,7 +1080,7 @@ class Session(object):
             _check(lib.sshard_session_batch(self._handle, cbatch, fut))
         finally:
             lib.sshard_batch_free(cbatch)
-        return self._track(fut[0], profile.row_factory, timeout, queue)
+        return fut[0]
 
     def _next_page_sync(self, page):
         self._check_process()

@@ -4,6 +4,7 @@ BatchStatement, BatchType, and the row factories.
 """
 
 import re
+import threading
 from collections import OrderedDict, namedtuple
 
 from scylla_shard._native import ffi, lib, OK
@@ -190,10 +191,15 @@ class PreparedStatement(object):
         lwt = ffi.new("bool *")
         lib.sshard_prepared_is_lwt(handle, lwt)
         self._is_lwt = bool(lwt[0])
+        self._scratch = {}  # thread id -> a statement reused by that thread
 
     def __del__(self):
         handle, self._handle = getattr(self, "_handle", None), None
-        if handle is not None and lib is not None:
+        if lib is None:
+            return
+        for stmt in getattr(self, "_scratch", {}).values():
+            lib.sshard_statement_free(stmt)
+        if handle is not None:
             lib.sshard_prepared_free(handle)
 
     def is_lwt(self):
@@ -217,6 +223,20 @@ class PreparedStatement(object):
         except BaseException:
             lib.sshard_statement_free(stmt)
             raise
+        return stmt
+
+    def _scratch_statement(self, values):
+        """This thread's reusable statement with `values` bound (every
+        marker: the previous values are all overwritten), or None when the
+        values do not cover every marker positionally."""
+        if type(values) not in (tuple, list) or len(values) != len(self._binders):
+            return None
+        scratch = self._scratch
+        ident = threading.get_ident()
+        stmt = scratch.get(ident)
+        if stmt is None:
+            stmt = scratch[ident] = self._new_statement(())
+        self._bind_all(stmt, values)
         return stmt
 
     def _bind_all(self, stmt, values):
