@@ -9,7 +9,7 @@ RELEASE_DIR := target/release
 EMULATOR := $(RELEASE_DIR)/scylla-emulator
 SCYLLA_PEER := $(RELEASE_DIR)/scylla-peer
 
-.PHONY: all build build-peer venv demo test lint rust-test conformance clean \
+.PHONY: all build build-peer venv demo test lint rust-test conformance clean python-binding \
 	header c-header-check abi-check c-symbols c-lib c-examples c-test c-install-test c-check install \
 	c-deps
 
@@ -30,6 +30,21 @@ $(VENV)/.installed: tests/python/requirements.txt
 
 venv: $(VENV)/.installed
 
+# The Python binding (bindings/python) installed into the venv as a wheel
+# that bundles the library just built; reinstalled when either changes.
+PY_BINDING := bindings/python
+PY_BINDING_STAMP := $(VENV)/.sshard-python-installed
+PY_BINDING_SOURCES := $(wildcard $(PY_BINDING)/scylla_shard/*.py) $(PY_BINDING)/setup.py \
+	$(PY_BINDING)/build_ffi.py $(PY_BINDING)/pyproject.toml include/scylla_shard_cdef.h
+
+$(PY_BINDING_STAMP): $(VENV)/.installed $(PY_BINDING_SOURCES) $(RELEASE_DIR)/libscylla_shard.so
+	SCYLLA_SHARD_BUNDLE_LIBRARY=$(abspath $(RELEASE_DIR)/libscylla_shard.so) \
+		$(VENV)/bin/pip install --quiet --force-reinstall --no-deps $(PY_BINDING)
+	rm -rf $(PY_BINDING)/build $(PY_BINDING)/*.egg-info
+	touch $@
+
+python-binding: build $(PY_BINDING_STAMP)
+
 # The demo through the C API (examples/c/demo.c) on an emulated cluster.
 demo: build c-examples
 	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) bash scripts/demo_c.sh $(C_BUILD)/examples/demo
@@ -42,7 +57,9 @@ lint:
 rust-test: build
 	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) $(CARGO) test --workspace
 
-conformance: build build-peer venv
+# tests/python: the real drivers against the emulator, and this library's
+# Python binding (test_sshard_*.py, with the wheel's bundled library).
+conformance: build build-peer venv python-binding
 	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) SCYLLA_PEER=$(abspath $(SCYLLA_PEER)) \
 		$(PYTHON) -m pytest -q tests/python
 	$(PYTHON) -m pytest -q benches/tests
@@ -190,7 +207,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed benches/requirements.txt
 	touch $@
 
 .PHONY: bench
-bench: $(VENV)/.bench-installed
+bench: $(VENV)/.bench-installed python-binding
 	$(CARGO) build --release -p scylla-shard -p scylla-emulator -p scylla-peer -p sshard-rust
 	$(if $(wildcard examples/c/bench.c),$(MAKE) $(C_BUILD)/examples/bench)
 	$(PYTHON) benches/run.py --update-readme $(if $(filter-out 0,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)
