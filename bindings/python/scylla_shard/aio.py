@@ -24,52 +24,28 @@ from scylla_shard._errors import ForkedError, FORKED_MESSAGE
 _NOT_SET = _sync._NOT_SET
 
 
-class AsyncResultSet(object):
-    """One page of rows with the ways to get the next ones without blocking
-    the loop: `async for`, `await fetch_next_page()`, `await all()`."""
-
-    def __init__(self, session, result_set):
-        self._session = session
-        self._rs = result_set
-
-    current_rows = property(lambda self: self._rs.current_rows)
-    has_more_pages = property(lambda self: self._rs.has_more_pages)
-    paging_state = property(lambda self: self._rs.paging_state)
-    column_names = property(lambda self: self._rs.column_names)
-    column_types = property(lambda self: self._rs.column_types)
-    was_applied = property(lambda self: self._rs.was_applied)
-
-    def one(self):
-        return self._rs.one()
-
-    def __getitem__(self, i):
-        return self._rs.current_rows[i]
-
-    def __bool__(self):
-        return bool(self._rs.current_rows)
+class AsyncResultSet(_sync.ResultSet):
+    """A ResultSet whose next pages are awaited, never blocked on:
+    `async for`, `await fetch_next_page()`, `await all()`; `current_rows`,
+    `one()`, `has_more_pages` and `paging_state` as in the ResultSet."""
 
     def __iter__(self):
-        if self._rs.has_more_pages:
+        if self.has_more_pages:
             raise TypeError("more pages follow: iterate with `async for` (or await all())")
-        return iter(self._rs.current_rows)
+        return iter(self.current_rows)
 
     async def fetch_next_page(self):
         """Replaces the current page by the next one."""
-        rs = self._rs
-        if not rs.has_more_pages:
+        if not self.has_more_pages:
             return
-        session = self._session._session
-        queue = session._loop_queue(asyncio.get_running_loop())
-        rf = session._next_page_async(rs._page, rs._row_factory, queue)
-        await rf
-        rs._set_page(rf._page)
-        rf._page = None
+        page = await self._session._next_page_on_loop(self._page)
+        self._set_page(page)
 
     async def __aiter__(self):
         while True:
-            for row in self._rs.current_rows:
+            for row in self.current_rows:
                 yield row
-            if not self._rs.has_more_pages:
+            if not self.has_more_pages:
                 return
             await self.fetch_next_page()
 
@@ -91,10 +67,7 @@ class AsyncSession(object):
                 execution_profile=EXEC_PROFILE_DEFAULT, paging_state=None, trace=False):
         """Awaitable: the request's AsyncResultSet. Submitted at once."""
         return self._session._execute_on_loop(query, parameters, timeout, execution_profile,
-                                              paging_state, trace, self._wrap)
-
-    def _wrap(self, result_set):
-        return AsyncResultSet(self, result_set)
+                                              paging_state, trace, AsyncResultSet)
 
     def execute_async(self, *args, **kwargs):
         """The ResponseFuture itself (awaitable, with add_callbacks)."""

@@ -95,9 +95,10 @@ class _Page(object):
         b = ffi.new("bool *")
         n = ffi.new("size_t *")
         lib.sshard_result_has_rows(handle, b)
-        self.has_rows = bool(b[0])
-        lib.sshard_result_has_more_pages(handle, b)
-        self.has_more_pages = bool(b[0])
+        self.has_rows = has_rows = bool(b[0])
+        if has_rows:
+            lib.sshard_result_has_more_pages(handle, b)
+        self.has_more_pages = has_rows and bool(b[0])
         self.paging_state = None
         if self.has_more_pages:
             p = ffi.new("const uint8_t **")
@@ -528,8 +529,12 @@ class _LoopRequest(object):
                 return
             out = _result_out
             _check(lib.sshard_future_get_result(cfut, out))
-            result = ResultSet(self.session, self.row_factory, _Page(out[0], self.prepared))
-            aio.set_result(self.wrap(result) if self.wrap else result)
+            page = _Page(out[0], self.prepared)
+            wrap = self.wrap
+            if wrap is _Page:  # a next page, for a ResultSet that has one
+                aio.set_result(page)
+            else:
+                aio.set_result((wrap or ResultSet)(self.session, self.row_factory, page))
         except BaseException as exc:
             if not aio.done():
                 aio.set_exception(exc)
@@ -908,16 +913,17 @@ class Session(object):
         return self._submit(query, parameters, timeout, execution_profile, paging_state, trace,
                             queue)
 
-    def _execute_on_loop(self, query, parameters, timeout, execution_profile, paging_state,
-                         trace, wrap=None):
-        """An asyncio future of the running loop for `query`'s ResultSet
-        (passed through `wrap`)."""
+    def _next_page_on_loop(self, page):
+        """An asyncio future of the page after `page`."""
         loop = asyncio.get_running_loop()
+        fut = ffi.new("const sshard_future **")
+        _check(lib.sshard_session_next_page(self._handle, page.handle, fut))
+        return self._await_on_loop(loop, fut[0], None, None, None, _Page)
+
+    def _await_on_loop(self, loop, cfut, row_factory, timeout, prepared, wrap):
         queue = self._loop_queues.get(loop)
         if queue is None or queue.handle is None:
             queue = self._loop_queue(loop)
-        cfut, row_factory, timeout, prepared = self._start(
-            query, parameters, timeout, execution_profile, paging_state, trace)
         aio = loop.create_future()
         request = _LoopRequest(aio, cfut, self, row_factory, timeout, prepared, wrap)
         token = queue._next_token
@@ -929,6 +935,15 @@ class Session(object):
             lib.sshard_future_free(cfut)
             _raise_status(status)
         return aio
+
+    def _execute_on_loop(self, query, parameters, timeout, execution_profile, paging_state,
+                         trace, wrap=None):
+        """An asyncio future of the running loop for `query`'s result, a
+        `wrap` (ResultSet or a subclass) made of (session, row factory, page)."""
+        loop = asyncio.get_running_loop()
+        cfut, row_factory, timeout, prepared = self._start(
+            query, parameters, timeout, execution_profile, paging_state, trace)
+        return self._await_on_loop(loop, cfut, row_factory, timeout, prepared, wrap)
 
     def _loop_queue(self, loop):
         queue = self._loop_queues.get(loop)
@@ -1096,11 +1111,6 @@ class Session(object):
         finally:
             lib.sshard_future_free(cfut)
         return _Page(out[0])
-
-    def _next_page_async(self, page, row_factory, queue):
-        fut = ffi.new("const sshard_future **")
-        _check(lib.sshard_session_next_page(self._handle, page.handle, fut))
-        return self._track(fut[0], row_factory, None, queue)
 
     def prepare(self, query, custom_payload=None, keyspace=None):
         """Prepares `query` (`?` or `:name` markers) on the cluster."""

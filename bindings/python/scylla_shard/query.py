@@ -255,22 +255,27 @@ class PreparedStatement(object):
                     "Too many arguments provided to bind() (got %d, expected %d)"
                     % (len(values), len(binders)))
             items = enumerate(values)
-        for i, value in items:
-            try:
-                binders[i](stmt, i, value)
-            except _codec.EncodeError as exc:
-                from scylla_shard._native import last_error_message
-                raise TypeError(
-                    "Received an argument of invalid type for column \"%s\". "
-                    "Expected: %s, Got: %s; (%s)" % (
-                        self.param_names[i], self.param_types[i].cql_name(),
-                        type(value).__name__, last_error_message())) from None
-            except (TypeError, ValueError, OverflowError) as exc:
-                raise TypeError(
-                    "Received an argument of invalid type for column \"%s\". "
-                    "Expected: %s, Got: %s; (%s)" % (
-                        self.param_names[i], self.param_types[i].cql_name(),
-                        type(value).__name__, exc)) from None
+        null, unset, unset_value = lib.sshard_statement_bind_null, \
+            lib.sshard_statement_bind_unset, UNSET_VALUE
+        i = value = None
+        try:
+            for i, value in items:
+                if value is None:
+                    status = null(stmt, i)
+                elif value is unset_value:
+                    status = unset(stmt, i)
+                else:
+                    status = binders[i](stmt, i, value)
+                if status:
+                    raise _codec.EncodeError(status, self.param_types[i].cql_name())
+        except (_codec.EncodeError, TypeError, ValueError, OverflowError, AttributeError) as exc:
+            from scylla_shard._native import last_error_message
+            detail = last_error_message() if isinstance(exc, _codec.EncodeError) else exc
+            raise TypeError(
+                "Received an argument of invalid type for column \"%s\". "
+                "Expected: %s, Got: %s; (%s)" % (
+                    self.param_names[i], self.param_types[i].cql_name(),
+                    type(value).__name__, detail)) from None
 
     def __str__(self):
         consistency = ConsistencyLevel.value_to_name.get(self.consistency_level, 'Not Set')
@@ -280,27 +285,40 @@ class PreparedStatement(object):
     __repr__ = __str__
 
 
+_DIRECT = {  # the C bind takes the Python value as it is (cffi checks it)
+    lib.SSHARD_TYPE_TINYINT: lib.sshard_statement_bind_int8,
+    lib.SSHARD_TYPE_SMALLINT: lib.sshard_statement_bind_int16,
+    lib.SSHARD_TYPE_INT: lib.sshard_statement_bind_int32,
+    lib.SSHARD_TYPE_BIGINT: lib.sshard_statement_bind_int64,
+    lib.SSHARD_TYPE_COUNTER: lib.sshard_statement_bind_counter,
+}
+
+
+def _bind_text(stmt, i, v, _bind=lib.sshard_statement_bind_text):
+    b = v.encode("utf-8") if type(v) is str else _codec._text(v)[0]
+    return _bind(stmt, i, b, len(b))
+
+
 def _binder(t):
-    """A function (statement, index, value) that binds one marker of type t:
-    the typed C bind, resolved once per marker."""
+    """A function (statement, index, value) -> status that binds one
+    non-NULL marker value of type t: the typed C bind, resolved once."""
+    direct = _DIRECT.get(t.kind)
+    if direct is not None:
+        def bind_int(stmt, i, v):
+            if type(v) is not int and not isinstance(v, int):
+                raise TypeError("expected an int, got %s" % type(v).__name__)
+            return direct(stmt, i, v)
+        return bind_int
+    if t.kind in (lib.SSHARD_TYPE_TEXT, lib.SSHARD_TYPE_ASCII):
+        return _bind_text
     native = _codec._NATIVE_ENCODERS.get(t.kind)
     if native is None:
-        return lambda stmt, i, v: _codec.bind_value(stmt, i, t, v)
+        def bind_nested(stmt, i, v):
+            _codec.bind_value(stmt, i, t, v)
+            return 0
+        return bind_nested
     convert, bind, _ = native
-    null, unset = lib.sshard_statement_bind_null, lib.sshard_statement_bind_unset
-    unset_value = UNSET_VALUE
-    name = t.cql_name()
-
-    def bind_native(stmt, i, v):
-        if v is None:
-            status = null(stmt, i)
-        elif v is unset_value:
-            status = unset(stmt, i)
-        else:
-            status = bind(stmt, i, *convert(v))
-        if status != OK:
-            raise _codec.EncodeError(status, name)
-    return bind_native
+    return lambda stmt, i, v: bind(stmt, i, *convert(v))
 
 
 class BoundStatement(Statement):
