@@ -56,9 +56,18 @@ def _load():
             pass
     import cffi
     ffi = cffi.FFI()
-    with open(os.path.join(_HERE, CDEF_NAME)) as f:
+    cdef = os.path.join(_HERE, CDEF_NAME)
+    if not os.path.isfile(cdef):  # running from the repository's source tree
+        cdef = os.path.join(_HERE, "..", "..", "..", "include", CDEF_NAME)
+    with open(cdef) as f:
         ffi.cdef(f.read())
-    return ffi, ffi.dlopen(path), path, "abi", handle
+    lib = ffi.dlopen(path)
+    # ABI mode makes each function's accessor on first use, under cffi's
+    # lock; a finalizer (__del__ frees handles) running inside that lock
+    # during a garbage collection would then deadlock. Make them all now.
+    for name in dir(lib):
+        getattr(lib, name)
+    return ffi, lib, path, "abi", handle
 
 
 ffi, lib, library_path, ffi_mode, _handle = _load()

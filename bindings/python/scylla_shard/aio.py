@@ -84,6 +84,7 @@ class AsyncSession(object):
 
     async def shutdown(self):
         await asyncio.get_running_loop().run_in_executor(None, self._session.shutdown)
+        self._session._close_loop_queues()
 
     async def __aenter__(self):
         return self
@@ -105,6 +106,8 @@ class Cluster(_sync.Cluster):
 
     async def shutdown(self):
         await asyncio.get_running_loop().run_in_executor(None, _sync.Cluster.shutdown, self)
+        for session in list(self.sessions):
+            session._close_loop_queues()
 
     async def __aenter__(self):
         return self

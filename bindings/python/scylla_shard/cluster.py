@@ -11,6 +11,7 @@ thread hop, callbacks on the loop. The library never calls into Python.
 """
 
 import asyncio
+import itertools
 import os
 import threading
 import weakref
@@ -62,6 +63,29 @@ def _utf8(s):
     return s.encode("utf-8") if isinstance(s, str) else bytes(s)
 
 
+class _Outs(object):
+    """Out-parameters for result reading, one set per thread (a call's
+    out-value is read before the thread makes its next call)."""
+
+    def __init__(self):
+        self.b = ffi.new("bool *")
+        self.n = ffi.new("size_t *")
+        self.bytes = ffi.new("const uint8_t **")
+        self.value = ffi.new("const sshard_value **")
+        self.result = ffi.new("const sshard_result **")
+
+
+_thread_outs = threading.local()
+
+
+def _outs():
+    try:
+        return _thread_outs.outs
+    except AttributeError:
+        _thread_outs.outs = _Outs()
+        return _thread_outs.outs
+
+
 class ExecutionProfile(object):
     """Per-request defaults: consistency, serial consistency, timeout (s),
     row factory; `load_balancing_policy` gives the local datacenter."""
@@ -92,8 +116,8 @@ class _Page(object):
 
     def __init__(self, handle, prepared=None):
         self.handle = handle
-        b = ffi.new("bool *")
-        n = ffi.new("size_t *")
+        outs = _outs()
+        b, n = outs.b, outs.n
         lib.sshard_result_has_rows(handle, b)
         self.has_rows = has_rows = bool(b[0])
         if has_rows:
@@ -101,7 +125,7 @@ class _Page(object):
         self.has_more_pages = has_rows and bool(b[0])
         self.paging_state = None
         if self.has_more_pages:
-            p = ffi.new("const uint8_t **")
+            p = outs.bytes
             if lib.sshard_result_paging_state(handle, p, n) == OK and n[0]:
                 self.paging_state = ffi.buffer(p[0], n[0])[:]
         self.warnings = None
@@ -122,7 +146,7 @@ class _Page(object):
                 prepared._result_metadata = (names, types)
         self.column_names = names
         self.column_types = types
-        self.rows = _decode_rows(handle, [t.decoder for t in types])
+        self.rows = _decode_rows(handle, [t.decoder for t in types], outs)
 
     def free(self):
         handle, self.handle = self.handle, None
@@ -152,11 +176,9 @@ def _column_metadata(handle, ncols):
     return names, types
 
 
-def _decode_rows(handle, decoders):
-    n = ffi.new("size_t *")
+def _decode_rows(handle, decoders, outs):
+    n, value, data = outs.n, outs.value, outs.bytes
     lib.sshard_result_row_count(handle, n)
-    value = ffi.new("const sshard_value **")
-    data = ffi.new("const uint8_t **")
     result_value, get_bytes, buffer = lib.sshard_result_value, lib.sshard_value_get_bytes, \
         ffi.buffer
     rows = []
@@ -266,6 +288,10 @@ class ResponseFuture(object):
     """A request in flight: `.result()` waits for it, `add_callbacks` runs
     code when it completes, and it can be awaited."""
 
+    __slots__ = ("session", "_prepared", "row_factory", "timeout", "_cfut", "_lock", "_done",
+                 "_page", "_result", "_exception", "_callbacks", "_errbacks", "_loop_queue",
+                 "_aio_future", "__weakref__")
+
     def __init__(self, session, cfuture, row_factory, timeout, loop_queue=None,
                  prepared=None):
         self.session = session
@@ -309,7 +335,7 @@ class ResponseFuture(object):
         return True
 
     def _read_page(self):
-        out = ffi.new("const sshard_result **")
+        out = _outs().result
         _check(lib.sshard_future_get_result(self._cfut, out))
         return _Page(out[0], self._prepared)
 
@@ -395,8 +421,16 @@ class ResponseFuture(object):
 
     def add_callbacks(self, callback, errback, callback_args=(), callback_kwargs=None,
                       errback_args=(), errback_kwargs=None):
-        self.add_callback(callback, *callback_args, **(callback_kwargs or {}))
-        self.add_errback(errback, *errback_args, **(errback_kwargs or {}))
+        with self._lock:
+            done = self._done
+            if not done:
+                self._callbacks.append((callback, callback_args, callback_kwargs or {}))
+                self._errbacks.append((errback, errback_args, errback_kwargs or {}))
+        if done:
+            if self._exception is None:
+                callback(self._callback_value(), *callback_args, **(callback_kwargs or {}))
+            else:
+                errback(self._exception, *errback_args, **(errback_kwargs or {}))
 
     def clear_callbacks(self):
         with self._lock:
@@ -438,13 +472,12 @@ class _CompletionQueue(object):
         _check(lib.sshard_queue_new(out))
         self.handle = out[0]
         self.pending = {}
-        self._next_token = 1
+        self.tokens = itertools.count(1)  # next() is atomic under the GIL
         self._events = ffi.new("sshard_event[]", self.BATCH)
         self._count = ffi.new("size_t *")
 
     def add(self, response_future):
-        token = self._next_token
-        self._next_token = token + 1
+        token = next(self.tokens)
         self.pending[token] = response_future
         status = lib.sshard_future_set_queue(response_future._cfut, self.handle, token)
         if status != OK:
@@ -476,15 +509,10 @@ class _ThreadQueue(_CompletionQueue):
 
     def __init__(self):
         _CompletionQueue.__init__(self)
-        self._lock = threading.Lock()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="scylla_shard-completions",
                                         daemon=True)
         self._thread.start()
-
-    def add(self, response_future):
-        with self._lock:
-            _CompletionQueue.add(self, response_future)
 
     def _run(self):
         events, count = self._events, self._count
@@ -527,7 +555,7 @@ class _LoopRequest(object):
                     cfut, status, timeout=self.timeout,
                     contact=self.session.cluster._contact_name()))
                 return
-            out = _result_out
+            out = _outs().result
             _check(lib.sshard_future_get_result(cfut, out))
             page = _Page(out[0], self.prepared)
             wrap = self.wrap
@@ -540,9 +568,6 @@ class _LoopRequest(object):
                 aio.set_exception(exc)
         finally:
             lib.sshard_future_free(cfut)
-
-
-_result_out = ffi.new("const sshard_result **")  # used on loop threads only, never across a call
 
 
 class _LoopQueue(_CompletionQueue):
@@ -926,8 +951,7 @@ class Session(object):
             queue = self._loop_queue(loop)
         aio = loop.create_future()
         request = _LoopRequest(aio, cfut, self, row_factory, timeout, prepared, wrap)
-        token = queue._next_token
-        queue._next_token = token + 1
+        token = next(queue.tokens)
         queue.pending[token] = request
         status = lib.sshard_future_set_queue(cfut, queue.handle, token)
         if status != OK:
@@ -1155,9 +1179,19 @@ class Session(object):
         if lib.sshard_session_close(self._handle, fut) == OK:
             lib.sshard_future_wait_timed(fut[0], _SHUTDOWN_WAIT_US)
             lib.sshard_future_free(fut[0])
-        for queue in self._loop_queues.values():
-            if not queue.pending:
+        self._close_loop_queues()
+
+    def _close_loop_queues(self):
+        """Closes the queues of loops that are not running elsewhere (a
+        queue is only touched from its loop's thread)."""
+        try:
+            current = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        for loop, queue in list(self._loop_queues.items()):
+            if (loop is current or not loop.is_running()) and not queue.pending:
                 queue.close()
+                del self._loop_queues[loop]
 
     # -- observability ----------------------------------------------------
     def _metrics(self):
@@ -1233,6 +1267,8 @@ def _timeout_ms(timeout):
 
 class _PrepareFuture(ResponseFuture):
     """A prepare in flight; yields a PreparedStatement."""
+
+    __slots__ = ("query",)
 
     def __init__(self, session, cfuture, query, queue):
         ResponseFuture.__init__(self, session, cfuture, None, None,
