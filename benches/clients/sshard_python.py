@@ -12,7 +12,6 @@ from the library's queue by `loop.add_reader`.
 import asyncio
 import os
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -20,7 +20,7 @@ import pytest
 
 import scylla_shard
 from scylla_shard import (AlreadyExists, AuthenticationFailed, BatchStatement, BatchType,
-                          Cluster, ConsistencyLevel, ExecutionProfile, EXEC_PROFILE_DEFAULT,
+                          Cluster, ConsistencyLevel, ExecutionProfile,
                           InvalidRequest, NoHostAvailable, OperationTimedOut,
                           PlainTextAuthProvider, SimpleStatement, Unavailable, dict_factory,
                           named_tuple_factory, ordered_dict_factory, tuple_factory)
@@ -28,7 +28,6 @@ from scylla_shard.protocol import SyntaxException
 from scylla_shard.query import UNSET_VALUE, ValueSequence
 from scylla_shard.util import Date, Duration, OrderedMapSerializedKey, SortedSet, Time
 
-from emulator_harness import wait_until
 from sshard_support import SIMPLE_RF1, assert_no_misroutes, library_env, start_emulator, wait_pools
 
 

@@ -18,7 +18,7 @@ request itself still completes (or times out) in the library.
 import asyncio
 
 from scylla_shard import cluster as _sync
-from scylla_shard.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile  # noqa: F401
+from scylla_shard.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile  # noqa: F401 (re-exported)
 from scylla_shard._errors import ForkedError, FORKED_MESSAGE
 
 _NOT_SET = _sync._NOT_SET

@@ -16,15 +16,15 @@ import os
 import threading
 import weakref
 
-from scylla_shard._native import ffi, lib, OK, last_error_message, status_name
+from scylla_shard._native import ffi, lib, OK, last_error_message
 from scylla_shard import _codec
-from scylla_shard._errors import (ClientError, DriverException, ForkedError, FORKED_MESSAGE,
-                                  InvalidRequest, NoHostAvailable, OperationTimedOut,
-                                  exception_for, future_exception)
+from scylla_shard._errors import (DriverException, ForkedError, FORKED_MESSAGE,
+                                  NoHostAvailable, OperationTimedOut, exception_for,
+                                  future_exception)
 from scylla_shard.consistency import ConsistencyLevel
-from scylla_shard.query import (BatchStatement, BatchType, BoundStatement, FETCH_SIZE_UNSET,
-                                PreparedStatement, SimpleStatement, Statement,
-                                named_tuple_factory, new_simple_statement)
+from scylla_shard.query import (BatchStatement, BoundStatement, FETCH_SIZE_UNSET,
+                                PreparedStatement, SimpleStatement, named_tuple_factory,
+                                new_simple_statement)
 from scylla_shard._codec import bind_params
 
 __all__ = ["Cluster", "Session", "ResponseFuture", "ResultSet", "ExecutionProfile",
@@ -389,9 +389,6 @@ class ResponseFuture(object):
         if self._exception is not None:
             raise self._exception
         return self._final()
-
-    def get_query_trace_id(self):
-        return None
 
     @property
     def has_more_pages(self):
