@@ -314,6 +314,24 @@ def test_transparent_and_manual_paging(session, ks):
     rs2 = session.execute(sel, (1,), paging_state=rs.paging_state)
     assert rs2.current_rows[0].c == 100
     assert [r.c for r in rs.all()] == list(range(1000))
+    # Manual paging with callbacks: each page's rows reach the callback.
+    pages = []
+    done = threading.Event()
+    fut = session.execute_async(stmt)
+
+    def on_page(rows):
+        pages.append([r.c for r in rows])
+        if fut.has_more_pages:
+            fut.start_fetching_next_page()
+        else:
+            done.set()
+    fut.add_callbacks(on_page, lambda exc: (pages.append(exc), done.set()))
+    assert done.wait(30), pages
+    assert [len(p) for p in pages] == [64] * 15 + [40]
+    assert sum(pages, []) == list(range(1000))
+    from scylla_shard.cluster import QueryExhausted
+    with pytest.raises(QueryExhausted):
+        fut.start_fetching_next_page()
     # fetch_size 0 turns paging off.
     whole = session.execute(SimpleStatement(stmt.query_string, fetch_size=0))
     assert len(whole.current_rows) == 1000 and not whole.has_more_pages

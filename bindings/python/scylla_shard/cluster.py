@@ -28,7 +28,7 @@ from scylla_shard.query import (BatchStatement, BoundStatement, FETCH_SIZE_UNSET
 from scylla_shard._codec import bind_params
 
 __all__ = ["Cluster", "Session", "ResponseFuture", "ResultSet", "ExecutionProfile",
-           "EXEC_PROFILE_DEFAULT", "NoHostAvailable"]
+           "EXEC_PROFILE_DEFAULT", "NoHostAvailable", "QueryExhausted"]
 
 EXEC_PROFILE_DEFAULT = object()
 _NOT_SET = object()
@@ -84,6 +84,10 @@ def _outs():
     except AttributeError:
         _thread_outs.outs = _Outs()
         return _thread_outs.outs
+
+
+class QueryExhausted(Exception):
+    """start_fetching_next_page() was called on the last page."""
 
 
 class ExecutionProfile(object):
@@ -329,8 +333,8 @@ class ResponseFuture(object):
                 self._exception = future_exception(self._cfut, status, timeout=self.timeout,
                                                    contact=self.session.cluster._contact_name())
             self._done = True
-            callbacks, errbacks = self._callbacks, self._errbacks
-            self._callbacks, self._errbacks = [], []
+            # Kept: they run again for each page start_fetching_next_page() fetches.
+            callbacks, errbacks = list(self._callbacks), list(self._errbacks)
         self._run_callbacks(callbacks, errbacks)
         return True
 
@@ -393,6 +397,23 @@ class ResponseFuture(object):
     @property
     def has_more_pages(self):
         return bool(self._page is not None and self._page.has_more_pages)
+
+    def start_fetching_next_page(self):
+        """Fetches the page after this one; the callbacks run again with its
+        rows (manual paging, as scylla-driver does it)."""
+        self.session._check_process()
+        with self._lock:
+            page = self._page
+            if not self._done or page is None or not page.has_more_pages:
+                raise QueryExhausted()
+            fut = ffi.new("const sshard_future **")
+            _check(lib.sshard_session_next_page(self.session._handle, page.handle, fut))
+            old, self._cfut = self._cfut, fut[0]
+            self._done = False
+            self._page = self._result = self._exception = None
+        lib.sshard_future_free(old)
+        queue = self._loop_queue or self.session.cluster._completions()
+        queue.add(self)
 
     def add_callback(self, fn, *args, **kwargs):
         run = False
