@@ -10,7 +10,7 @@ protocol error messages (SyntaxException, ServerError, ...) live in
 `scylla_shard.protocol`, as in `cassandra.protocol`.
 """
 
-from scylla_shard._native import ffi, lib, OK, status_name
+from scylla_shard._native import ffi, lib, OK, last_error_message, status_name
 from scylla_shard.consistency import ConsistencyLevel
 
 
@@ -334,3 +334,14 @@ def future_exception(future, status, timeout=None, contact=None):
         message = _text(lib.sshard_error_message, err[0]) or ""
         return exception_for(status, message, err[0], timeout=timeout, contact=contact)
     return exception_for(status, "", timeout=timeout, contact=contact)
+
+
+def raise_status(status, timeout=None):
+    """Raises the exception of a failed call (its message is the thread's
+    last error message)."""
+    raise exception_for(status, last_error_message(), timeout=timeout)
+
+
+def check(status):
+    if status != OK:
+        raise_status(status)

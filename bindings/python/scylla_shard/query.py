@@ -305,7 +305,7 @@ def _binder(t):
     direct = _DIRECT.get(t.kind)
     if direct is not None:
         def bind_int(stmt, i, v):
-            if type(v) is not int and not isinstance(v, int):
+            if not isinstance(v, int):
                 raise TypeError("expected an int, got %s" % type(v).__name__)
             return direct(stmt, i, v)
         return bind_int
