@@ -100,6 +100,11 @@ typedef struct sshard_batch sshard_batch;
 typedef struct sshard_builder sshard_builder;
 
 /**
+ * A column of a table (a view valid as long as the snapshot).
+ */
+typedef struct sshard_column_meta sshard_column_meta;
+
+/**
  * Settings of a session. Caller-owned, not thread-safe; free with
  * `sshard_config_free`.
  */
@@ -125,6 +130,11 @@ typedef struct sshard_error sshard_error;
 typedef struct sshard_future sshard_future;
 
 /**
+ * A keyspace of a schema snapshot (a view valid as long as the snapshot).
+ */
+typedef struct sshard_keyspace_meta sshard_keyspace_meta;
+
+/**
  * A prepared statement. Shared and thread-safe; free with
  * `sshard_prepared_free`.
  */
@@ -143,9 +153,16 @@ typedef struct sshard_queue sshard_queue;
 typedef struct sshard_result sshard_result;
 
 /**
- * One row of a result (a borrowed view, valid as long as the result).
+ * A view of one row of a result, valid as long as the result; never
+ * freed. (Never constructed, like `sshard_value`.)
  */
 typedef struct sshard_row sshard_row;
+
+/**
+ * A schema snapshot. Shared and thread-safe; free with
+ * `sshard_schema_free`.
+ */
+typedef struct sshard_schema sshard_schema;
 
 /**
  * A connected session. Shared and thread-safe; free with
@@ -161,7 +178,14 @@ typedef struct sshard_session sshard_session;
 typedef struct sshard_statement sshard_statement;
 
 /**
- * A view of one value inside a result.
+ * A table of a keyspace (a view valid as long as the snapshot).
+ */
+typedef struct sshard_table_meta sshard_table_meta;
+
+/**
+ * A view of one value of a result: a cell, or a part of a collection,
+ * tuple or UDT value. Valid as long as the result; never freed. (Never
+ * constructed: a pointer to one is the address of a view block's word.)
  */
 typedef struct sshard_value sshard_value;
 
@@ -227,6 +251,11 @@ typedef struct sshard_event {
  * A CQL data type (the protocol's type ids).
  */
 typedef uint16_t sshard_type;
+
+/**
+ * What a column of a table is.
+ */
+typedef uint8_t sshard_column_kind;
 
 /**
  * Log levels, from quietest to most verbose.
@@ -531,6 +560,14 @@ typedef struct sshard_metrics {
 
 #define SSHARD_CONSISTENCY_LOCAL_ONE 10
 
+#define SSHARD_COLUMN_KIND_PARTITION_KEY 0
+
+#define SSHARD_COLUMN_KIND_CLUSTERING 1
+
+#define SSHARD_COLUMN_KIND_STATIC 2
+
+#define SSHARD_COLUMN_KIND_REGULAR 3
+
 #define SSHARD_TYPE_CUSTOM 0
 
 #define SSHARD_TYPE_ASCII 1
@@ -787,6 +824,22 @@ sshard_status sshard_config_set_keyspace(struct sshard_config *config, const cha
  * whatever the cache does.
  */
 sshard_status sshard_config_set_prepared_cache_size(struct sshard_config *config, size_t size);
+
+/**
+ * Whether every request gets a client-side write timestamp (default on):
+ * microseconds since the epoch, strictly increasing within the session,
+ * so its writes to one cell apply in the order it sent them; a
+ * statement's or batch's own timestamp wins. Off: the coordinator's
+ * clock decides.
+ */
+sshard_status sshard_config_set_client_timestamps(struct sshard_config *config, bool enabled);
+
+/**
+ * How long a schema change (DDL) waits for every node that is up to
+ * report the new schema before its future completes, in milliseconds
+ * (default 10000; 0: no wait). See `sshard_result_schema_in_agreement`.
+ */
+sshard_status sshard_config_set_schema_agreement_timeout_ms(struct sshard_config *config, uint64_t timeout_ms);
 
 /**
  * Whether to learn tablet replicas from the server (default on).
@@ -1579,6 +1632,14 @@ sshard_status sshard_result_warning(const struct sshard_result *result, size_t i
 sshard_status sshard_result_tracing_id(const struct sshard_result *result, uint8_t *id);
 
 /**
+ * After a schema change (DDL): whether every node that is up reported the
+ * new schema before the request completed (it waits up to the config's
+ * schema agreement timeout). `SSHARD_STATUS_NOT_PRESENT` for other
+ * results.
+ */
+sshard_status sshard_result_schema_in_agreement(const struct sshard_result *result, bool *agreed);
+
+/**
  * Whether the value is NULL.
  */
 sshard_status sshard_value_is_null(const struct sshard_value *value, bool *is_null);
@@ -1696,10 +1757,10 @@ sshard_status sshard_value_get_varint(const struct sshard_value *value, const ui
  * tuple or fields of a UDT.
  *
  * Nested values are read by index, not through iterator objects: a value's
- * parts are laid out once, when its result is built, so the count is known
- * up front and `sshard_value_element`, `sshard_value_map_entry` and
- * `sshard_value_field` each cost O(1), with no handle to create or free.
- * From LuaJIT or Python, loop over `0 .. count - 1`.
+ * parts are laid out once, the first time they are asked for, so the count
+ * is known up front and `sshard_value_element`, `sshard_value_map_entry`
+ * and `sshard_value_field` each cost O(1), with no handle to create or
+ * free. From LuaJIT or Python, loop over `0 .. count - 1`.
  */
 sshard_status sshard_value_element_count(const struct sshard_value *value, size_t *count);
 
@@ -1782,6 +1843,149 @@ sshard_status sshard_data_type_name(const struct sshard_data_type *data_type, co
  * The keyspace of a UDT type.
  */
 sshard_status sshard_data_type_keyspace(const struct sshard_data_type *data_type, const char **keyspace, size_t *keyspace_len);
+
+/**
+ * The session's schema now: a new snapshot reference, freed with
+ * `sshard_schema_free`. Cheap: it shares what the session holds.
+ */
+sshard_status sshard_session_get_schema(const struct sshard_session *session, const struct sshard_schema **schema);
+
+/**
+ * Releases the caller's reference (NULL: no-op); views of the snapshot
+ * end with its last reference.
+ */
+sshard_status sshard_schema_free(const struct sshard_schema *schema);
+
+/**
+ * The number of keyspaces (system ones included).
+ */
+sshard_status sshard_schema_keyspace_count(const struct sshard_schema *schema, size_t *count);
+
+/**
+ * Keyspace `index`, in name order.
+ */
+sshard_status sshard_schema_keyspace(const struct sshard_schema *schema, size_t index, const struct sshard_keyspace_meta **keyspace);
+
+/**
+ * The keyspace named `name` (exact, case-sensitive).
+ */
+sshard_status sshard_schema_keyspace_by_name(const struct sshard_schema *schema, const char *name, size_t name_len, const struct sshard_keyspace_meta **keyspace);
+
+/**
+ * The keyspace's name (borrowed).
+ */
+sshard_status sshard_keyspace_meta_name(const struct sshard_keyspace_meta *keyspace, const char **name, size_t *name_len);
+
+/**
+ * Whether the keyspace's tables use tablets (else vnodes).
+ */
+sshard_status sshard_keyspace_meta_uses_tablets(const struct sshard_keyspace_meta *keyspace, bool *uses_tablets);
+
+/**
+ * The number of entries of the keyspace's replication map.
+ */
+sshard_status sshard_keyspace_meta_replication_count(const struct sshard_keyspace_meta *keyspace, size_t *count);
+
+/**
+ * Entry `index` of the replication map, in key order (`class`,
+ * `replication_factor` or a datacenter's factor), both borrowed.
+ */
+sshard_status sshard_keyspace_meta_replication(const struct sshard_keyspace_meta *keyspace, size_t index, const char **key, size_t *key_len, const char **value, size_t *value_len);
+
+/**
+ * The number of tables (and materialized views) of the keyspace.
+ */
+sshard_status sshard_keyspace_meta_table_count(const struct sshard_keyspace_meta *keyspace, size_t *count);
+
+/**
+ * Table `index`, in name order.
+ */
+sshard_status sshard_keyspace_meta_table(const struct sshard_keyspace_meta *keyspace, size_t index, const struct sshard_table_meta **table);
+
+/**
+ * The table named `name` (exact, case-sensitive).
+ */
+sshard_status sshard_keyspace_meta_table_by_name(const struct sshard_keyspace_meta *keyspace, const char *name, size_t name_len, const struct sshard_table_meta **table);
+
+/**
+ * The number of user types of the keyspace.
+ */
+sshard_status sshard_keyspace_meta_type_count(const struct sshard_keyspace_meta *keyspace, size_t *count);
+
+/**
+ * User type `index`, in name order, as a data type (`SSHARD_TYPE_UDT`:
+ * its name, fields and their types through the `sshard_data_type_*`
+ * functions).
+ */
+sshard_status sshard_keyspace_meta_type(const struct sshard_keyspace_meta *keyspace, size_t index, const struct sshard_data_type **data_type);
+
+/**
+ * The user type named `name`.
+ */
+sshard_status sshard_keyspace_meta_type_by_name(const struct sshard_keyspace_meta *keyspace, const char *name, size_t name_len, const struct sshard_data_type **data_type);
+
+/**
+ * The table's name (borrowed).
+ */
+sshard_status sshard_table_meta_name(const struct sshard_table_meta *table, const char **name, size_t *name_len);
+
+/**
+ * The number of columns of the table.
+ */
+sshard_status sshard_table_meta_column_count(const struct sshard_table_meta *table, size_t *count);
+
+/**
+ * Column `index`: the partition key columns in key order, then the
+ * clustering columns in key order, then the others by name.
+ */
+sshard_status sshard_table_meta_column(const struct sshard_table_meta *table, size_t index, const struct sshard_column_meta **column);
+
+/**
+ * The column named `name` (exact, case-sensitive).
+ */
+sshard_status sshard_table_meta_column_by_name(const struct sshard_table_meta *table, const char *name, size_t name_len, const struct sshard_column_meta **column);
+
+/**
+ * The number of partition key columns.
+ */
+sshard_status sshard_table_meta_partition_key_count(const struct sshard_table_meta *table, size_t *count);
+
+/**
+ * Partition key column `index`, in key order.
+ */
+sshard_status sshard_table_meta_partition_key(const struct sshard_table_meta *table, size_t index, const struct sshard_column_meta **column);
+
+/**
+ * The number of clustering columns.
+ */
+sshard_status sshard_table_meta_clustering_key_count(const struct sshard_table_meta *table, size_t *count);
+
+/**
+ * Clustering column `index`, in key order (its order:
+ * `sshard_column_meta_is_descending`).
+ */
+sshard_status sshard_table_meta_clustering_key(const struct sshard_table_meta *table, size_t index, const struct sshard_column_meta **column);
+
+/**
+ * The column's name (borrowed).
+ */
+sshard_status sshard_column_meta_name(const struct sshard_column_meta *column, const char **name, size_t *name_len);
+
+/**
+ * The column's type (a view valid as long as the snapshot).
+ */
+sshard_status sshard_column_meta_data_type(const struct sshard_column_meta *column, const struct sshard_data_type **data_type);
+
+/**
+ * The column's kind (`SSHARD_COLUMN_KIND_*`).
+ */
+sshard_status sshard_column_meta_kind(const struct sshard_column_meta *column, sshard_column_kind *kind);
+
+/**
+ * Whether a clustering column sorts in descending order (false for the
+ * other kinds).
+ */
+sshard_status sshard_column_meta_is_descending(const struct sshard_column_meta *column, bool *descending);
 
 /**
  * The error's status (same as the failed future's).

@@ -17,6 +17,8 @@ typedef struct sshard_batch sshard_batch;
 
 typedef struct sshard_builder sshard_builder;
 
+typedef struct sshard_column_meta sshard_column_meta;
+
 typedef struct sshard_config sshard_config;
 
 typedef struct sshard_data_type sshard_data_type;
@@ -24,6 +26,8 @@ typedef struct sshard_data_type sshard_data_type;
 typedef struct sshard_error sshard_error;
 
 typedef struct sshard_future sshard_future;
+
+typedef struct sshard_keyspace_meta sshard_keyspace_meta;
 
 typedef struct sshard_prepared sshard_prepared;
 
@@ -33,9 +37,13 @@ typedef struct sshard_result sshard_result;
 
 typedef struct sshard_row sshard_row;
 
+typedef struct sshard_schema sshard_schema;
+
 typedef struct sshard_session sshard_session;
 
 typedef struct sshard_statement sshard_statement;
+
+typedef struct sshard_table_meta sshard_table_meta;
 
 typedef struct sshard_value sshard_value;
 
@@ -59,6 +67,8 @@ typedef struct sshard_event {
 } sshard_event;
 
 typedef uint16_t sshard_type;
+
+typedef uint8_t sshard_column_kind;
 
 typedef uint8_t sshard_log_level;
 
@@ -149,6 +159,10 @@ enum {
   SSHARD_CONSISTENCY_SERIAL = 8,
   SSHARD_CONSISTENCY_LOCAL_SERIAL = 9,
   SSHARD_CONSISTENCY_LOCAL_ONE = 10,
+  SSHARD_COLUMN_KIND_PARTITION_KEY = 0,
+  SSHARD_COLUMN_KIND_CLUSTERING = 1,
+  SSHARD_COLUMN_KIND_STATIC = 2,
+  SSHARD_COLUMN_KIND_REGULAR = 3,
   SSHARD_TYPE_CUSTOM = 0,
   SSHARD_TYPE_ASCII = 1,
   SSHARD_TYPE_BIGINT = 2,
@@ -247,6 +261,10 @@ sshard_status sshard_config_set_page_size(struct sshard_config *config, int32_t 
 sshard_status sshard_config_set_keyspace(struct sshard_config *config, const char *keyspace, size_t keyspace_len);
 
 sshard_status sshard_config_set_prepared_cache_size(struct sshard_config *config, size_t size);
+
+sshard_status sshard_config_set_client_timestamps(struct sshard_config *config, bool enabled);
+
+sshard_status sshard_config_set_schema_agreement_timeout_ms(struct sshard_config *config, uint64_t timeout_ms);
 
 sshard_status sshard_config_set_tablet_awareness(struct sshard_config *config, bool enabled);
 
@@ -532,6 +550,8 @@ sshard_status sshard_result_warning(const struct sshard_result *result, size_t i
 
 sshard_status sshard_result_tracing_id(const struct sshard_result *result, uint8_t *id);
 
+sshard_status sshard_result_schema_in_agreement(const struct sshard_result *result, bool *agreed);
+
 sshard_status sshard_value_is_null(const struct sshard_value *value, bool *is_null);
 
 sshard_status sshard_value_type(const struct sshard_value *value, sshard_type *kind);
@@ -605,6 +625,60 @@ sshard_status sshard_data_type_field_name(const struct sshard_data_type *data_ty
 sshard_status sshard_data_type_name(const struct sshard_data_type *data_type, const char **name, size_t *name_len);
 
 sshard_status sshard_data_type_keyspace(const struct sshard_data_type *data_type, const char **keyspace, size_t *keyspace_len);
+
+sshard_status sshard_session_get_schema(const struct sshard_session *session, const struct sshard_schema **schema);
+
+sshard_status sshard_schema_free(const struct sshard_schema *schema);
+
+sshard_status sshard_schema_keyspace_count(const struct sshard_schema *schema, size_t *count);
+
+sshard_status sshard_schema_keyspace(const struct sshard_schema *schema, size_t index, const struct sshard_keyspace_meta **keyspace);
+
+sshard_status sshard_schema_keyspace_by_name(const struct sshard_schema *schema, const char *name, size_t name_len, const struct sshard_keyspace_meta **keyspace);
+
+sshard_status sshard_keyspace_meta_name(const struct sshard_keyspace_meta *keyspace, const char **name, size_t *name_len);
+
+sshard_status sshard_keyspace_meta_uses_tablets(const struct sshard_keyspace_meta *keyspace, bool *uses_tablets);
+
+sshard_status sshard_keyspace_meta_replication_count(const struct sshard_keyspace_meta *keyspace, size_t *count);
+
+sshard_status sshard_keyspace_meta_replication(const struct sshard_keyspace_meta *keyspace, size_t index, const char **key, size_t *key_len, const char **value, size_t *value_len);
+
+sshard_status sshard_keyspace_meta_table_count(const struct sshard_keyspace_meta *keyspace, size_t *count);
+
+sshard_status sshard_keyspace_meta_table(const struct sshard_keyspace_meta *keyspace, size_t index, const struct sshard_table_meta **table);
+
+sshard_status sshard_keyspace_meta_table_by_name(const struct sshard_keyspace_meta *keyspace, const char *name, size_t name_len, const struct sshard_table_meta **table);
+
+sshard_status sshard_keyspace_meta_type_count(const struct sshard_keyspace_meta *keyspace, size_t *count);
+
+sshard_status sshard_keyspace_meta_type(const struct sshard_keyspace_meta *keyspace, size_t index, const struct sshard_data_type **data_type);
+
+sshard_status sshard_keyspace_meta_type_by_name(const struct sshard_keyspace_meta *keyspace, const char *name, size_t name_len, const struct sshard_data_type **data_type);
+
+sshard_status sshard_table_meta_name(const struct sshard_table_meta *table, const char **name, size_t *name_len);
+
+sshard_status sshard_table_meta_column_count(const struct sshard_table_meta *table, size_t *count);
+
+sshard_status sshard_table_meta_column(const struct sshard_table_meta *table, size_t index, const struct sshard_column_meta **column);
+
+sshard_status sshard_table_meta_column_by_name(const struct sshard_table_meta *table, const char *name, size_t name_len, const struct sshard_column_meta **column);
+
+sshard_status sshard_table_meta_partition_key_count(const struct sshard_table_meta *table, size_t *count);
+
+sshard_status sshard_table_meta_partition_key(const struct sshard_table_meta *table, size_t index, const struct sshard_column_meta **column);
+
+sshard_status sshard_table_meta_clustering_key_count(const struct sshard_table_meta *table, size_t *count);
+
+sshard_status sshard_table_meta_clustering_key(const struct sshard_table_meta *table, size_t index, const struct sshard_column_meta **column);
+
+sshard_status sshard_column_meta_name(const struct sshard_column_meta *column, const char **name, size_t *name_len);
+
+sshard_status sshard_column_meta_data_type(const struct sshard_column_meta *column, const struct sshard_data_type **data_type);
+
+sshard_status sshard_column_meta_kind(const struct sshard_column_meta *column, sshard_column_kind *kind);
+
+sshard_status sshard_column_meta_is_descending(const struct sshard_column_meta *column, bool *descending);
 
 sshard_status sshard_error_status(const struct sshard_error *error, sshard_status *status);
 

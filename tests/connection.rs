@@ -53,8 +53,8 @@ async fn execute(conn: &Connection, text: &str) -> Response {
 /// The single cell of a one-row, one-column result.
 fn single_cell(response: &Response) -> Option<Vec<u8>> {
     match response {
-        Response::Result(ResultBody::Rows(rows)) if rows.rows.len() == 1 => {
-            rows.rows[0].first().cloned().flatten()
+        Response::Result(ResultBody::Rows(rows)) if rows.len() == 1 => {
+            rows.cell(0, 0).map(<[u8]>::to_vec)
         }
         _ => None,
     }

@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::schema::{parse_keyspaces, KeyspaceInfo, KEYSPACES_QUERY, SCYLLA_KEYSPACES_QUERY};
+use super::schema::{
+    parse_schema, KeyspaceInfo, SchemaRows, COLUMNS_QUERY, KEYSPACES_QUERY, SCYLLA_KEYSPACES_QUERY,
+    TYPES_QUERY,
+};
 use super::topology::{parse_nodes, PeerInfo, LOCAL_QUERY, PEERS_QUERY};
 use crate::connection::{
     open, Connection, ConnectionConfig, ConnectionError, EventType, RequestError,
@@ -183,16 +186,29 @@ impl ControlConnection {
         Ok(nodes)
     }
 
-    /// Keyspaces with their strategies and tablet flags. A server without
-    /// `system_schema.scylla_keyspaces` (Invalid) has no tablet keyspaces.
+    /// Keyspaces with their strategies, tablet flags, tables and user
+    /// types. A server without `system_schema.scylla_keyspaces` (Invalid)
+    /// has no tablet keyspaces.
     pub async fn fetch_keyspaces(&self) -> Result<HashMap<String, KeyspaceInfo>, MetadataError> {
         let keyspaces = self.query_all(KEYSPACES_QUERY).await?;
-        let scylla = match self.query_all(SCYLLA_KEYSPACES_QUERY).await {
-            Ok(rows) => Some(rows),
-            Err(MetadataError::Server(e)) if e.code == error_code::INVALID => None,
-            Err(e) => return Err(e),
-        };
-        Ok(parse_keyspaces(&keyspaces, scylla.as_ref()))
+        let scylla = self.query_optional(SCYLLA_KEYSPACES_QUERY).await?;
+        let columns = self.query_optional(COLUMNS_QUERY).await?;
+        let types = self.query_optional(TYPES_QUERY).await?;
+        Ok(parse_schema(&SchemaRows {
+            keyspaces: &keyspaces,
+            scylla_keyspaces: scylla.as_ref(),
+            columns: columns.as_ref(),
+            types: types.as_ref(),
+        }))
+    }
+
+    /// A metadata query of a table the server may not have (Invalid: none).
+    async fn query_optional(&self, text: &str) -> Result<Option<Rows>, MetadataError> {
+        match self.query_all(text).await {
+            Ok(rows) => Ok(Some(rows)),
+            Err(MetadataError::Server(e)) if e.code == error_code::INVALID => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Runs a metadata query and gathers all its pages.
@@ -236,7 +252,9 @@ impl ControlConnection {
                 paging_state = rows.metadata.paging_state.clone();
                 match &mut all {
                     None => all = Some(rows),
-                    Some(all) => all.rows.extend(rows.rows),
+                    Some(all) => all
+                        .append(rows)
+                        .map_err(|e| MetadataError::Unexpected(e.to_string()))?,
                 }
                 if paging_state.is_none() {
                     return Ok(all.unwrap_or_default());

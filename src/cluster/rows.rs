@@ -26,11 +26,11 @@ impl<'a> NamedRows<'a> {
     }
 
     pub fn len(&self) -> usize {
-        self.rows.rows.len()
+        self.rows.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.rows.is_empty()
+        self.rows.is_empty()
     }
 
     /// The value of `column` in row `row`; `Ok(None)` when null or absent.
@@ -39,7 +39,7 @@ impl<'a> NamedRows<'a> {
             return Ok(None);
         };
         let ty: &ColumnType = &self.rows.metadata.columns[i].ty;
-        deserialize_cell(ty, self.rows.rows[row][i].as_deref())
+        deserialize_cell(ty, self.rows.cell(row, i))
     }
 
     pub fn text(&self, row: usize, column: &str) -> Option<String> {

@@ -249,6 +249,7 @@ mod tests {
             KeyspaceInfo {
                 strategy: ReplicationStrategy::Simple { rf: 2 },
                 uses_tablets: false,
+                schema: Default::default(),
             },
         );
         keyspaces.insert(
@@ -258,6 +259,7 @@ mod tests {
                     per_dc: vec![("dc1".into(), 1)],
                 },
                 uses_tablets: true,
+                schema: Default::default(),
             },
         );
         let state = ClusterState::build(nodes, keyspaces, 1);

@@ -85,8 +85,8 @@ pub(crate) mod tests {
     use crate::protocol::value::CqlValue;
 
     pub fn rows(columns: &[(&str, ColumnType)], data: Vec<Vec<Option<CqlValue>>>) -> Rows {
-        Rows {
-            metadata: ResultMetadata::with_columns(
+        Rows::from_cells(
+            ResultMetadata::with_columns(
                 columns
                     .iter()
                     .map(|(n, t)| ColumnSpec {
@@ -97,15 +97,15 @@ pub(crate) mod tests {
                     })
                     .collect(),
             ),
-            rows: data
-                .into_iter()
+            data.into_iter()
                 .map(|r| {
                     r.into_iter()
                         .map(|v| v.map(|v| v.to_bytes().unwrap()))
                         .collect()
                 })
                 .collect(),
-        }
+        )
+        .unwrap()
     }
 
     #[test]

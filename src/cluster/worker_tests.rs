@@ -27,6 +27,7 @@ fn metadata(nodes: &[u8], tablet_keyspace: bool) -> Metadata {
                 per_dc: vec![("dc1".into(), 1)],
             },
             uses_tablets: tablet_keyspace,
+            schema: Default::default(),
         },
     );
     Metadata {

@@ -36,6 +36,13 @@ pub(crate) fn serial_consistency(value: sshard_consistency) -> FfiResult<Consist
     }
 }
 
+/// What a column of a table is.
+pub type sshard_column_kind = u8;
+pub const SSHARD_COLUMN_KIND_PARTITION_KEY: sshard_column_kind = 0;
+pub const SSHARD_COLUMN_KIND_CLUSTERING: sshard_column_kind = 1;
+pub const SSHARD_COLUMN_KIND_STATIC: sshard_column_kind = 2;
+pub const SSHARD_COLUMN_KIND_REGULAR: sshard_column_kind = 3;
+
 /// A CQL data type (the protocol's type ids).
 pub type sshard_type = u16;
 pub const SSHARD_TYPE_CUSTOM: sshard_type = 0x0000;

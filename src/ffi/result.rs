@@ -4,80 +4,18 @@
 
 use std::ffi::c_char;
 
+use super::cells::{self, sshard_row, sshard_value, Columns, ResultCells};
 use super::datatype::{data_type_ptr, sshard_data_type};
 use super::enums::{sshard_type, type_of};
-use super::handle::{arc_free, check_index, handle_ref, out_arg, str_arg, view_ref, Generational};
+use super::handle::{arc_free, check_index, handle_ref, out_arg, str_arg, Generational};
 use super::status::{
     sshard_status, Fail, FfiResult, SSHARD_STATUS_NAME_NOT_FOUND, SSHARD_STATUS_NOT_PRESENT,
 };
-use super::view::sshard_value;
 use crate::protocol::bind::name_matches;
-use crate::protocol::{ColumnSpec, ColumnType};
+use crate::protocol::ColumnSpec;
 use crate::runtime;
 use crate::session::{Prepared, QueryResult, Statement};
 use std::sync::Arc;
-
-/// Type given to columns when the server sent no metadata and none is known.
-static UNKNOWN_TYPE: ColumnType = ColumnType::Blob;
-
-/// One row of a result (a borrowed view, valid as long as the result).
-pub struct sshard_row {
-    /// The row's cells in the owning result's flat view array.
-    values: *const sshard_value,
-    value_count: usize,
-    /// The owning result's columns (for lookups by name).
-    columns: *const ColumnSpec,
-    column_count: usize,
-}
-
-// SAFETY: both pointers point into the owning result's immutable arrays;
-// the row is reachable only through that result.
-unsafe impl Send for sshard_row {}
-// SAFETY: as above, read-only data.
-unsafe impl Sync for sshard_row {}
-
-impl sshard_row {
-    fn values(&self) -> &[sshard_value] {
-        if self.value_count == 0 {
-            return &[];
-        }
-        // SAFETY: `values`/`value_count` describe a range of the owning
-        // result's view array, never modified after construction and alive
-        // as long as this row.
-        unsafe { std::slice::from_raw_parts(self.values, self.value_count) }
-    }
-
-    fn columns(&self) -> &[ColumnSpec] {
-        if self.column_count == 0 {
-            return &[];
-        }
-        // SAFETY: `columns`/`column_count` describe the owning result's
-        // columns, never modified after construction and alive as long as
-        // this row.
-        unsafe { std::slice::from_raw_parts(self.columns, self.column_count) }
-    }
-
-    fn index_of(&self, name: &str) -> FfiResult<usize> {
-        column_index(self.columns(), name)
-    }
-}
-
-/// The columns of a result: the prepared statement's when the server sent
-/// the same ones or none (shared: nothing copied, nothing freed per
-/// result), else the decoded ones.
-enum Columns {
-    Decoded(Vec<ColumnSpec>),
-    Prepared(Arc<Prepared>),
-}
-
-impl Columns {
-    fn as_slice(&self) -> &[ColumnSpec] {
-        match self {
-            Columns::Decoded(columns) => columns,
-            Columns::Prepared(p) => &p.result_metadata.columns,
-        }
-    }
-}
 
 fn column_index(columns: &[ColumnSpec], name: &str) -> FfiResult<usize> {
     columns
@@ -94,18 +32,10 @@ fn column_index(columns: &[ColumnSpec], name: &str) -> FfiResult<usize> {
 /// The result of one request. Shared and thread-safe; free with
 /// `sshard_result_free`.
 pub struct sshard_result {
-    // Built on the runtime thread that received it, freed on the caller's:
-    // laid out in few blocks (all cells in one buffer, all views in one
-    // array) so that little memory crosses threads.
     generation: u64,
-    columns: Columns,
-    column_count: usize,
-    /// The cell bytes the views point into. Never touched after
-    /// construction.
-    _data: Vec<u8>,
-    /// Every cell's view, row after row (`column_count` per row).
-    _values: Vec<sshard_value>,
-    rows: Vec<sshard_row>,
+    /// The rows (their bytes as received, one buffer) and the views into
+    /// them, made as the caller asks (`cells.rs`).
+    cells: Box<ResultCells>,
     has_rows: bool,
     paging_state: Option<Vec<u8>>,
     coordinator: Option<std::net::SocketAddr>,
@@ -115,6 +45,7 @@ pub struct sshard_result {
     keyspace: Option<String>,
     warnings: Vec<String>,
     tracing_id: Option<[u8; 16]>,
+    schema_in_agreement: Option<bool>,
     /// The statement that produced the result, with the paging state when
     /// there is a next page (`sshard_session_next_page`). Kept even when
     /// there is none: it was made on the caller's thread and is cheapest
@@ -147,66 +78,17 @@ impl sshard_result {
         if let (Some(state), Some(statement)) = (&result.paging_state, statement.as_mut()) {
             statement.paging_state = Some(state.clone());
         }
-        let (columns, column_count, cells, has_rows) = match result.rows {
-            Some(rows) => {
-                let count = rows.metadata.column_count.max(rows.metadata.columns.len());
-                let columns = match prepared {
-                    Some(p) if same_columns(&rows.metadata.columns, count, p) => {
-                        Columns::Prepared(p.clone())
-                    }
-                    _ => Columns::Decoded(rows.metadata.columns),
-                };
-                (columns, count, rows.rows, true)
+        let has_rows = result.rows.is_some();
+        let mut rows = result.rows.unwrap_or_default();
+        let columns = match prepared {
+            Some(p) if same_columns(&rows.metadata.columns, rows.metadata.column_count, p) => {
+                Columns::Prepared(p.clone())
             }
-            None => (Columns::Decoded(Vec::new()), 0, Vec::new(), false),
+            _ => Columns::Decoded(std::mem::take(&mut rows.metadata.columns)),
         };
-        // All cells into one buffer of the exact size (it never grows, so
-        // the views made below stay valid); the per-cell buffers are freed
-        // here, on the thread that made them.
-        let total: usize = cells.iter().flatten().flatten().map(Vec::len).sum();
-        let mut data = Vec::with_capacity(total);
-        let mut spans = Vec::with_capacity(cells.len() * column_count);
-        for row in &cells {
-            for i in 0..column_count {
-                spans.push(row.get(i).and_then(Option::as_ref).map(|cell| {
-                    data.extend_from_slice(cell);
-                    (data.len() - cell.len(), cell.len())
-                }));
-            }
-        }
-        let row_count = cells.len();
-        drop(cells);
-        let column_specs = columns.as_slice();
-        let values: Vec<sshard_value> = spans
-            .iter()
-            .enumerate()
-            .map(|(n, span)| {
-                let ty = column_specs
-                    .get(n % column_count)
-                    .map_or(&UNKNOWN_TYPE, |c| &c.ty);
-                sshard_value::build(ty, span.map(|(start, len)| &data[start..start + len]))
-            })
-            .collect();
-        let rows = (0..row_count)
-            .map(|r| {
-                let row = &values[r * column_count..(r + 1) * column_count];
-                sshard_row {
-                    values: row.as_ptr(),
-                    value_count: row.len(),
-                    columns: column_specs.as_ptr(),
-                    column_count: column_specs.len(),
-                }
-            })
-            .collect();
-        // Moving `columns`, `data` and `values` into the struct moves their
-        // headers, not their heap buffers, which the views point into.
         sshard_result {
             generation: runtime::generation(),
-            columns,
-            column_count,
-            _data: data,
-            _values: values,
-            rows,
+            cells: ResultCells::new(rows, columns),
             has_rows,
             paging_state: result.paging_state,
             coordinator: result.coordinator,
@@ -215,6 +97,7 @@ impl sshard_result {
             keyspace: result.keyspace,
             warnings: result.warnings,
             tracing_id: result.tracing_id,
+            schema_in_agreement: result.schema_in_agreement,
             statement,
         }
     }
@@ -230,11 +113,17 @@ impl sshard_result {
         self.paging_state.as_deref()
     }
 
-    fn column_type(&self, i: usize) -> &ColumnType {
-        self.columns
-            .as_slice()
-            .get(i)
-            .map_or(&UNKNOWN_TYPE, |c| &c.ty)
+    #[cfg(test)]
+    pub(crate) fn memory(&self) -> usize {
+        self.cells.memory()
+    }
+
+    fn row_count(&self) -> usize {
+        self.cells.rows().len()
+    }
+
+    fn column_count(&self) -> usize {
+        self.cells.width()
     }
 }
 
@@ -271,7 +160,7 @@ pub unsafe extern "C" fn sshard_result_row_count(
     ffi_boundary! {
         // SAFETY: NULL or a live result (API contract).
         let r = unsafe { self::result(result) }?;
-        out_arg(count, "count")?.write(r.rows.len());
+        out_arg(count, "count")?.write(r.row_count());
         Ok(())
     }
 }
@@ -285,7 +174,7 @@ pub unsafe extern "C" fn sshard_result_column_count(
     ffi_boundary! {
         // SAFETY: NULL or a live result (API contract).
         let r = unsafe { self::result(result) }?;
-        out_arg(count, "count")?.write(r.column_count);
+        out_arg(count, "count")?.write(r.column_count());
         Ok(())
     }
 }
@@ -317,8 +206,8 @@ pub unsafe extern "C" fn sshard_result_column_name(
         let r = unsafe { self::result(result) }?;
         let name = out_arg(name, "name")?;
         let name_len = out_arg(name_len, "name_len")?;
-        let i = check_index(index, r.column_count)?;
-        let column = r.columns.as_slice().get(i).ok_or_else(|| {
+        let i = check_index(index, r.column_count())?;
+        let column = r.cells.columns().get(i).ok_or_else(|| {
             Fail::new(SSHARD_STATUS_NOT_PRESENT, "the result carries no column metadata")
         })?;
         name.write(column.name.as_ptr().cast());
@@ -338,8 +227,8 @@ pub unsafe extern "C" fn sshard_result_column_type(
         // SAFETY: NULL or a live result (API contract).
         let r = unsafe { self::result(result) }?;
         let kind = out_arg(kind, "kind")?;
-        let i = check_index(index, r.column_count)?;
-        kind.write(type_of(r.column_type(i)));
+        let i = check_index(index, r.column_count())?;
+        kind.write(type_of(r.cells.column_type(i)));
         Ok(())
     }
 }
@@ -356,8 +245,8 @@ pub unsafe extern "C" fn sshard_result_column_data_type(
         // SAFETY: NULL or a live result (API contract).
         let r = unsafe { self::result(result) }?;
         let out = out_arg(data_type, "data_type")?;
-        let i = check_index(index, r.column_count)?;
-        out.write(data_type_ptr(r.column_type(i)));
+        let i = check_index(index, r.column_count())?;
+        out.write(data_type_ptr(r.cells.column_type(i)));
         Ok(())
     }
 }
@@ -377,7 +266,7 @@ pub unsafe extern "C" fn sshard_result_column_index(
         // SAFETY: `(name, name_len)` is readable memory (API contract).
         let name = unsafe { str_arg(name, name_len, "name") }?;
         let out = out_arg(index, "index")?;
-        out.write(column_index(r.columns.as_slice(), name)?);
+        out.write(column_index(r.cells.columns(), name)?);
         Ok(())
     }
 }
@@ -393,8 +282,8 @@ pub unsafe extern "C" fn sshard_result_row(
         // SAFETY: NULL or a live result (API contract).
         let r = unsafe { self::result(result) }?;
         let out = out_arg(row, "row")?;
-        let i = check_index(index, r.rows.len())?;
-        out.write(&r.rows[i]);
+        let i = check_index(index, r.row_count())?;
+        out.write(r.cells.row(i));
         Ok(())
     }
 }
@@ -411,9 +300,9 @@ pub unsafe extern "C" fn sshard_result_value(
         // SAFETY: NULL or a live result (API contract).
         let r = unsafe { self::result(result) }?;
         let out = out_arg(value, "value")?;
-        let row = check_index(row, r.rows.len())?;
-        let column = check_index(column, r.column_count)?;
-        out.write(&r.rows[row].values()[column]);
+        let row = check_index(row, r.row_count())?;
+        let column = check_index(column, r.column_count())?;
+        out.write(r.cells.value(row, column));
         Ok(())
     }
 }
@@ -427,11 +316,10 @@ pub unsafe extern "C" fn sshard_row_value(
 ) -> sshard_status {
     ffi_boundary! {
         // SAFETY: NULL or a live row view (API contract).
-        let row = unsafe { view_ref(row, "row") }?;
+        let row = unsafe { cells::row(row) }?;
         let out = out_arg(value, "value")?;
-        let values = row.values();
-        let i = check_index(index, values.len())?;
-        out.write(&values[i]);
+        let i = check_index(index, row.cells.width())?;
+        out.write(row.value(i));
         Ok(())
     }
 }
@@ -447,12 +335,12 @@ pub unsafe extern "C" fn sshard_row_value_by_name(
 ) -> sshard_status {
     ffi_boundary! {
         // SAFETY: NULL or a live row view (API contract).
-        let row = unsafe { view_ref(row, "row") }?;
+        let row = unsafe { cells::row(row) }?;
         // SAFETY: `(name, name_len)` is readable memory (API contract).
         let name = unsafe { str_arg(name, name_len, "name") }?;
         let out = out_arg(value, "value")?;
-        let i = row.index_of(name)?;
-        out.write(&row.values()[i]);
+        let i = column_index(row.cells.columns(), name)?;
+        out.write(row.value(i));
         Ok(())
     }
 }
@@ -612,6 +500,27 @@ pub unsafe extern "C" fn sshard_result_tracing_id(
             Fail::new(SSHARD_STATUS_NOT_PRESENT, "the request was not traced")
         })?;
         out.write(trace);
+        Ok(())
+    }
+}
+
+/// After a schema change (DDL): whether every node that is up reported the
+/// new schema before the request completed (it waits up to the config's
+/// schema agreement timeout). `SSHARD_STATUS_NOT_PRESENT` for other
+/// results.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_schema_in_agreement(
+    result: *const sshard_result,
+    agreed: *mut bool,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        let out = out_arg(agreed, "agreed")?;
+        let agreed = r.schema_in_agreement.ok_or_else(|| {
+            Fail::new(SSHARD_STATUS_NOT_PRESENT, "the result is not a schema change")
+        })?;
+        out.write(agreed);
         Ok(())
     }
 }

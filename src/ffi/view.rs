@@ -1,138 +1,48 @@
-//! `sshard_value`: a borrowed view of one cell (or of an element nested in
-//! a collection, tuple or UDT cell) of an `sshard_result`, with its typed
-//! getters. Views point into the result's own buffers: text and blobs come
-//! back as pointer + length without copying. They live as long as the
-//! result; never freed.
+//! `sshard_value`: the typed getters of a view of one cell (or of a part
+//! of a collection, tuple or UDT cell) of an `sshard_result`. Views point
+//! into the result's own buffer: text and blobs come back as pointer +
+//! length without copying. They live as long as the result (`cells.rs`
+//! says how they are made); never freed.
 
 use std::ffi::c_char;
 
+pub use super::cells::sshard_value;
+use super::cells::{self, View};
 use super::datatype::{data_type_ptr, sshard_data_type};
 use super::enums::{sshard_type, type_of};
-use super::handle::{check_index, out_arg, str_arg, view_ref};
+use super::handle::{check_index, out_arg, str_arg};
 use super::status::{
-    sshard_status, Fail, FfiResult, SSHARD_STATUS_DECODE, SSHARD_STATUS_NAME_NOT_FOUND,
-    SSHARD_STATUS_NULL_VALUE,
+    sshard_status, Fail, FfiResult, SSHARD_STATUS_NAME_NOT_FOUND, SSHARD_STATUS_NULL_VALUE,
 };
 use crate::protocol::bind::name_matches;
-use crate::protocol::value::{read_vint, split_cell, MAX_VALUE_DEPTH};
+use crate::protocol::value::read_vint;
 use crate::protocol::wire::Reader;
 use crate::protocol::ColumnType;
 
-/// A view of one value inside a result.
-pub struct sshard_value {
-    /// Points into the owning result's column metadata.
-    ty: *const ColumnType,
-    /// Points into the owning result's cell buffer (dangling-free: `len` 0
-    /// with a NULL value).
-    data: *const u8,
-    len: usize,
-    null: bool,
-    /// The cell's bytes do not follow its type's layout.
-    malformed: bool,
-    /// List/set elements; map keys and values interleaved; tuple elements;
-    /// UDT fields.
-    children: Vec<sshard_value>,
-}
-
-// SAFETY: a view only holds pointers into immutable data owned by the same
-// `sshard_result`, which is shared read-only across threads; the view is
-// never used after its result is dropped (views are reachable only through
-// the result).
-unsafe impl Send for sshard_value {}
-// SAFETY: as above: everything behind the pointers is read-only.
-unsafe impl Sync for sshard_value {}
-
-impl sshard_value {
-    /// Builds the view of a cell of type `ty`. `ty` and `cell` must stay at
-    /// their addresses, unchanged, for as long as the view is used (the
-    /// owning result guarantees it).
-    pub(crate) fn build(ty: &ColumnType, cell: Option<&[u8]>) -> sshard_value {
-        build_nested(ty, cell, 0)
-    }
-
-    pub(crate) fn ty(&self) -> &ColumnType {
-        // SAFETY: `ty` points into the owning result's metadata, alive and
-        // unmoved while this view (part of that result) is reachable.
-        unsafe { &*self.ty }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        if self.data.is_null() {
-            return &[];
-        }
-        // SAFETY: `data`/`len` describe a cell buffer owned by the result,
-        // alive and unchanged while this view is reachable.
-        unsafe { std::slice::from_raw_parts(self.data, self.len) }
-    }
-}
-
-fn build_nested(ty: &ColumnType, cell: Option<&[u8]>, depth: usize) -> sshard_value {
-    let mut view = sshard_value {
-        ty,
-        data: cell.map_or(std::ptr::null(), <[u8]>::as_ptr),
-        len: cell.map_or(0, <[u8]>::len),
-        null: cell.is_none(),
-        malformed: false,
-        children: Vec::new(),
-    };
-    if let Some(bytes) = cell {
-        if depth > MAX_VALUE_DEPTH {
-            view.malformed = true;
-            return view;
-        }
-        match children(ty, bytes, depth) {
-            Ok(children) => view.children = children,
-            Err(()) => view.malformed = true,
-        }
-    }
-    view
-}
-
-/// The views of a compound cell's parts (the core's `split_cell`).
-fn children(ty: &ColumnType, bytes: &[u8], depth: usize) -> Result<Vec<sshard_value>, ()> {
-    Ok(split_cell(ty, bytes)
-        .map_err(drop)?
-        .into_iter()
-        .map(|(t, b)| build_nested(t, b, depth + 1))
-        .collect())
-}
-
 /// # Safety
 /// `ptr` is NULL or a live view.
-unsafe fn value<'a>(ptr: *const sshard_value) -> FfiResult<&'a sshard_value> {
+unsafe fn value<'a>(ptr: *const sshard_value) -> FfiResult<View<'a>> {
     // SAFETY: forwarded contract.
-    unsafe { view_ref(ptr, "value") }
+    unsafe { cells::view(ptr) }
 }
 
-fn decode_error(v: &sshard_value) -> Fail {
-    Fail::new(
-        SSHARD_STATUS_DECODE,
-        format!("malformed {} value of {} bytes", v.ty(), v.len),
-    )
+fn decode_error(v: &View<'_>) -> Fail {
+    v.decode_error()
 }
 
 /// The bytes of a non-NULL value whose type is one of `types`.
-fn expect<'a>(
-    v: &'a sshard_value,
-    getter: &str,
-    accepts: fn(&ColumnType) -> bool,
-) -> FfiResult<&'a [u8]> {
+fn expect<'a>(v: &View<'a>, getter: &str, accepts: fn(&ColumnType) -> bool) -> FfiResult<&'a [u8]> {
     if !accepts(v.ty()) {
         return Err(Fail::mismatch(format!(
             "{getter} cannot read a value of type {}",
             v.ty()
         )));
     }
-    if v.null {
-        return Err(Fail::new(SSHARD_STATUS_NULL_VALUE, "the value is NULL"));
-    }
-    if v.malformed {
-        return Err(decode_error(v));
-    }
-    Ok(v.bytes())
+    v.bytes()
+        .ok_or_else(|| Fail::new(SSHARD_STATUS_NULL_VALUE, "the value is NULL"))
 }
 
-fn fixed<const N: usize>(v: &sshard_value, bytes: &[u8]) -> FfiResult<[u8; N]> {
+fn fixed<const N: usize>(v: &View<'_>, bytes: &[u8]) -> FfiResult<[u8; N]> {
     bytes.try_into().map_err(|_| decode_error(v))
 }
 
@@ -153,8 +63,8 @@ unsafe fn get_fixed<const N: usize, T>(
     // SAFETY: forwarded contract.
     let v = unsafe { self::value(value) }?;
     let out = out_arg(out, out_name)?;
-    let b = expect(v, getter, accepts)?;
-    out.write(convert(fixed(v, b)?));
+    let b = expect(&v, getter, accepts)?;
+    out.write(convert(fixed(&v, b)?));
     Ok(())
 }
 
@@ -167,7 +77,7 @@ pub unsafe extern "C" fn sshard_value_is_null(
     ffi_boundary! {
         // SAFETY: NULL or a live view (API contract).
         let v = unsafe { self::value(value) }?;
-        out_arg(is_null, "is_null")?.write(v.null);
+        out_arg(is_null, "is_null")?.write(v.bytes().is_none());
         Ok(())
     }
 }
@@ -211,8 +121,8 @@ pub unsafe extern "C" fn sshard_value_get_bool(
         // SAFETY: NULL or a live view (API contract).
         let v = unsafe { self::value(value) }?;
         let out = out_arg(out, "out")?;
-        let b = expect(v, "get_bool", |t| matches!(t, ColumnType::Boolean))?;
-        out.write(fixed::<1>(v, b)?[0] != 0);
+        let b = expect(&v, "get_bool", |t| matches!(t, ColumnType::Boolean))?;
+        out.write(fixed::<1>(&v, b)?[0] != 0);
         Ok(())
     }
 }
@@ -341,9 +251,9 @@ pub unsafe extern "C" fn sshard_value_get_text(
         let v = unsafe { self::value(value) }?;
         let text = out_arg(text, "text")?;
         let text_len = out_arg(text_len, "text_len")?;
-        let b = expect(v, "get_text", |t| matches!(t, ColumnType::Text | ColumnType::Ascii))?;
+        let b = expect(&v, "get_text", |t| matches!(t, ColumnType::Text | ColumnType::Ascii))?;
         if std::str::from_utf8(b).is_err() {
-            return Err(decode_error(v));
+            return Err(decode_error(&v));
         }
         text.write(b.as_ptr().cast());
         text_len.write(b.len());
@@ -363,7 +273,7 @@ pub unsafe extern "C" fn sshard_value_get_blob(
         let v = unsafe { self::value(value) }?;
         let blob = out_arg(blob, "blob")?;
         let blob_len = out_arg(blob_len, "blob_len")?;
-        let b = expect(v, "get_blob", |t| matches!(t, ColumnType::Blob | ColumnType::Custom(_)))?;
+        let b = expect(&v, "get_blob", |t| matches!(t, ColumnType::Blob | ColumnType::Custom(_)))?;
         blob.write(b.as_ptr());
         blob_len.write(b.len());
         Ok(())
@@ -382,10 +292,9 @@ pub unsafe extern "C" fn sshard_value_get_bytes(
         let v = unsafe { self::value(value) }?;
         let bytes = out_arg(bytes, "bytes")?;
         let bytes_len = out_arg(bytes_len, "bytes_len")?;
-        if v.null {
-            return Err(Fail::new(SSHARD_STATUS_NULL_VALUE, "the value is NULL"));
-        }
-        let b = v.bytes();
+        let b = v
+            .bytes()
+            .ok_or_else(|| Fail::new(SSHARD_STATUS_NULL_VALUE, "the value is NULL"))?;
         bytes.write(b.as_ptr());
         bytes_len.write(b.len());
         Ok(())
@@ -402,8 +311,8 @@ pub unsafe extern "C" fn sshard_value_get_uuid(
         // SAFETY: NULL or a live view (API contract).
         let v = unsafe { self::value(value) }?;
         let out = out_arg(uuid.cast::<[u8; 16]>(), "uuid")?;
-        let b = expect(v, "get_uuid", |t| matches!(t, ColumnType::Uuid | ColumnType::Timeuuid))?;
-        out.write(fixed::<16>(v, b)?);
+        let b = expect(&v, "get_uuid", |t| matches!(t, ColumnType::Uuid | ColumnType::Timeuuid))?;
+        out.write(fixed::<16>(&v, b)?);
         Ok(())
     }
 }
@@ -421,9 +330,9 @@ pub unsafe extern "C" fn sshard_value_get_inet(
         let v = unsafe { self::value(value) }?;
         let out = out_arg(address.cast::<[u8; 16]>(), "address")?;
         let out_len = out_arg(address_len, "address_len")?;
-        let b = expect(v, "get_inet", |t| matches!(t, ColumnType::Inet))?;
+        let b = expect(&v, "get_inet", |t| matches!(t, ColumnType::Inet))?;
         if b.len() != 4 && b.len() != 16 {
-            return Err(decode_error(v));
+            return Err(decode_error(&v));
         }
         let mut a = [0u8; 16];
         a[..b.len()].copy_from_slice(b);
@@ -497,16 +406,16 @@ pub unsafe extern "C" fn sshard_value_get_duration(
         let months = out_arg(months, "months")?;
         let days = out_arg(days, "days")?;
         let nanos = out_arg(nanos, "nanos")?;
-        let b = expect(v, "get_duration", |t| matches!(t, ColumnType::Duration))?;
+        let b = expect(&v, "get_duration", |t| matches!(t, ColumnType::Duration))?;
         let mut r = Reader::new(b);
-        let m = read_vint(&mut r).map_err(|_| decode_error(v))?;
-        let d = read_vint(&mut r).map_err(|_| decode_error(v))?;
-        let n = read_vint(&mut r).map_err(|_| decode_error(v))?;
+        let m = read_vint(&mut r).map_err(|_| decode_error(&v))?;
+        let d = read_vint(&mut r).map_err(|_| decode_error(&v))?;
+        let n = read_vint(&mut r).map_err(|_| decode_error(&v))?;
         if !r.is_empty() {
-            return Err(decode_error(v));
+            return Err(decode_error(&v));
         }
-        let m = i32::try_from(m).map_err(|_| decode_error(v))?;
-        let d = i32::try_from(d).map_err(|_| decode_error(v))?;
+        let m = i32::try_from(m).map_err(|_| decode_error(&v))?;
+        let d = i32::try_from(d).map_err(|_| decode_error(&v))?;
         months.write(m);
         days.write(d);
         nanos.write(n);
@@ -529,11 +438,11 @@ pub unsafe extern "C" fn sshard_value_get_decimal(
         let unscaled = out_arg(unscaled, "unscaled")?;
         let unscaled_len = out_arg(unscaled_len, "unscaled_len")?;
         let scale = out_arg(scale, "scale")?;
-        let b = expect(v, "get_decimal", |t| matches!(t, ColumnType::Decimal))?;
+        let b = expect(&v, "get_decimal", |t| matches!(t, ColumnType::Decimal))?;
         if b.len() < 5 {
-            return Err(decode_error(v));
+            return Err(decode_error(&v));
         }
-        scale.write(i32::from_be_bytes(fixed(v, &b[..4])?));
+        scale.write(i32::from_be_bytes(fixed(&v, &b[..4])?));
         unscaled.write(b[4..].as_ptr());
         unscaled_len.write(b.len() - 4);
         Ok(())
@@ -552,9 +461,9 @@ pub unsafe extern "C" fn sshard_value_get_varint(
         let v = unsafe { self::value(value) }?;
         let varint = out_arg(varint, "varint")?;
         let varint_len = out_arg(varint_len, "varint_len")?;
-        let b = expect(v, "get_varint", |t| matches!(t, ColumnType::Varint))?;
+        let b = expect(&v, "get_varint", |t| matches!(t, ColumnType::Varint))?;
         if b.is_empty() {
-            return Err(decode_error(v));
+            return Err(decode_error(&v));
         }
         varint.write(b.as_ptr());
         varint_len.write(b.len());
@@ -577,10 +486,10 @@ fn is_nested(t: &ColumnType) -> bool {
 /// tuple or fields of a UDT.
 ///
 /// Nested values are read by index, not through iterator objects: a value's
-/// parts are laid out once, when its result is built, so the count is known
-/// up front and `sshard_value_element`, `sshard_value_map_entry` and
-/// `sshard_value_field` each cost O(1), with no handle to create or free.
-/// From LuaJIT or Python, loop over `0 .. count - 1`.
+/// parts are laid out once, the first time they are asked for, so the count
+/// is known up front and `sshard_value_element`, `sshard_value_map_entry`
+/// and `sshard_value_field` each cost O(1), with no handle to create or
+/// free. From LuaJIT or Python, loop over `0 .. count - 1`.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_value_element_count(
     value: *const sshard_value,
@@ -590,8 +499,8 @@ pub unsafe extern "C" fn sshard_value_element_count(
         // SAFETY: NULL or a live view (API contract).
         let v = unsafe { self::value(value) }?;
         let count = out_arg(count, "count")?;
-        expect(v, "element_count", is_nested)?;
-        let n = v.children.len();
+        expect(&v, "element_count", is_nested)?;
+        let n = v.parts()?.len();
         count.write(if matches!(v.ty(), ColumnType::Map(_, _)) { n / 2 } else { n });
         Ok(())
     }
@@ -610,9 +519,10 @@ pub unsafe extern "C" fn sshard_value_element(
         // SAFETY: NULL or a live view (API contract).
         let v = unsafe { self::value(value) }?;
         let out = out_arg(element, "element")?;
-        expect(v, "element", |t| is_nested(t) && !matches!(t, ColumnType::Map(_, _)))?;
-        let i = check_index(index, v.children.len())?;
-        out.write(&v.children[i]);
+        expect(&v, "element", |t| is_nested(t) && !matches!(t, ColumnType::Map(_, _)))?;
+        let parts = v.parts()?;
+        let i = check_index(index, parts.len())?;
+        out.write(parts.view(i));
         Ok(())
     }
 }
@@ -631,10 +541,11 @@ pub unsafe extern "C" fn sshard_value_map_entry(
         let v = unsafe { self::value(value) }?;
         let key = out_arg(key, "key")?;
         let entry_value = out_arg(entry_value, "entry_value")?;
-        expect(v, "map_entry", |t| matches!(t, ColumnType::Map(_, _)))?;
-        let i = check_index(index, v.children.len() / 2)?;
-        key.write(&v.children[2 * i]);
-        entry_value.write(&v.children[2 * i + 1]);
+        expect(&v, "map_entry", |t| matches!(t, ColumnType::Map(_, _)))?;
+        let parts = v.parts()?;
+        let i = check_index(index, parts.len() / 2)?;
+        key.write(parts.view(2 * i));
+        entry_value.write(parts.view(2 * i + 1));
         Ok(())
     }
 }
@@ -655,12 +566,13 @@ pub unsafe extern "C" fn sshard_value_field(
         let name = out_arg(name, "name")?;
         let name_len = out_arg(name_len, "name_len")?;
         let field_value = out_arg(field_value, "field_value")?;
-        expect(v, "field", |t| matches!(t, ColumnType::Udt(_)))?;
+        expect(&v, "field", |t| matches!(t, ColumnType::Udt(_)))?;
         let ColumnType::Udt(udt) = v.ty() else { unreachable!("checked above") };
-        let i = check_index(index, v.children.len())?;
+        let parts = v.parts()?;
+        let i = check_index(index, parts.len())?;
         name.write(udt.fields[i].0.as_ptr().cast());
         name_len.write(udt.fields[i].0.len());
-        field_value.write(&v.children[i]);
+        field_value.write(parts.view(i));
         Ok(())
     }
 }
@@ -680,7 +592,7 @@ pub unsafe extern "C" fn sshard_value_field_by_name(
         // SAFETY: `(name, name_len)` is readable memory (API contract).
         let name = unsafe { str_arg(name, name_len, "name") }?;
         let field_value = out_arg(field_value, "field_value")?;
-        expect(v, "field_by_name", |t| matches!(t, ColumnType::Udt(_)))?;
+        expect(&v, "field_by_name", |t| matches!(t, ColumnType::Udt(_)))?;
         let ColumnType::Udt(udt) = v.ty() else { unreachable!("checked above") };
         let i = udt
             .fields
@@ -692,7 +604,7 @@ pub unsafe extern "C" fn sshard_value_field_by_name(
                     format!("type {} has no field {name:?}", udt.name),
                 )
             })?;
-        field_value.write(&v.children[i]);
+        field_value.write(v.parts()?.view(i));
         Ok(())
     }
 }

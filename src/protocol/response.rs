@@ -1,11 +1,12 @@
 //! Response messages (server to client), encoded and decoded.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::consistency::Consistency;
 use super::error::{invalid, ProtocolError};
 use super::frame::Opcode;
-use super::types::ColumnType;
+use super::types::{ColumnType, MAX_TYPE_NODES};
 use super::wire::{
     put_bytes, put_i32, put_inet, put_short_bytes, put_string, put_string_list,
     put_string_multimap, put_u16, put_u8, Reader,
@@ -104,11 +105,14 @@ impl ErrorBody {
     }
 }
 
-/// Name, table and type of one column of a result or bind metadata.
+/// Name, table and type of one column of a result or bind metadata. The
+/// keyspace and table are shared (a result's columns usually all name the
+/// same ones, sent once in the frame: decoding never copies them per
+/// column).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnSpec {
-    pub keyspace: String,
-    pub table: String,
+    pub keyspace: Arc<str>,
+    pub table: Arc<str>,
     pub name: String,
     pub ty: ColumnType,
 }
@@ -197,7 +201,7 @@ fn global_spec(columns: &[ColumnSpec]) -> Option<(&str, &str)> {
     columns
         .iter()
         .all(|c| c.keyspace == first.keyspace && c.table == first.table)
-        .then_some((first.keyspace.as_str(), first.table.as_str()))
+        .then_some((&*first.keyspace, &*first.table))
 }
 
 fn write_column_specs(
@@ -225,19 +229,20 @@ fn read_column_specs(
     count: usize,
     global: bool,
 ) -> Result<Vec<ColumnSpec>, ProtocolError> {
-    let global_names = if global {
-        Some((r.string()?.to_owned(), r.string()?.to_owned()))
+    let global_names: Option<(Arc<str>, Arc<str>)> = if global {
+        Some((r.string()?.into(), r.string()?.into()))
     } else {
         None
     };
     let mut columns = Vec::with_capacity(count.min(r.remaining() / 4));
+    let mut type_budget = MAX_TYPE_NODES;
     for _ in 0..count {
         let (keyspace, table) = match &global_names {
             Some((ks, t)) => (ks.clone(), t.clone()),
-            None => (r.string()?.to_owned(), r.string()?.to_owned()),
+            None => (r.string()?.into(), r.string()?.into()),
         };
         let name = r.string()?.to_owned();
-        let ty = ColumnType::read(r)?;
+        let ty = ColumnType::read_counted(r, &mut type_budget)?;
         columns.push(ColumnSpec {
             keyspace,
             table,
@@ -299,11 +304,173 @@ impl PreparedMetadata {
     }
 }
 
-/// Rows of a result: metadata and raw cells (`None` = NULL).
+/// Rows of a result: metadata and raw cells, kept compact: every cell's
+/// `[bytes]` (length, -1 for NULL, then the bytes) as they came in the
+/// frame, row after row, in one buffer, plus a 4-byte offset per cell. So
+/// a result takes at most about twice its frame, whatever the shape of its
+/// rows (the smallest cell, a NULL, is 4 bytes in the frame too).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Rows {
     pub metadata: ResultMetadata,
-    pub rows: Vec<Vec<Option<Vec<u8>>>>,
+    data: Vec<u8>,
+    /// Where each cell's `[bytes]` starts in `data`.
+    cells: Vec<u32>,
+    rows: usize,
+}
+
+impl Rows {
+    /// No rows yet, with these columns.
+    pub fn new(metadata: ResultMetadata) -> Rows {
+        Rows {
+            metadata,
+            ..Rows::default()
+        }
+    }
+
+    /// Rows from cells (`None` = NULL), each row `metadata.column_count`
+    /// wide.
+    pub fn from_cells(
+        metadata: ResultMetadata,
+        rows: Vec<Vec<Option<Vec<u8>>>>,
+    ) -> Result<Rows, ProtocolError> {
+        let mut out = Rows::new(metadata);
+        for row in &rows {
+            out.push_row(row.iter().map(Option::as_deref))?;
+        }
+        Ok(out)
+    }
+
+    /// Appends one row of exactly `metadata.column_count` cells.
+    pub fn push_row<'a>(
+        &mut self,
+        row: impl IntoIterator<Item = Option<&'a [u8]>>,
+    ) -> Result<(), ProtocolError> {
+        if self.metadata.column_count == 0 {
+            return Err(invalid("rows without columns"));
+        }
+        let before = self.cells.len();
+        for cell in row {
+            let at = u32::try_from(self.data.len()).map_err(|_| invalid("rows over 4 GiB"))?;
+            self.cells.push(at);
+            put_bytes(&mut self.data, cell)?;
+        }
+        if self.cells.len() - before != self.metadata.column_count {
+            return Err(invalid("row width differs from column count"));
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Appends the rows of `other` (a following page with the same columns).
+    pub fn append(&mut self, other: Rows) -> Result<(), ProtocolError> {
+        if other.metadata.column_count != self.metadata.column_count {
+            return Err(invalid("pages of different widths"));
+        }
+        let base = u32::try_from(self.data.len()).map_err(|_| invalid("rows over 4 GiB"))?;
+        self.cells.extend(
+            other
+                .cells
+                .iter()
+                .map(|c| c.checked_add(base))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| invalid("rows over 4 GiB"))?,
+        );
+        self.data.extend_from_slice(&other.data);
+        self.rows += other.rows;
+        Ok(())
+    }
+
+    /// The number of rows.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Cells of all rows (`len() * metadata.column_count`).
+    pub fn cell_count(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// Cell `index` counting row after row (`None`: NULL). Panics past the
+    /// last cell.
+    pub fn cell_at(&self, index: usize) -> Option<&[u8]> {
+        let at = self.cells[index] as usize;
+        // Checked when the rows were made: a length and that many bytes.
+        let len = i32::from_be_bytes(self.data[at..at + 4].try_into().unwrap_or([0xff; 4]));
+        let len = usize::try_from(len).ok()?;
+        Some(&self.data[at + 4..at + 4 + len])
+    }
+
+    /// Cell `column` of row `row` (`None`: NULL). Panics out of range.
+    pub fn cell(&self, row: usize, column: usize) -> Option<&[u8]> {
+        assert!(
+            column < self.metadata.column_count,
+            "column {column} out of range"
+        );
+        self.cell_at(row * self.metadata.column_count + column)
+    }
+
+    /// The cells of row `row`.
+    pub fn row(&self, row: usize) -> impl Iterator<Item = Option<&[u8]>> + '_ {
+        let width = self.metadata.column_count;
+        (row * width..(row + 1) * width).map(|i| self.cell_at(i))
+    }
+
+    /// Every row's cells, for tests and small results.
+    pub fn to_cells(&self) -> Vec<Vec<Option<Vec<u8>>>> {
+        (0..self.rows)
+            .map(|r| self.row(r).map(|c| c.map(<[u8]>::to_vec)).collect())
+            .collect()
+    }
+
+    /// The buffer the cells are in (each as a `[bytes]`).
+    pub fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The bytes the rows hold (cells and offsets).
+    pub fn memory(&self) -> usize {
+        self.data.capacity() + 4 * self.cells.capacity()
+    }
+
+    /// Reads `count` rows of `metadata.column_count` cells. Every count is
+    /// checked against the bytes present before anything is allocated.
+    fn read(
+        r: &mut Reader<'_>,
+        metadata: ResultMetadata,
+        count: usize,
+    ) -> Result<Rows, ProtocolError> {
+        let width = metadata.column_count;
+        if width == 0 && count > 0 {
+            return Err(invalid("rows without columns"));
+        }
+        let cells = count
+            .checked_mul(width)
+            .filter(|n| *n <= r.remaining() / 4)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "{count} rows of {width} cells in {} bytes",
+                    r.remaining()
+                ))
+            })?;
+        let start = r.rest();
+        let mut offsets = Vec::with_capacity(cells);
+        for _ in 0..cells {
+            let at = start.len() - r.remaining();
+            offsets.push(at as u32);
+            r.bytes()?;
+        }
+        let used = start.len() - r.remaining();
+        Ok(Rows {
+            metadata,
+            data: start[..used].to_vec(),
+            cells: offsets,
+            rows: count,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -629,15 +796,8 @@ fn write_result(out: &mut Vec<u8>, result: &ResultBody) -> Result<(), ProtocolEr
         ResultBody::Rows(rows) => {
             put_i32(out, result_kind::ROWS);
             rows.metadata.write(out)?;
-            put_i32(out, super::wire::len_i32(rows.rows.len())?);
-            for row in &rows.rows {
-                if row.len() != rows.metadata.column_count {
-                    return Err(invalid("row width differs from column count"));
-                }
-                for cell in row {
-                    put_bytes(out, cell.as_deref())?;
-                }
-            }
+            put_i32(out, super::wire::len_i32(rows.rows)?);
+            out.extend_from_slice(&rows.data);
         }
         ResultBody::SetKeyspace(keyspace) => {
             put_i32(out, result_kind::SET_KEYSPACE);
@@ -663,18 +823,7 @@ fn read_result(r: &mut Reader<'_>) -> Result<ResultBody, ProtocolError> {
         result_kind::ROWS => {
             let metadata = ResultMetadata::read(r)?;
             let count = non_negative(r.i32()?, "row count")?;
-            let width = metadata.column_count;
-            if width == 0 && count > 0 {
-                return Err(invalid("rows without columns"));
-            }
-            let mut rows = Vec::with_capacity(count.min(r.remaining() / 4 / width.max(1)));
-            for _ in 0..count {
-                let row = (0..width)
-                    .map(|_| r.bytes().map(|c| c.map(<[u8]>::to_vec)))
-                    .collect::<Result<Vec<_>, _>>()?;
-                rows.push(row);
-            }
-            ResultBody::Rows(Rows { metadata, rows })
+            ResultBody::Rows(Rows::read(r, metadata, count)?)
         }
         result_kind::SET_KEYSPACE => ResultBody::SetKeyspace(r.string()?.to_owned()),
         result_kind::PREPARED => ResultBody::Prepared(Prepared {
@@ -768,27 +917,33 @@ mod tests {
                 write_type: "SIMPLE".into(),
             },
         }));
-        round_trip(Response::Result(ResultBody::Rows(Rows {
-            metadata: ResultMetadata {
-                column_count: 2,
-                columns: vec![
-                    spec("t", "a", ColumnType::Int),
-                    spec("u", "b", ColumnType::Text),
-                ],
-                paging_state: Some(vec![1, 2, 3]),
-                no_metadata: false,
-            },
-            rows: vec![vec![Some(vec![0, 0, 0, 1]), None]],
-        })));
-        round_trip(Response::Result(ResultBody::Rows(Rows {
-            metadata: ResultMetadata {
-                column_count: 1,
-                columns: vec![],
-                paging_state: None,
-                no_metadata: true,
-            },
-            rows: vec![vec![Some(vec![])]],
-        })));
+        round_trip(Response::Result(ResultBody::Rows(
+            Rows::from_cells(
+                ResultMetadata {
+                    column_count: 2,
+                    columns: vec![
+                        spec("t", "a", ColumnType::Int),
+                        spec("u", "b", ColumnType::Text),
+                    ],
+                    paging_state: Some(vec![1, 2, 3]),
+                    no_metadata: false,
+                },
+                vec![vec![Some(vec![0, 0, 0, 1]), None]],
+            )
+            .unwrap(),
+        )));
+        round_trip(Response::Result(ResultBody::Rows(
+            Rows::from_cells(
+                ResultMetadata {
+                    column_count: 1,
+                    columns: vec![],
+                    paging_state: None,
+                    no_metadata: true,
+                },
+                vec![vec![Some(vec![])]],
+            )
+            .unwrap(),
+        )));
         round_trip(Response::Result(ResultBody::Prepared(Prepared {
             id: vec![0xab; 16],
             metadata: PreparedMetadata {

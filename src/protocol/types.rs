@@ -50,18 +50,41 @@ pub struct UdtType {
 /// hostile frame cannot exhaust the stack.
 const MAX_TYPE_DEPTH: usize = 32;
 
+/// Type descriptions one metadata may hold in all (each takes 2 bytes in
+/// the frame and tens in memory: a frame of nothing but huge tuple types
+/// must not cost gigabytes).
+pub const MAX_TYPE_NODES: usize = 1 << 16;
+
 impl ColumnType {
     /// Reads an `[option]` type description.
     pub fn read(r: &mut Reader<'_>) -> Result<ColumnType, ProtocolError> {
-        Self::read_nested(r, 0)
+        Self::read_counted(r, &mut { MAX_TYPE_NODES })
     }
 
-    fn read_nested(r: &mut Reader<'_>, depth: usize) -> Result<ColumnType, ProtocolError> {
+    /// Reads a type description, taking its nodes from `budget` (types of
+    /// one metadata share one budget).
+    pub fn read_counted(
+        r: &mut Reader<'_>,
+        budget: &mut usize,
+    ) -> Result<ColumnType, ProtocolError> {
+        Self::read_nested(r, 0, budget)
+    }
+
+    fn read_nested(
+        r: &mut Reader<'_>,
+        depth: usize,
+        budget: &mut usize,
+    ) -> Result<ColumnType, ProtocolError> {
         if depth > MAX_TYPE_DEPTH {
             return Err(invalid("type nesting too deep"));
         }
+        *budget = budget
+            .checked_sub(1)
+            .ok_or_else(|| invalid(format!("more than {MAX_TYPE_NODES} type descriptions")))?;
         let id = r.u16()?;
-        let nested = |r: &mut Reader<'_>| Self::read_nested(r, depth + 1).map(Box::new);
+        let nested = |r: &mut Reader<'_>, budget: &mut usize| {
+            Self::read_nested(r, depth + 1, budget).map(Box::new)
+        };
         Ok(match id {
             0x0000 => ColumnType::Custom(r.string()?.to_owned()),
             0x0001 => ColumnType::Ascii,
@@ -84,20 +107,21 @@ impl ColumnType {
             0x0013 => ColumnType::SmallInt,
             0x0014 => ColumnType::TinyInt,
             0x0015 => ColumnType::Duration,
-            0x0020 => ColumnType::List(nested(r)?),
+            0x0020 => ColumnType::List(nested(r, budget)?),
             0x0021 => {
-                let key = nested(r)?;
-                ColumnType::Map(key, nested(r)?)
+                let key = nested(r, budget)?;
+                ColumnType::Map(key, nested(r, budget)?)
             }
-            0x0022 => ColumnType::Set(nested(r)?),
+            0x0022 => ColumnType::Set(nested(r, budget)?),
             0x0030 => {
                 let keyspace = r.string()?.to_owned();
                 let name = r.string()?.to_owned();
                 let n = r.u16()?;
-                let mut fields = Vec::with_capacity(n as usize);
+                // Each field takes at least 4 bytes (name length, type id).
+                let mut fields = Vec::with_capacity(usize::from(n).min(r.remaining() / 4));
                 for _ in 0..n {
                     let field = r.string()?.to_owned();
-                    fields.push((field, Self::read_nested(r, depth + 1)?));
+                    fields.push((field, Self::read_nested(r, depth + 1, budget)?));
                 }
                 ColumnType::Udt(Box::new(UdtType {
                     keyspace,
@@ -107,9 +131,9 @@ impl ColumnType {
             }
             0x0031 => {
                 let n = r.u16()?;
-                let mut elements = Vec::with_capacity(n as usize);
+                let mut elements = Vec::with_capacity(usize::from(n).min(r.remaining() / 2));
                 for _ in 0..n {
-                    elements.push(Self::read_nested(r, depth + 1)?);
+                    elements.push(Self::read_nested(r, depth + 1, budget)?);
                 }
                 ColumnType::Tuple(elements)
             }

@@ -137,7 +137,8 @@ impl<'a> Reader<'a> {
 
     pub fn bytes_map(&mut self) -> Result<HashMap<String, Vec<u8>>, ProtocolError> {
         let n = self.u16()?;
-        let mut map = HashMap::with_capacity(n as usize);
+        // Each entry takes at least 6 bytes (key length, value length).
+        let mut map = HashMap::with_capacity(usize::from(n).min(self.remaining() / 6));
         for _ in 0..n {
             let key = self.string()?.to_owned();
             let value = self.bytes()?.map(<[u8]>::to_vec).unwrap_or_default();

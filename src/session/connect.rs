@@ -55,6 +55,7 @@ pub async fn connect(config: SessionConfig) -> Result<Session, DriverError> {
             totals: Totals::default(),
             gate: Gate::default(),
             keyspace: Mutex::new(None),
+            timestamps: Default::default(),
         }),
     };
     if let Some(keyspace) = keyspace {

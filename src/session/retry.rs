@@ -5,7 +5,8 @@
 //! | outcome                                   | decision                          |
 //! |-------------------------------------------|-----------------------------------|
 //! | not sent (closing, no stream id, no conn) | next target                       |
-//! | connection broke after sending            | next target if idempotent         |
+//! | connection broke after sending            | if idempotent: another connection |
+//! |                                           | of the same node once, then next  |
 //! | client timeout                            | fail (the budget is spent)        |
 //! | UNPREPARED                                | re-prepare, same connection       |
 //! | IS_BOOTSTRAPPING                          | next target                       |
@@ -39,6 +40,8 @@ pub struct RetryState {
     unavailable: bool,
     server_timeout: bool,
     reprepares: u8,
+    /// A broken connection was already retried on the same node.
+    broken_retried: bool,
 }
 
 /// Re-prepares per request: more means the server keeps forgetting it.
@@ -72,6 +75,14 @@ impl RetryState {
     pub fn on_request_error(&mut self, error: &RequestError, idempotent: bool) -> Decision {
         match error {
             e if e.is_not_sent() && !matches!(e, RequestError::Encode(_)) => Decision::NextTarget,
+            // The node is likely fine (a bad frame or a reset closed one
+            // connection): its other connections serve the retry.
+            RequestError::ConnectionBroken(_) | RequestError::Protocol(_)
+                if idempotent && !self.broken_retried =>
+            {
+                self.broken_retried = true;
+                Decision::SameTarget
+            }
             RequestError::ConnectionBroken(_) | RequestError::Protocol(_) if idempotent => {
                 Decision::NextTarget
             }
@@ -154,6 +165,7 @@ mod tests {
         assert_eq!(s.on_request_error(&broken, false), Decision::Fail);
         let refused = RequestError::NotSent(Arc::new(BrokenReason::Eof));
         assert_eq!(s.on_request_error(&refused, false), Decision::NextTarget);
+        assert_eq!(s.on_request_error(&broken, true), Decision::SameTarget);
         assert_eq!(s.on_request_error(&broken, true), Decision::NextTarget);
         let timeout = RequestError::Timeout(Duration::from_millis(5));
         assert_eq!(s.on_request_error(&timeout, true), Decision::Fail);

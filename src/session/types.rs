@@ -47,6 +47,12 @@ pub struct SessionConfig {
     /// Prepared statements the session keeps for reuse (least recently
     /// used first to go); those a caller holds are kept regardless.
     pub prepared_cache_size: usize,
+    /// Give every request a client-side timestamp, strictly increasing
+    /// within the session (else the coordinator's clock decides).
+    pub client_timestamps: bool,
+    /// How long a schema change waits for every node to report the new
+    /// schema (zero: no wait).
+    pub schema_agreement_timeout: Duration,
 }
 
 impl Default for SessionConfig {
@@ -68,6 +74,8 @@ impl Default for SessionConfig {
             default_page_size: 5000,
             keyspace: None,
             prepared_cache_size: super::prepared_cache::DEFAULT_CAPACITY,
+            client_timestamps: true,
+            schema_agreement_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -92,7 +100,7 @@ impl Prepared {
             .bind_columns
             .first()
             .or(self.result_metadata.columns.first())
-            .map(|c| (c.keyspace.as_str(), c.table.as_str()))
+            .map(|c| (&*c.keyspace, &*c.table))
     }
 
     pub fn is_lwt(&self) -> bool {
@@ -227,6 +235,9 @@ pub struct QueryResult {
     pub keyspace: Option<String>,
     /// Set by DDL.
     pub schema_change: Option<SchemaChange>,
+    /// After DDL: whether every node that is up reported the new schema
+    /// within `schema_agreement_timeout` (the request waits for it).
+    pub schema_in_agreement: Option<bool>,
     /// The node and shard that served the request.
     pub coordinator: Option<SocketAddr>,
     pub shard: Option<u16>,

@@ -966,6 +966,103 @@ static void test_simple_statements_with_routing_keys(void) {
   OK(sshard_statement_free(st));
 }
 
+/* A borrowed (pointer, length) name equals `want`. */
+static int name_is(const char *name, size_t len, const char *want) {
+  return len == strlen(want) && memcmp(name, want, len) == 0;
+}
+
+/* Schema metadata: keyspaces with replication and tablets, tables with
+ * keys in order, columns with types, user types; snapshots stay as they
+ * were while later DDL shows in the next one. */
+static void test_schema_metadata(void) {
+  const sshard_schema *before = NULL;
+  OK(sshard_session_get_schema(session, &before));
+  const sshard_keyspace_meta *ks = NULL;
+  OK(sshard_schema_keyspace_by_name(before, S("ctest"), &ks));
+  bool tablets = true;
+  OK(sshard_keyspace_meta_uses_tablets(ks, &tablets));
+  CHECK(!tablets);
+  size_t n = 0;
+  OK(sshard_keyspace_meta_replication_count(ks, &n));
+  int found_factor = 0;
+  for (size_t i = 0; i < n; i++) {
+    const char *k, *v;
+    size_t kl, vl;
+    OK(sshard_keyspace_meta_replication(ks, i, &k, &kl, &v, &vl));
+    if (name_is(k, kl, "replication_factor")) found_factor = name_is(v, vl, "2");
+  }
+  CHECK(found_factor);
+  const sshard_keyspace_meta *tks = NULL;
+  OK(sshard_schema_keyspace_by_name(before, S("ctablets"), &tks));
+  OK(sshard_keyspace_meta_uses_tablets(tks, &tablets));
+  CHECK(tablets);
+  CHECK_STATUS(sshard_schema_keyspace_by_name(before, S("nope"), &tks), SSHARD_STATUS_NAME_NOT_FOUND);
+
+  const sshard_table_meta *wide = NULL;
+  OK(sshard_keyspace_meta_table_by_name(ks, S("wide"), &wide));
+  OK(sshard_table_meta_column_count(wide, &n));
+  CHECK(n == 3);
+  const sshard_column_meta *col = NULL;
+  const char *name;
+  size_t len;
+  OK(sshard_table_meta_partition_key_count(wide, &n));
+  CHECK(n == 1);
+  OK(sshard_table_meta_partition_key(wide, 0, &col));
+  OK(sshard_column_meta_name(col, &name, &len));
+  CHECK(name_is(name, len, "p"));
+  OK(sshard_table_meta_clustering_key(wide, 0, &col));
+  OK(sshard_column_meta_name(col, &name, &len));
+  CHECK(name_is(name, len, "c"));
+  sshard_column_kind kind = 99;
+  OK(sshard_column_meta_kind(col, &kind));
+  CHECK(kind == SSHARD_COLUMN_KIND_CLUSTERING);
+  bool desc = true;
+  OK(sshard_column_meta_is_descending(col, &desc));
+  CHECK(!desc);
+  OK(sshard_table_meta_column_by_name(wide, S("v"), &col));
+  const sshard_data_type *ty = NULL;
+  sshard_type type_kind = 0;
+  OK(sshard_column_meta_data_type(col, &ty));
+  OK(sshard_data_type_kind(ty, &type_kind));
+  CHECK(type_kind == SSHARD_TYPE_TEXT);
+
+  /* A column of a user type, and the type itself. */
+  const sshard_table_meta *all = NULL;
+  OK(sshard_keyspace_meta_table_by_name(ks, S("all_types"), &all));
+  OK(sshard_table_meta_column_by_name(all, S("ud"), &col));
+  OK(sshard_column_meta_data_type(col, &ty));
+  OK(sshard_data_type_kind(ty, &type_kind));
+  CHECK(type_kind == SSHARD_TYPE_UDT);
+  OK(sshard_keyspace_meta_type_by_name(ks, S("addr"), &ty));
+  OK(sshard_data_type_sub_type_count(ty, &n));
+  CHECK(n == 2);
+  OK(sshard_data_type_field_name(ty, 1, &name, &len));
+  CHECK(name_is(name, len, "no"));
+
+  /* DDL after the snapshot: absent there, present in the next one. */
+  OK(h_query(session, "CREATE TABLE ctest.later (k int, c1 int, c2 text, s int static, v int, "
+                      "PRIMARY KEY ((k), c1, c2)) WITH CLUSTERING ORDER BY (c1 DESC, c2 ASC)"));
+  const sshard_table_meta *later = NULL;
+  CHECK_STATUS(sshard_keyspace_meta_table_by_name(ks, S("later"), &later), SSHARD_STATUS_NAME_NOT_FOUND);
+  const sshard_schema *after = NULL;
+  OK(sshard_session_get_schema(session, &after));
+  OK(sshard_schema_keyspace_by_name(after, S("ctest"), &ks));
+  OK(sshard_keyspace_meta_table_by_name(ks, S("later"), &later));
+  OK(sshard_table_meta_clustering_key_count(later, &n));
+  CHECK(n == 2);
+  OK(sshard_table_meta_clustering_key(later, 0, &col));
+  OK(sshard_column_meta_is_descending(col, &desc));
+  CHECK(desc);
+  OK(sshard_table_meta_column(later, 3, &col));
+  OK(sshard_column_meta_name(col, &name, &len));
+  CHECK(name_is(name, len, "s"));
+  OK(sshard_column_meta_kind(col, &kind));
+  CHECK(kind == SSHARD_COLUMN_KIND_STATIC);
+  OK(sshard_schema_free(before));
+  OK(sshard_schema_free(after));
+  OK(sshard_schema_free(NULL));
+}
+
 /* The prepared-statement cache keeps at most its configured size, and a
  * handle the caller holds keeps working whatever it evicts. */
 static void test_prepared_cache_is_bounded(const char *host) {
@@ -1071,6 +1168,97 @@ static void test_free_with_requests_in_flight(const char *host) {
   OK(sshard_queue_free(q));
 }
 
+/* Server warnings reach the result: a batch over several partitions past
+ * Scylla's 128 KiB warn threshold carries the guardrail's warning. */
+static void test_batch_size_warning(void) {
+  REQUIRE(h_query(session, "CREATE TABLE blobs (k int PRIMARY KEY, v blob)") == SSHARD_STATUS_OK);
+  const sshard_prepared *ins = h_prepare(session, "INSERT INTO blobs (k, v) VALUES (?, ?)");
+  static uint8_t payload[50000];
+  memset(payload, 7, sizeof payload);
+  for (int big = 1; big >= 0; big--) {
+    sshard_batch *b = NULL;
+    OK(sshard_batch_new(SSHARD_BATCH_TYPE_UNLOGGED, &b));
+    for (int k = 0; k < 3; k++) {
+      sshard_statement *st = NULL;
+      OK(sshard_prepared_bind(ins, &st));
+      OK(sshard_statement_bind_int32(st, 0, k));
+      OK(sshard_statement_bind_blob(st, 1, payload, big ? sizeof payload : 10));
+      OK(sshard_batch_add_statement(b, st));
+      OK(sshard_statement_free(st));
+    }
+    const sshard_future *f = NULL;
+    OK(sshard_session_batch(session, b, &f));
+    OK(sshard_future_wait(f));
+    const sshard_result *r = NULL;
+    OK(sshard_future_get_result(f, &r));
+    size_t count = 99;
+    OK(sshard_result_warning_count(r, &count));
+    const char *w = NULL;
+    size_t wlen = 0;
+    if (big) {
+      CHECK(count == 1);
+      OK(sshard_result_warning(r, 0, &w, &wlen));
+      const char *want = "Unlogged batch modifying 3 partitions in ctest.blobs is of size 150012 bytes, "
+                         "exceeding specified WARN threshold of 131072 by 18940.";
+      CHECK(wlen == strlen(want) && memcmp(w, want, wlen) == 0);
+      if (wlen != strlen(want)) fprintf(stderr, "    warning: %.*s\n", (int)wlen, w);
+      CHECK_STATUS(sshard_result_warning(r, 1, &w, &wlen), SSHARD_STATUS_INDEX_OUT_OF_RANGE);
+    } else {
+      CHECK(count == 0);
+      CHECK_STATUS(sshard_result_warning(r, 0, &w, &wlen), SSHARD_STATUS_INDEX_OUT_OF_RANGE);
+    }
+    sshard_result_free(r);
+    OK(sshard_future_free(f));
+    OK(sshard_batch_free(b));
+  }
+  OK(sshard_prepared_free(ins));
+}
+
+/* A traced statement's result carries the id of its trace, which
+ * system_traces.sessions serves; an untraced one carries none. */
+static void test_tracing(void) {
+  sshard_statement *st = NULL;
+  OK(sshard_statement_new(S("SELECT v FROM wide WHERE p = ?"), 1, &st));
+  OK(sshard_statement_bind_int32(st, 0, 7));
+  OK(sshard_statement_set_tracing(st, true));
+  sshard_status s;
+  const sshard_result *r = h_execute(session, st, &s);
+  REQUIRE(s == SSHARD_STATUS_OK && r != NULL);
+  uint8_t id[16] = {0};
+  OK(sshard_result_tracing_id(r, id));
+  CHECK((id[6] >> 4) == 1); /* a timeuuid */
+  sshard_result_free(r);
+  OK(sshard_statement_set_tracing(st, false));
+  r = h_execute(session, st, &s);
+  REQUIRE(s == SSHARD_STATUS_OK && r != NULL);
+  uint8_t untouched[16] = {0xaa};
+  CHECK_STATUS(sshard_result_tracing_id(r, untouched), SSHARD_STATUS_NOT_PRESENT);
+  CHECK(untouched[0] == 0xaa);
+  sshard_result_free(r);
+  OK(sshard_statement_free(st));
+
+  OK(sshard_statement_new(S("SELECT * FROM system_traces.sessions WHERE session_id = ?"), 1, &st));
+  OK(sshard_statement_bind_uuid(st, 0, id));
+  r = h_execute(session, st, &s);
+  REQUIRE(s == SSHARD_STATUS_OK && r != NULL);
+  size_t rows = 0;
+  OK(sshard_result_row_count(r, &rows));
+  CHECK(rows == 1);
+  if (rows == 1) {
+    const sshard_row *row = NULL;
+    OK(sshard_result_row(r, 0, &row));
+    const char *text = NULL;
+    size_t len = 0;
+    OK(sshard_value_get_text(col(row, "request"), &text, &len));
+    CHECK(len == 18 && memcmp(text, "Execute CQL3 query", 18) == 0);
+    bool is_null = true;
+    OK(sshard_value_is_null(col(row, "duration"), &is_null));
+    CHECK(!is_null);
+  }
+  sshard_result_free(r);
+  OK(sshard_statement_free(st));
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s <contact point>\n", argv[0]);
@@ -1082,12 +1270,15 @@ int main(int argc, char **argv) {
   test_nested_elements();
   test_paging_and_batches();
   test_server_errors();
+  test_batch_size_warning();
+  test_tracing();
   test_queue_epoll();
   test_callbacks();
   test_metrics();
   test_tablets();
   test_simple_statements_with_routing_keys();
   test_prepared_cache_is_bounded(argv[1]);
+  test_schema_metadata();
   test_close_with_requests_in_flight();
   test_free_with_requests_in_flight(argv[1]);
   return h_finish("test_cluster");

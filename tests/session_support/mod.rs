@@ -70,14 +70,12 @@ pub fn text(s: &str) -> Value {
 
 /// The cells of `rows` decoded by their column types.
 pub fn decode(rows: &Rows) -> Vec<Vec<Option<CqlValue>>> {
-    rows.rows
-        .iter()
+    (0..rows.len())
         .map(|row| {
-            row.iter()
+            rows.row(row)
                 .zip(&rows.metadata.columns)
                 .map(|(cell, col)| {
-                    cell.as_deref()
-                        .map(|b| CqlValue::deserialize(&col.ty, b).expect("decodable cell"))
+                    cell.map(|b| CqlValue::deserialize(&col.ty, b).expect("decodable cell"))
                 })
                 .collect()
         })

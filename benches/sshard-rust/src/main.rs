@@ -110,13 +110,13 @@ impl Driver for SshardRust {
         st.values = vec![bigint(key)];
         let result = self.session.execute(&st).await?;
         let rows = result.rows.ok_or("SELECT returned no rows result")?;
-        let Some(row) = rows.rows.first() else {
+        if rows.is_empty() || rows.metadata.column_count < 2 {
             return Ok(None);
-        };
-        match (row.first(), row.get(1)) {
-            (Some(Some(v)), Some(Some(tag))) => {
-                let v = String::from_utf8(v.clone())?;
-                let tag: [u8; 8] = tag.as_slice().try_into()?;
+        }
+        match (rows.cell(0, 0), rows.cell(0, 1)) {
+            (Some(v), Some(tag)) => {
+                let v = String::from_utf8(v.to_vec())?;
+                let tag: [u8; 8] = tag.try_into()?;
                 Ok(Some((v, i64::from_be_bytes(tag))))
             }
             other => Err(format!("unexpected row {other:?}").into()),
