@@ -46,9 +46,13 @@ PY_BINDING_STAMP := $(VENV)/.sshard-python-installed
 PY_BINDING_SOURCES := $(wildcard $(PY_BINDING)/scylla_shard/*.py) $(PY_BINDING)/setup.py \
 	$(PY_BINDING)/build_ffi.py $(PY_BINDING)/pyproject.toml include/scylla_shard_cdef.h
 
+PY_WHEEL_DIR := target/python-wheel
+
 $(PY_BINDING_STAMP): $(VENV)/.installed $(PY_BINDING_SOURCES) $(RELEASE_DIR)/libscylla_shard.so
+	rm -rf $(PY_WHEEL_DIR)
 	SCYLLA_SHARD_BUNDLE_LIBRARY=$(abspath $(RELEASE_DIR)/libscylla_shard.so) \
-		$(VENV)/bin/pip install --quiet --force-reinstall --no-deps $(PY_BINDING)
+		$(VENV)/bin/pip wheel --quiet --no-deps -w $(PY_WHEEL_DIR) $(PY_BINDING)
+	$(VENV)/bin/pip install --quiet --force-reinstall --no-deps $(PY_WHEEL_DIR)/scylla_shard-*.whl
 	rm -rf $(PY_BINDING)/build $(PY_BINDING)/*.egg-info
 	touch $@
 
@@ -70,7 +74,7 @@ rust-test: build
 # Python binding (test_sshard_*.py, with the wheel's bundled library).
 conformance: build build-peer venv python-binding
 	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) SCYLLA_PEER=$(abspath $(SCYLLA_PEER)) \
-		$(PYTHON) -m pytest -q tests/python
+		SSHARD_PYTHON_WHEEL_DIR=$(abspath $(PY_WHEEL_DIR)) $(PYTHON) -m pytest -q tests/python
 	$(PYTHON) -m pytest -q benches/tests
 
 # The Node.js driver (cassandra-driver, pinned with its lock file) against

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import uuid
+import zipfile
 
 import pytest
 
@@ -558,6 +559,10 @@ def test_lz4_compression(emu, ks):
         Cluster(compression="snappy")
 
 
+SOURCE_TREE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bindings",
+                           "python")
+
+
 def _child(code, env):
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           timeout=120)
@@ -578,7 +583,12 @@ def test_library_lookup_order_and_abi_mode(emu, tmp_path):
     if os.path.exists(bundled):
         out = _child(code, plain)
         assert out.returncode == 0 and out.stdout.split()[0] == bundled, out.stderr
-    plain["LD_LIBRARY_PATH"] = os.path.dirname(env["SCYLLA_SHARD_LIBRARY"])
+    # The source tree bundles nothing: the loader finds the library on its path.
+    source = dict(plain, PYTHONPATH=SOURCE_TREE,
+                  LD_LIBRARY_PATH=os.path.dirname(env["SCYLLA_SHARD_LIBRARY"]))
+    out = _child(code, source)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["libscylla_shard.so", "abi"]
     # ABI mode (no compiled module): the same API through cffi's dlopen.
     abi = dict(env, SCYLLA_SHARD_FFI="abi")
     out = _child("import scylla_shard as s\n"
@@ -587,3 +597,23 @@ def test_library_lookup_order_and_abi_mode(emu, tmp_path):
                  "c.shutdown()" % (emu.ip(0), emu.port), abi)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["abi", "local"]
+
+
+@pytest.mark.skipif(not os.environ.get("SSHARD_PYTHON_WHEEL_DIR"),
+                    reason="make python-binding builds the wheel (SSHARD_PYTHON_WHEEL_DIR)")
+def test_wheel_bundles_library_and_compiled_module():
+    wheel_dir = os.environ["SSHARD_PYTHON_WHEEL_DIR"]
+    (wheel,) = [f for f in os.listdir(wheel_dir) if f.endswith(".whl")]
+    assert wheel.startswith("scylla_shard-") and "linux" in wheel, wheel
+    with zipfile.ZipFile(os.path.join(wheel_dir, wheel)) as z:
+        names = set(z.namelist())
+        assert "scylla_shard/libscylla_shard.so" in names, sorted(names)
+        assert "scylla_shard/scylla_shard_cdef.h" in names
+        assert any(n.startswith("scylla_shard/_sshard_cffi") and n.endswith(".so")
+                   for n in names), sorted(names)
+        bundled = z.read("scylla_shard/libscylla_shard.so")
+    assert bundled[:4] == b"\x7fELF"
+    # The package imported here is that wheel, loading its own copy in API mode.
+    assert scylla_shard.ffi_mode == "api"
+    with open(scylla_shard.library_path, "rb") as f:
+        assert f.read() == bundled
