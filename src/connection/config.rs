@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::protocol::frame::MAX_BODY_LEN;
 use crate::protocol::Compression;
 
 /// How to open and keep one connection.
@@ -27,6 +28,11 @@ pub struct ConnectionConfig {
     /// case-sensitive name; it is quoted for you).
     pub keyspace: Option<String>,
     pub tcp_nodelay: bool,
+    /// Largest response frame body accepted, in bytes, and the most a
+    /// compressed body may inflate to. A larger one is a protocol
+    /// violation: the connection is closed and its requests follow the
+    /// retry rules. At most (and by default) [`MAX_BODY_LEN`].
+    pub max_frame_len: usize,
 }
 
 impl Default for ConnectionConfig {
@@ -42,6 +48,7 @@ impl Default for ConnectionConfig {
             application_version: None,
             keyspace: None,
             tcp_nodelay: true,
+            max_frame_len: MAX_BODY_LEN,
         }
     }
 }

@@ -125,6 +125,12 @@ fn split_frames(
                 header.version
             )));
         }
+        if header.body_len > shared.max_frame_len {
+            return Err(BrokenReason::Protocol(frame_too_large(
+                header.body_len,
+                shared.max_frame_len,
+            )));
+        }
         let total = HEADER_LEN + header.body_len;
         if buf.len() < total {
             return Ok(total - buf.len());
@@ -140,6 +146,11 @@ fn split_frames(
             _ => frames.push((header, body)),
         }
     }
+}
+
+/// Why a frame over the configured limit is refused.
+pub(crate) fn frame_too_large(body_len: usize, max_frame_len: usize) -> String {
+    format!("frame body of {body_len} bytes, over the {max_frame_len}-byte frame limit")
 }
 
 /// Sends OPTIONS after `interval` without any byte read; breaks the

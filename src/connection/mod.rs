@@ -135,6 +135,7 @@ impl Connection {
             negotiated.compression,
             local_addr,
             peer_addr,
+            config.max_frame_len,
         ));
         let (read_half, write_half) = stream.into_split();
         tokio::spawn(io::reader_task(shared.clone(), read_half));
