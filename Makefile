@@ -24,7 +24,7 @@ FUZZ_TARGET := target/fuzz
 
 .PHONY: all build build-peer venv demo test lint rust-test fuzz-test fuzz conformance node-conformance clean python-binding \
 	header c-header-check abi-check c-symbols symbols lib static-lib uninstall c-lib c-examples c-test c-install-test c-check install \
-	c-deps
+	c-deps lua-deps lua-test openresty-test
 
 all: build
 
@@ -101,7 +101,7 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/packag
 node-conformance: build $(NODE_DIR)/node_modules/.installed
 	cd $(NODE_DIR) && SCYLLA_EMULATOR=$(abspath $(EMULATOR)) node --test --test-concurrency=1 .
 
-test: lint rust-test fuzz-test conformance node-conformance c-check packaging-check
+test: lint rust-test fuzz-test conformance node-conformance c-check packaging-check lua-test
 
 clean:
 	$(CARGO) clean
@@ -210,12 +210,12 @@ $(C_BUILD)/examples/%: examples/c/%.c $(HEADER) c-lib
 c-examples: $(addprefix $(C_BUILD)/examples/,$(C_EXAMPLES))
 
 # Tools the C checks need (valgrind, pkg-config, a C/C++ compiler, binutils,
-# LuaJIT for the cdef load check).
+# LuaJIT for the cdef load check: luajit2, see lua-deps).
 c-deps:
 	@missing=; for t in valgrind pkg-config $(CC) $(CXX) nm readelf luajit; do \
 		command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
-		apt-get update -qq && apt-get install -y -qq valgrind pkg-config build-essential binutils luajit >/dev/null; fi
+		apt-get update -qq && apt-get install -y -qq valgrind pkg-config build-essential binutils luajit2 >/dev/null; fi
 
 # The cdef declarations load as they are into real LuaJIT (ffi.cdef +
 # ffi.load) and Python cffi, with the C compiler's struct layouts.
@@ -349,3 +349,26 @@ repro-check: lib
 	bash scripts/repro_check.sh
 
 packaging-check: repro-check deb-test
+
+# ---------------------------------------------------------------------------
+# LuaJIT binding (bindings/lua) with real luajit, and inside real nginx
+# workers (Debian's nginx + libnginx-mod-http-lua), against the emulator.
+#   make lua-test         both, about 20 s
+#   make openresty-test   the nginx part alone
+# LuaJIT is Debian's luajit2 (OpenResty's branch, what the nginx Lua module
+# links): it conflicts with the `luajit` package, so both target lists name
+# luajit2. Debian's nginx package would start a service when installed;
+# under Docker /usr/sbin/policy-rc.d prevents it.
+lua-deps:
+	@missing=; for p in luajit2 nginx libnginx-mod-http-lua; do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+		apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
+
+openresty-test: lua-deps c-lib
+	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) SCYLLA_SHARD_LIBRARY=$(abspath $(C_LIB_DIR))/libscylla_shard.so \
+		SCYLLA_SHARD_CDEF=$(abspath $(CDEF)) python3 tests/lua/test_openresty.py
+
+lua-test: lua-deps c-lib openresty-test
+	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) SCYLLA_SHARD_LIBRARY=$(abspath $(C_LIB_DIR))/libscylla_shard.so \
+		SCYLLA_SHARD_CDEF=$(abspath $(CDEF)) bash scripts/lua_tests.sh

@@ -197,17 +197,6 @@ def markdown_report(doc):
     return "\n".join(out) + "\n"
 
 
-def update_readme(path, markdown):
-    with open(path) as f:
-        text = f.read()
-    begin, end = text.find(README_BEGIN), text.find(README_END)
-    if begin < 0 or end < begin:
-        raise ValueError("%s has no %s ... %s section" % (path, README_BEGIN, README_END))
-    text = text[:begin + len(README_BEGIN)] + "\n" + markdown + text[end:]
-    with open(path, "w") as f:
-        f.write(text)
-
-
 def main(argv=None):
     args = parse_args(argv)
     started = time.monotonic()
@@ -251,7 +240,8 @@ def main(argv=None):
     report.write_json(os.path.join(args.out, "memory.json"), doc)
     print(text_report(doc))
     if args.update_readme:
-        update_readme(os.path.join(ROOT, "benches", "README.md"), markdown_report(doc))
+        report.update_readme(os.path.join(ROOT, "benches", "README.md"), markdown_report(doc),
+                             (README_BEGIN, README_END))
     print("wrote %s (%.0f s)" % (os.path.join(args.out, "memory.json"), doc["elapsed_s"]))
     return 0
 

@@ -250,6 +250,11 @@ typedef struct sshard_event {
 } sshard_event;
 
 /**
+ * What a result carries (the CQL RESULT kinds a request can get).
+ */
+typedef uint32_t sshard_result_kind;
+
+/**
  * A CQL data type (the protocol's type ids).
  */
 typedef uint16_t sshard_type;
@@ -725,6 +730,26 @@ typedef struct sshard_node_metrics {
 #define SSHARD_BATCH_TYPE_UNLOGGED 1
 
 #define SSHARD_BATCH_TYPE_COUNTER 2
+
+/**
+ * No rows (an INSERT, UPDATE, DELETE...).
+ */
+#define SSHARD_RESULT_KIND_VOID 1
+
+/**
+ * Rows (a SELECT, or the answer of a conditional statement), maybe none.
+ */
+#define SSHARD_RESULT_KIND_ROWS 2
+
+/**
+ * A `USE` switched the keyspace (`sshard_result_keyspace`).
+ */
+#define SSHARD_RESULT_KIND_SET_KEYSPACE 3
+
+/**
+ * A DDL statement changed the schema (`sshard_result_schema_change`).
+ */
+#define SSHARD_RESULT_KIND_SCHEMA_CHANGE 5
 
 #define SSHARD_COMPRESSION_NONE 0
 
@@ -1597,7 +1622,8 @@ sshard_status sshard_queue_new(const struct sshard_queue **queue);
 /**
  * Releases the caller's reference (NULL: no-op). Futures still pointed at
  * the queue keep it alive until they complete; events nobody polls are
- * dropped with it.
+ * dropped with it. The notify socket goes now (its file removed, its
+ * clients hung up): only the caller's reference could make use of it.
  */
 sshard_status sshard_queue_free(const struct sshard_queue *queue);
 
@@ -1629,10 +1655,35 @@ sshard_status sshard_queue_fd(const struct sshard_queue *queue, int32_t *fd);
 sshard_status sshard_queue_pending(const struct sshard_queue *queue, size_t *count);
 
 /**
+ * Makes the queue also signal through a Unix-domain stream socket that it
+ * listens on at `path` (a file system path that must not exist yet, at most
+ * 107 bytes), for event loops that can connect to a socket but cannot wait
+ * on a descriptor they did not open (OpenResty's cosockets): each time the
+ * queue goes from empty to non-empty, one byte is written to every client
+ * connected to it. A byte says "events may be waiting", never how many:
+ * read whatever bytes are there, then poll until the queue is empty (only
+ * an empty queue sends the next byte). A client that connects while events
+ * are already waiting gets its first byte at the next transition, so it
+ * polls once after connecting. Writing never blocks; clients are accepted
+ * by the writes themselves (at most 64). The file gets mode 0600 and is
+ * removed by `sshard_queue_free`; choose a path in a directory only the
+ * process's user can write. One socket per queue: a second call is
+ * `SSHARD_STATUS_WRONG_STATE`; a path that exists or cannot be bound is
+ * `SSHARD_STATUS_INVALID_ARGUMENT` (the message says why).
+ */
+sshard_status sshard_queue_notify_socket(const struct sshard_queue *queue, const char *path, size_t path_len);
+
+/**
  * Releases the caller's reference (NULL: no-op). Views obtained from the
  * result become invalid when the last reference goes.
  */
 sshard_status sshard_result_free(const struct sshard_result *result);
+
+/**
+ * What the result carries (`SSHARD_RESULT_KIND_*`): rows, a keyspace
+ * switch, a schema change, or nothing.
+ */
+sshard_status sshard_result_get_kind(const struct sshard_result *result, sshard_result_kind *kind);
 
 /**
  * The number of rows in this page (0 for non-SELECT results).
@@ -1721,6 +1772,15 @@ sshard_status sshard_result_shard(const struct sshard_result *result, uint32_t *
  * the result); `NOT_PRESENT` otherwise.
  */
 sshard_status sshard_result_keyspace(const struct sshard_result *result, const char **keyspace, size_t *keyspace_len);
+
+/**
+ * What a DDL statement changed, as the server's SCHEMA_CHANGE result says:
+ * `change` (`CREATED`, `UPDATED` or `DROPPED`), `target` (`KEYSPACE`,
+ * `TABLE`, `TYPE`, `FUNCTION` or `AGGREGATE`), `keyspace`, and `name` (the
+ * table, type, function or aggregate; empty for a keyspace), each borrowed
+ * (valid as long as the result). `NOT_PRESENT` for other results.
+ */
+sshard_status sshard_result_schema_change(const struct sshard_result *result, const char **change, size_t *change_len, const char **target, size_t *target_len, const char **keyspace, size_t *keyspace_len, const char **name, size_t *name_len);
 
 /**
  * The number of warnings the server attached to the response.

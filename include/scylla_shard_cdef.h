@@ -67,6 +67,8 @@ typedef struct sshard_event {
   sshard_future_kind kind;
 } sshard_event;
 
+typedef uint32_t sshard_result_kind;
+
 typedef uint16_t sshard_type;
 
 typedef uint8_t sshard_column_kind;
@@ -225,6 +227,10 @@ enum {
   SSHARD_BATCH_TYPE_LOGGED = 0,
   SSHARD_BATCH_TYPE_UNLOGGED = 1,
   SSHARD_BATCH_TYPE_COUNTER = 2,
+  SSHARD_RESULT_KIND_VOID = 1,
+  SSHARD_RESULT_KIND_ROWS = 2,
+  SSHARD_RESULT_KIND_SET_KEYSPACE = 3,
+  SSHARD_RESULT_KIND_SCHEMA_CHANGE = 5,
   SSHARD_COMPRESSION_NONE = 0,
   SSHARD_COMPRESSION_LZ4 = 1,
   SSHARD_LOG_LEVEL_OFF = 0,
@@ -545,7 +551,11 @@ sshard_status sshard_queue_fd(const struct sshard_queue *queue, int32_t *fd);
 
 sshard_status sshard_queue_pending(const struct sshard_queue *queue, size_t *count);
 
+sshard_status sshard_queue_notify_socket(const struct sshard_queue *queue, const char *path, size_t path_len);
+
 sshard_status sshard_result_free(const struct sshard_result *result);
+
+sshard_status sshard_result_get_kind(const struct sshard_result *result, sshard_result_kind *kind);
 
 sshard_status sshard_result_row_count(const struct sshard_result *result, size_t *count);
 
@@ -578,6 +588,8 @@ sshard_status sshard_result_coordinator(const struct sshard_result *result, cons
 sshard_status sshard_result_shard(const struct sshard_result *result, uint32_t *shard);
 
 sshard_status sshard_result_keyspace(const struct sshard_result *result, const char **keyspace, size_t *keyspace_len);
+
+sshard_status sshard_result_schema_change(const struct sshard_result *result, const char **change, size_t *change_len, const char **target, size_t *target_len, const char **keyspace, size_t *keyspace_len, const char **name, size_t *name_len);
 
 sshard_status sshard_result_warning_count(const struct sshard_result *result, size_t *count);
 

@@ -98,41 +98,50 @@ static void wait_ok(const sshard_future *f, const char *what) {
   }
 }
 
-/* Live connections to the nodes' shards, once every node is known. */
-static uint64_t shard_connections(uint32_t *nodes) {
-  static sshard_metrics m;
-  if (sshard_session_get_metrics(session, &m, sizeof m) != SSHARD_STATUS_OK) return 0;
-  uint64_t total = 0;
-  *nodes = m.node_count;
-  for (uint32_t i = 0; i < m.node_count && i < SSHARD_METRICS_MAX_NODES; i++) {
-    const sshard_node_metrics *node = &m.nodes[i];
-    if (node->nr_shards == 0) return 0;
-    for (uint32_t s = 0; s < node->nr_shards && s < SSHARD_METRICS_MAX_SHARDS; s++)
-      total += node->connections_per_shard[s];
+/* What the pools hold: nodes, shards, live connections and the fewest on
+ * any shard (0 while a node's shards are unknown). 0 if no snapshot. */
+typedef struct {
+  size_t nodes;
+  uint64_t shards, connections, fewest;
+} pool_view;
+
+static int view_pools(pool_view *v) {
+  const sshard_metrics_snapshot *snap = NULL;
+  if (sshard_session_get_metrics_snapshot(session, &snap) != SSHARD_STATUS_OK) return 0;
+  *v = (pool_view){0, 0, 0, UINT64_MAX};
+  int ok = sshard_metrics_snapshot_node_count(snap, &v->nodes) == SSHARD_STATUS_OK && v->nodes > 0;
+  for (size_t i = 0; ok && i < v->nodes; i++) {
+    sshard_node_metrics n;
+    ok = sshard_metrics_snapshot_node(snap, i, &n, sizeof n) == SSHARD_STATUS_OK;
+    if (!ok) break;
+    if (n.nr_shards == 0) v->fewest = 0;
+    v->shards += n.nr_shards;
+    for (uint32_t s = 0; s < n.shard_count; s++) {
+      v->connections += n.connections_per_shard[s];
+      if (n.connections_per_shard[s] < v->fewest) v->fewest = n.connections_per_shard[s];
+    }
   }
-  return total;
+  sshard_metrics_snapshot_free(snap);
+  return ok;
+}
+
+/* Live connections to the nodes' shards. */
+static uint64_t shard_connections(uint32_t *nodes) {
+  pool_view v;
+  if (!view_pools(&v)) return 0;
+  *nodes = (uint32_t)v.nodes;
+  return v.connections;
 }
 
 /* Waits until every shard of every node holds `per_shard` connections;
  * returns how many shards there are. */
 static uint64_t wait_pools(uint32_t per_shard) {
-  static sshard_metrics m;
   double deadline = now_s() + pool_timeout;
   struct timespec pause = {0, 20 * 1000 * 1000};
   for (;;) {
-    if (sshard_session_get_metrics(session, &m, sizeof m) == SSHARD_STATUS_OK && m.node_count > 0 &&
-        (expect_nodes == 0 || m.node_count == expect_nodes)) {
-      uint64_t shards = 0;
-      int full = 1;
-      for (uint32_t i = 0; i < m.node_count && i < SSHARD_METRICS_MAX_NODES; i++) {
-        const sshard_node_metrics *node = &m.nodes[i];
-        if (node->nr_shards == 0) full = 0;
-        for (uint32_t s = 0; s < node->nr_shards && s < SSHARD_METRICS_MAX_SHARDS; s++)
-          if (node->connections_per_shard[s] < per_shard) full = 0;
-        shards += node->nr_shards;
-      }
-      if (full) return shards;
-    }
+    pool_view v;
+    if (view_pools(&v) && (expect_nodes == 0 || v.nodes == expect_nodes) && v.fewest >= per_shard)
+      return v.shards;
     if (now_s() >= deadline) die("the pools did not fill within %.0f s", pool_timeout);
     nanosleep(&pause, NULL);
   }
@@ -237,15 +246,16 @@ static void mode_paging(void) {
   const sshard_result *result = NULL;
   for (;;) {
     const sshard_future *f = NULL;
-    if (!result)
+    if (!result) {
       check(sshard_session_execute(session, st, &f), "execute");
-    else
+    } else {
+      /* The request carries its own copy of the paging state: the page
+       * read is freed before the next one arrives. */
       check(sshard_session_next_page(session, result, &f), "next page");
+      sshard_result_free(result);
+    }
     wait_ok(f, "page");
-    const sshard_result *page = NULL;
-    check(sshard_future_get_result(f, &page), "page");
-    if (result) sshard_result_free(result);
-    result = page;
+    check(sshard_future_get_result(f, &result), "page");
     sshard_future_free(f);
     size_t n = 0;
     check(sshard_result_row_count(result, &n), "row count");

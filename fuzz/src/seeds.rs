@@ -92,12 +92,7 @@ fn rich_extensions() -> ResponseExtensions {
 }
 
 fn spec(name: &str, ty: ColumnType) -> ColumnSpec {
-    ColumnSpec {
-        keyspace: "ks".into(),
-        table: "t".into(),
-        name: name.into(),
-        ty,
-    }
+    ColumnSpec::new("ks", "t", name, ty)
 }
 
 fn error(code: i32, details: ErrorDetails) -> Response {

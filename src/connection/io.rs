@@ -17,11 +17,12 @@ use super::shared::{lock, Outgoing, Shared};
 use crate::protocol::frame::{FrameHeader, EVENT_STREAM, HEADER_LEN, RESPONSE_BIT, VERSION};
 use crate::protocol::{Request, RequestExtensions};
 
-/// Bytes the reader asks the kernel for at once.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes the reader asks the kernel for at once: it starts small (an idle
+/// connection holds little) and doubles while reads fill the buffer.
+const MIN_READ_CHUNK: usize = 4 * 1024;
+const MAX_READ_CHUNK: usize = 64 * 1024;
 /// A write batch that grew past this is not kept for reuse.
 const MAX_RETAINED_BATCH: usize = 4 * 1024 * 1024;
-const INITIAL_BATCH: usize = 16 * 1024;
 
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     // Err means the sender is gone, which also means stop.
@@ -32,7 +33,9 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 /// as few syscalls as the socket allows.
 pub(crate) async fn writer_task(shared: Arc<Shared>, mut socket: OwnedWriteHalf) {
     let mut stop = shared.stopped();
-    let mut batch = Vec::with_capacity(INITIAL_BATCH);
+    // Grows to the largest batch written (and the submitters' buffer, which
+    // it is swapped with, too); an idle connection holds none.
+    let mut batch = Vec::new();
     'outer: loop {
         tokio::select! {
             _ = shared.writer_wake.notified() => {}
@@ -65,7 +68,7 @@ pub(crate) async fn writer_task(shared: Arc<Shared>, mut socket: OwnedWriteHalf)
             }
             batch.clear();
             if batch.capacity() > MAX_RETAINED_BATCH {
-                batch = Vec::with_capacity(INITIAL_BATCH);
+                batch = Vec::new();
             }
         }
     }
@@ -77,7 +80,8 @@ pub(crate) async fn writer_task(shared: Arc<Shared>, mut socket: OwnedWriteHalf)
 /// completes their waiters. Any malformed frame breaks the connection.
 pub(crate) async fn reader_task(shared: Arc<Shared>, mut socket: OwnedReadHalf) {
     let mut stop = shared.stopped();
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut chunk = MIN_READ_CHUNK;
+    let mut buf = BytesMut::new();
     let mut frames = Vec::with_capacity(64);
     shared.touch();
     loop {
@@ -90,14 +94,20 @@ pub(crate) async fn reader_task(shared: Arc<Shared>, mut socket: OwnedReadHalf) 
                 return shared.fail(reason);
             }
         }
-        buf.reserve(needed.max(READ_CHUNK));
+        buf.reserve(needed.max(chunk));
+        let room = buf.capacity() - buf.len();
         let read = tokio::select! {
             r = socket.read_buf(&mut buf) => r,
             _ = stopped(&mut stop) => return,
         };
         match read {
             Ok(0) => return shared.fail(BrokenReason::Eof),
-            Ok(_) => shared.touch(),
+            Ok(n) => {
+                if n == room {
+                    chunk = (chunk * 2).min(MAX_READ_CHUNK);
+                }
+                shared.touch();
+            }
             Err(e) => return shared.fail(BrokenReason::io(&e)),
         }
     }

@@ -20,7 +20,8 @@ use super::error::{BrokenReason, RequestError};
 use super::features::ServerFeatures;
 use super::stream_ids::{AllocError, Completion, StreamTable};
 use crate::protocol::frame::{
-    decode_response, flags, FrameHeader, Opcode, HEADER_LEN, MAX_BODY_LEN, VERSION,
+    decode_response, decode_response_shared, flags, FrameHeader, Opcode, HEADER_LEN, MAX_BODY_LEN,
+    VERSION,
 };
 use crate::protocol::response::Event;
 use crate::protocol::wire::put_bytes_map;
@@ -54,7 +55,8 @@ impl RawResponse {
     /// Decompresses (if needed) and decodes the body.
     pub fn decode(&self) -> Result<ResponseFrame, ProtocolError> {
         inflated_within(&self.header, &self.body, self.max_frame_len)?;
-        let (extensions, response) = decode_response(&self.header, &self.body, self.compression)?;
+        let (extensions, response) =
+            decode_response_shared(&self.header, &self.body, self.compression)?;
         Ok(ResponseFrame {
             extensions,
             response,
@@ -197,7 +199,7 @@ impl Shared {
             streams: Mutex::new(StreamTable::new()),
             in_flight: AtomicUsize::new(0),
             out: Mutex::new(OutBuffer {
-                buf: Vec::with_capacity(16 * 1024),
+                buf: Vec::new(),
                 closed: false,
             }),
             writer_wake: Notify::new(),

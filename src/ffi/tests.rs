@@ -28,12 +28,7 @@ use crate::runtime::{Runtime, RuntimeConfig};
 use crate::session::{Prepared, QueryResult};
 
 fn spec(name: &str, ty: ColumnType) -> ColumnSpec {
-    ColumnSpec {
-        keyspace: "ks".into(),
-        table: "t".into(),
-        name: name.into(),
-        ty,
-    }
+    ColumnSpec::new("ks", "t", name, ty)
 }
 
 /// An empty slot for queue events.

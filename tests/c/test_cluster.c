@@ -81,6 +81,55 @@ static void test_connect_and_schema(const char *host) {
   OK(h_query(session, "CREATE TABLE wide (p int, c int, v text, PRIMARY KEY (p, c))"));
 }
 
+/* A DDL result says what changed; other results are no schema change. */
+static void test_schema_change_results(void) {
+  const char *p[4] = {0};
+  size_t n[4] = {0};
+  sshard_statement *st = NULL;
+  OK(sshard_statement_new(S("CREATE TABLE IF NOT EXISTS ddl_probe (k int PRIMARY KEY)"), 0, &st));
+  sshard_status s;
+  const sshard_result *r = h_execute(session, st, &s);
+  OK(s);
+  REQUIRE(r != NULL);
+  sshard_result_kind kind = 0;
+  OK(sshard_result_get_kind(r, &kind));
+  CHECK(kind == SSHARD_RESULT_KIND_SCHEMA_CHANGE);
+  CHECK_STATUS(sshard_result_get_kind(r, NULL), SSHARD_STATUS_NULL_ARGUMENT);
+  OK(sshard_result_schema_change(r, &p[0], &n[0], &p[1], &n[1], &p[2], &n[2], &p[3], &n[3]));
+  CHECK(n[0] == 7 && memcmp(p[0], "CREATED", 7) == 0);
+  CHECK(n[1] == 5 && memcmp(p[1], "TABLE", 5) == 0);
+  CHECK(n[2] == 5 && memcmp(p[2], "ctest", 5) == 0);
+  CHECK(n[3] == 9 && memcmp(p[3], "ddl_probe", 9) == 0);
+  CHECK_STATUS(sshard_result_schema_change(r, NULL, &n[0], &p[1], &n[1], &p[2], &n[2], &p[3], &n[3]),
+               SSHARD_STATUS_NULL_ARGUMENT);
+  sshard_result_free(r);
+  sshard_statement_free(st);
+  OK(sshard_statement_new(S("SELECT k FROM ddl_probe"), 0, &st));
+  r = h_execute(session, st, &s);
+  OK(s);
+  REQUIRE(r != NULL);
+  OK(sshard_result_get_kind(r, &kind));
+  CHECK(kind == SSHARD_RESULT_KIND_ROWS);
+  const char *before = p[0];
+  CHECK_STATUS(sshard_result_schema_change(r, &p[0], &n[0], &p[1], &n[1], &p[2], &n[2], &p[3], &n[3]),
+               SSHARD_STATUS_NOT_PRESENT);
+  CHECK(p[0] == before); /* untouched on failure */
+  sshard_result_free(r);
+  sshard_statement_free(st);
+  const char *kinds[][2] = {{"USE ctest", "3"}, {"INSERT INTO kv (k, v) VALUES (1, 'x')", "1"},
+                            {"DROP TABLE ddl_probe", "5"}};
+  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+    OK(sshard_statement_new(STR(kinds[i][0]), 0, &st));
+    r = h_execute(session, st, &s);
+    OK(s);
+    REQUIRE(r != NULL);
+    OK(sshard_result_get_kind(r, &kind));
+    CHECK(kind == (sshard_result_kind)atoi(kinds[i][1]));
+    sshard_result_free(r);
+    sshard_statement_free(st);
+  }
+}
+
 static const uint8_t UUID4[16] = {0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0x4d, 0xef,
                                   0x80, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07};
 static const uint8_t UUID1[16] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x11, 0xef,
@@ -1334,6 +1383,7 @@ int main(int argc, char **argv) {
   }
   base_ip = argv[1];
   test_connect_and_schema(argv[1]);
+  test_schema_change_results();
   test_every_type();
   test_nested_elements();
   test_paging_and_batches();
