@@ -80,6 +80,17 @@ def test_connect_shard_aware_and_metrics(cluster, session, emu):
     assert m["connections"] >= emu.nodes * emu.shards
     assert m["requests"] >= 1 and len(m["nodes"]) == emu.nodes
     assert all(len(n["connections_per_shard"]) == emu.shards for n in m["nodes"])
+    assert {n["address"] for n in m["nodes"]} == set(stats)
+    for n in m["nodes"]:
+        assert n["up"] and n["shards"] == emu.shards and n["datacenter"], n
+        assert sum(n["connections_per_shard"]) == n["connections"], n
+        assert sum(n["requests_per_shard"]) + n["requests_other"] == n["requests"], n
+    assert sum(n["requests"] for n in m["nodes"]) >= 1
+    assert m["latency"]["count"] >= 1 and m["latency"]["p50_us"] <= m["latency"]["max_us"]
+    text = session.metrics_prometheus()
+    assert "# TYPE" in text and text.endswith("\n"), text[:200]
+    for n in m["nodes"]:
+        assert n["address"] in text, n["address"]
 
 
 def test_context_managers_and_keyspace(emu, ks, session):

@@ -16,6 +16,7 @@ import os
 import threading
 import weakref
 
+from scylla_shard import _metrics
 from scylla_shard._native import ffi, lib, OK
 from scylla_shard._errors import (DriverException, ForkedError, FORKED_MESSAGE,
                                   NoHostAvailable, OperationTimedOut, check as _check,
@@ -664,12 +665,6 @@ class Session(object):
                 del self._loop_queues[loop]
 
     # -- observability ----------------------------------------------------
-    def _metrics(self):
-        self._check_process()
-        m = ffi.new("sshard_metrics *")
-        _check(lib.sshard_session_get_metrics(self._handle, m, ffi.sizeof("sshard_metrics")))
-        return m
-
     def is_shard_aware(self):
         self._check_process()
         b = ffi.new("bool *")
@@ -677,55 +672,23 @@ class Session(object):
         return bool(b[0])
 
     def shard_aware_stats(self):
-        m = self._metrics()
-        out = {}
-        for i in range(min(m.node_count, lib.SSHARD_METRICS_MAX_NODES)):
-            node = m.nodes[i]
-            shards = node.nr_shards
-            out[ffi.string(node.address).decode()] = {
-                "shards_count": shards,
-                "connected": sum(1 for s in range(min(shards, lib.SSHARD_METRICS_MAX_SHARDS))
-                                 if node.connections_per_shard[s] > 0),
-            }
-        return out
+        self._check_process()
+        return _metrics.shard_aware_stats(self._handle)
 
     def metrics(self):
-        """The session's counters (requests, errors, retries, timeouts,
-        connections, tablet map, prepared cache) and per-node details."""
-        m = self._metrics()
-        nodes = []
-        for i in range(min(m.node_count, lib.SSHARD_METRICS_MAX_NODES)):
-            node = m.nodes[i]
-            shards = min(node.nr_shards, lib.SSHARD_METRICS_MAX_SHARDS)
-            nodes.append({
-                "address": ffi.string(node.address).decode(),
-                "host_id": str(__import__("uuid").UUID(bytes=ffi.buffer(node.host_id, 16)[:])),
-                "up": bool(node.up),
-                "shard_aware_port": bool(node.shard_aware_port_in_use),
-                "shards": node.nr_shards,
-                "connections": node.connections,
-                "connections_per_shard": [node.connections_per_shard[s] for s in range(shards)],
-                "requests": node.requests,
-                "requests_per_shard": [node.requests_per_shard[s] for s in range(shards)],
-                "requests_other": node.requests_other,
-            })
-        in_flight = ffi.new("size_t *")
-        lib.sshard_session_in_flight(self._handle, in_flight)
-        return {
-            "shard_aware": bool(m.shard_aware),
-            "node_count": m.node_count,
-            "connections": m.connections,
-            "requests": m.requests,
-            "errors": m.errors,
-            "retries": m.retries,
-            "timeouts": m.timeouts,
-            "in_flight": in_flight[0],
-            "tablet_tables": m.tablet_tables,
-            "tablets": m.tablets,
-            "tablet_payloads": m.tablet_payloads,
-            "prepared_cached": m.prepared_cached,
-            "nodes": nodes,
-        }
+        """The session's counters (requests, errors by kind, retries,
+        timeouts, speculative executions, connections, in flight, tablet
+        map, prepared cache, latency percentiles) and, per node, its
+        datacenter, rack, state, latency and connections and requests per
+        shard; all from one moment."""
+        self._check_process()
+        return _metrics.read(self._handle)
+
+    def metrics_prometheus(self):
+        """The same metrics in the Prometheus text format (0.0.4), for a
+        /metrics endpoint."""
+        self._check_process()
+        return _metrics.prometheus(self._handle)
 
 
 def _timeout_ms(timeout):
