@@ -1,13 +1,15 @@
-"""A WSGI app for the gunicorn test (test_sshard_fork.py): each request
-queries the emulator through scylla_shard and answers with the worker's pid
-and what it read.
+"""A WSGI app for the gunicorn and uWSGI tests (test_sshard_fork.py): each
+request queries the emulator through scylla_shard and answers with the
+worker's pid and what it read.
 
 * SSHARD_APP_MODE=post_fork: every worker connects its own Cluster in
   gunicorn's post_fork hook (sshard_gunicorn_conf.py), the documented
   pattern.
+* SSHARD_APP_MODE=uwsgi_postfork: the same under uWSGI, through
+  `uwsgidecorators.postfork` (uWSGI loads the app in the master, then forks).
 * SSHARD_APP_MODE=preload: the master connects at import (gunicorn
-  --preload) and the workers use that session: each request must get the
-  binding's ForkedError, never a hang or a crash.
+  --preload, uWSGI's default) and the workers use that session: each request
+  must get the binding's ForkedError, never a hang or a crash.
 """
 
 import json
@@ -32,6 +34,9 @@ def connect():
 
 if MODE == "preload":
     connect()  # in the master, before the workers are forked
+elif MODE == "uwsgi_postfork":
+    from uwsgidecorators import postfork  # only importable inside uWSGI
+    postfork(connect)
 
 
 def app(environ, start_response):

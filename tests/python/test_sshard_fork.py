@@ -1,8 +1,8 @@
 """Fork: a session made before os.fork() fails clearly in the child (the
 binding's ForkedError, and FORKED from the library underneath), a Cluster
-made in the child works, and gunicorn with 4 pre-forked workers serves
-requests that query the emulator, with the post_fork pattern and, with
---preload, gives the clear error instead of hanging."""
+made in the child works, and gunicorn and uWSGI with 4 pre-forked workers
+serve requests that query the emulator, with the post_fork pattern and,
+with a session the master made, give the clear error instead of hanging."""
 
 import concurrent.futures
 import json
@@ -129,32 +129,41 @@ def _get(url, timeout=10):
         return e.code, json.loads(e.read())
 
 
-class Gunicorn:
-    def __init__(self, emu, mode, tmp_path, workers=4):
+class PreForkServer:
+    """gunicorn or uWSGI serving sshard_wsgi_app with `workers` workers."""
+
+    def __init__(self, emu, server, mode, tmp_path, workers=4):
         self.port = _free_port()
         env = library_env()
         env.update(SSHARD_APP_CONTACT=emu.ip(0), SSHARD_APP_PORT=str(emu.port),
                    SSHARD_APP_MODE=mode, PYTHONPATH=HERE)
-        gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-        argv = [gunicorn, "-w", str(workers), "-b", "127.0.0.1:%d" % self.port,
-                "-c", os.path.join(HERE, "sshard_gunicorn_conf.py"), "--chdir", HERE,
-                "--graceful-timeout", "5", "--timeout", "30"]
-        if mode == "preload":
-            argv.append("--preload")
-        argv.append("sshard_wsgi_app:app")
-        self.log = open(os.path.join(str(tmp_path), "gunicorn-%s.log" % mode), "wb")
+        binary = os.path.join(os.path.dirname(sys.executable), server)
+        bind = "127.0.0.1:%d" % self.port
+        if server == "gunicorn":
+            argv = [binary, "-w", str(workers), "-b", bind,
+                    "-c", os.path.join(HERE, "sshard_gunicorn_conf.py"), "--chdir", HERE,
+                    "--graceful-timeout", "5", "--timeout", "30"]
+            if mode == "preload":
+                argv.append("--preload")
+            argv.append("sshard_wsgi_app:app")
+        else:  # uWSGI loads the app in the master, then forks its workers
+            argv = [binary, "--master", "--processes", str(workers), "--http-socket", bind,
+                    "--chdir", HERE, "--module", "sshard_wsgi_app:app", "--need-app",
+                    "--enable-threads", "--die-on-term", "--disable-logging"]
+        self.log = open(os.path.join(str(tmp_path), "%s-%s.log" % (server, mode)), "wb")
         self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         self.url = "http://127.0.0.1:%d/" % self.port
 
     def wait_ready(self):
         def up():
-            assert self.proc.poll() is None, "gunicorn exited: %s" % self.proc.returncode
+            assert self.proc.poll() is None, "server exited: %s\n%s" % (
+                self.proc.returncode, open(self.log.name).read()[-3000:])
             try:
                 return _get(self.url, timeout=2)
             except (ConnectionError, urllib.error.URLError, socket.timeout):
                 return None
-        return wait_until(up, 60, what="gunicorn to answer on %s" % self.url)
+        return wait_until(up, 60, what="the server to answer on %s" % self.url)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -178,8 +187,10 @@ def _spread_requests(url, want_workers, timeout=60):
     return seen
 
 
-def test_gunicorn_four_workers_post_fork(emu, tmp_path):
-    server = Gunicorn(emu, "post_fork", tmp_path)
+@pytest.mark.parametrize("server,mode", [("gunicorn", "post_fork"),
+                                         ("uwsgi", "uwsgi_postfork")])
+def test_four_workers_connecting_after_fork(emu, tmp_path, server, mode):
+    server = PreForkServer(emu, server, mode, tmp_path)
     try:
         server.wait_ready()
         seen = _spread_requests(server.url, 4)
@@ -194,8 +205,9 @@ def test_gunicorn_four_workers_post_fork(emu, tmp_path):
     assert server.proc.returncode == 0, open(server.log.name).read()[-3000:]
 
 
-def test_gunicorn_preload_session_gives_clear_error(emu, tmp_path):
-    server = Gunicorn(emu, "preload", tmp_path)
+@pytest.mark.parametrize("server", ["gunicorn", "uwsgi"])
+def test_session_made_by_the_master_gives_clear_error(emu, tmp_path, server):
+    server = PreForkServer(emu, server, "preload", tmp_path)
     try:
         status, body = server.wait_ready()
         assert status == 500, body

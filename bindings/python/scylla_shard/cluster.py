@@ -40,16 +40,10 @@ _CONNECT_TIMEOUT = 5.0
 _SHUTDOWN_WAIT_US = 60 * 1000 * 1000
 
 
-class _ProcessState(object):
-    """The pid objects are valid in; os.fork() children get a new one."""
-    pid = os.getpid()
-
-
-def _after_fork_in_child():
-    _ProcessState.pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+# Objects remember the pid they were made in. The pid is read on every check
+# (about 0.15 us) rather than cached by an os.register_at_fork hook: servers
+# such as uWSGI fork from C, where Python's fork hooks do not run.
+_getpid = os.getpid
 
 
 def _utf8(s):
@@ -162,7 +156,7 @@ class Cluster(object):
         return "%s:%d" % (host, self.port)
 
     def _check_process(self):
-        if self._pid != _ProcessState.pid:
+        if self._pid != _getpid():
             raise ForkedError(FORKED_MESSAGE)
 
     def add_execution_profile(self, name, profile, pool_wait_timeout=5):
@@ -271,7 +265,7 @@ class Cluster(object):
             if self.is_shutdown:
                 return
             self.is_shutdown = True
-        if self._pid != _ProcessState.pid:
+        if self._pid != _getpid():
             return  # a forked child: the parent's objects are not ours to close
         for session in list(self.sessions):
             session.shutdown()
@@ -334,7 +328,7 @@ class Session(object):
             lib.sshard_session_free(handle)
 
     def _check_process(self):
-        if self._pid != _ProcessState.pid:
+        if self._pid != _getpid():
             raise ForkedError(FORKED_MESSAGE)
 
     # -- defaults as scylla-driver names them ----------------------------
@@ -462,7 +456,7 @@ class Session(object):
     def _start(self, query, parameters, timeout, execution_profile, paging_state, trace):
         """Submits `query`; returns (sshard_future *, row factory, timeout,
         the PreparedStatement or None)."""
-        if self._pid != _ProcessState.pid:
+        if self._pid != _getpid():
             raise ForkedError(FORKED_MESSAGE)
         if self.is_shutdown:
             raise DriverException("Session is shut down")
@@ -644,7 +638,7 @@ class Session(object):
         if self.is_shutdown:
             return
         self.is_shutdown = True
-        if self._pid != _ProcessState.pid or self._handle is None:
+        if self._pid != _getpid() or self._handle is None:
             return
         fut = ffi.new("const sshard_future **")
         if lib.sshard_session_close(self._handle, fut) == OK:
