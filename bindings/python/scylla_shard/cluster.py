@@ -37,6 +37,12 @@ EXEC_PROFILE_DEFAULT = object()
 _NOT_SET = object()
 _PENDING = lib.SSHARD_STATUS_PENDING
 _CONNECT_TIMEOUT = 5.0
+# One runtime thread per session by default: it carries far more requests
+# than a Python process can submit, and a second one costs about 4 us of CPU
+# per request in wake-ups between threads (bindings/python/README.md). Pre-fork
+# servers run many processes, where CPU per request is what counts.
+# 0: one thread per CPU, at most 4.
+_WORKER_THREADS = 1
 _SHUTDOWN_WAIT_US = 60 * 1000 * 1000
 
 
@@ -102,8 +108,8 @@ class Cluster(object):
                  client_id=None, cloud=None, scylla_cloud=None,
                  shard_aware_options=None, metadata_request_timeout=None,
                  column_encryption_policy=None,
-                 # libscylla_shard's own settings
-                 worker_threads=0, connections_per_shard=1, shard_aware_port=True,
+                 # libscylla_shard's own settings (worker_threads: see _WORKER_THREADS)
+                 worker_threads=None, connections_per_shard=1, shard_aware_port=True,
                  local_port_range=None, tablet_awareness=True, prepared_cache_size=None,
                  local_dc=None, local_rack=None):
         if ssl_options is not None or ssl_context is not None:
@@ -132,7 +138,7 @@ class Cluster(object):
         policy = load_balancing_policy or default.load_balancing_policy
         self.local_dc = local_dc or getattr(policy, "local_dc", None)
         self.local_rack = local_rack or getattr(policy, "local_rack", None)
-        self.worker_threads = worker_threads
+        self.worker_threads = _WORKER_THREADS if worker_threads is None else worker_threads
         self.connections_per_shard = connections_per_shard
         self.shard_aware_port = shard_aware_port
         self.local_port_range = local_port_range
