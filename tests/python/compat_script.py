@@ -118,6 +118,18 @@ out("errback", err)
 s = SimpleStatement("SELECT k FROM t WHERE k = 1", consistency_level=ConsistencyLevel.ONE)
 out("consistency", (ConsistencyLevel.value_to_name[s.consistency_level],
                     session.execute(s).one()))
+keyspace = cluster.metadata.keyspaces[ks]
+out("replication", (keyspace.name, keyspace.replication_strategy.replication_factor))
+table = keyspace.tables["p"]
+out("table", (table.name, table.keyspace_name, [c.name for c in table.partition_key],
+              [c.name for c in table.clustering_key], [c.name for c in table.primary_key]))
+out("columns", [(c.name, c.cql_type, c.is_static, c.is_reversed)
+                for c in keyspace.tables["t"].columns.values()
+                if c.cql_type.split("<")[0] not in ("frozen", "tuple", "addr")])
+udt = keyspace.user_types["addr"]
+out("user type", (udt.name, list(udt.field_names), list(udt.field_types)))
+out("hosts", sorted(h.endpoint.address if hasattr(h.endpoint, "address") else h.address
+                    for h in cluster.metadata.all_hosts()))
 out("shard aware", cluster.is_shard_aware())
 out("shard stats", sorted((h, v["shards_count"]) for h, v in
                           (cluster.shard_aware_stats() or {}).items()))

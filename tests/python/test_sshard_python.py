@@ -93,6 +93,45 @@ def test_connect_shard_aware_and_metrics(cluster, session, emu):
         assert n["address"] in text, n["address"]
 
 
+def test_schema_and_host_metadata(cluster, session, emu, ks):
+    assert Cluster([emu.ip(0)], port=emu.port).metadata.keyspaces == {}  # not connected
+    session.execute("CREATE TYPE %s.addr (street text, no int)" % ks)
+    session.execute("CREATE TABLE %s.wide (p int, c1 int, c2 text, s int static, "
+                    "v list<int>, a frozen<addr>, PRIMARY KEY ((p), c1, c2)) "
+                    "WITH CLUSTERING ORDER BY (c1 DESC, c2 ASC)" % ks)
+    keyspace = cluster.metadata.keyspaces[ks]
+    assert keyspace.name == ks and not keyspace.uses_tablets
+    strategy = keyspace.replication_strategy
+    assert strategy.name == "SimpleStrategy" and strategy.replication_factor == 1, strategy
+    assert "system_schema" in cluster.metadata.keyspaces
+    table = keyspace.tables["wide"]
+    assert (table.keyspace_name, table.name) == (ks, "wide")
+    # Keys first, then the other columns by name, as scylla-driver orders them.
+    assert list(table.columns) == ["p", "c1", "c2", "a", "s", "v"], list(table.columns)
+    assert [c.name for c in table.partition_key] == ["p"]
+    assert [c.name for c in table.clustering_key] == ["c1", "c2"]
+    assert [c.name for c in table.primary_key] == ["p", "c1", "c2"]
+    assert table.columns["c1"].is_reversed and not table.columns["c2"].is_reversed
+    assert table.columns["s"].is_static and not table.columns["v"].is_static
+    assert table.columns["v"].cql_type == "list<int>"
+    assert table.columns["c2"].cql_type == "text"
+    assert table.columns["a"].cql_type == "addr"
+    assert table.columns["p"].table is table
+    udt = keyspace.user_types["addr"]
+    assert (udt.keyspace, udt.name) == (ks, "addr")
+    assert udt.field_names == ["street", "no"] and udt.field_types == ["text", "int"]
+    # Later DDL shows in the next read, with nothing to refresh by hand.
+    session.execute("DROP TABLE %s.wide" % ks)
+    cluster.refresh_schema_metadata()
+    assert "wide" not in cluster.metadata.keyspaces[ks].tables
+    hosts = cluster.metadata.all_hosts()
+    assert sorted(h.endpoint for h in hosts) == sorted(
+        "%s:%d" % (emu.ip(i), emu.port) for i in range(emu.nodes))
+    assert all(h.is_up and h.datacenter and h.host_id.int for h in hosts), hosts
+    assert cluster.metadata.get_host(emu.ip(1)).address == emu.ip(1)
+    assert cluster.metadata.get_host("127.0.0.254") is None
+
+
 def test_context_managers_and_keyspace(emu, ks, session):
     session.execute("CREATE TABLE %s.t (k int PRIMARY KEY, v int)" % ks)
     with Cluster([emu.ip(1)], port=emu.port) as c:

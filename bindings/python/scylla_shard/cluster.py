@@ -29,6 +29,7 @@ from scylla_shard.query import (BatchStatement, BoundStatement, FETCH_SIZE_UNSET
                                 PreparedStatement, SimpleStatement, named_tuple_factory,
                                 new_simple_statement)
 from scylla_shard._codec import bind_params
+from scylla_shard.metadata import Metadata
 
 __all__ = ["Cluster", "Session", "ResponseFuture", "ResultSet", "ExecutionProfile",
            "EXEC_PROFILE_DEFAULT", "NoHostAvailable", "QueryExhausted"]
@@ -128,6 +129,7 @@ class Cluster(object):
         self.protocol_version = 4
         self.connect_timeout = connect_timeout
         self.idle_heartbeat_interval = idle_heartbeat_interval
+        self.max_schema_agreement_wait = max_schema_agreement_wait
         self.application_name = application_name
         self.application_version = application_version
         self.profiles = dict(execution_profiles or {})
@@ -188,6 +190,9 @@ class Cluster(object):
             _check(lib.sshard_config_set_heartbeat_interval_ms(
                 config, int((self.idle_heartbeat_interval or 0) * 1000)))
             _check(lib.sshard_config_set_worker_threads(config, self.worker_threads))
+            # As in scylla-driver, DDL waits this long for schema agreement (0: no wait).
+            _check(lib.sshard_config_set_schema_agreement_timeout_ms(
+                config, max(0, int((self.max_schema_agreement_wait or 0) * 1000))))
             _check(lib.sshard_config_set_connections_per_shard(config,
                                                                self.connections_per_shard))
             _check(lib.sshard_config_set_shard_aware_port(config, bool(self.shard_aware_port)))
@@ -297,8 +302,14 @@ class Cluster(object):
             return None
         return session.shard_aware_stats()
 
+    @property
+    def metadata(self):
+        """Schema and hosts (scylla_shard.metadata.Metadata), always current."""
+        return Metadata(self)
+
     def refresh_schema_metadata(self, max_schema_agreement_wait=None):
-        pass
+        """Nothing to do: the library keeps the schema current (schema change
+        events, and DDL through the session waits for schema agreement)."""
 
 
 class Session(object):

@@ -1,7 +1,8 @@
 """Runs code written for scylla-driver on this package: install() makes
 `import cassandra`, `cassandra.cluster`, `cassandra.query`,
-`cassandra.auth`, `cassandra.policies`, `cassandra.util` and
-`cassandra.protocol` resolve to scylla_shard's modules of the same role.
+`cassandra.auth`, `cassandra.policies`, `cassandra.util`,
+`cassandra.protocol` and `cassandra.metadata` resolve to scylla_shard's modules
+of the same role.
 
     import scylla_shard.compat
     scylla_shard.compat.install()
@@ -21,6 +22,7 @@ MODULES = {
     "cassandra.policies": "scylla_shard.policies",
     "cassandra.util": "scylla_shard.util",
     "cassandra.protocol": "scylla_shard.protocol",
+    "cassandra.metadata": "scylla_shard.metadata",
 }
 
 
