@@ -22,7 +22,7 @@ SCYLLA_PEER := $(RELEASE_DIR)/scylla-peer
 FUZZ_MANIFEST := fuzz/Cargo.toml
 FUZZ_TARGET := target/fuzz
 
-.PHONY: all build build-peer venv demo test lint rust-test fuzz-test fuzz conformance node-conformance clean \
+.PHONY: all build build-peer venv demo test lint rust-test fuzz-test fuzz conformance node-conformance clean python-binding \
 	header c-header-check abi-check c-symbols symbols lib static-lib uninstall c-lib c-examples c-test c-install-test c-check install \
 	c-deps lua-deps lua-test openresty-test
 
@@ -43,6 +43,25 @@ $(VENV)/.installed: tests/python/requirements.txt
 
 venv: $(VENV)/.installed
 
+# The Python binding (bindings/python) installed into the venv as a wheel
+# that bundles the library just built; reinstalled when either changes.
+PY_BINDING := bindings/python
+PY_BINDING_STAMP := $(VENV)/.sshard-python-installed
+PY_BINDING_SOURCES := $(wildcard $(PY_BINDING)/scylla_shard/*.py) $(PY_BINDING)/setup.py \
+	$(PY_BINDING)/build_ffi.py $(PY_BINDING)/pyproject.toml include/scylla_shard_cdef.h
+
+PY_WHEEL_DIR := target/python-wheel
+
+$(PY_BINDING_STAMP): $(VENV)/.installed $(PY_BINDING_SOURCES) $(RELEASE_DIR)/libscylla_shard.so
+	rm -rf $(PY_WHEEL_DIR)
+	SCYLLA_SHARD_BUNDLE_LIBRARY=$(abspath $(RELEASE_DIR)/libscylla_shard.so) \
+		$(VENV)/bin/pip wheel --quiet --no-deps -w $(PY_WHEEL_DIR) $(PY_BINDING)
+	$(VENV)/bin/pip install --quiet --force-reinstall --no-deps $(PY_WHEEL_DIR)/scylla_shard-*.whl
+	rm -rf $(PY_BINDING)/build $(PY_BINDING)/*.egg-info
+	touch $@
+
+python-binding: build $(PY_BINDING_STAMP)
+
 # The demo through the C API (examples/c/demo.c) on an emulated cluster.
 demo: build c-examples
 	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) bash scripts/demo_c.sh $(C_BUILD)/examples/demo
@@ -57,9 +76,11 @@ lint:
 rust-test: build
 	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) $(CARGO) test --workspace
 
-conformance: build build-peer venv
+# tests/python: the real drivers against the emulator, and this library's
+# Python binding (test_sshard_*.py, with the wheel's bundled library).
+conformance: build build-peer venv python-binding
 	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) SCYLLA_PEER=$(abspath $(SCYLLA_PEER)) \
-		$(PYTHON) -m pytest -q tests/python
+		SSHARD_PYTHON_WHEEL_DIR=$(abspath $(PY_WHEEL_DIR)) $(PYTHON) -m pytest -q tests/python
 	$(PYTHON) -m pytest -q benches/tests
 
 # The fuzzer's committed corpus replayed, every seed, and a short
@@ -255,7 +276,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed benches/requirements.txt
 	touch $@
 
 .PHONY: bench
-bench: $(VENV)/.bench-installed
+bench: $(VENV)/.bench-installed python-binding
 	$(CARGO) build --release -p scylla-shard -p scylla-emulator -p scylla-peer -p sshard-rust -p sshard-floor
 	$(if $(wildcard examples/c/bench.c),$(MAKE) $(C_BUILD)/examples/bench)
 	$(PYTHON) benches/run.py --update-readme $(if $(filter-out 0,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)

@@ -290,6 +290,10 @@ def main(argv=None):
         "1000 inserted rows per run read back after it and checked with the run's tag",
         "python-driver: scylla-driver %s, protocol v4, no compression, tuple rows, "
         "execute_async with a window of `concurrency` requests" % _version("scylla-driver"),
+        "sshard-python: this library's Python binding (scylla_shard, cffi API mode), the same "
+        "calls as python-driver (execute_async + add_callbacks); sshard-python-asyncio: "
+        "scylla_shard.aio, `concurrency` tasks on one loop; acsylla %s: `concurrency` tasks on "
+        "one loop, prepared statements" % _version("acsylla"),
     ]
     doc = {
         "schema": 1,

@@ -17,7 +17,6 @@ REFERENCE = "scylla-rust"
 # Drivers the issue names that have no benchmark client yet, and what each
 # waits for. They are listed in the output so a reader sees the gap.
 PENDING = [
-    ("sshard-python", "this library's Python binding", "the binding does not exist yet"),
     ("communicator", "the communicator", "the communicator does not exist yet"),
 ]
 
@@ -69,6 +68,11 @@ def adapters(root, python=None):
     c_lib_dir = os.path.join(root, "target", "c", "lib")
     c_bench = os.path.join(root, "target", "c", "examples", "bench")
     python_client = os.path.join(root, "benches", "clients", "python_driver.py")
+    sshard_python = os.path.join(root, "benches", "clients", "sshard_python.py")
+    acsylla_client = os.path.join(root, "benches", "clients", "acsylla_client.py")
+    library = os.path.join(release, "libscylla_shard.so")
+    # The Python binding's figures are compared on the case its targets name.
+    mixed_c256 = lambda case: case.workload == "mixed" and case.throughput and not case.tablets  # noqa: E731
     luajit_client = os.path.join(root, "benches", "clients", "sshard_luajit.lua")
     luajit = shutil.which("luajit") or "/usr/bin/luajit"
     return [
@@ -129,6 +133,31 @@ def adapters(root, python=None):
             argv=[python, python_client, "--reactor", "asyncio"],
             requires=[python_client],
             # The baseline of the Python binding's target: throughput only.
-            only=lambda case: case.workload == "mixed" and case.throughput and not case.tablets,
+            only=mixed_c256,
+        ),
+        Adapter(
+            name="sshard-python",
+            label="libscylla_shard, Python binding (scylla_shard, threaded)",
+            argv=[python, sshard_python],
+            requires=[sshard_python, library],
+            missing_note="build the library: make build",
+            # The library just built, whatever copy the installed package bundles.
+            env={"SCYLLA_SHARD_LIBRARY": library},
+        ),
+        Adapter(
+            name="sshard-python-asyncio",
+            label="libscylla_shard, Python binding (scylla_shard.aio)",
+            argv=[python, sshard_python, "--asyncio"],
+            requires=[sshard_python, library],
+            missing_note="build the library: make build",
+            env={"SCYLLA_SHARD_LIBRARY": library},
+            only=mixed_c256,
+        ),
+        Adapter(
+            name="acsylla",
+            label="acsylla 1.2.0 (asyncio over a C++ driver core)",
+            argv=[python, acsylla_client],
+            requires=[acsylla_client],
+            only=mixed_c256,
         ),
     ]

@@ -25,6 +25,47 @@ PYTHON_BINDING_TARGET = 3.0
 LUAJIT_TARGET = 1.15
 STORM_TARGET_PCT = 1.0
 COMMUNICATOR_P50_TARGET_US = 50.0
+# The Python binding's targets on mixed/c256: (target text, binding, peer,
+# figure, factor); the binding's figure must be >= factor x the peer's
+# (throughput), or <= peer / factor (CPU per request).
+PYTHON_CASE = "mixed/c256"
+PYTHON_TARGETS = [
+    ("Python binding (asyncio) >= %.0fx the throughput of scylla-driver (asyncio)"
+     % PYTHON_BINDING_TARGET, "sshard-python-asyncio", "python-driver-asyncio", "rps",
+     PYTHON_BINDING_TARGET),
+    ("Python binding >= 2x the throughput of scylla-driver (libev)", "sshard-python",
+     "python-driver", "rps", 2.0),
+    ("Python binding (best of both) >= acsylla's throughput", "sshard-python*", "acsylla",
+     "rps", 1.0),
+    ("Python binding client CPU per request <= 1/3 of scylla-driver's (libev)",
+     "sshard-python", "python-driver", "cpu_us", 3.0),
+]
+
+
+def python_targets(results):
+    """The Python binding's targets, from the mixed/c256 medians."""
+    by = results.get(PYTHON_CASE, {})
+    out = []
+    for text, subject, peer, figure, factor in PYTHON_TARGETS:
+        names = ["sshard-python", "sshard-python-asyncio"] if subject.endswith("*") \
+            else [subject]
+        mine = [by[n]["figures"][figure]["median"] for n in names
+                if by.get(n) and figure in by[n]["figures"]]
+        theirs = by.get(peer, {}).get("figures", {}).get(figure)
+        t = {"target": text, "subject": subject.rstrip("*")}
+        if not mine or not theirs or not theirs["median"]:
+            t.update(status="pending", value="%s or %s not measured on %s"
+                     % (subject.rstrip("*"), peer, PYTHON_CASE))
+        elif figure == "cpu_us":
+            ratio = theirs["median"] / min(mine)
+            t.update(status="met" if ratio >= factor else "not met",
+                     value="%.2fx lower (%.1f vs %.1f us)" % (ratio, min(mine), theirs["median"]))
+        else:
+            ratio = max(mine) / theirs["median"]
+            t.update(status="met" if ratio >= factor else "not met",
+                     value="%.2fx (%.0f vs %.0f req/s)" % (ratio, max(mine), theirs["median"]))
+        out.append(t)
+    return out
 
 
 def machine():
@@ -77,6 +118,8 @@ def targets(doc):
     out.append(cpu_target("sshard-c", "libscylla_shard from C"))
     out.append(cpu_target("sshard-rust", "libscylla_shard's Rust core, indicative"))
 
+    out.extend(python_targets(results))
+
     floor = [floor_ratio(by, by["sshard-c"]) for case_id, by in results.items()
              if "sshard-c" in by and case_id.endswith("/c256")]
     floor = [r for r in floor if r is not None]
@@ -97,18 +140,6 @@ def targets(doc):
                            "met" if max(lua) <= LUAJIT_TARGET else "not met"),
                 "value": ("the LuaJIT or the C client not measured" if not lua else
                           "worst %.2fx over %d cases" % (max(lua), len(lua)))})
-
-    py = {"target": "Python binding >= %.0fx the throughput of scylla-driver (asyncio)"
-                    % PYTHON_BINDING_TARGET, "subject": "sshard-python"}
-    pair = [(by["sshard-python"], by["python-driver-asyncio"]) for by in results.values()
-            if by.get("sshard-python") and by.get("python-driver-asyncio")]
-    if pair:
-        ratios = [a["figures"]["rps"]["median"] / b["figures"]["rps"]["median"] for a, b in pair]
-        py.update(status="met" if min(ratios) >= PYTHON_BINDING_TARGET else "not met",
-                  value="lowest %.2fx" % min(ratios))
-    else:
-        py.update(status="pending", value="the Python binding is not benchmarked yet")
-    out.append(py)
 
     for driver in [d["name"] for d in doc["drivers"] if d["name"] in available]:
         totals = [by[driver]["figures"]["misroutes"]["total"] for by in results.values()

@@ -213,7 +213,19 @@ def test_targets_are_reported():
     assert by[("zero", "sshard-c")]["status"] == "met"
     assert by[("connection", "sshard-c")]["status"] == "not met"
     assert by[("Python", "sshard-python")]["status"] == "pending"
+    assert by[("Python", "sshard-python-asyncio")]["status"] == "pending"
     assert by[("C", "libscylla_shard from C")]["status"] == "pending"
+
+
+def test_python_binding_targets():
+    def agg(rps, cpu):
+        return {"figures": {"rps": {"median": rps}, "cpu_us": {"median": cpu}}}
+    results = {"mixed/c256": {"sshard-python": agg(30000, 20.0), "python-driver": agg(12000, 80.0),
+                              "sshard-python-asyncio": agg(20000, 25.0),
+                              "python-driver-asyncio": agg(6000, 160.0),
+                              "acsylla": agg(35000, 12.0)}}
+    got = {t["target"]: t["status"] for t in report.python_targets(results)}
+    assert list(got.values()) == ["met", "met", "not met", "met"], got
 
 
 def test_reports_render(tmp_path):
