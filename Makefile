@@ -333,16 +333,19 @@ soak: build
 #   make repro-check     the library built in another directory is identical
 .PHONY: deb deb-deps deb-test repro-check packaging-check
 
+# The Debian tools, and what debian/control's Build-Depends name for the
+# Python binding's package.
+DEB_BUILD_PACKAGES := debhelper lintian fakeroot dpkg-dev dh-python python3-all-dev python3-cffi python3-setuptools
 deb-deps:
-	@missing=; for t in dh lintian fakeroot dpkg-buildpackage; do \
-		command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=; for p in $(DEB_BUILD_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
-		apt-get update -qq && apt-get install -y -qq debhelper lintian fakeroot dpkg-dev >/dev/null; fi
+		apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
 
 deb: deb-deps
 	bash scripts/deb.sh
 
-deb-test: deb c-deps build
+deb-test: deb c-deps lua-deps build
 	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) bash scripts/deb_test.sh
 
 repro-check: lib

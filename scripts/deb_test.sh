@@ -2,14 +2,16 @@
 # Installs the packages make deb built (target/deb/*.deb) on this machine,
 # builds a C program against /usr with pkg-config and runs it against an
 # emulated cluster, loads the library from LuaJIT through the installed
-# cdef file, then purges the packages and checks nothing is left behind.
+# cdef file, queries the cluster through the installed Lua and Python
+# bindings (system luajit and python3, nothing from the source tree), then
+# purges the packages and checks nothing is left behind.
 #   scripts/deb_test.sh    (root: dpkg -i)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EMULATOR=${SCYLLA_EMULATOR:-target/release/scylla-emulator}
 WORK=$(mktemp -d)
 EMU_PID=
-packages=(libscylla-shard-dev libscylla-shard0.1)
+packages=(python3-scylla-shard lua-scylla-shard libscylla-shard-dev libscylla-shard0.1)
 cleanup() {
     [ -n "$EMU_PID" ] && { kill "$EMU_PID" 2>/dev/null; wait "$EMU_PID" 2>/dev/null; }
     dpkg --purge "${packages[@]}" >/dev/null 2>&1 || true
@@ -17,7 +19,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-dpkg -i target/deb/*.deb >/dev/null
+# apt installs what the bindings depend on (python3-cffi-backend) too.
+apt-get install -y -qq --no-install-recommends "$PWD"/target/deb/*.deb >/dev/null
 for p in "${packages[@]}"; do dpkg -L "$p"; done | sort -u > "$WORK/files"
 
 # shellcheck disable=SC2046
@@ -44,9 +47,47 @@ print(ffi.string(lib.sshard_version()))
 LUA
 luajit "$WORK/load.lua" >/dev/null
 
-dpkg --purge "${packages[@]}" >/dev/null
+# The bindings as a user of the packages gets them: no variable points into
+# the source tree, the modules come from the system's paths, and the library
+# is found by its soname (the unversioned .so belongs to the -dev package).
+soname=$(scripts/soname.sh "/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/libscylla_shard.so")
+clean_env=(env -u LUA_PATH -u LUA_CPATH -u PYTHONPATH -u SCYLLA_SHARD_LIBRARY -u SCYLLA_SHARD_CDEF
+           -u LD_LIBRARY_PATH)
+dpkg --purge libscylla-shard-dev >/dev/null
+(cd "$WORK" && "${clean_env[@]}" luajit - "$BASE_IP" "$soname" <<'LUA'
+local scylla = require "scylla_shard"
+local lib = require "scylla_shard.lib"
+assert(lib.library_path == arg[2], "library loaded as " .. lib.library_path)
+assert(lib.cdef_path:find("^/usr/share/lua/5.1/"), "declarations from " .. lib.cdef_path)
+assert(package.searchpath("resty.scylla_shard", package.path):find("^/usr/share/lua/5.1/"))
+local session = assert(scylla.connect { contact_points = { arg[1] } })
+local rows = assert(session:execute("SELECT release_version FROM system.local"))
+assert(#rows == 1 and rows[1].release_version, "system.local")
+session:close()
+LUA
+) || { echo "deb-test: the installed Lua binding failed"; exit 1; }
+(cd "$WORK" && "${clean_env[@]}" /usr/bin/python3 - "$BASE_IP" "$soname" <<'PY'
+import sys
+import scylla_shard
+from scylla_shard import _native, Cluster
+assert scylla_shard.__file__.startswith("/usr/lib/python3/dist-packages/"), scylla_shard.__file__
+assert _native.library_path == sys.argv[2], _native.library_path
+assert _native.ffi_mode == "api", _native.ffi_mode
+with Cluster([sys.argv[1]]) as cluster:
+    row = cluster.connect().execute("SELECT release_version FROM system.local").one()
+    assert row.release_version, row
+PY
+) || { echo "deb-test: the installed Python binding failed"; exit 1; }
+
+dpkg --purge python3-scylla-shard lua-scylla-shard libscylla-shard0.1 >/dev/null
 while read -r f; do
     case "$f" in /.|/|/usr|/usr/lib|/usr/include|/usr/share|/usr/share/doc|/usr/lib/*-linux-gnu|/usr/lib/*-linux-gnu/pkgconfig) continue ;; esac
+    # Directories other packages share (/usr/lib/python3/dist-packages...) stay.
+    if [ -d "$f" ] && [ ! -L "$f" ] && [ -n "$(dpkg -S "$f" 2>/dev/null)" ]; then continue; fi
     if [ -e "$f" ] || [ -L "$f" ]; then echo "deb-test: $f is left after purge"; exit 1; fi
 done < "$WORK/files"
-echo "deb-test ok: installed, built with pkg-config against /usr, ran against the emulator, loaded from LuaJIT, purged clean"
+# Nor what the interpreters made at run time (byte-compiled files).
+for d in /usr/lib/python3/dist-packages/scylla_shard /usr/share/lua/5.1/scylla_shard; do
+    [ ! -e "$d" ] || { echo "deb-test: $d is left after purge"; exit 1; }
+done
+echo "deb-test ok: installed, built with pkg-config against /usr, ran against the emulator, loaded from LuaJIT, queried through the installed Lua and Python bindings, purged clean"

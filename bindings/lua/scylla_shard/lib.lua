@@ -9,8 +9,10 @@
 --     copy), then the source tree's include/, then /usr/local/include and
 --     /usr/include;
 --   library: $SCYLLA_SHARD_LIBRARY, then the system's search path
---     (LD_LIBRARY_PATH, ld.so.cache: libscylla_shard.so), then the source
---     tree's target/c/lib (make c-lib).
+--     (LD_LIBRARY_PATH, ld.so.cache: libscylla_shard.so), then, in a
+--     packaged install, the library by its soname (scylla_shard/installed.lua,
+--     written by the package build), then the source tree's target/c/lib
+--     (make c-lib).
 local ffi = require "ffi"
 
 -- The C ABI version this binding is written for.
@@ -78,6 +80,11 @@ if env_library and env_library ~= "" then
 else
   lib, why = try_load("scylla_shard")
   library_path = "libscylla_shard.so"
+  local packaged, installed = pcall(require, "scylla_shard.installed")
+  if not lib and packaged then
+    lib, why = try_load(installed.library)
+    library_path = installed.library
+  end
   local staged = source_root .. "target/c/lib/libscylla_shard.so"
   if not lib and exists(staged) then
     lib, why = try_load(staged)

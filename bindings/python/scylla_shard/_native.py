@@ -2,7 +2,8 @@
 
 The library is looked for in this order: the path in $SCYLLA_SHARD_LIBRARY,
 a copy inside this package (a wheel built with the library bundled), then
-the system loader's path (ld.so.conf, LD_LIBRARY_PATH).
+the system loader's path (ld.so.conf, LD_LIBRARY_PATH), by the unversioned
+name and then by its soname (what a distribution's runtime package has).
 
 Calls go through the compiled cffi module `_sshard_cffi` (API mode, built at
 install time; it declares the functions but does not link the library: the
@@ -12,6 +13,7 @@ and called through libffi (ABI mode, about twice the cost per call).
 """
 
 import ctypes
+import ctypes.util
 import os
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -34,7 +36,17 @@ def find_library():
     if os.path.isfile(bundled):
         return bundled
     # The bare name: the system loader searches LD_LIBRARY_PATH, ld.so.cache...
-    return LIBRARY_NAME
+    # A runtime-only install (a distribution's package) has no unversioned
+    # libscylla_shard.so: then the library by its soname, from ld.so.cache.
+    return _loadable(LIBRARY_NAME) or ctypes.util.find_library("scylla_shard") or LIBRARY_NAME
+
+
+def _loadable(name):
+    try:
+        ctypes.CDLL(name)
+    except OSError:
+        return None
+    return name
 
 
 def _load():
