@@ -197,9 +197,14 @@ pub unsafe extern "C" fn sshard_session_close(
         let f = sshard_future::new(SSHARD_FUTURE_KIND_CLOSE);
         let completer = Completer::new(f.clone());
         let session = s.session.clone();
+        // Holds the runtime until the close is done: a free right after
+        // this call also closes, and its task must not stop the runtime
+        // (cancelling this one) if it finishes first.
+        let runtime = s.runtime.clone();
         s.runtime.spawn(async move {
             session.close().await;
             completer.complete(Ok(Payload::None));
+            drop(runtime);
         });
         out.write(arc_into_raw(f));
         Ok(())
