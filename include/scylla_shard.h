@@ -922,6 +922,21 @@ sshard_status sshard_config_set_max_frame_size(struct sshard_config *config, uin
 sshard_status sshard_config_set_worker_threads(struct sshard_config *config, uint32_t threads);
 
 /**
+ * Where the session's I/O runs. Off (the default): on the session's own
+ * worker threads (`sshard_config_set_worker_threads`); a request goes from
+ * the caller's thread to a worker and its completion back, a wake-up of
+ * another thread each way when they sleep. On: on one I/O loop that the
+ * threads waiting for completions drive themselves
+ * (`sshard_queue_wait`, `sshard_future_wait`, `sshard_future_wait_timed`
+ * run the connections until what they wait for is ready), and a standby
+ * thread drives it while no caller waits (so callbacks, timeouts and
+ * heartbeats go on). Best for a program that submits and then waits on one
+ * thread; the worker-thread count is then ignored. Callbacks may run on
+ * the waiting thread, inside its wait.
+ */
+sshard_status sshard_config_set_caller_driven_io(struct sshard_config *config, bool enabled);
+
+/**
  * Application name reported to the server (`system.clients`).
  */
 sshard_status sshard_config_set_application_name(struct sshard_config *config, const char *name, size_t name_len);

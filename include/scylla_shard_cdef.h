@@ -289,6 +289,8 @@ sshard_status sshard_config_set_max_frame_size(struct sshard_config *config, uin
 
 sshard_status sshard_config_set_worker_threads(struct sshard_config *config, uint32_t threads);
 
+sshard_status sshard_config_set_caller_driven_io(struct sshard_config *config, bool enabled);
+
 sshard_status sshard_config_set_application_name(struct sshard_config *config, const char *name, size_t name_len);
 
 sshard_status sshard_config_set_application_version(struct sshard_config *config, const char *version, size_t version_len);

@@ -87,6 +87,15 @@ for t in "${TESTS[@]}"; do
     run "$t" 300 "$C_BUILD/$t" "$BASE_IP"
 done
 
+# The suites that run requests, again with caller-driven I/O
+# (sshard_config_set_caller_driven_io: the waiting thread runs the I/O).
+for t in "${TESTS[@]}"; do
+    case "$t" in test_cluster|test_sessions|test_fork) ;; *) continue ;; esac
+    flags_of "$t"
+    start_emulator "${flags[@]}" || { failed=$((failed + 1)); failures+=("$t (caller-driven): emulator"); continue; }
+    run "$t (caller-driven)" 300 env SSHARD_TEST_CALLER_DRIVEN=1 "$C_BUILD/$t" "$BASE_IP"
+done
+
 # The examples, each against a fresh cluster (the demo with tablets).
 if [ -x "$C_BUILD/examples/basic" ]; then
     start_emulator && run "example basic" 120 "$C_BUILD/examples/basic" "$BASE_IP"

@@ -33,8 +33,8 @@ use std::future::Future;
 use std::io;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use std::sync::Once;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
@@ -169,11 +169,18 @@ pub struct RuntimeConfig {
     pub thread_name: String,
     /// A `tracing` dispatcher made the default on the runtime's threads.
     pub dispatch: Option<tracing::Dispatch>,
+    /// Run the I/O on the threads that wait for it ([`Driver`]): one
+    /// current-thread runtime, driven by whichever caller waits, and by a
+    /// standby thread while none does. `worker_threads` is then ignored.
+    pub caller_driven: bool,
 }
 
-/// One multi-threaded tokio runtime owned by the library.
+/// One tokio runtime owned by the library: multi-threaded, or driven by
+/// its callers (see [`RuntimeConfig::caller_driven`]).
 pub struct Runtime {
     rt: Option<tokio::runtime::Runtime>,
+    /// Set for a caller-driven runtime; it owns the tokio runtime then.
+    driven: Option<Arc<Driven>>,
     generation: u64,
 }
 
@@ -181,6 +188,9 @@ impl Runtime {
     /// Builds and starts a runtime (registers the fork handler first).
     pub fn new(config: RuntimeConfig) -> io::Result<Runtime> {
         register_atfork()?;
+        if config.caller_driven {
+            return Driven::start(config);
+        }
         let workers = if config.worker_threads == 0 {
             std::thread::available_parallelism()
                 .map(|n| n.get().min(4))
@@ -217,16 +227,23 @@ impl Runtime {
         let rt = built?;
         Ok(Runtime {
             rt: Some(rt),
+            driven: None,
             generation: generation(),
         })
     }
 
     /// The tokio handle, to spawn or enter.
     pub fn handle(&self) -> &tokio::runtime::Handle {
-        match &self.rt {
-            Some(rt) => rt.handle(),
-            None => unreachable!("the runtime is only taken in Drop"),
+        match (&self.rt, &self.driven) {
+            (Some(rt), _) => rt.handle(),
+            (None, Some(driven)) => &driven.handle,
+            (None, None) => unreachable!("the runtime is only taken in Drop"),
         }
+    }
+
+    /// For a caller-driven runtime, what lets a waiting thread drive it.
+    pub fn driver(&self) -> Option<Driver> {
+        self.driven.as_ref().map(|d| Driver(Arc::downgrade(d)))
     }
 
     /// Spawns a task on the runtime.
@@ -246,6 +263,18 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        if let Some(driven) = self.driven.take() {
+            if is_stale(self.generation) {
+                // Forked child: no standby thread here, and its lock may be
+                // held by a thread that does not exist.
+                leak(driven);
+            } else {
+                // The standby thread lets go; the tokio runtime stops when
+                // the last thread driving it is done (`Driven`'s Drop).
+                driven.close();
+            }
+            return;
+        }
         let Some(rt) = self.rt.take() else { return };
         if is_stale(self.generation) {
             // Forked child: the worker threads do not exist here; joining
@@ -265,6 +294,183 @@ impl std::fmt::Debug for Runtime {
         f.debug_struct("Runtime")
             .field("generation", &self.generation)
             .finish()
+    }
+}
+
+/// How long the standby thread leaves a caller-driven runtime alone after
+/// a caller stopped driving it, so a caller that waits again soon (the next
+/// request) finds it free. It is also how often the standby looks.
+const STANDBY_GRACE: Duration = Duration::from_millis(2);
+
+/// A current-thread tokio runtime that the threads waiting for its work
+/// drive: `Driver::drive` runs the connection I/O, timers and tasks on the
+/// calling thread until what it waits for is ready, so a request goes out
+/// and its response comes back on the thread that waits for it, with no
+/// wake-up of another thread. While no caller drives, a standby thread
+/// does (callbacks, timers, heartbeats, requests nobody waits for).
+pub(crate) struct Driven {
+    rt: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    dispatch: Option<tracing::Dispatch>,
+    state: Mutex<DrivenState>,
+    /// Wakes the standby thread's turn (it gives the runtime up).
+    wanted: tokio::sync::Notify,
+    generation: u64,
+}
+
+#[derive(Default)]
+struct DrivenState {
+    /// Callers driving or waiting to drive.
+    callers: usize,
+    /// When the last caller stopped.
+    released: Option<Instant>,
+    /// The standby thread holds the runtime.
+    standby_driving: bool,
+    closing: bool,
+}
+
+impl Driven {
+    fn start(config: RuntimeConfig) -> io::Result<Runtime> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .on_thread_start(|| {
+                // Blocking-pool threads.
+                block_async_signals();
+                ON_RUNTIME_THREAD.with(|f| f.set(true));
+            })
+            .build()?;
+        let driven = Arc::new(Driven {
+            handle: rt.handle().clone(),
+            rt: Some(rt),
+            dispatch: config.dispatch.clone(),
+            state: Mutex::new(DrivenState::default()),
+            wanted: tokio::sync::Notify::new(),
+            generation: generation(),
+        });
+        let name = if config.thread_name.is_empty() {
+            "sshard-standby".to_owned()
+        } else {
+            config.thread_name.clone()
+        };
+        let weak = Arc::downgrade(&driven);
+        let caller_mask = block_async_signals();
+        let spawned = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || standby(weak));
+        set_signal_mask(&caller_mask);
+        spawned?;
+        Ok(Runtime {
+            rt: None,
+            driven: Some(driven),
+            generation: generation(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, DrivenState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        match &self.rt {
+            Some(rt) => rt,
+            None => unreachable!("the runtime is only taken in Drop"),
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closing = true;
+        self.wanted.notify_one();
+    }
+
+    /// Runs `future` to completion on this thread, driving the runtime.
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let was_marked = ON_RUNTIME_THREAD.with(|f| f.replace(true));
+        let _dispatch = self.dispatch.as_ref().map(tracing::dispatcher::set_default);
+        let out = self.runtime().block_on(future);
+        ON_RUNTIME_THREAD.with(|f| f.set(was_marked));
+        out
+    }
+}
+
+impl Drop for Driven {
+    fn drop(&mut self) {
+        let Some(rt) = self.rt.take() else { return };
+        if is_stale(self.generation) {
+            leak(rt);
+        } else {
+            rt.shutdown_timeout(SHUTDOWN_TIMEOUT);
+        }
+    }
+}
+
+/// The standby thread of a caller-driven runtime: drives it whenever no
+/// caller has for `STANDBY_GRACE`, and gives it up as soon as one wants it.
+fn standby(weak: std::sync::Weak<Driven>) {
+    ON_RUNTIME_THREAD.with(|f| f.set(true));
+    loop {
+        let Some(driven) = weak.upgrade() else { return };
+        {
+            let mut state = driven.lock();
+            loop {
+                if state.closing {
+                    return;
+                }
+                let quiet = state.callers == 0
+                    && state
+                        .released
+                        .is_none_or(|at| at.elapsed() >= STANDBY_GRACE);
+                if quiet {
+                    state.standby_driving = true;
+                    break;
+                }
+                drop(state);
+                std::thread::sleep(STANDBY_GRACE);
+                state = driven.lock();
+            }
+        }
+        driven.block_on(driven.wanted.notified());
+        driven.lock().standby_driving = false;
+    }
+}
+
+/// Lets a thread that waits for a caller-driven runtime's work drive it.
+/// Holds the runtime weakly: once its session is gone, `drive` says so.
+#[derive(Clone)]
+pub struct Driver(std::sync::Weak<Driven>);
+
+impl Driver {
+    /// Runs `future` on the calling thread, driving the runtime until it
+    /// completes; `None` (without running it) if the runtime is gone or
+    /// the calling thread is already one of the library's (a callback).
+    pub fn drive<F: Future>(&self, future: F) -> Option<F::Output> {
+        // Not from a library thread (a callback), nor from inside another
+        // tokio runtime (tokio refuses to nest them).
+        if on_runtime_thread() || tokio::runtime::Handle::try_current().is_ok() {
+            return None;
+        }
+        let driven = self.0.upgrade()?;
+        let take_from_standby = {
+            let mut state = driven.lock();
+            if state.closing {
+                return None;
+            }
+            state.callers += 1;
+            state.standby_driving
+        };
+        if take_from_standby {
+            driven.wanted.notify_one();
+        }
+        let out = driven.block_on(future);
+        let mut state = driven.lock();
+        state.callers -= 1;
+        state.released = Some(Instant::now());
+        drop(state);
+        Some(out)
+    }
+
+    /// Whether both drive the same runtime.
+    pub fn same(&self, other: &Driver) -> bool {
+        self.0.ptr_eq(&other.0)
     }
 }
 
@@ -345,6 +551,103 @@ mod tests {
         rx.recv_timeout(Duration::from_secs(5)).unwrap();
     }
 
+    fn caller_driven() -> Runtime {
+        Runtime::new(RuntimeConfig {
+            caller_driven: true,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_caller_driven_runtime_runs_its_tasks_on_the_waiting_thread() {
+        let rt = caller_driven();
+        let driver = rt.driver().expect("a caller-driven runtime has a driver");
+        let caller = std::thread::current().id();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        rt.spawn(async move {
+            let _ = tx.send((std::thread::current().id(), on_runtime_thread()));
+        });
+        let (ran_on, marked) = driver.drive(rx).expect("driven").unwrap();
+        assert_eq!(ran_on, caller);
+        assert!(
+            marked,
+            "a thread is marked as the runtime's while it drives"
+        );
+        assert!(!on_runtime_thread(), "and unmarked after");
+        // Timers run while a caller drives.
+        let slept = driver.drive(async { tokio::time::sleep(Duration::from_millis(5)).await });
+        assert!(slept.is_some());
+    }
+
+    #[test]
+    fn the_standby_thread_drives_while_no_caller_does() {
+        let rt = caller_driven();
+        let (tx, rx) = mpsc::channel();
+        rt.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            tx.send(std::thread::current().id()).unwrap();
+        });
+        let ran_on = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the standby ran it");
+        assert_ne!(ran_on, std::thread::current().id());
+        // A caller then takes the runtime from the standby and drives it.
+        let driver = rt.driver().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        rt.spawn(async move {
+            let _ = tx.send(std::thread::current().id());
+        });
+        assert!(driver.drive(rx).is_some());
+    }
+
+    #[test]
+    fn callers_on_several_threads_share_a_caller_driven_runtime() {
+        let rt = Arc::new(caller_driven());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let rt = rt.clone();
+                std::thread::spawn(move || {
+                    let driver = rt.driver().unwrap();
+                    for _ in 0..200 {
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        rt.spawn(async move {
+                            tokio::task::yield_now().await;
+                            let _ = tx.send(());
+                        });
+                        driver.drive(rx).expect("driven").unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_driver_refuses_to_nest_and_outliving_its_runtime_is_harmless() {
+        let rt = caller_driven();
+        let driver = rt.driver().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let inner = driver.clone();
+        rt.spawn(async move {
+            // Inside the runtime (a callback's thread): no nested drive.
+            tx.send(inner.drive(async {}).is_none()).unwrap();
+        });
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = rt.handle().clone();
+        handle.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            let _ = done_tx.send(());
+        });
+        let _ = driver.drive(done_rx);
+        assert!(rx.recv_timeout(Duration::from_secs(5)).unwrap());
+        drop(rt);
+        // Gone (or closing): the wait falls back to sleeping.
+        assert!(driver.drive(async {}).is_none());
+    }
+
     #[test]
     fn leak_keeps_values_reachable() {
         for i in 0..100 {
@@ -385,6 +688,7 @@ mod tests {
             worker_threads: 1,
             thread_name: "t".into(),
             dispatch: Some(tracing::Dispatch::new(Counting(count.clone()))),
+            caller_driven: false,
         })
         .unwrap();
         let (tx, rx) = mpsc::channel();

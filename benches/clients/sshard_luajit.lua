@@ -153,7 +153,9 @@ if port < 1 or port > 65535 then usage("--contact port") end
 local started = now()
 local session, err = scylla.connect { contact_points = { host }, port = port, compression = "none",
   consistency = "LOCAL_ONE", application_name = DRIVER,
-  request_timeout_ms = 12000, connect_timeout_ms = 5000 }
+  request_timeout_ms = 12000, connect_timeout_ms = 5000,
+  -- One Lua thread submits and waits: it runs the I/O itself.
+  caller_driven_io = true }
 if not session then die("connect failed: %s", err) end
 
 local function pools_full()

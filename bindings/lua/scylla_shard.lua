@@ -958,6 +958,7 @@ local CONFIG = {
   request_timeout_ms = number_setter("sshard_config_set_request_timeout_ms", 0, MS),
   heartbeat_interval_ms = number_setter("sshard_config_set_heartbeat_interval_ms", 0, MS),
   worker_threads = number_setter("sshard_config_set_worker_threads", 0, U32),
+  caller_driven_io = bool_setter("sshard_config_set_caller_driven_io"),
   application_name = string_setter("sshard_config_set_application_name"),
   application_version = string_setter("sshard_config_set_application_version"),
   consistency = consistency_setter("sshard_config_set_consistency"),

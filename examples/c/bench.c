@@ -11,13 +11,16 @@
  * Single-threaded: a window of --concurrency requests in flight through one
  * completion queue (token = slot of the request), latency from issue to the
  * completion's arrival, every SELECT row checked, the newest distinct
- * inserted keys read back afterwards. Prints one JSON line.
+ * inserted keys read back afterwards. Prints one JSON line. The session
+ * uses caller-driven I/O (the thread that waits on the queue runs the
+ * connections), as suits a submit-and-wait loop; --io threads uses the
+ * library's worker threads instead.
  *
  *   bench --contact HOST:PORT --workload insert|select|mixed|connect|schema
  *         [--concurrency 1] [--duration 5] [--warmup 2]
  *         [--requests N --warmup-requests N] [--keys 10000] [--keyspace bench]
  *         [--table kv] [--tag 1] [--verify-max 1000] [--expect-nodes N]
- *         [--pool-timeout 30] [--replication CLAUSE] [--sync]
+ *         [--pool-timeout 30] [--replication CLAUSE] [--sync] [--io caller|threads]
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -64,6 +67,7 @@ struct options {
   double pool_timeout;
   const char *replication;
   int sync;
+  int threaded_io;
 };
 
 static struct options opts = {
@@ -664,7 +668,7 @@ static void usage(const char *why) {
           "             [--concurrency 1] [--duration 5] [--warmup 2]\n"
           "             [--requests N --warmup-requests N] [--keys 10000] [--keyspace bench]\n"
           "             [--table kv] [--tag 1] [--verify-max 1000] [--expect-nodes N]\n"
-          "             [--pool-timeout 30] [--replication CLAUSE] [--sync]\n"
+          "             [--pool-timeout 30] [--replication CLAUSE] [--sync] [--io caller|threads]\n"
           "bench: error: %s\n",
           why);
   exit(2);
@@ -752,6 +756,9 @@ static void parse_args(int argc, char **argv) {
       opts.pool_timeout = parse_f64(name, val);
     } else if (strcmp(name, "--replication") == 0) {
       opts.replication = val;
+    } else if (strcmp(name, "--io") == 0) {
+      if (strcmp(val, "caller") != 0 && strcmp(val, "threads") != 0) usage("--io: caller|threads");
+      opts.threaded_io = strcmp(val, "threads") == 0;
     } else {
       usage(name);
     }
@@ -796,6 +803,8 @@ int main(int argc, char **argv) {
     sshard_last_error_message(&m, &n);
     die("configuring the session: %.*s", (int)n, m);
   }
+  if (sshard_config_set_caller_driven_io(config, !opts.threaded_io) != SSHARD_STATUS_OK)
+    die("configuring the I/O mode");
   sshard_status s = sshard_session_connect(config, &f);
   sshard_config_free(config);
   if (s != SSHARD_STATUS_OK) die("connect failed: %s", sshard_status_str(s));

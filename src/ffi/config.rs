@@ -47,6 +47,8 @@ pub struct sshard_config {
     pub(crate) session: SessionConfig,
     /// Runtime worker threads; 0: number of CPUs, at most 4.
     pub(crate) worker_threads: u32,
+    /// The threads that wait run the I/O (see `sshard_config_set_caller_driven_io`).
+    pub(crate) caller_driven: bool,
 }
 
 impl Generational for sshard_config {
@@ -69,6 +71,7 @@ pub unsafe extern "C" fn sshard_config_new(config: *mut *mut sshard_config) -> s
             generation: runtime::generation(),
             session: SessionConfig::default(),
             worker_threads: 0,
+            caller_driven: false,
         }));
         Ok(())
     }
@@ -347,6 +350,30 @@ pub unsafe extern "C" fn sshard_config_set_worker_threads(
     }
 }
 
+/// Where the session's I/O runs. Off (the default): on the session's own
+/// worker threads (`sshard_config_set_worker_threads`); a request goes from
+/// the caller's thread to a worker and its completion back, a wake-up of
+/// another thread each way when they sleep. On: on one I/O loop that the
+/// threads waiting for completions drive themselves
+/// (`sshard_queue_wait`, `sshard_future_wait`, `sshard_future_wait_timed`
+/// run the connections until what they wait for is ready), and a standby
+/// thread drives it while no caller waits (so callbacks, timeouts and
+/// heartbeats go on). Best for a program that submits and then waits on one
+/// thread; the worker-thread count is then ignored. Callbacks may run on
+/// the waiting thread, inside its wait.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_config_set_caller_driven_io(
+    config: *mut sshard_config,
+    enabled: bool,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live config (API contract).
+        let config = unsafe { box_mut(config, "config") }?;
+        config.caller_driven = enabled;
+        Ok(())
+    }
+}
+
 /// Application name reported to the server (`system.clients`).
 #[no_mangle]
 pub unsafe extern "C" fn sshard_config_set_application_name(
@@ -598,6 +625,9 @@ mod tests {
                 sshard_config_set_worker_threads(c, 100_000),
                 SSHARD_STATUS_INVALID_ARGUMENT
             );
+            assert!(!(*c).caller_driven);
+            assert_eq!(sshard_config_set_caller_driven_io(c, true), 0);
+            assert!((*c).caller_driven);
             let (p, n) = s("app");
             assert_eq!(sshard_config_set_application_name(c, p, n), 0);
             let (p, n) = s("1.2");
@@ -676,6 +706,7 @@ mod tests {
                 sshard_config_set_request_timeout_ms(c, 1),
                 sshard_config_set_heartbeat_interval_ms(c, 1),
                 sshard_config_set_worker_threads(c, 1),
+                sshard_config_set_caller_driven_io(c, true),
                 sshard_config_set_application_name(c, p, n),
                 sshard_config_set_application_version(c, p, n),
                 sshard_config_set_consistency(c, 1),

@@ -8,7 +8,9 @@
 //! under the future's lock; the delivery itself happens outside it.
 
 use std::ffi::c_void;
+use std::future::poll_fn;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::enums::sshard_future_kind;
@@ -22,7 +24,7 @@ use super::status::{
     sshard_status, Fail, FfiResult, SSHARD_STATUS_OK, SSHARD_STATUS_PENDING,
     SSHARD_STATUS_WOULD_DEADLOCK,
 };
-use crate::runtime;
+use crate::runtime::{self, Driver};
 
 /// Called once when a future completes, with the future (borrowed for the
 /// duration of the call) and the caller's `data`. Runs on a library
@@ -58,6 +60,8 @@ struct State {
     /// Threads blocked in `wait`: completion wakes them only when there
     /// are some (a condvar notify is a system call even with no waiter).
     waiters: usize,
+    /// A thread driving the runtime until this completes.
+    driving: Option<Waker>,
 }
 
 /// A pending or completed asynchronous call. Shared and thread-safe; free
@@ -68,6 +72,8 @@ pub struct sshard_future {
     kind: sshard_future_kind,
     state: Mutex<State>,
     done: Condvar,
+    /// The caller-driven runtime that completes it, if its session has one.
+    driver: Option<Driver>,
 }
 
 impl Generational for sshard_future {
@@ -85,6 +91,14 @@ fn status_of(outcome: &Outcome) -> sshard_status {
 
 impl sshard_future {
     pub(crate) fn new(kind: sshard_future_kind) -> Arc<sshard_future> {
+        sshard_future::with_driver(kind, None)
+    }
+
+    /// A future completed on a runtime that its waiters may drive.
+    pub(crate) fn with_driver(
+        kind: sshard_future_kind,
+        driver: Option<Driver>,
+    ) -> Arc<sshard_future> {
         Arc::new(sshard_future {
             generation: runtime::generation(),
             kind,
@@ -92,9 +106,15 @@ impl sshard_future {
                 outcome: None,
                 target: Target::None,
                 waiters: 0,
+                driving: None,
             }),
             done: Condvar::new(),
+            driver,
         })
+    }
+
+    pub(crate) fn driver(&self) -> Option<&Driver> {
+        self.driver.as_ref()
     }
 
     /// A future that has already completed.
@@ -121,14 +141,19 @@ impl sshard_future {
             if state.waiters > 0 {
                 self.done.notify_all();
             }
-            match std::mem::replace(&mut state.target, Target::None) {
+            let target = match std::mem::replace(&mut state.target, Target::None) {
                 Target::None => Target::None,
                 target => {
                     state.target = Target::Delivered;
                     target
                 }
-            }
+            };
+            (target, state.driving.take())
         };
+        let (target, driving) = target;
+        if let Some(waker) = driving {
+            waker.wake();
+        }
         self.deliver(target, status);
     }
 
@@ -190,6 +215,27 @@ impl sshard_future {
             ));
         }
         let deadline = timeout.map(|t| Instant::now() + t);
+        if let Some(driver) = &self.driver {
+            let completed = poll_fn(|cx| {
+                let mut state = self.lock();
+                if state.outcome.is_some() {
+                    return Poll::Ready(());
+                }
+                state.driving = Some(cx.waker().clone());
+                Poll::Pending
+            });
+            let driven = driver.drive(async {
+                match deadline {
+                    None => completed.await,
+                    Some(at) => {
+                        let _ = tokio::time::timeout_at(at.into(), completed).await;
+                    }
+                }
+            });
+            if driven.is_some() {
+                return Ok(self.status());
+            }
+        }
         let mut state = self.lock();
         loop {
             if let Some(outcome) = &state.outcome {
@@ -404,6 +450,7 @@ pub unsafe extern "C" fn sshard_future_set_queue(
         let f = unsafe { arc_clone(future, "future") }?;
         // SAFETY: NULL or a live queue (API contract).
         let q = unsafe { arc_clone(queue, "queue") }?;
+        q.attach_driver(f.driver());
         f.set_target(Target::Queue(q, token))
     }
 }

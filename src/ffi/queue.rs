@@ -10,12 +10,14 @@
 
 use std::collections::VecDeque;
 use std::ffi::{c_char, OsStr};
+use std::future::poll_fn;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::enums::sshard_future_kind;
@@ -24,7 +26,7 @@ use super::handle::{arc_free, arc_into_raw, bytes_arg, handle_ref, out_arg, Gene
 use super::status::{
     sshard_status, Fail, FfiResult, SSHARD_STATUS_INTERNAL, SSHARD_STATUS_WOULD_DEADLOCK,
 };
-use crate::runtime;
+use crate::runtime::{self, Driver};
 
 /// One completion. `future` is a new reference owned by the receiver:
 /// read its result / error, then `sshard_future_free` it.
@@ -64,6 +66,22 @@ struct Events {
     eventfd: Option<i32>,
     /// Made by `sshard_queue_notify_socket`.
     notify: Option<NotifySocket>,
+    /// The caller-driven runtime its futures complete on, if they all
+    /// complete on one: a wait drives it instead of sleeping.
+    driver: DriverSlot,
+    /// A thread driving that runtime until an event is waiting.
+    driving: Option<Waker>,
+}
+
+/// Which runtime a wait on the queue may drive.
+#[derive(Default)]
+enum DriverSlot {
+    /// No future from a caller-driven session yet.
+    #[default]
+    None,
+    One(Driver),
+    /// Futures from several runtimes, or from a threaded one: waits sleep.
+    Mixed,
 }
 
 /// A listening Unix-domain stream socket whose clients get one byte each
@@ -207,10 +225,52 @@ impl sshard_queue {
             events.sleeping -= 1;
             events.wakeups += 1;
         }
+        let driving = events.driving.take();
         drop(events);
         if wake {
             self.ready.notify_one();
         }
+        if let Some(waker) = driving {
+            waker.wake();
+        }
+    }
+
+    /// Notes the runtime a future delivered here completes on.
+    pub(crate) fn attach_driver(&self, driver: Option<&Driver>) {
+        let mut events = self.lock();
+        events.driver = match (std::mem::take(&mut events.driver), driver) {
+            (DriverSlot::None, Some(d)) => DriverSlot::One(d.clone()),
+            (DriverSlot::One(mine), Some(d)) if mine.same(d) => DriverSlot::One(mine),
+            (DriverSlot::None, None) => DriverSlot::None,
+            _ => DriverSlot::Mixed,
+        };
+    }
+
+    /// Drives the queue's runtime on this thread until an event waits or
+    /// `deadline` passes; false if it cannot be driven from here.
+    fn drive_until_event(&self, deadline: Option<Instant>) -> bool {
+        let driver = match &self.lock().driver {
+            DriverSlot::One(d) => d.clone(),
+            _ => return false,
+        };
+        let ready = poll_fn(|cx| {
+            let mut events = self.lock();
+            if !events.pending.is_empty() {
+                return Poll::Ready(());
+            }
+            events.driving = Some(cx.waker().clone());
+            Poll::Pending
+        });
+        driver
+            .drive(async {
+                match deadline {
+                    None => ready.await,
+                    Some(at) => {
+                        let _ = tokio::time::timeout_at(at.into(), ready).await;
+                    }
+                }
+            })
+            .is_some()
     }
 
     /// Moves up to `out.max` events out; returns how many.
@@ -445,7 +505,12 @@ pub unsafe extern "C" fn sshard_queue_wait(
         let deadline = u64::try_from(timeout_us)
             .ok()
             .map(|us| Instant::now() + Duration::from_micros(us));
-        let mut pending = q.wait_for_event(q.lock(), deadline);
+        let mut pending = q.lock();
+        if pending.pending.is_empty() {
+            drop(pending);
+            q.drive_until_event(deadline);
+            pending = q.wait_for_event(q.lock(), deadline);
+        }
         count.write(q.drain_into(&mut pending, out));
         Ok(())
     }

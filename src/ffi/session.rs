@@ -76,7 +76,7 @@ impl sshard_session {
             Ok(admission) => admission,
             Err(e) => return sshard_future::completed(kind, Err(sshard_error::from_driver(e))),
         };
-        let future = sshard_future::new(kind);
+        let future = sshard_future::with_driver(kind, self.runtime.driver());
         let completer = Completer::new(future.clone());
         self.runtime.spawn(async move {
             completer.complete(Box::pin(make(admission)).await);
@@ -133,11 +133,12 @@ pub unsafe extern "C" fn sshard_session_connect(
             worker_threads: config.worker_threads as usize,
             thread_name: "sshard-worker".into(),
             dispatch: Some(super::log::dispatch()),
+            caller_driven: config.caller_driven,
         })
         .map_err(|e| Fail::new(SSHARD_STATUS_RUNTIME, format!("cannot start the runtime: {e}")))?;
         let runtime = Arc::new(runtime);
         let session_config = config.session.clone();
-        let f = sshard_future::new(SSHARD_FUTURE_KIND_CONNECT);
+        let f = sshard_future::with_driver(SSHARD_FUTURE_KIND_CONNECT, runtime.driver());
         let completer = Completer::new(f.clone());
         let task_runtime = runtime.clone();
         runtime.spawn(async move {

@@ -89,6 +89,9 @@ static inline sshard_config *h_config(const char *host) {
   REQUIRE(sshard_config_add_contact_point(cfg, STR(host)) == SSHARD_STATUS_OK);
   REQUIRE(sshard_config_set_worker_threads(cfg, 2) == SSHARD_STATUS_OK);
   REQUIRE(sshard_config_set_request_timeout_ms(cfg, 20000) == SSHARD_STATUS_OK);
+  /* scripts/c_tests.sh runs the suites once more with caller-driven I/O. */
+  const char *driven = getenv("SSHARD_TEST_CALLER_DRIVEN");
+  if (driven && *driven == '1') REQUIRE(sshard_config_set_caller_driven_io(cfg, true) == SSHARD_STATUS_OK);
   return cfg;
 }
 

@@ -33,6 +33,7 @@ static void test_null_arguments(void) {
 
   CHECK_STATUS(sshard_config_new(NULL), SSHARD_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(sshard_config_set_port(NULL, 9042), SSHARD_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(sshard_config_set_caller_driven_io(NULL, true), SSHARD_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(sshard_statement_new(S("SELECT 1"), 0, NULL), SSHARD_STATUS_NULL_ARGUMENT);
   CHECK_STATUS(sshard_statement_bind_int32(NULL, 0, 1), SSHARD_STATUS_NULL_ARGUMENT);
   const sshard_future *f = NULL;
