@@ -567,6 +567,24 @@ impl TabletMap {
         });
     }
 
+    /// Puts every entry in doubt: the topology changed (a node joined or
+    /// left), and tablets migrate after that, so every entry may be stale.
+    /// Requests still go by them, one per tablet until an answer to a
+    /// request sent from now on confirms or corrects it, which bounds the
+    /// misroutes a migration costs under load to about one per moved
+    /// tablet, instead of one per request in flight until the trust
+    /// window lapses. No copy: trust is atomic.
+    pub fn doubt_all(&self) {
+        let since = self.sequence.load(Ordering::Relaxed).max(1);
+        for tables in self.snapshot.load().values() {
+            for table in tables.values() {
+                for tablet in table.tablets.iter() {
+                    tablet.trust.doubt(since);
+                }
+            }
+        }
+    }
+
     /// Forgets every tablet with a replica on one of `hosts` (nodes that
     /// left the cluster): its replica set has changed, and the next request
     /// on it brings a fresh payload. Other tablets stay.

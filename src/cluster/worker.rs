@@ -414,7 +414,11 @@ impl Worker {
                 }
                 false
             }
-            Event::TopologyChange { .. } => true,
+            Event::TopologyChange { .. } => {
+                // Tablets migrate after a node joins or leaves.
+                self.shared.tablets.doubt_all();
+                true
+            }
             Event::SchemaChange(change) => {
                 if change.change == "DROPPED" {
                     match (change.target.as_str(), &change.name) {
@@ -473,6 +477,15 @@ impl Worker {
                     .and_then(|i| previous.node(i))
                     .is_none_or(|n| n.up);
             nodes.push(Node::new(info, up, Some(runtime)));
+        }
+        let joined = !previous.nodes().is_empty()
+            && nodes
+                .iter()
+                .any(|n| previous.node_index_by_host_id(&n.host_id).is_none());
+        if joined {
+            // A node found without its NEW_NODE event (missed while the
+            // control connection was away): its tablets are moving too.
+            self.shared.tablets.doubt_all();
         }
         let mut removed_hosts = Vec::new();
         self.runtimes.retain(|host_id, runtime| {

@@ -64,9 +64,7 @@ impl TabletLayout {
                             % dc_nodes.len();
                     for i in 0..(*rf).min(dc_nodes.len()) {
                         let node = dc_nodes[(start + i) % dc_nodes.len()];
-                        let mix =
-                            splitmix64(self.seed ^ ((tablet as u64) << 20) ^ ((node as u64) << 8));
-                        let shard = ((mix + self.moves) % u64::from(self.shards)) as u16;
+                        let shard = self.shard_for(tablet, node);
                         replicas.push(TabletReplica { node, shard });
                     }
                 }
@@ -81,6 +79,91 @@ impl TabletLayout {
         self.moves += 1;
         let count = self.tablets.len();
         self.place(count, per_dc_rf, nodes);
+    }
+
+    /// Moves replicas to match a changed membership, as Scylla's tablet
+    /// load balancer does after a bootstrap or a decommission: replicas on
+    /// nodes that left go to the least-loaded members of their
+    /// datacenter, then, per datacenter, one replica at a time moves from
+    /// the most- to the least-loaded node until they differ by at most
+    /// one. Returns the replicas moved.
+    pub fn rebalance(&mut self, per_dc_rf: &[(String, usize)], members: &[NodeInfo]) -> usize {
+        let mut moved = 0;
+        for (dc, rf) in per_dc_rf {
+            let dc_nodes: Vec<usize> = members
+                .iter()
+                .filter(|n| &n.datacenter == dc)
+                .map(|n| n.index)
+                .collect();
+            let in_dc = |node: usize| dc_nodes.contains(&node);
+            let load = |tablets: &[Vec<TabletReplica>], node: usize| {
+                tablets
+                    .iter()
+                    .filter(|r| r.iter().any(|r| r.node == node))
+                    .count()
+            };
+            let is_member = |node: usize| members.iter().any(|n| n.index == node);
+            for tablet in 0..self.tablets.len() {
+                // A replica that left is dropped (counted once), then the
+                // datacenter short of replicas gets a new one below.
+                let before = self.tablets[tablet].len();
+                self.tablets[tablet].retain(|r| is_member(r.node));
+                moved += before - self.tablets[tablet].len();
+                let want = (*rf).min(dc_nodes.len());
+                while self.tablets[tablet]
+                    .iter()
+                    .filter(|r| in_dc(r.node))
+                    .count()
+                    < want
+                {
+                    let Some(&target) = dc_nodes
+                        .iter()
+                        .filter(|&&n| !self.tablets[tablet].iter().any(|r| r.node == n))
+                        .min_by_key(|&&n| (load(&self.tablets, n), n))
+                    else {
+                        break;
+                    };
+                    let shard = self.shard_for(tablet, target);
+                    self.tablets[tablet].push(TabletReplica {
+                        node: target,
+                        shard,
+                    });
+                }
+            }
+            // Even out the load within the datacenter.
+            loop {
+                let loads: Vec<(usize, usize)> = dc_nodes
+                    .iter()
+                    .map(|&n| (load(&self.tablets, n), n))
+                    .collect();
+                let (Some(&(max, from)), Some(&(min, to))) =
+                    (loads.iter().max(), loads.iter().min())
+                else {
+                    break;
+                };
+                if max <= min + 1 {
+                    break;
+                }
+                let Some(tablet) = (0..self.tablets.len()).find(|&t| {
+                    let r = &self.tablets[t];
+                    r.iter().any(|r| r.node == from) && !r.iter().any(|r| r.node == to)
+                }) else {
+                    break;
+                };
+                let shard = self.shard_for(tablet, to);
+                for r in self.tablets[tablet].iter_mut().filter(|r| r.node == from) {
+                    *r = TabletReplica { node: to, shard };
+                }
+                moved += 1;
+            }
+        }
+        moved
+    }
+
+    /// The shard a replica of `tablet` placed on `node` gets.
+    fn shard_for(&self, tablet: usize, node: usize) -> u16 {
+        let mix = splitmix64(self.seed ^ ((tablet as u64) << 20) ^ ((node as u64) << 8));
+        ((mix + self.moves) % u64::from(self.shards)) as u16
     }
 
     pub fn count(&self) -> usize {
