@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use scylla_shard::protocol::response::Event;
 use tokio::sync::{broadcast, watch};
@@ -12,6 +12,10 @@ use crate::config::Config;
 use crate::engine::{Database, PreparedStatement};
 use crate::metrics::NodeMetrics;
 use crate::topology::{build_nodes, NodeInfo};
+
+/// Nodes an emulator may have over its life, added ones included (the
+/// last octet of a loopback block).
+pub const MAX_NODES: usize = 250;
 
 /// One row of `system.clients`.
 #[derive(Debug, Clone)]
@@ -44,11 +48,45 @@ pub struct Node {
 pub struct Lifecycle {
     pub up: bool,
     pub generation: u64,
+    /// Decommissioned: down for good, its listeners gone.
+    pub removed: bool,
 }
 
 impl Node {
     pub fn is_up(&self) -> bool {
         self.lifecycle.borrow().up
+    }
+
+    pub fn is_removed(&self) -> bool {
+        self.lifecycle.borrow().removed
+    }
+
+    fn new(info: NodeInfo, shards: u16) -> Node {
+        let (lifecycle, _) = watch::channel(Lifecycle {
+            up: true,
+            generation: 0,
+            removed: false,
+        });
+        Node {
+            metrics: NodeMetrics::new(shards),
+            info,
+            lifecycle,
+            prepared: Mutex::new(HashMap::new()),
+            events: broadcast::channel(1024).0,
+            delay_us: AtomicU64::new(0),
+            clients: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Sets whether CQL is served; a new generation each time.
+    pub fn set_up(&self, up: bool) -> u64 {
+        let mut generation = 0;
+        self.lifecycle.send_modify(|l| {
+            l.generation += 1;
+            l.up = up && !l.removed;
+            generation = l.generation;
+        });
+        generation
     }
 
     pub fn delay_us(&self) -> u64 {
@@ -62,8 +100,12 @@ impl Node {
 
 pub struct Cluster {
     pub config: Config,
-    pub nodes: Vec<Arc<Node>>,
+    /// Every node ever in the cluster, by index (removed ones stay, down
+    /// for good, so indexes and their counters remain).
+    nodes: RwLock<Vec<Arc<Node>>>,
     pub db: Database,
+    /// Serializes topology changes (add, remove).
+    pub topology_change: tokio::sync::Mutex<()>,
     next_connection_id: AtomicU64,
 }
 
@@ -73,26 +115,13 @@ impl Cluster {
         let db = Database::new(&config, &infos);
         let nodes = infos
             .into_iter()
-            .map(|info| {
-                let (lifecycle, _) = watch::channel(Lifecycle {
-                    up: true,
-                    generation: 0,
-                });
-                Arc::new(Node {
-                    metrics: NodeMetrics::new(config.shards),
-                    info,
-                    lifecycle,
-                    prepared: Mutex::new(HashMap::new()),
-                    events: broadcast::channel(1024).0,
-                    delay_us: AtomicU64::new(0),
-                    clients: Mutex::new(BTreeMap::new()),
-                })
-            })
+            .map(|info| Arc::new(Node::new(info, config.shards)))
             .collect();
         Arc::new(Cluster {
             config,
-            nodes,
+            nodes: RwLock::new(nodes),
             db,
+            topology_change: tokio::sync::Mutex::new(()),
             next_connection_id: AtomicU64::new(1),
         })
     }
@@ -101,10 +130,32 @@ impl Cluster {
         self.next_connection_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Every node ever in the cluster, removed ones included.
+    pub fn nodes(&self) -> Vec<Arc<Node>> {
+        self.nodes.read().unwrap().clone()
+    }
+
+    pub fn node(&self, index: usize) -> Option<Arc<Node>> {
+        self.nodes.read().unwrap().get(index).cloned()
+    }
+
+    /// Index the next added node gets.
+    pub fn next_index(&self) -> usize {
+        self.nodes.read().unwrap().len()
+    }
+
+    /// Creates the run-time state of a node joining the cluster (its
+    /// listeners are started by the caller).
+    pub fn push_node(&self, info: NodeInfo) -> Arc<Node> {
+        let node = Arc::new(Node::new(info, self.config.shards));
+        self.nodes.write().unwrap().push(node.clone());
+        node
+    }
+
     /// Sends an event to the registered clients of every node that is up,
     /// except `skip` (a node does not announce itself going down).
     pub fn broadcast(&self, event: Event, skip: Option<usize>) {
-        for node in &self.nodes {
+        for node in self.nodes() {
             if Some(node.info.index) != skip && node.is_up() {
                 // No receivers is fine: nobody registered.
                 let _ = node.events.send(event.clone());

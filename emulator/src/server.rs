@@ -27,19 +27,25 @@ const PASSWORD_AUTHENTICATOR: &str = "org.apache.cassandra.auth.PasswordAuthenti
 /// Binds both listeners of every node, then serves them until the process
 /// ends. Returns once every listener is bound.
 pub async fn start(cluster: Arc<Cluster>) -> std::io::Result<()> {
-    for node in &cluster.nodes {
-        for kind in [PortKind::Regular, PortKind::ShardAware] {
-            if kind == PortKind::ShardAware && cluster.config.shard_aware_port_unreachable {
-                // Advertised in SUPPORTED but never listened on: attempts
-                // are refused, which is what drivers must fall back from.
-                continue;
-            }
-            let addr = node.address(port_of(&cluster, kind));
-            let listener = TcpListener::bind(addr).await.map_err(|e| {
-                std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
-            })?;
-            tokio::spawn(listen(cluster.clone(), node.clone(), kind, listener));
+    for node in cluster.nodes() {
+        start_node(&cluster, &node).await?;
+    }
+    Ok(())
+}
+
+/// Binds both listeners of one node (at start, or when it joins).
+pub async fn start_node(cluster: &Arc<Cluster>, node: &Arc<Node>) -> std::io::Result<()> {
+    for kind in [PortKind::Regular, PortKind::ShardAware] {
+        if kind == PortKind::ShardAware && cluster.config.shard_aware_port_unreachable {
+            // Advertised in SUPPORTED but never listened on: attempts
+            // are refused, which is what drivers must fall back from.
+            continue;
         }
+        let addr = node.address(port_of(cluster, kind));
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        tokio::spawn(listen(cluster.clone(), node.clone(), kind, listener));
     }
     Ok(())
 }
@@ -52,15 +58,17 @@ fn port_of(cluster: &Cluster, kind: PortKind) -> u16 {
 }
 
 /// Accepts connections while the node is up; while it is down the socket is
-/// closed so connection attempts are refused, then bound again.
+/// closed so connection attempts are refused, then bound again. A removed
+/// node's listener closes for good.
 async fn listen(cluster: Arc<Cluster>, node: Arc<Node>, kind: PortKind, listener: TcpListener) {
     let mut lifecycle = node.lifecycle.subscribe();
     let mut listener = Some(listener);
     loop {
         let Some(current) = listener.as_ref() else {
             // Down: wait until the node is up again, then bind anew.
-            if lifecycle.wait_for(|l| l.up).await.is_err() {
-                return;
+            match lifecycle.wait_for(|l| l.up || l.removed).await {
+                Ok(l) if !l.removed => {}
+                _ => return,
             }
             let addr = node.address(port_of(&cluster, kind));
             loop {
@@ -94,7 +102,11 @@ async fn listen(cluster: Arc<Cluster>, node: Arc<Node>, kind: PortKind, listener
                 if changed.is_err() {
                     return;
                 }
-                if !lifecycle.borrow().up {
+                let now = *lifecycle.borrow();
+                if now.removed {
+                    return;
+                }
+                if !now.up {
                     listener = None;
                 }
             }

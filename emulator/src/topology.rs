@@ -81,6 +81,36 @@ pub fn build_nodes(config: &Config) -> Vec<NodeInfo> {
         .collect()
 }
 
+/// A node joining a running cluster (`/admin/nodes/add`): the next
+/// address, a new host id, and `vnodes` tokens drawn at random (seeded by
+/// its index) as a bootstrapping node picks them, so it takes about
+/// 1/(n+1) of the ring from the others. Datacenter and rack default to
+/// the round-robin deal of the initial nodes.
+pub fn joining_node(
+    config: &Config,
+    index: usize,
+    datacenter: Option<String>,
+    rack: Option<String>,
+) -> NodeInfo {
+    let dcs = config.datacenters.len();
+    let mut tokens: Vec<i64> = (0..config.vnodes as u64)
+        .map(|vnode| {
+            let draw = splitmix64(((index as u64) << 32) ^ vnode ^ 0x5eed_0000_0000);
+            (draw as i64).max(i64::MIN + 1)
+        })
+        .collect();
+    tokens.sort_unstable();
+    tokens.dedup();
+    NodeInfo {
+        index,
+        ip: config.node_ip(index),
+        host_id: host_id(index),
+        datacenter: datacenter.unwrap_or_else(|| config.datacenters[index % dcs].clone()),
+        rack: rack.unwrap_or_else(|| format!("rack{}", (index / dcs) % config.racks + 1)),
+        tokens,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -157,9 +157,11 @@ static sshard_status execute_until_ok(const sshard_session *s, const sshard_stat
     const sshard_result *r = h_execute(s, st, &status);
     sshard_result_free(r);
     if (status == SSHARD_STATUS_OK) break;
-    /* Only a node still coming back may refuse; never a lasting error. */
+    /* Only a node still coming back may refuse (with RF 1 the key's only
+     * replica is down: Unavailable); never a lasting error. */
     CHECK(status == SSHARD_STATUS_NO_HOSTS || status == SSHARD_STATUS_CONNECTION_LOST ||
-          status == SSHARD_STATUS_SERVER_IS_BOOTSTRAPPING);
+          status == SSHARD_STATUS_SERVER_IS_BOOTSTRAPPING ||
+          status == SSHARD_STATUS_SERVER_UNAVAILABLE);
     usleep(100000);
   }
   return status;

@@ -112,7 +112,12 @@ fn run_batch(
     let parts = &parts[..];
     let mut targets = Vec::with_capacity(parts.len());
     for (statement, binds) in parts {
-        targets.push(Target::resolve(ctx, statement, binds)?);
+        let target = Target::resolve(ctx, statement, binds)?;
+        for (_, key) in &target.partitions {
+            let token = super::select::routing_key(key).0;
+            super::availability::check(ctx, &target.table, token, ctx.consistency, true)?;
+        }
+        targets.push(target);
     }
     let conditional = parts.iter().any(|(s, _)| is_conditional(s));
     let mut cas = None;

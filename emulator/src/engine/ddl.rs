@@ -20,6 +20,7 @@ use super::schema::{
 use super::storage::TableData;
 use super::tablets::TabletLayout;
 use super::{schema_change, tablets_rf, Database};
+use crate::topology::NodeInfo;
 
 /// Runs a schema statement; `Ok(None)` when nothing changed (IF [NOT] EXISTS).
 pub fn execute(
@@ -380,12 +381,13 @@ fn create_table(
         };
     }
     let schema = table_schema(&keyspace, create, &ks.types)?;
+    let members: Vec<NodeInfo> = db.membership().member_nodes().cloned().collect();
     let tablets = ks.tablets.map(|count| {
         let seed = u64::from_be_bytes(schema.id[..8].try_into().unwrap_or([0; 8]));
         Mutex::new(TabletLayout::new(
             count,
             &tablets_rf(db, ks),
-            &db.nodes,
+            &members,
             db.settings.shards,
             seed,
         ))

@@ -12,6 +12,7 @@ use scylla_shard::protocol::response::ResultBody;
 use scylla_shard::protocol::types::ColumnType;
 use scylla_shard::protocol::value::CqlValue;
 
+use super::availability;
 use super::bind::is_conditional;
 use super::error::{invalid, EngineError};
 use super::json;
@@ -37,6 +38,15 @@ pub fn modify(
         return modify(ctx, &Statement::Insert(insert), &Binds { values: &values });
     }
     let target = Target::resolve(ctx, statement, binds)?;
+    for (_, key) in &target.partitions {
+        availability::check(
+            ctx,
+            &target.table,
+            routing_key(key).0,
+            ctx.consistency,
+            true,
+        )?;
+    }
     let routing = match &target.partitions[..] {
         [(_, key)] => Some(judge(ctx, &target.table, routing_key(key).0)),
         _ => None,

@@ -3,6 +3,7 @@
 //! which node and shard *should* have served a request is computed from the
 //! real token ring, replication strategies and tablet layouts.
 
+mod availability;
 mod batch;
 mod bind;
 mod ddl;
@@ -11,6 +12,7 @@ mod error;
 mod functions;
 mod json;
 mod lwt;
+pub mod membership;
 mod restrictions;
 mod routing;
 pub mod schema;
@@ -33,15 +35,14 @@ use scylla_shard::protocol::response::{
     Event, Prepared, PreparedMetadata, ResultBody, SchemaChange,
 };
 use scylla_shard::protocol::Response;
-use scylla_shard::routing::replication::{RingNode, TokenRing};
 use scylla_shard::routing::sharder::Sharder;
-use scylla_shard::routing::token::Token;
 
 use crate::cluster::{Cluster, Node};
 use crate::config::Config;
 use crate::topology::NodeInfo;
 
 pub use error::EngineError;
+use membership::Membership;
 use schema::{Keyspace, Table};
 
 /// Per-connection state the engine reads and changes.
@@ -157,8 +158,10 @@ pub struct Settings {
 
 pub struct Database {
     pub catalog: RwLock<Catalog>,
-    pub nodes: Vec<NodeInfo>,
-    pub ring: TokenRing,
+    /// The ring as of now; replaced whole by a topology change.
+    membership: RwLock<Arc<Membership>>,
+    /// Whether node `i` serves requests (false while down or removed).
+    live: RwLock<Vec<bool>>,
     pub sharder: Sharder,
     pub settings: Settings,
     pub schema_version: Mutex<[u8; 16]>,
@@ -177,20 +180,15 @@ struct SchemaLags {
 
 impl Database {
     pub fn new(config: &Config, nodes: &[NodeInfo]) -> Database {
-        let ring_nodes: Vec<RingNode> = nodes
-            .iter()
-            .map(|n| RingNode {
-                dc: n.datacenter.clone(),
-                rack: n.rack.clone(),
-                tokens: n.tokens.iter().map(|t| Token::new(*t)).collect(),
-            })
-            .collect();
         let db = Database {
             catalog: RwLock::new(Catalog {
                 keyspaces: BTreeMap::new(),
             }),
-            nodes: nodes.to_vec(),
-            ring: TokenRing::new(&ring_nodes),
+            membership: RwLock::new(Arc::new(Membership::new(
+                nodes.to_vec(),
+                vec![true; nodes.len()],
+            ))),
+            live: RwLock::new(vec![true; nodes.len()]),
             sharder: Sharder::new(config.shards, config.ignore_msb).expect("validated config"),
             settings: Settings {
                 tablets_default: config.tablets,
@@ -204,6 +202,66 @@ impl Database {
         };
         system_tables::install(&db);
         db
+    }
+
+    /// The ring as of now.
+    pub fn membership(&self) -> Arc<Membership> {
+        self.membership.read().unwrap().clone()
+    }
+
+    /// How many of `nodes` serve requests now.
+    pub fn live_count(&self, nodes: impl IntoIterator<Item = usize>) -> usize {
+        let live = self.live.read().unwrap();
+        nodes
+            .into_iter()
+            .filter(|&i| live.get(i).copied().unwrap_or(false))
+            .count()
+    }
+
+    pub fn set_live(&self, index: usize, up: bool) {
+        let mut live = self.live.write().unwrap();
+        if live.len() <= index {
+            live.resize(index + 1, false);
+        }
+        live[index] = up;
+    }
+
+    /// Bootstraps `node` into the ring: vnode ranges move to it with its
+    /// tokens, and every tablet table rebalances onto it. Returns the
+    /// tablet replicas moved.
+    pub fn join(&self, node: NodeInfo) -> usize {
+        let index = node.index;
+        let next = Arc::new(self.membership().with_node(node));
+        self.set_live(index, true);
+        self.change_membership(next)
+    }
+
+    /// Decommissions node `index`: its vnode ranges go to the next nodes
+    /// of the ring, its tablet replicas to other nodes. Returns the tablet
+    /// replicas moved.
+    pub fn leave(&self, index: usize) -> usize {
+        let next = Arc::new(self.membership().without_node(index));
+        let moved = self.change_membership(next);
+        self.set_live(index, false);
+        moved
+    }
+
+    /// Publishes `next` and moves tablet replicas to match it, under the
+    /// catalog lock so no request sees a layout naming a node that left.
+    fn change_membership(&self, next: Arc<Membership>) -> usize {
+        let catalog = self.catalog.read().unwrap();
+        *self.membership.write().unwrap() = next.clone();
+        let members: Vec<NodeInfo> = next.member_nodes().cloned().collect();
+        let mut moved = 0;
+        for ks in catalog.keyspaces.values() {
+            let per_dc = tablets_rf(self, ks);
+            for table in ks.tables.values() {
+                if let Some(layout) = &table.tablets {
+                    moved += layout.lock().unwrap().rebalance(&per_dc, &members);
+                }
+            }
+        }
+        moved
     }
 
     pub fn schema_version(&self) -> [u8; 16] {
@@ -370,6 +428,7 @@ impl Database {
             keyspace: session.keyspace.as_deref(),
             tablets_routing_v1: false,
             timestamp: batch.timestamp,
+            consistency: batch.consistency,
         };
         Reply::from_outcome(batch::protocol_batch(&context, node, batch))
     }
@@ -397,6 +456,7 @@ impl Database {
             keyspace: keyspace.as_deref(),
             tablets_routing_v1: session.tablets_routing_v1 && pk_bound_by_markers,
             timestamp: params.timestamp,
+            consistency: params.consistency,
         };
         match statement {
             Statement::Use(name) => {
@@ -431,16 +491,52 @@ impl Database {
         }
     }
 
+    /// Splits (or merges) the tablets of every tablet table, or of one
+    /// keyspace or table (admin `tablets/split`, `tablets/merge`).
+    /// Returns `keyspace.table` and the new count of each table changed.
+    pub fn resize_tablets(
+        &self,
+        split: bool,
+        keyspace: Option<&str>,
+        table: Option<&str>,
+    ) -> Vec<(String, usize)> {
+        let catalog = self.catalog.read().unwrap();
+        let mut changed = Vec::new();
+        for ks in catalog.keyspaces.values() {
+            if keyspace.is_some_and(|k| k != ks.name) {
+                continue;
+            }
+            for (name, t) in &ks.tables {
+                if table.is_some_and(|n| n != name) {
+                    continue;
+                }
+                if let Some(layout) = &t.tablets {
+                    let mut layout = layout.lock().unwrap();
+                    let done = if split {
+                        layout.split()
+                    } else {
+                        layout.merge()
+                    };
+                    if done {
+                        changed.push((format!("{}.{name}", ks.name), layout.count()));
+                    }
+                }
+            }
+        }
+        changed
+    }
+
     /// Moves every tablet of every table (admin `tablets/shuffle`).
     pub fn shuffle_tablets(&self) -> usize {
         let catalog = self.catalog.read().unwrap();
+        let members: Vec<NodeInfo> = self.membership().member_nodes().cloned().collect();
         let mut moved = 0;
         for ks in catalog.keyspaces.values() {
             let per_dc = tablets_rf(self, ks);
             for table in ks.tables.values() {
                 if let Some(layout) = &table.tablets {
                     let mut layout = layout.lock().unwrap();
-                    layout.shuffle(&per_dc, &self.nodes);
+                    layout.shuffle(&per_dc, &members);
                     moved += layout.count();
                 }
             }
@@ -480,6 +576,8 @@ pub struct ExecContext<'a> {
     pub tablets_routing_v1: bool,
     /// Client-side default timestamp (microseconds).
     pub timestamp: Option<i64>,
+    /// The request's consistency level (checked against live replicas).
+    pub consistency: scylla_shard::protocol::Consistency,
 }
 
 /// Emits a schema-change event as a `SchemaChange` value.

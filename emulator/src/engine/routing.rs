@@ -31,15 +31,24 @@ pub fn judge(ctx: &ExecContext<'_>, table: &Table, token: Token) -> RoutingFacts
             },
         };
         let misrouted = verdict.misrouted_node || verdict.misrouted_shard;
-        let payload = (misrouted && ctx.tablets_routing_v1)
-            .then(|| layout.routing_info(index, &ctx.db.nodes).encode());
+        let payload = (misrouted && ctx.tablets_routing_v1).then(|| {
+            layout
+                .routing_info(index, &ctx.db.membership().nodes)
+                .encode()
+        });
         return RoutingFacts { verdict, payload };
     }
     let catalog = ctx.db.catalog.read().unwrap();
     let is_replica = catalog
         .keyspaces
         .get(&table.schema.keyspace)
-        .map(|ks| ctx.db.ring.replicas(&ks.strategy, token).contains(&me))
+        .map(|ks| {
+            ctx.db
+                .membership()
+                .ring
+                .replicas(&ks.strategy, token)
+                .contains(&me)
+        })
         .unwrap_or(true);
     RoutingFacts {
         verdict: RoutingVerdict {

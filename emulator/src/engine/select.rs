@@ -10,6 +10,7 @@ use scylla_shard::protocol::types::ColumnType;
 use scylla_shard::protocol::wire::{put_i32, put_i64, Reader};
 use scylla_shard::routing::token::{token_of_partition_key, Token};
 
+use super::availability;
 use super::error::{invalid, EngineError};
 use super::functions::Accumulator;
 use super::restrictions::{analyze, matches, Restrictions};
@@ -219,6 +220,11 @@ pub fn select(
         .transpose()?;
 
     let keys = restrictions.partition_keys();
+    if let (Some(keys), false) = (&keys, is_system) {
+        for key in keys {
+            availability::check(ctx, &table, routing_key(key).0, ctx.consistency, false)?;
+        }
+    }
     let routing = match (&keys, is_system) {
         (Some(k), false) if k.len() == 1 => Some(judge(ctx, &table, routing_key(&k[0]).0)),
         _ => None,

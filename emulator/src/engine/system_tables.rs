@@ -204,9 +204,15 @@ pub fn materialize(ctx: &ExecContext<'_>, schema: &TableSchema) -> TableData {
         data: TableData::default(),
     };
     let schema_version = |index: usize| Some(CqlValue::Uuid(db.schema_version_of(index)));
+    let membership = db.membership();
     let tokens = |index: usize| {
         Some(CqlValue::Set({
-            let mut t: Vec<String> = db.nodes[index].tokens.iter().map(i64::to_string).collect();
+            let owned = if membership.is_member(index) {
+                membership.nodes[index].tokens.as_slice()
+            } else {
+                &[]
+            };
+            let mut t: Vec<String> = owned.iter().map(i64::to_string).collect();
             t.sort();
             t.into_iter().map(CqlValue::Text).collect()
         }))
@@ -236,7 +242,7 @@ pub fn materialize(ctx: &ExecContext<'_>, schema: &TableSchema) -> TableData {
             ("tokens", tokens(me.index)),
         ]),
         ("system", "peers") => {
-            for peer in db.nodes.iter().filter(|n| n.index != me.index) {
+            for peer in membership.member_nodes().filter(|n| n.index != me.index) {
                 sink.put(vec![
                     ("peer", inet(IpAddr::V4(peer.ip))),
                     ("data_center", text(peer.datacenter.clone())),
