@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::tls::TlsConnector;
 use crate::protocol::Compression;
 
 /// How to open and keep one connection.
@@ -27,6 +28,8 @@ pub struct ConnectionConfig {
     /// case-sensitive name; it is quoted for you).
     pub keyspace: Option<String>,
     pub tcp_nodelay: bool,
+    /// TLS on every connection (and the shard-aware TLS port), if set.
+    pub tls: Option<TlsConnector>,
 }
 
 impl Default for ConnectionConfig {
@@ -42,6 +45,7 @@ impl Default for ConnectionConfig {
             application_version: None,
             keyspace: None,
             tcp_nodelay: true,
+            tls: None,
         }
     }
 }

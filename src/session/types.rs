@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connection::ConnectionConfig;
+use crate::connection::{ConnectionConfig, TlsError};
 use crate::protocol::request::BatchKind;
 use crate::protocol::response::{ErrorBody, PreparedMetadata, ResultMetadata, Rows, SchemaChange};
 use crate::protocol::{Consistency, Value};
@@ -267,6 +267,9 @@ pub enum DriverError {
     Protocol(String),
     /// The session is closed or closing.
     Closed,
+    /// Every node failed the TLS handshake alike (untrusted or expired
+    /// certificate, wrong name, not a TLS server...).
+    Tls(TlsError),
 }
 
 impl fmt::Display for DriverError {
@@ -285,6 +288,7 @@ impl fmt::Display for DriverError {
             DriverError::Server(e) => write!(f, "server error 0x{:04x}: {}", e.code, e.message),
             DriverError::Protocol(what) => write!(f, "protocol error: {what}"),
             DriverError::Closed => f.write_str("the session is closed"),
+            DriverError::Tls(e) => e.fmt(f),
         }
     }
 }
