@@ -6,11 +6,14 @@ enum {
   SSHARD_VERSION_PATCH = 0,
   SSHARD_ABI_VERSION = 1,
   SSHARD_MAX_TIMEOUT_MS = 86400000,
+  SSHARD_MAX_FRAME_SIZE = 268435456,
   SSHARD_MAX_PREPARED_CACHE_SIZE = 1048576,
+  SSHARD_SSL_VERIFY_NONE = 0,
+  SSHARD_SSL_VERIFY_PEER_CERT = 1,
+  SSHARD_SSL_VERIFY_PEER_IDENTITY = 2,
+  SSHARD_SSL_VERIFY_PEER_IDENTITY_DNS = 4,
   SSHARD_LOG_BUFFER_MAX = 1048576,
-  SSHARD_METRICS_MAX_NODES = 32,
-  SSHARD_METRICS_MAX_SHARDS = 64,
-  SSHARD_METRICS_VERSION = 1
+  SSHARD_METRICS_VERSION = 2
 };
 
 typedef struct sshard_batch sshard_batch;
@@ -29,6 +32,8 @@ typedef struct sshard_future sshard_future;
 
 typedef struct sshard_keyspace_meta sshard_keyspace_meta;
 
+typedef struct sshard_metrics_snapshot sshard_metrics_snapshot;
+
 typedef struct sshard_prepared sshard_prepared;
 
 typedef struct sshard_queue sshard_queue;
@@ -40,6 +45,8 @@ typedef struct sshard_row sshard_row;
 typedef struct sshard_schema sshard_schema;
 
 typedef struct sshard_session sshard_session;
+
+typedef struct sshard_ssl sshard_ssl;
 
 typedef struct sshard_statement sshard_statement;
 
@@ -66,6 +73,8 @@ typedef struct sshard_event {
   sshard_future_kind kind;
 } sshard_event;
 
+typedef uint32_t sshard_result_kind;
+
 typedef uint16_t sshard_type;
 
 typedef uint8_t sshard_column_kind;
@@ -74,18 +83,15 @@ typedef uint8_t sshard_log_level;
 
 typedef void (*sshard_log_callback)(sshard_log_level level, const char *target, size_t target_len, const char *message, size_t message_len, void *data);
 
-typedef struct sshard_node_metrics {
-  char address[64];
-  uint8_t host_id[16];
-  bool up;
-  bool shard_aware_port_in_use;
-  uint32_t nr_shards;
-  uint32_t connections;
-  uint32_t connections_per_shard[64];
-  uint64_t requests;
-  uint64_t requests_per_shard[64];
-  uint64_t requests_other;
-} sshard_node_metrics;
+typedef struct sshard_latency {
+  uint64_t count;
+  uint64_t mean_us;
+  uint64_t p50_us;
+  uint64_t p95_us;
+  uint64_t p99_us;
+  uint64_t p999_us;
+  uint64_t max_us;
+} sshard_latency;
 
 typedef struct sshard_metrics {
   size_t struct_size;
@@ -100,9 +106,44 @@ typedef struct sshard_metrics {
   uint64_t tablet_tables;
   uint64_t tablets;
   uint64_t tablet_payloads;
-  struct sshard_node_metrics nodes[32];
   uint64_t prepared_cached;
+  uint64_t in_flight;
+  uint64_t speculative_executions;
+  uint64_t errors_server_timeout;
+  uint64_t errors_unavailable;
+  uint64_t errors_overloaded;
+  uint64_t errors_server_other;
+  uint64_t errors_connection;
+  uint64_t errors_no_host;
+  uint64_t errors_client;
+  struct sshard_latency latency;
 } sshard_metrics;
+
+typedef struct sshard_node_metrics {
+  size_t struct_size;
+  const char *address;
+  size_t address_len;
+  const char *datacenter;
+  size_t datacenter_len;
+  const char *rack;
+  size_t rack_len;
+  uint8_t host_id[16];
+  bool up;
+  bool shard_aware_port_in_use;
+  uint32_t nr_shards;
+  uint32_t shard_count;
+  const uint32_t *connections_per_shard;
+  const uint64_t *requests_per_shard;
+  uint64_t connections;
+  uint64_t requests;
+  uint64_t requests_other;
+  uint64_t errors;
+  uint64_t opened_shard_aware;
+  uint64_t opened_regular;
+  uint64_t shard_aware_fallbacks;
+  uint64_t nat_detections;
+  struct sshard_latency latency;
+} sshard_node_metrics;
 
 enum {
   SSHARD_STATUS_OK = 0,
@@ -120,6 +161,8 @@ enum {
   SSHARD_STATUS_PENDING = 12,
   SSHARD_STATUS_NOT_PRESENT = 13,
   SSHARD_STATUS_UNSUPPORTED = 14,
+  SSHARD_STATUS_SSL_INVALID_CERT = 15,
+  SSHARD_STATUS_SSL_INVALID_PRIVATE_KEY = 16,
   SSHARD_STATUS_NO_HOSTS = 100,
   SSHARD_STATUS_TIMEOUT = 101,
   SSHARD_STATUS_CONNECTION_LOST = 102,
@@ -127,6 +170,9 @@ enum {
   SSHARD_STATUS_CLOSED = 104,
   SSHARD_STATUS_RUNTIME = 105,
   SSHARD_STATUS_INTERNAL = 106,
+  SSHARD_STATUS_SSL_INVALID_PEER_CERT = 107,
+  SSHARD_STATUS_SSL_IDENTITY_MISMATCH = 108,
+  SSHARD_STATUS_SSL_PROTOCOL_ERROR = 109,
   SSHARD_STATUS_SERVER_BASE = 65536,
   SSHARD_STATUS_SERVER_SERVER_ERROR = 65536,
   SSHARD_STATUS_SERVER_PROTOCOL_ERROR = 65546,
@@ -192,6 +238,10 @@ enum {
   SSHARD_BATCH_TYPE_LOGGED = 0,
   SSHARD_BATCH_TYPE_UNLOGGED = 1,
   SSHARD_BATCH_TYPE_COUNTER = 2,
+  SSHARD_RESULT_KIND_VOID = 1,
+  SSHARD_RESULT_KIND_ROWS = 2,
+  SSHARD_RESULT_KIND_SET_KEYSPACE = 3,
+  SSHARD_RESULT_KIND_SCHEMA_CHANGE = 5,
   SSHARD_COMPRESSION_NONE = 0,
   SSHARD_COMPRESSION_LZ4 = 1,
   SSHARD_LOG_LEVEL_OFF = 0,
@@ -246,6 +296,8 @@ sshard_status sshard_config_set_request_timeout_ms(struct sshard_config *config,
 
 sshard_status sshard_config_set_heartbeat_interval_ms(struct sshard_config *config, uint64_t interval_ms);
 
+sshard_status sshard_config_set_max_frame_size(struct sshard_config *config, uint64_t bytes);
+
 sshard_status sshard_config_set_worker_threads(struct sshard_config *config, uint32_t threads);
 
 sshard_status sshard_config_set_application_name(struct sshard_config *config, const char *name, size_t name_len);
@@ -267,6 +319,30 @@ sshard_status sshard_config_set_client_timestamps(struct sshard_config *config, 
 sshard_status sshard_config_set_schema_agreement_timeout_ms(struct sshard_config *config, uint64_t timeout_ms);
 
 sshard_status sshard_config_set_tablet_awareness(struct sshard_config *config, bool enabled);
+
+sshard_status sshard_ssl_new(struct sshard_ssl **ssl);
+
+sshard_status sshard_ssl_free(struct sshard_ssl *ssl);
+
+sshard_status sshard_ssl_add_trusted_cert(struct sshard_ssl *ssl, const char *pem, size_t pem_len);
+
+sshard_status sshard_ssl_add_trusted_cert_file(struct sshard_ssl *ssl, const char *path, size_t path_len);
+
+sshard_status sshard_ssl_set_system_trust(struct sshard_ssl *ssl, bool enabled);
+
+sshard_status sshard_ssl_set_verify_flags(struct sshard_ssl *ssl, uint32_t flags);
+
+sshard_status sshard_ssl_set_cert(struct sshard_ssl *ssl, const char *pem, size_t pem_len);
+
+sshard_status sshard_ssl_set_cert_file(struct sshard_ssl *ssl, const char *path, size_t path_len);
+
+sshard_status sshard_ssl_set_private_key(struct sshard_ssl *ssl, const char *pem, size_t pem_len, const char *password, size_t password_len);
+
+sshard_status sshard_ssl_set_private_key_file(struct sshard_ssl *ssl, const char *path, size_t path_len);
+
+sshard_status sshard_ssl_set_server_name(struct sshard_ssl *ssl, const char *name, size_t name_len);
+
+sshard_status sshard_config_set_ssl(struct sshard_config *config, const struct sshard_ssl *ssl);
 
 sshard_status sshard_session_connect(const struct sshard_config *config, const struct sshard_future **future);
 
@@ -510,7 +586,11 @@ sshard_status sshard_queue_fd(const struct sshard_queue *queue, int32_t *fd);
 
 sshard_status sshard_queue_pending(const struct sshard_queue *queue, size_t *count);
 
+sshard_status sshard_queue_notify_socket(const struct sshard_queue *queue, const char *path, size_t path_len);
+
 sshard_status sshard_result_free(const struct sshard_result *result);
+
+sshard_status sshard_result_get_kind(const struct sshard_result *result, sshard_result_kind *kind);
 
 sshard_status sshard_result_row_count(const struct sshard_result *result, size_t *count);
 
@@ -543,6 +623,8 @@ sshard_status sshard_result_coordinator(const struct sshard_result *result, cons
 sshard_status sshard_result_shard(const struct sshard_result *result, uint32_t *shard);
 
 sshard_status sshard_result_keyspace(const struct sshard_result *result, const char **keyspace, size_t *keyspace_len);
+
+sshard_status sshard_result_schema_change(const struct sshard_result *result, const char **change, size_t *change_len, const char **target, size_t *target_len, const char **keyspace, size_t *keyspace_len, const char **name, size_t *name_len);
 
 sshard_status sshard_result_warning_count(const struct sshard_result *result, size_t *count);
 
@@ -713,3 +795,15 @@ sshard_status sshard_log_set_buffer(size_t capacity);
 sshard_status sshard_log_poll(sshard_log_level *level, char *buffer, size_t capacity, size_t *length);
 
 sshard_status sshard_session_get_metrics(const struct sshard_session *session, struct sshard_metrics *metrics, size_t metrics_size);
+
+sshard_status sshard_session_get_metrics_snapshot(const struct sshard_session *session, const struct sshard_metrics_snapshot **snapshot);
+
+sshard_status sshard_metrics_snapshot_free(const struct sshard_metrics_snapshot *snapshot);
+
+sshard_status sshard_metrics_snapshot_totals(const struct sshard_metrics_snapshot *snapshot, struct sshard_metrics *metrics, size_t metrics_size);
+
+sshard_status sshard_metrics_snapshot_node_count(const struct sshard_metrics_snapshot *snapshot, size_t *count);
+
+sshard_status sshard_metrics_snapshot_node(const struct sshard_metrics_snapshot *snapshot, size_t index, struct sshard_node_metrics *node, size_t node_size);
+
+sshard_status sshard_metrics_snapshot_prometheus(const struct sshard_metrics_snapshot *snapshot, const char **text, size_t *len);

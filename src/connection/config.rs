@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::tls::TlsConnector;
+use crate::protocol::frame::MAX_BODY_LEN;
 use crate::protocol::Compression;
 
 /// How to open and keep one connection.
@@ -30,6 +31,11 @@ pub struct ConnectionConfig {
     pub tcp_nodelay: bool,
     /// TLS on every connection (and the shard-aware TLS port), if set.
     pub tls: Option<TlsConnector>,
+    /// Largest response frame body accepted, in bytes, and the most a
+    /// compressed body may inflate to. A larger one is a protocol
+    /// violation: the connection is closed and its requests follow the
+    /// retry rules. At most (and by default) [`MAX_BODY_LEN`].
+    pub max_frame_len: usize,
 }
 
 impl Default for ConnectionConfig {
@@ -46,6 +52,7 @@ impl Default for ConnectionConfig {
             keyspace: None,
             tcp_nodelay: true,
             tls: None,
+            max_frame_len: MAX_BODY_LEN,
         }
     }
 }

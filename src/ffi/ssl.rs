@@ -18,15 +18,24 @@ use crate::connection::{TlsError, TlsSettings};
 use crate::runtime;
 
 /// Do not check the server's certificate at all (tests only).
-pub const SSHARD_SSL_VERIFY_NONE: u32 = VERIFY_NONE;
+pub const SSHARD_SSL_VERIFY_NONE: u32 = 0;
 /// Check the server's chain up to a trusted certificate, and its dates.
-pub const SSHARD_SSL_VERIFY_PEER_CERT: u32 = VERIFY_PEER_CERT;
+pub const SSHARD_SSL_VERIFY_PEER_CERT: u32 = 1;
 /// Also check that the certificate names the node: the server name set by
 /// `sshard_ssl_set_server_name`, or else the node's IP address.
-pub const SSHARD_SSL_VERIFY_PEER_IDENTITY: u32 = VERIFY_PEER_IDENTITY;
+pub const SSHARD_SSL_VERIFY_PEER_IDENTITY: u32 = 2;
 /// As `SSHARD_SSL_VERIFY_PEER_IDENTITY` (kept for DataStax programs; the
 /// name checked is the one set by `sshard_ssl_set_server_name`).
-pub const SSHARD_SSL_VERIFY_PEER_IDENTITY_DNS: u32 = VERIFY_PEER_IDENTITY_DNS;
+pub const SSHARD_SSL_VERIFY_PEER_IDENTITY_DNS: u32 = 4;
+
+// The C values are the library's flags (literals above so cbindgen can
+// write them into the header).
+const _: () = assert!(
+    SSHARD_SSL_VERIFY_NONE == VERIFY_NONE
+        && SSHARD_SSL_VERIFY_PEER_CERT == VERIFY_PEER_CERT
+        && SSHARD_SSL_VERIFY_PEER_IDENTITY == VERIFY_PEER_IDENTITY
+        && SSHARD_SSL_VERIFY_PEER_IDENTITY_DNS == VERIFY_PEER_IDENTITY_DNS
+);
 
 /// Largest certificate or key file read (1 MiB; a CA bundle is ~250 KiB).
 const MAX_PEM_FILE: u64 = 1024 * 1024;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::metrics::Totals;
 use super::prepared_cache::{reprepare, request_error};
 use super::request::{query_result, EncodedRequest};
 use super::retry::{Decision, RetryState};
@@ -105,22 +106,27 @@ impl Inner {
                 next += 1;
                 continue;
             };
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            let sent = Instant::now();
+            let remaining = deadline.saturating_duration_since(sent);
             if remaining.is_zero() {
                 return Err(DriverError::Timeout(job.timeout));
             }
             if attempts > 0 {
-                super::metrics::Totals::bump(&self.totals.retries);
+                Totals::bump(&self.totals.retries);
             }
             attempts += 1;
             runtime
                 .requests
                 .count(conn.shard(), || runtime.pool.nr_shards());
 
-            let (decision, error) = match conn
+            let answer = conn
                 .send_encoded_with_timeout(job.request.raw(), remaining)
-                .await
-            {
+                .await;
+            runtime.latency.record(sent.elapsed());
+            if !matches!(&answer, Ok(frame) if matches!(frame.response, Response::Result(_))) {
+                Totals::bump(&runtime.errors);
+            }
+            let (decision, error) = match answer {
                 Ok(frame) => {
                     if let (Some(info), true) = (&job.routing, tablet_aware) {
                         route::learn_tablet(tablets, info, &frame.extensions);
