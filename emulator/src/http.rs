@@ -94,8 +94,12 @@ fn route(
     match (method, path) {
         ("GET", "/metrics") => (
             200,
-            node.metrics
-                .render(config.port, config.shard_aware_port, node.is_up()),
+            node.metrics.render(
+                config.port,
+                config.shard_aware_port,
+                config.tls.as_ref().map(|t| (t.port, t.shard_aware_port)),
+                node.is_up(),
+            ),
         ),
         ("POST", "/admin/restart") => {
             let down_ms = param(query, "down_ms").unwrap_or(1000u64);

@@ -125,13 +125,13 @@ async fn accept_connection(
 ) {
     let Some(acceptor) = port.tls else {
         let (reader, writer) = stream.into_split();
-        serve_connection(cluster, node, port.kind, (reader, writer), peer).await;
+        serve_connection(cluster, node, (port.kind, false), (reader, writer), peer).await;
         return;
     };
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(stream)) => {
             let halves = tokio::io::split(stream);
-            serve_connection(cluster, node, port.kind, halves, peer).await;
+            serve_connection(cluster, node, (port.kind, true), halves, peer).await;
         }
         Ok(Err(e)) => log(&cluster, format!("TLS handshake from {peer}: {e}")),
         Err(_) => log(&cluster, format!("TLS handshake from {peer}: timed out")),
@@ -160,7 +160,7 @@ fn place(cluster: &Cluster, node: &Node, kind: PortKind, peer: SocketAddr) -> u1
 async fn serve_connection(
     cluster: Arc<Cluster>,
     node: Arc<Node>,
-    kind: PortKind,
+    (kind, tls): (PortKind, bool),
     halves: (
         impl AsyncRead + Unpin + Send + 'static,
         impl AsyncWrite + Unpin + Send + 'static,
@@ -169,7 +169,7 @@ async fn serve_connection(
 ) {
     let shard = place(&cluster, &node, kind, peer);
     let id = cluster.connection_id();
-    node.metrics.connection_opened(shard, kind);
+    node.metrics.connection_opened(shard, kind, tls);
     node.clients.lock().unwrap().insert(
         id,
         ClientInfo {

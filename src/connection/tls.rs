@@ -21,7 +21,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
+use rustls::{AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
 use rustls::{Error as RustlsError, SignatureScheme};
 use tokio::net::TcpStream;
 
@@ -70,14 +70,37 @@ impl TlsError {
 
     /// Classifies a handshake failure.
     pub(crate) fn from_handshake(error: &std::io::Error) -> TlsError {
-        let kind = match error.get_ref().and_then(|e| e.downcast_ref::<RustlsError>()) {
+        let rustls_error = error.get_ref().and_then(|e| e.downcast_ref::<RustlsError>());
+        let kind = match rustls_error {
             Some(RustlsError::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => TlsErrorKind::IdentityMismatch,
             Some(RustlsError::InvalidCertificate(_)) => TlsErrorKind::InvalidPeerCert,
             _ => TlsErrorKind::Protocol,
         };
-        TlsError::new(kind, format!("TLS handshake failed: {error}"))
+        let hint = match rustls_error {
+            Some(RustlsError::AlertReceived(AlertDescription::CertificateRequired)) => {
+                " (the server requires a client certificate: set one and its key)"
+            }
+            Some(RustlsError::AlertReceived(
+                AlertDescription::BadCertificate
+                | AlertDescription::UnknownCA
+                | AlertDescription::CertificateExpired,
+            )) => " (the server refused the client certificate)",
+            _ => "",
+        };
+        TlsError::new(kind, format!("TLS handshake failed: {error}{hint}"))
+    }
+
+    /// The TLS failure behind an I/O error on a TLS stream, if it is one:
+    /// with TLS 1.3 the server refuses a client certificate after the
+    /// client finished its handshake, so the refusal arrives on the first
+    /// read.
+    pub(crate) fn from_io(error: &std::io::Error) -> Option<TlsError> {
+        error
+            .get_ref()
+            .is_some_and(|e| e.is::<RustlsError>())
+            .then(|| TlsError::from_handshake(error))
     }
 }
 
