@@ -72,8 +72,18 @@ impl Inner {
         let tablets = self.cluster.tablets();
         let tablet_aware = self.config.tablet_awareness;
         let mut replicas = Vec::new();
+        let mut learning = route::Learning::default();
         if let Some(info) = &job.routing {
-            route::replicas(&state, tablets, tablet_aware, info, &mut replicas);
+            let resolution = route::replicas(&state, tablets, tablet_aware, info, &mut replicas);
+            learning = match resolution {
+                route::Resolution::Learn { .. } => {
+                    // Boxed: only requests whose tablet is unknown or
+                    // suspect wait here.
+                    let until = deadline.into_std();
+                    Box::pin(route::learn(&state, tablets, info, &mut replicas, until)).await
+                }
+                resolution => route::Learning::routed(resolution),
+            };
         }
         let mut plan = Vec::with_capacity(state.nodes().len() + replicas.len());
         {
@@ -118,6 +128,10 @@ impl Inner {
             runtime
                 .requests
                 .count(conn.shard(), || runtime.pool.nr_shards());
+            let sequence = match &job.routing {
+                Some(info) if tablet_aware && info.learns => tablets.next_sequence(),
+                _ => 0,
+            };
 
             let answer = conn
                 .send_encoded_with_timeout(job.request.raw(), remaining)
@@ -128,8 +142,22 @@ impl Inner {
             }
             let (decision, error) = match answer {
                 Ok(frame) => {
-                    if let (Some(info), true) = (&job.routing, tablet_aware) {
-                        route::learn_tablet(tablets, info, &frame.extensions);
+                    if let Some(info) = job.routing.as_ref().filter(|i| tablet_aware && i.learns) {
+                        let taught =
+                            route::learn_tablet(tablets, info, &frame.extensions, sequence);
+                        let by_map = learning.by_map && replicas.contains(&target);
+                        if !taught && by_map && matches!(frame.response, Response::Result(_)) {
+                            tablets.confirm(
+                                info.keyspace,
+                                info.table,
+                                info.token.value(),
+                                sequence,
+                            );
+                        }
+                        // Whatever it taught is in the map: wake the waiters.
+                        if let Some(ticket) = learning.ticket.take() {
+                            ticket.finish();
+                        }
                     }
                     match frame.response {
                         Response::Result(body) => {
