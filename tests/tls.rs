@@ -79,7 +79,11 @@ async fn connect_fails(config: SessionConfig, kind: TlsErrorKind) -> String {
 /// A write and a read over the session.
 async fn round_trip(session: &Session) {
     create_schema(session, "tls", SIMPLE_RF1).await;
-    run(session, "INSERT INTO tls.t (a, b, c, v) VALUES (1, 'k', 2, 'over tls')").await;
+    run(
+        session,
+        "INSERT INTO tls.t (a, b, c, v) VALUES (1, 'k', 2, 'over tls')",
+    )
+    .await;
     let result = run(session, "SELECT v FROM tls.t WHERE a = 1 AND b = 'k'").await;
     let rows = decode(result.rows.as_ref().expect("rows"));
     assert_eq!(rows, vec![vec![Some(CqlValue::Text("over tls".into()))]]);
@@ -89,7 +93,8 @@ async fn round_trip(session: &Session) {
 fn accepted(emulator: &Emulator, node: usize, port: u16) -> Vec<u64> {
     (0..SHARDS)
         .map(|shard| {
-            let sample = format!("emulator_connections_accepted_total{{port=\"{port}\",shard=\"{shard}\"}}");
+            let sample =
+                format!("emulator_connections_accepted_total{{port=\"{port}\",shard=\"{shard}\"}}");
             emulator
                 .metric(node, &sample)
                 .unwrap_or_else(|| panic!("no sample {sample}")) as u64
@@ -110,14 +115,23 @@ async fn verified_session_uses_the_shard_aware_tls_port() {
     assert_eq!(metrics.nodes.len(), NODES);
     for (i, node) in metrics.nodes.iter().enumerate() {
         assert!(node.shard_aware_port_in_use, "node {i}: {node:?}");
-        assert_eq!(node.connections_per_shard, vec![1; SHARDS.into()], "node {i}");
+        assert_eq!(
+            node.connections_per_shard,
+            vec![1; SHARDS.into()],
+            "node {i}"
+        );
         // One attempt per shard: the first on the TLS port, the others on
         // the shard-aware TLS port, each landing where it asked.
         let pool = &node.pool;
         assert_eq!(pool.attempts, u64::from(SHARDS), "node {i}: {pool:?}");
-        assert_eq!(pool.opened_shard_aware, u64::from(SHARDS) - 1, "node {i}: {pool:?}");
+        assert_eq!(
+            pool.opened_shard_aware,
+            u64::from(SHARDS) - 1,
+            "node {i}: {pool:?}"
+        );
+        assert_eq!(pool.failed_attempts, 0, "node {i}: {pool:?}");
         assert_eq!(pool.nat_detections, 0, "node {i}: {pool:?}");
-        assert_eq!(pool.shard_aware_fallbacks, 0, "node {i}: {pool:?}");
+        assert_eq!(pool.shard_aware_failures, 0, "node {i}: {pool:?}");
     }
     for i in 0..NODES {
         let on_shard_aware = accepted(&emulator, i, tls.shard_aware_port);
@@ -126,11 +140,18 @@ async fn verified_session_uses_the_shard_aware_tls_port() {
             u64::from(SHARDS) - 1,
             "node {i}: {on_shard_aware:?}"
         );
-        assert!(on_shard_aware.iter().all(|&n| n <= 1), "node {i}: {on_shard_aware:?}");
+        assert!(
+            on_shard_aware.iter().all(|&n| n <= 1),
+            "node {i}: {on_shard_aware:?}"
+        );
         assert!(accepted(&emulator, i, tls.port).iter().sum::<u64>() >= 1);
         for plain in [emulator.port, emulator.shard_aware_port] {
             let counts = accepted(&emulator, i, plain);
-            assert_eq!(counts, vec![0; SHARDS.into()], "node {i}, plain port {plain}");
+            assert_eq!(
+                counts,
+                vec![0; SHARDS.into()],
+                "node {i}, plain port {plain}"
+            );
         }
     }
     session.close().await;
@@ -147,7 +168,10 @@ async fn verification_off_accepts_any_certificate_on_only() {
     )
     .await;
     assert!(message.to_lowercase().contains("expired"), "{message}");
-    assert!(message.contains(&emulator.node_ip(0).to_string()), "{message}");
+    assert!(
+        message.contains(&emulator.node_ip(0).to_string()),
+        "{message}"
+    );
 
     // No trusted certificate at all, no verification: connects.
     let mut unverified = TlsSettings::default();
@@ -172,9 +196,16 @@ async fn an_unknown_ca_is_refused_with_a_clear_error() {
     )
     .await;
     assert!(message.contains("UnknownIssuer"), "{message}");
-    assert!(message.contains(&emulator.node_ip(0).to_string()), "{message}");
+    assert!(
+        message.contains(&emulator.node_ip(0).to_string()),
+        "{message}"
+    );
     // Refused at the handshake, not after the connect timeout.
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,7 +259,11 @@ async fn mutual_tls_needs_the_client_certificate() {
         }
         Err(other) => panic!("expected a TLS failure, got {other}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 
     let session = connect_with(
         &emulator,
@@ -251,7 +286,11 @@ async fn tls_and_plain_mismatches_fail_fast() {
     config.port = emulator.port;
     let started = Instant::now();
     connect_fails(config, TlsErrorKind::Protocol).await;
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 
     // Plain CQL to the TLS port: refused, not hung.
     let mut plain = tls_config(&emulator, &settings);
@@ -264,7 +303,11 @@ async fn tls_and_plain_mismatches_fail_fast() {
             "plain CQL to the TLS port: {e}"
         ),
     }
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -279,7 +322,9 @@ fn settings_are_checked_before_any_connection() {
     let unknown = settings.set_verify_flags(0x80).unwrap_err();
     assert!(unknown.message.contains("0x80"), "{unknown}");
     assert!(settings.set_server_name("not a name!").is_err());
-    assert!(settings.set_client_key_pem(b"-----BEGIN NOTHING-----").is_err());
+    assert!(settings
+        .set_client_key_pem(b"-----BEGIN NOTHING-----")
+        .is_err());
 }
 
 #[test]
@@ -287,7 +332,9 @@ fn a_client_certificate_needs_its_own_key() {
     let emulator = tls_emulator(ServerCert::Valid, false);
     let tls = emulator.tls();
     let mut settings = trusting_ca(&emulator, VERIFY_PEER_CERT);
-    settings.set_client_cert_pem(&tls.pem("client.pem")).expect("client.pem");
+    settings
+        .set_client_cert_pem(&tls.pem("client.pem"))
+        .expect("client.pem");
     let alone = settings.build().unwrap_err();
     assert_eq!(alone.kind, TlsErrorKind::InvalidPrivateKey, "{alone}");
     // Another certificate's key.

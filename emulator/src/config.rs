@@ -175,7 +175,11 @@ impl Config {
                 shard_aware_port: tls_shard_aware_port,
             }),
             (None, None) if tls_client_ca.is_none() => None,
-            _ => return Err("--tls-cert and --tls-key go together (and --tls-client-ca needs them)".into()),
+            _ => {
+                return Err(
+                    "--tls-cert and --tls-key go together (and --tls-client-ca needs them)".into(),
+                )
+            }
         };
         config.validate()?;
         Ok(config)

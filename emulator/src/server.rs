@@ -42,14 +42,30 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn start(cluster: Arc<Cluster>) -> std::io::Result<()> {
     let config = &cluster.config;
     let mut ports = vec![
-        Port { kind: PortKind::Regular, number: config.port, tls: None },
-        Port { kind: PortKind::ShardAware, number: config.shard_aware_port, tls: None },
+        Port {
+            kind: PortKind::Regular,
+            number: config.port,
+            tls: None,
+        },
+        Port {
+            kind: PortKind::ShardAware,
+            number: config.shard_aware_port,
+            tls: None,
+        },
     ];
     if let Some(tls) = &config.tls {
         let acceptor = crate::tls::acceptor(tls)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        ports.push(Port { kind: PortKind::Regular, number: tls.port, tls: Some(acceptor.clone()) });
-        ports.push(Port { kind: PortKind::ShardAware, number: tls.shard_aware_port, tls: Some(acceptor) });
+        ports.push(Port {
+            kind: PortKind::Regular,
+            number: tls.port,
+            tls: Some(acceptor.clone()),
+        });
+        ports.push(Port {
+            kind: PortKind::ShardAware,
+            number: tls.shard_aware_port,
+            tls: Some(acceptor),
+        });
     }
     for node in &cluster.nodes {
         for port in &ports {
@@ -62,7 +78,12 @@ pub async fn start(cluster: Arc<Cluster>) -> std::io::Result<()> {
             let listener = TcpListener::bind(addr).await.map_err(|e| {
                 std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
             })?;
-            tokio::spawn(listen(cluster.clone(), node.clone(), port.clone(), listener));
+            tokio::spawn(listen(
+                cluster.clone(),
+                node.clone(),
+                port.clone(),
+                listener,
+            ));
         }
     }
     Ok(())

@@ -84,7 +84,9 @@ fn leaf(
 ) -> Result<Issued, rcgen::Error> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(names)?;
-    params.distinguished_name.push(DnType::CommonName, common_name);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
     if expired {
         params.not_before = date_time_ymd(2020, 1, 1);
         params.not_after = date_time_ymd(2021, 1, 1);
@@ -106,7 +108,12 @@ pub fn generate(dir: &Path, config: &Config) -> Result<(), String> {
         names.extend((0..config.nodes).map(|i| IpAddr::V4(config.node_ip(i)).to_string()));
         let server = leaf(names.clone(), SERVER_NAME, &authority, false)?;
         let expired = leaf(names, SERVER_NAME, &authority, true)?;
-        let client = leaf(vec!["client.test".to_owned()], "client.test", &authority, false)?;
+        let client = leaf(
+            vec!["client.test".to_owned()],
+            "client.test",
+            &authority,
+            false,
+        )?;
         Ok(vec![
             ("ca.pem", authority.cert.pem()),
             ("other-ca.pem", other.cert.pem()),

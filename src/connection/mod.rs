@@ -100,12 +100,15 @@ async fn open_unbounded(
                 .connect(addr.ip(), stream)
                 .await
                 .map_err(ConnectionError::Tls)?;
-            let negotiated = handshake::handshake(&mut stream, config)
-                .await
-                .map_err(|e| match &e {
-                    ConnectionError::Io(io) => TlsError::from_io(io).map_or(e, ConnectionError::Tls),
-                    _ => e,
-                })?;
+            let negotiated =
+                handshake::handshake(&mut stream, config)
+                    .await
+                    .map_err(|e| match &e {
+                        ConnectionError::Io(io) => {
+                            TlsError::from_io(io).map_or(e, ConnectionError::Tls)
+                        }
+                        _ => e,
+                    })?;
             let (read_half, write_half) = tokio::io::split(stream);
             Connection::start(read_half, write_half, addrs, negotiated, config)
         }

@@ -21,7 +21,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
+use rustls::{
+    AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore,
+};
 use rustls::{Error as RustlsError, SignatureScheme};
 use tokio::net::TcpStream;
 
@@ -70,7 +72,9 @@ impl TlsError {
 
     /// Classifies a handshake failure.
     pub(crate) fn from_handshake(error: &std::io::Error) -> TlsError {
-        let rustls_error = error.get_ref().and_then(|e| e.downcast_ref::<RustlsError>());
+        let rustls_error = error
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<RustlsError>());
         let kind = match rustls_error {
             Some(RustlsError::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
@@ -197,9 +201,8 @@ impl TlsSettings {
     /// The name sent as SNI and checked by the identity flags (default:
     /// none; the node's IP address is checked and no SNI sent).
     pub fn set_server_name(&mut self, name: &str) -> Result<(), TlsError> {
-        let name = ServerName::try_from(name.to_owned()).map_err(|e| {
-            TlsError::new(TlsErrorKind::Protocol, format!("bad server name: {e}"))
-        })?;
+        let name = ServerName::try_from(name.to_owned())
+            .map_err(|e| TlsError::new(TlsErrorKind::Protocol, format!("bad server name: {e}")))?;
         self.server_name = Some(name);
         Ok(())
     }
@@ -211,7 +214,10 @@ impl TlsSettings {
         let mut roots = RootCertStore::empty();
         for cert in &self.trusted {
             roots.add(cert.clone()).map_err(|e| {
-                TlsError::new(TlsErrorKind::InvalidCert, format!("trusted certificate: {e}"))
+                TlsError::new(
+                    TlsErrorKind::InvalidCert,
+                    format!("trusted certificate: {e}"),
+                )
             })?;
         }
         if self.system_roots {

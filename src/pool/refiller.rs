@@ -389,7 +389,7 @@ impl Refiller {
             // Under TLS the shard-aware port is the TLS one; a server that
             // offers none gets regular-port connections only.
             self.shard_aware_port = if self.open_config.tls.is_some() {
-                features.shard_aware_port
+                features.shard_aware_port_ssl
             } else {
                 features.shard_aware_port
             };
