@@ -104,7 +104,7 @@
  * Version of the `sshard_metrics` and `sshard_node_metrics` layouts this
  * header describes.
  */
-#define SSHARD_METRICS_VERSION 2
+#define SSHARD_METRICS_VERSION 3
 
 /**
  * Several statements applied together. Caller-owned, not thread-safe.
@@ -232,6 +232,11 @@ typedef uint8_t sshard_compression;
  * A consistency level (the CQL wire values).
  */
 typedef uint16_t sshard_consistency;
+
+/**
+ * How failed attempts are retried (the DataStax drivers' policies).
+ */
+typedef uint8_t sshard_retry_policy;
 
 /**
  * Kind of a batch.
@@ -417,6 +422,27 @@ typedef struct sshard_metrics {
    * Latency of caller requests, admission to completion.
    */
   struct sshard_latency latency;
+  /**
+   * Retry decisions (version 3): sent again to the same node and shard.
+   */
+  uint64_t retry_same_target;
+  /**
+   * Sent to the next node of the plan.
+   */
+  uint64_t retry_next_target;
+  /**
+   * Sent again at a lower consistency (`SSHARD_RETRY_POLICY_DOWNGRADING_CONSISTENCY`).
+   */
+  uint64_t retry_downgraded;
+  /**
+   * Write timeouts reported as success (downgrading policy: some
+   * replica took the write).
+   */
+  uint64_t retry_ignored;
+  /**
+   * Errors the policy could have retried and returned instead.
+   */
+  uint64_t retry_rethrown;
 } sshard_metrics;
 
 /**
@@ -812,6 +838,26 @@ typedef struct sshard_node_metrics {
 
 #define SSHARD_COMPRESSION_LZ4 1
 
+/**
+ * Idempotent requests retried on server timeouts (same node, once),
+ * UNAVAILABLE on the next node (once), OVERLOADED and broken connections
+ * on the next node when idempotent.
+ */
+#define SSHARD_RETRY_POLICY_DEFAULT 0
+
+/**
+ * Never retried: UNAVAILABLE, READ/WRITE_TIMEOUT, OVERLOADED and broken
+ * connections are returned at once.
+ */
+#define SSHARD_RETRY_POLICY_FALLTHROUGH 1
+
+/**
+ * Retried once at the consistency the replicas that answered can still
+ * give (THREE, TWO, ONE); an idempotent SIMPLE or BATCH write timeout that
+ * some replica acknowledged counts as success.
+ */
+#define SSHARD_RETRY_POLICY_DOWNGRADING_CONSISTENCY 2
+
 #define SSHARD_LOG_LEVEL_OFF 0
 
 #define SSHARD_LOG_LEVEL_ERROR 1
@@ -996,6 +1042,13 @@ sshard_status sshard_config_set_consistency(struct sshard_config *config, sshard
  * Default serial consistency of conditional statements.
  */
 sshard_status sshard_config_set_serial_consistency(struct sshard_config *config, sshard_consistency level);
+
+/**
+ * Default retry policy (`SSHARD_RETRY_POLICY_*`; default
+ * `SSHARD_RETRY_POLICY_DEFAULT`). Each decision is counted in
+ * `sshard_metrics` (`retry_*`).
+ */
+sshard_status sshard_config_set_retry_policy(struct sshard_config *config, sshard_retry_policy policy);
 
 /**
  * Default page size (0 or negative: no paging).
@@ -1235,6 +1288,12 @@ sshard_status sshard_statement_set_timestamp(struct sshard_statement *statement,
 sshard_status sshard_statement_set_idempotent(struct sshard_statement *statement, bool idempotent);
 
 /**
+ * The retry policy of this statement (`SSHARD_RETRY_POLICY_*`), instead
+ * of the config's.
+ */
+sshard_status sshard_statement_set_retry_policy(struct sshard_statement *statement, sshard_retry_policy policy);
+
+/**
  * End-to-end timeout of the request in milliseconds (0: the config's).
  */
 sshard_status sshard_statement_set_timeout_ms(struct sshard_statement *statement, uint64_t timeout_ms);
@@ -1313,6 +1372,12 @@ sshard_status sshard_batch_set_timestamp(struct sshard_batch *batch, int64_t tim
  * Whether the batch may be retried or sent twice safely.
  */
 sshard_status sshard_batch_set_idempotent(struct sshard_batch *batch, bool idempotent);
+
+/**
+ * The retry policy of this batch (`SSHARD_RETRY_POLICY_*`), instead of
+ * the config's.
+ */
+sshard_status sshard_batch_set_retry_policy(struct sshard_batch *batch, sshard_retry_policy policy);
 
 /**
  * Asks the server to trace the batch (default: no).

@@ -13,7 +13,7 @@ enum {
   SSHARD_SSL_VERIFY_PEER_IDENTITY = 2,
   SSHARD_SSL_VERIFY_PEER_IDENTITY_DNS = 4,
   SSHARD_LOG_BUFFER_MAX = 1048576,
-  SSHARD_METRICS_VERSION = 2
+  SSHARD_METRICS_VERSION = 3
 };
 
 typedef struct sshard_batch sshard_batch;
@@ -59,6 +59,8 @@ typedef int32_t sshard_status;
 typedef uint8_t sshard_compression;
 
 typedef uint16_t sshard_consistency;
+
+typedef uint8_t sshard_retry_policy;
 
 typedef uint8_t sshard_batch_type;
 
@@ -117,6 +119,11 @@ typedef struct sshard_metrics {
   uint64_t errors_no_host;
   uint64_t errors_client;
   struct sshard_latency latency;
+  uint64_t retry_same_target;
+  uint64_t retry_next_target;
+  uint64_t retry_downgraded;
+  uint64_t retry_ignored;
+  uint64_t retry_rethrown;
 } sshard_metrics;
 
 typedef struct sshard_node_metrics {
@@ -244,6 +251,9 @@ enum {
   SSHARD_RESULT_KIND_SCHEMA_CHANGE = 5,
   SSHARD_COMPRESSION_NONE = 0,
   SSHARD_COMPRESSION_LZ4 = 1,
+  SSHARD_RETRY_POLICY_DEFAULT = 0,
+  SSHARD_RETRY_POLICY_FALLTHROUGH = 1,
+  SSHARD_RETRY_POLICY_DOWNGRADING_CONSISTENCY = 2,
   SSHARD_LOG_LEVEL_OFF = 0,
   SSHARD_LOG_LEVEL_ERROR = 1,
   SSHARD_LOG_LEVEL_WARN = 2,
@@ -307,6 +317,8 @@ sshard_status sshard_config_set_application_version(struct sshard_config *config
 sshard_status sshard_config_set_consistency(struct sshard_config *config, sshard_consistency level);
 
 sshard_status sshard_config_set_serial_consistency(struct sshard_config *config, sshard_consistency level);
+
+sshard_status sshard_config_set_retry_policy(struct sshard_config *config, sshard_retry_policy policy);
 
 sshard_status sshard_config_set_page_size(struct sshard_config *config, int32_t page_size);
 
@@ -384,6 +396,8 @@ sshard_status sshard_statement_set_timestamp(struct sshard_statement *statement,
 
 sshard_status sshard_statement_set_idempotent(struct sshard_statement *statement, bool idempotent);
 
+sshard_status sshard_statement_set_retry_policy(struct sshard_statement *statement, sshard_retry_policy policy);
+
 sshard_status sshard_statement_set_timeout_ms(struct sshard_statement *statement, uint64_t timeout_ms);
 
 sshard_status sshard_statement_set_tracing(struct sshard_statement *statement, bool tracing);
@@ -409,6 +423,8 @@ sshard_status sshard_batch_set_serial_consistency(struct sshard_batch *batch, ss
 sshard_status sshard_batch_set_timestamp(struct sshard_batch *batch, int64_t timestamp_us);
 
 sshard_status sshard_batch_set_idempotent(struct sshard_batch *batch, bool idempotent);
+
+sshard_status sshard_batch_set_retry_policy(struct sshard_batch *batch, sshard_retry_policy policy);
 
 sshard_status sshard_batch_set_tracing(struct sshard_batch *batch, bool tracing);
 

@@ -37,6 +37,8 @@ pub struct Node {
     pub events: broadcast::Sender<Event>,
     /// Extra latency added to every response (admin `delay`).
     pub delay_us: AtomicU64,
+    /// Errors to answer instead of serving (admin `fail`).
+    pub faults: crate::fault::Faults,
     pub clients: Mutex<BTreeMap<u64, ClientInfo>>,
 }
 
@@ -85,6 +87,7 @@ impl Cluster {
                     prepared: Mutex::new(HashMap::new()),
                     events: broadcast::channel(1024).0,
                     delay_us: AtomicU64::new(0),
+                    faults: Default::default(),
                     clients: Mutex::new(BTreeMap::new()),
                 })
             })

@@ -124,6 +124,17 @@ fn route(
             }
             None => (400, "missing ?us=N\n".into()),
         },
+        ("POST", "/admin/fail") => match crate::fault::parse(query) {
+            Ok((kind, consistency, count)) => {
+                let text = format!(
+                    "node {} answers {kind:?} to the next {count} requests at {consistency}\n",
+                    node.info.ip
+                );
+                node.faults.set(kind, consistency, count);
+                (200, text)
+            }
+            Err(message) => (400, format!("{message}\n")),
+        },
         ("POST", "/admin/schema_lag") => match param::<u64>(query, "ms") {
             Some(ms) => {
                 cluster
@@ -142,6 +153,7 @@ fn route(
             | "/admin/restart"
             | "/admin/tablets/shuffle"
             | "/admin/delay"
+            | "/admin/fail"
             | "/admin/schema_lag",
         ) => (405, "method not allowed\n".into()),
         _ => (404, "not found\n".into()),

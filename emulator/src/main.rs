@@ -4,6 +4,7 @@
 mod cluster;
 mod config;
 mod engine;
+mod fault;
 mod http;
 mod metrics;
 mod server;

@@ -488,6 +488,16 @@ impl Connection {
             }
             (Stage::Ready, request) => {
                 self.node.metrics.request(self.session.shard);
+                let consistency = match &request {
+                    Request::Query { params, .. } | Request::Execute { params, .. } => {
+                        Some(params.consistency)
+                    }
+                    Request::Batch(batch) => Some(batch.consistency),
+                    _ => None,
+                };
+                if let Some(error) = consistency.and_then(|c| self.node.faults.take(c)) {
+                    return Ok((Reply::new(Response::Error(error)), true));
+                }
                 let reply = match request {
                     Request::Register { .. } => {
                         if !self.session.registered {
