@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the C tests (and the C examples) against emulated clusters, then the
 # tests again under valgrind (no definite leaks, no memory errors).
-#   scripts/c_tests.sh test_api test_cluster test_sessions test_fork test_ssl
+#   scripts/c_tests.sh test_api test_cluster test_sessions test_fork test_ssl test_retry
 # Environment: SCYLLA_EMULATOR (binary), C_BUILD (test binaries),
 # C_LIB_DIR (libscylla_shard.so with its soname link), C_TESTS_VALGRIND=0
 # to skip the valgrind pass.
@@ -11,7 +11,7 @@ EMULATOR=${SCYLLA_EMULATOR:-target/release/scylla-emulator}
 C_BUILD=${C_BUILD:-target/c}
 export LD_LIBRARY_PATH=${C_LIB_DIR:-$PWD/target/c/lib}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 TESTS=("$@")
-[ ${#TESTS[@]} -gt 0 ] || TESTS=(test_api test_cluster test_sessions test_fork test_ssl)
+[ ${#TESTS[@]} -gt 0 ] || TESTS=(test_api test_cluster test_sessions test_fork test_ssl test_retry)
 # --child-silent-after-fork: see tests/c/test_fork.c (the forked child
 # leaks the parent's runtime on purpose; it reports through a pipe).
 # SSHARD_ALLOCATOR=system: the library allocates through malloc, whose
