@@ -74,6 +74,28 @@
 #define SSHARD_MAX_PREPARED_CACHE_SIZE 1048576
 
 /**
+ * Do not check the server's certificate at all (tests only).
+ */
+#define SSHARD_SSL_VERIFY_NONE 0
+
+/**
+ * Check the server's chain up to a trusted certificate, and its dates.
+ */
+#define SSHARD_SSL_VERIFY_PEER_CERT 1
+
+/**
+ * Also check that the certificate names the node: the server name set by
+ * `sshard_ssl_set_server_name`, or else the node's IP address.
+ */
+#define SSHARD_SSL_VERIFY_PEER_IDENTITY 2
+
+/**
+ * As `SSHARD_SSL_VERIFY_PEER_IDENTITY` (kept for DataStax programs; the
+ * name checked is the one set by `sshard_ssl_set_server_name`).
+ */
+#define SSHARD_SSL_VERIFY_PEER_IDENTITY_DNS 4
+
+/**
  * Buffered records at most (`sshard_log_set_buffer`).
  */
 #define SSHARD_LOG_BUFFER_MAX 1048576
@@ -82,7 +104,7 @@
  * Version of the `sshard_metrics` and `sshard_node_metrics` layouts this
  * header describes.
  */
-#define SSHARD_METRICS_VERSION 2
+#define SSHARD_METRICS_VERSION 3
 
 /**
  * Several statements applied together. Caller-owned, not thread-safe.
@@ -173,6 +195,11 @@ typedef struct sshard_schema sshard_schema;
 typedef struct sshard_session sshard_session;
 
 /**
+ * TLS settings. Caller-owned, not thread-safe; free with `sshard_ssl_free`.
+ */
+typedef struct sshard_ssl sshard_ssl;
+
+/**
  * A statement: CQL text with its values (simple) or a prepared statement
  * with its bound values, plus per-request options. Caller-owned, not
  * thread-safe; free with `sshard_statement_free`.
@@ -205,6 +232,11 @@ typedef uint8_t sshard_compression;
  * A consistency level (the CQL wire values).
  */
 typedef uint16_t sshard_consistency;
+
+/**
+ * How failed attempts are retried (the DataStax drivers' policies).
+ */
+typedef uint8_t sshard_retry_policy;
 
 /**
  * Kind of a batch.
@@ -390,6 +422,27 @@ typedef struct sshard_metrics {
    * Latency of caller requests, admission to completion.
    */
   struct sshard_latency latency;
+  /**
+   * Retry decisions (version 3): sent again to the same node and shard.
+   */
+  uint64_t retry_same_target;
+  /**
+   * Sent to the next node of the plan.
+   */
+  uint64_t retry_next_target;
+  /**
+   * Sent again at a lower consistency (`SSHARD_RETRY_POLICY_DOWNGRADING_CONSISTENCY`).
+   */
+  uint64_t retry_downgraded;
+  /**
+   * Write timeouts reported as success (downgrading policy: some
+   * replica took the write).
+   */
+  uint64_t retry_ignored;
+  /**
+   * Errors the policy could have retried and returned instead.
+   */
+  uint64_t retry_rethrown;
 } sshard_metrics;
 
 /**
@@ -562,6 +615,18 @@ typedef struct sshard_node_metrics {
 #define SSHARD_STATUS_UNSUPPORTED 14
 
 /**
+ * A certificate given to `sshard_ssl_*` does not parse (or none is
+ * trusted while verification is on).
+ */
+#define SSHARD_STATUS_SSL_INVALID_CERT 15
+
+/**
+ * A private key given to `sshard_ssl_*` does not parse, is encrypted, or
+ * does not match the certificate.
+ */
+#define SSHARD_STATUS_SSL_INVALID_PRIVATE_KEY 16
+
+/**
  * No node could be reached.
  */
 #define SSHARD_STATUS_NO_HOSTS 100
@@ -595,6 +660,23 @@ typedef struct sshard_node_metrics {
  * An internal error that fits no other status.
  */
 #define SSHARD_STATUS_INTERNAL 106
+
+/**
+ * The server's TLS certificate is not trusted (unknown CA, expired, not
+ * yet valid, bad signature...).
+ */
+#define SSHARD_STATUS_SSL_INVALID_PEER_CERT 107
+
+/**
+ * The server's TLS certificate is valid but names another host.
+ */
+#define SSHARD_STATUS_SSL_IDENTITY_MISMATCH 108
+
+/**
+ * The TLS handshake failed otherwise (not a TLS server, no common
+ * version, a client certificate required and refused...).
+ */
+#define SSHARD_STATUS_SSL_PROTOCOL_ERROR 109
 
 /**
  * Server errors are this base plus the CQL error code.
@@ -755,6 +837,26 @@ typedef struct sshard_node_metrics {
 #define SSHARD_COMPRESSION_NONE 0
 
 #define SSHARD_COMPRESSION_LZ4 1
+
+/**
+ * Idempotent requests retried on server timeouts (same node, once),
+ * UNAVAILABLE on the next node (once), OVERLOADED and broken connections
+ * on the next node when idempotent.
+ */
+#define SSHARD_RETRY_POLICY_DEFAULT 0
+
+/**
+ * Never retried: UNAVAILABLE, READ/WRITE_TIMEOUT, OVERLOADED and broken
+ * connections are returned at once.
+ */
+#define SSHARD_RETRY_POLICY_FALLTHROUGH 1
+
+/**
+ * Retried once at the consistency the replicas that answered can still
+ * give (THREE, TWO, ONE); an idempotent SIMPLE or BATCH write timeout that
+ * some replica acknowledged counts as success.
+ */
+#define SSHARD_RETRY_POLICY_DOWNGRADING_CONSISTENCY 2
 
 #define SSHARD_LOG_LEVEL_OFF 0
 
@@ -957,6 +1059,13 @@ sshard_status sshard_config_set_consistency(struct sshard_config *config, sshard
 sshard_status sshard_config_set_serial_consistency(struct sshard_config *config, sshard_consistency level);
 
 /**
+ * Default retry policy (`SSHARD_RETRY_POLICY_*`; default
+ * `SSHARD_RETRY_POLICY_DEFAULT`). Each decision is counted in
+ * `sshard_metrics` (`retry_*`).
+ */
+sshard_status sshard_config_set_retry_policy(struct sshard_config *config, sshard_retry_policy policy);
+
+/**
  * Default page size (0 or negative: no paging).
  */
 sshard_status sshard_config_set_page_size(struct sshard_config *config, int32_t page_size);
@@ -995,6 +1104,78 @@ sshard_status sshard_config_set_schema_agreement_timeout_ms(struct sshard_config
  * Whether to learn tablet replicas from the server (default on).
  */
 sshard_status sshard_config_set_tablet_awareness(struct sshard_config *config, bool enabled);
+
+/**
+ * Makes empty TLS settings: no trusted certificate, no client certificate,
+ * verification `SSHARD_SSL_VERIFY_PEER_CERT`, no server name.
+ */
+sshard_status sshard_ssl_new(struct sshard_ssl **ssl);
+
+/**
+ * Frees TLS settings (NULL: no-op).
+ */
+sshard_status sshard_ssl_free(struct sshard_ssl *ssl);
+
+/**
+ * Trusts the CA certificate(s) in a PEM text (one or more `CERTIFICATE`
+ * blocks). May be called several times.
+ */
+sshard_status sshard_ssl_add_trusted_cert(struct sshard_ssl *ssl, const char *pem, size_t pem_len);
+
+/**
+ * Trusts the CA certificate(s) in a PEM file.
+ */
+sshard_status sshard_ssl_add_trusted_cert_file(struct sshard_ssl *ssl, const char *path, size_t path_len);
+
+/**
+ * Also trusts the operating system's certificate store (default off), for
+ * clusters with certificates from a public CA.
+ */
+sshard_status sshard_ssl_set_system_trust(struct sshard_ssl *ssl, bool enabled);
+
+/**
+ * `SSHARD_SSL_VERIFY_*` flags, or-ed (identity flags imply the chain check
+ * unless the flags are `SSHARD_SSL_VERIFY_NONE`).
+ */
+sshard_status sshard_ssl_set_verify_flags(struct sshard_ssl *ssl, uint32_t flags);
+
+/**
+ * The client certificate chain for mutual TLS (PEM, leaf first).
+ */
+sshard_status sshard_ssl_set_cert(struct sshard_ssl *ssl, const char *pem, size_t pem_len);
+
+/**
+ * The client certificate chain for mutual TLS, from a PEM file.
+ */
+sshard_status sshard_ssl_set_cert_file(struct sshard_ssl *ssl, const char *path, size_t path_len);
+
+/**
+ * The client's private key for mutual TLS (PEM: PKCS#8, PKCS#1 or SEC1).
+ * `password` must be empty (NULL, 0): encrypted keys are refused with
+ * `SSHARD_STATUS_SSL_INVALID_PRIVATE_KEY`.
+ */
+sshard_status sshard_ssl_set_private_key(struct sshard_ssl *ssl, const char *pem, size_t pem_len, const char *password, size_t password_len);
+
+/**
+ * The client's private key for mutual TLS, from a PEM file (unencrypted).
+ */
+sshard_status sshard_ssl_set_private_key_file(struct sshard_ssl *ssl, const char *path, size_t path_len);
+
+/**
+ * The server name sent as SNI and checked by the identity flags (a DNS
+ * name, or an IP address). Without it no SNI is sent and the identity
+ * checked is each node's IP address.
+ */
+sshard_status sshard_ssl_set_server_name(struct sshard_ssl *ssl, const char *name, size_t name_len);
+
+/**
+ * Connects with TLS using these settings (checked now: a missing trusted
+ * certificate or a key that does not match its certificate fails here).
+ * Every connection, control and per shard, uses TLS; shard-aware
+ * connections go to the node's `SCYLLA_SHARD_AWARE_PORT_SSL`. NULL `ssl`
+ * turns TLS off again.
+ */
+sshard_status sshard_config_set_ssl(struct sshard_config *config, const struct sshard_ssl *ssl);
 
 /**
  * Starts connecting with a copy of `config`: starts the session's runtime
@@ -1122,6 +1303,12 @@ sshard_status sshard_statement_set_timestamp(struct sshard_statement *statement,
 sshard_status sshard_statement_set_idempotent(struct sshard_statement *statement, bool idempotent);
 
 /**
+ * The retry policy of this statement (`SSHARD_RETRY_POLICY_*`), instead
+ * of the config's.
+ */
+sshard_status sshard_statement_set_retry_policy(struct sshard_statement *statement, sshard_retry_policy policy);
+
+/**
  * End-to-end timeout of the request in milliseconds (0: the config's).
  */
 sshard_status sshard_statement_set_timeout_ms(struct sshard_statement *statement, uint64_t timeout_ms);
@@ -1200,6 +1387,12 @@ sshard_status sshard_batch_set_timestamp(struct sshard_batch *batch, int64_t tim
  * Whether the batch may be retried or sent twice safely.
  */
 sshard_status sshard_batch_set_idempotent(struct sshard_batch *batch, bool idempotent);
+
+/**
+ * The retry policy of this batch (`SSHARD_RETRY_POLICY_*`), instead of
+ * the config's.
+ */
+sshard_status sshard_batch_set_retry_policy(struct sshard_batch *batch, sshard_retry_policy policy);
 
 /**
  * Asks the server to trace the batch (default: no).

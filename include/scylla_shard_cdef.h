@@ -8,8 +8,12 @@ enum {
   SSHARD_MAX_TIMEOUT_MS = 86400000,
   SSHARD_MAX_FRAME_SIZE = 268435456,
   SSHARD_MAX_PREPARED_CACHE_SIZE = 1048576,
+  SSHARD_SSL_VERIFY_NONE = 0,
+  SSHARD_SSL_VERIFY_PEER_CERT = 1,
+  SSHARD_SSL_VERIFY_PEER_IDENTITY = 2,
+  SSHARD_SSL_VERIFY_PEER_IDENTITY_DNS = 4,
   SSHARD_LOG_BUFFER_MAX = 1048576,
-  SSHARD_METRICS_VERSION = 2
+  SSHARD_METRICS_VERSION = 3
 };
 
 typedef struct sshard_batch sshard_batch;
@@ -42,6 +46,8 @@ typedef struct sshard_schema sshard_schema;
 
 typedef struct sshard_session sshard_session;
 
+typedef struct sshard_ssl sshard_ssl;
+
 typedef struct sshard_statement sshard_statement;
 
 typedef struct sshard_table_meta sshard_table_meta;
@@ -53,6 +59,8 @@ typedef int32_t sshard_status;
 typedef uint8_t sshard_compression;
 
 typedef uint16_t sshard_consistency;
+
+typedef uint8_t sshard_retry_policy;
 
 typedef uint8_t sshard_batch_type;
 
@@ -111,6 +119,11 @@ typedef struct sshard_metrics {
   uint64_t errors_no_host;
   uint64_t errors_client;
   struct sshard_latency latency;
+  uint64_t retry_same_target;
+  uint64_t retry_next_target;
+  uint64_t retry_downgraded;
+  uint64_t retry_ignored;
+  uint64_t retry_rethrown;
 } sshard_metrics;
 
 typedef struct sshard_node_metrics {
@@ -155,6 +168,8 @@ enum {
   SSHARD_STATUS_PENDING = 12,
   SSHARD_STATUS_NOT_PRESENT = 13,
   SSHARD_STATUS_UNSUPPORTED = 14,
+  SSHARD_STATUS_SSL_INVALID_CERT = 15,
+  SSHARD_STATUS_SSL_INVALID_PRIVATE_KEY = 16,
   SSHARD_STATUS_NO_HOSTS = 100,
   SSHARD_STATUS_TIMEOUT = 101,
   SSHARD_STATUS_CONNECTION_LOST = 102,
@@ -162,6 +177,9 @@ enum {
   SSHARD_STATUS_CLOSED = 104,
   SSHARD_STATUS_RUNTIME = 105,
   SSHARD_STATUS_INTERNAL = 106,
+  SSHARD_STATUS_SSL_INVALID_PEER_CERT = 107,
+  SSHARD_STATUS_SSL_IDENTITY_MISMATCH = 108,
+  SSHARD_STATUS_SSL_PROTOCOL_ERROR = 109,
   SSHARD_STATUS_SERVER_BASE = 65536,
   SSHARD_STATUS_SERVER_SERVER_ERROR = 65536,
   SSHARD_STATUS_SERVER_PROTOCOL_ERROR = 65546,
@@ -233,6 +251,9 @@ enum {
   SSHARD_RESULT_KIND_SCHEMA_CHANGE = 5,
   SSHARD_COMPRESSION_NONE = 0,
   SSHARD_COMPRESSION_LZ4 = 1,
+  SSHARD_RETRY_POLICY_DEFAULT = 0,
+  SSHARD_RETRY_POLICY_FALLTHROUGH = 1,
+  SSHARD_RETRY_POLICY_DOWNGRADING_CONSISTENCY = 2,
   SSHARD_LOG_LEVEL_OFF = 0,
   SSHARD_LOG_LEVEL_ERROR = 1,
   SSHARD_LOG_LEVEL_WARN = 2,
@@ -299,6 +320,8 @@ sshard_status sshard_config_set_consistency(struct sshard_config *config, sshard
 
 sshard_status sshard_config_set_serial_consistency(struct sshard_config *config, sshard_consistency level);
 
+sshard_status sshard_config_set_retry_policy(struct sshard_config *config, sshard_retry_policy policy);
+
 sshard_status sshard_config_set_page_size(struct sshard_config *config, int32_t page_size);
 
 sshard_status sshard_config_set_keyspace(struct sshard_config *config, const char *keyspace, size_t keyspace_len);
@@ -310,6 +333,30 @@ sshard_status sshard_config_set_client_timestamps(struct sshard_config *config, 
 sshard_status sshard_config_set_schema_agreement_timeout_ms(struct sshard_config *config, uint64_t timeout_ms);
 
 sshard_status sshard_config_set_tablet_awareness(struct sshard_config *config, bool enabled);
+
+sshard_status sshard_ssl_new(struct sshard_ssl **ssl);
+
+sshard_status sshard_ssl_free(struct sshard_ssl *ssl);
+
+sshard_status sshard_ssl_add_trusted_cert(struct sshard_ssl *ssl, const char *pem, size_t pem_len);
+
+sshard_status sshard_ssl_add_trusted_cert_file(struct sshard_ssl *ssl, const char *path, size_t path_len);
+
+sshard_status sshard_ssl_set_system_trust(struct sshard_ssl *ssl, bool enabled);
+
+sshard_status sshard_ssl_set_verify_flags(struct sshard_ssl *ssl, uint32_t flags);
+
+sshard_status sshard_ssl_set_cert(struct sshard_ssl *ssl, const char *pem, size_t pem_len);
+
+sshard_status sshard_ssl_set_cert_file(struct sshard_ssl *ssl, const char *path, size_t path_len);
+
+sshard_status sshard_ssl_set_private_key(struct sshard_ssl *ssl, const char *pem, size_t pem_len, const char *password, size_t password_len);
+
+sshard_status sshard_ssl_set_private_key_file(struct sshard_ssl *ssl, const char *path, size_t path_len);
+
+sshard_status sshard_ssl_set_server_name(struct sshard_ssl *ssl, const char *name, size_t name_len);
+
+sshard_status sshard_config_set_ssl(struct sshard_config *config, const struct sshard_ssl *ssl);
 
 sshard_status sshard_session_connect(const struct sshard_config *config, const struct sshard_future **future);
 
@@ -351,6 +398,8 @@ sshard_status sshard_statement_set_timestamp(struct sshard_statement *statement,
 
 sshard_status sshard_statement_set_idempotent(struct sshard_statement *statement, bool idempotent);
 
+sshard_status sshard_statement_set_retry_policy(struct sshard_statement *statement, sshard_retry_policy policy);
+
 sshard_status sshard_statement_set_timeout_ms(struct sshard_statement *statement, uint64_t timeout_ms);
 
 sshard_status sshard_statement_set_tracing(struct sshard_statement *statement, bool tracing);
@@ -376,6 +425,8 @@ sshard_status sshard_batch_set_serial_consistency(struct sshard_batch *batch, ss
 sshard_status sshard_batch_set_timestamp(struct sshard_batch *batch, int64_t timestamp_us);
 
 sshard_status sshard_batch_set_idempotent(struct sshard_batch *batch, bool idempotent);
+
+sshard_status sshard_batch_set_retry_policy(struct sshard_batch *batch, sshard_retry_policy policy);
 
 sshard_status sshard_batch_set_tracing(struct sshard_batch *batch, bool tracing);
 

@@ -3,6 +3,8 @@
 # and the Lua examples, each against a fresh emulated cluster that the
 # script starts and stops by its pid.
 #   scripts/lua_tests.sh [test_types test_session ...]
+# test_tls gets an emulator with TLS listeners that requires client
+# certificates, from a test CA generated for its addresses at each start.
 # Environment: SCYLLA_EMULATOR (binary), SCYLLA_SHARD_LIBRARY (the .so),
 # SCYLLA_SHARD_CDEF (the declarations).
 set -uo pipefail
@@ -12,14 +14,15 @@ export SCYLLA_SHARD_LIBRARY=${SCYLLA_SHARD_LIBRARY:-$PWD/target/c/lib/libscylla_
 export SCYLLA_SHARD_CDEF=${SCYLLA_SHARD_CDEF:-$PWD/include/scylla_shard_cdef.h}
 export LUA_PATH="$PWD/bindings/lua/?.lua;;"
 TESTS=("$@")
-[ ${#TESTS[@]} -gt 0 ] || TESTS=(test_load test_types test_session test_async test_caller_driven test_fork)
+[ ${#TESTS[@]} -gt 0 ] || TESTS=(test_load test_types test_session test_async test_caller_driven test_fork test_tls)
 
 # A fresh 127.2.N.0/24 block per cluster (N moves with the pid and each
 # start), clear of the C tests' 127.1.x and the Rust tests' blocks.
 BLOCK=$(( ($$ % 100) * 2 + 20 ))
 EMU_PID=
 EMU_LOG=$(mktemp)
-trap 'stop_emulator; rm -f "$EMU_LOG"' EXIT
+TLS_DIR=$(mktemp -d)
+trap 'stop_emulator; rm -f "$EMU_LOG"; rm -rf "$TLS_DIR"' EXIT
 
 stop_emulator() {
     if [ -n "$EMU_PID" ]; then
@@ -29,12 +32,23 @@ stop_emulator() {
     fi
 }
 
-# start_emulator [extra flags]: sets BASE_IP.
+# start_emulator [--mutual-tls] [extra flags]: sets BASE_IP. --mutual-tls:
+# TLS listeners (9142, 19142) with certificates generated into TLS_DIR for
+# these addresses, client certificates required.
 start_emulator() {
     stop_emulator
     BLOCK=$(( BLOCK + 1 )); [ $BLOCK -gt 250 ] && BLOCK=20
     BASE_IP="127.2.$BLOCK.1"
-    "$EMULATOR" --nodes 3 --shards 4 --base-ip "$BASE_IP" "$@" >"$EMU_LOG" 2>&1 &
+    local tls=()
+    if [ "${1:-}" = --mutual-tls ]; then
+        shift
+        rm -rf "$TLS_DIR"/*
+        "$EMULATOR" --tls-generate "$TLS_DIR" --nodes 3 --base-ip "$BASE_IP" >"$EMU_LOG" 2>&1 || {
+            echo "--tls-generate failed:"; cat "$EMU_LOG"; return 1; }
+        tls=(--tls-cert "$TLS_DIR/server.pem" --tls-key "$TLS_DIR/server-key.pem"
+             --tls-client-ca "$TLS_DIR/ca.pem")
+    fi
+    "$EMULATOR" --nodes 3 --shards 4 --base-ip "$BASE_IP" "${tls[@]}" "$@" >"$EMU_LOG" 2>&1 &
     EMU_PID=$!
     for _ in $(seq 300); do
         grep -q READY "$EMU_LOG" && return 0
@@ -66,6 +80,11 @@ run() {
 }
 
 for t in "${TESTS[@]}"; do
+    if [ "$t" = test_tls ]; then
+        start_emulator --mutual-tls || { failed=$((failed + 1)); failures+=("$t: emulator"); continue; }
+        run "$t" 300 luajit "tests/lua/$t.lua" "$BASE_IP" "$TLS_DIR"
+        continue
+    fi
     start_emulator || { failed=$((failed + 1)); failures+=("$t: emulator"); continue; }
     run "$t" 300 luajit "tests/lua/$t.lua" "$BASE_IP"
 done

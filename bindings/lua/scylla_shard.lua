@@ -12,6 +12,7 @@
 -- a completion queue that Lua drains (scylla.poll, future:wait): the
 -- library never calls into Lua. See bindings/lua/README.md.
 local ffi = require "ffi"
+local bit = require "bit"
 local L = require "scylla_shard.lib"
 local values = require "scylla_shard.values"
 local codec = require "scylla_shard.codec"
@@ -67,6 +68,7 @@ local out_result = ffi_new("const sshard_result *[1]")
 local out_statement = ffi_new("sshard_statement *[1]")
 local out_batch = ffi_new("sshard_batch *[1]")
 local out_config = ffi_new("sshard_config *[1]")
+local out_ssl = ffi_new("sshard_ssl *[1]")
 local out_queue = ffi_new("const sshard_queue *[1]")
 local out_error = ffi_new("const sshard_error *[1]")
 local out_text = ffi_new("const char *[4]")
@@ -649,10 +651,31 @@ end
 
 ---------------------------------------------------------------- statements
 
+-- Retry policy names (DataStax's) and their C values.
+local RETRY_POLICIES = {
+  default = C.SSHARD_RETRY_POLICY_DEFAULT,
+  fallthrough = C.SSHARD_RETRY_POLICY_FALLTHROUGH,
+  downgrading_consistency = C.SSHARD_RETRY_POLICY_DOWNGRADING_CONSISTENCY,
+}
+local function retry_policy_arg(v)
+  local policy = RETRY_POLICIES[v]
+  if not policy then
+    return nil, "retry_policy: \"default\", \"fallthrough\" or \"downgrading_consistency\" expected"
+  end
+  return policy
+end
+
 -- Options of one request (opts), applied to a statement.
 local function apply_options(st, opts)
   local s = OK
-  local v = opts.consistency
+  local v = opts.retry_policy
+  if v ~= nil then
+    local policy, err = retry_policy_arg(v)
+    if not policy then return invalid(err) end
+    s = C.sshard_statement_set_retry_policy(st, policy)
+    if s ~= OK then return call_failure(s) end
+  end
+  v = opts.consistency
   if v ~= nil then
     local level, err = consistency_arg(v, "consistency")
     if not level then return invalid(err) end
@@ -925,7 +948,79 @@ local function consistency_setter(fn)
   end
 end
 
+local SSL_VERIFY = {
+  none = C.SSHARD_SSL_VERIFY_NONE,
+  peer_cert = C.SSHARD_SSL_VERIFY_PEER_CERT,
+  peer_identity = C.SSHARD_SSL_VERIFY_PEER_IDENTITY,
+  peer_identity_dns = C.SSHARD_SSL_VERIFY_PEER_IDENTITY_DNS,
+}
+local SSL_TEXT = { "ca", "ca_file", "cert", "cert_file", "key", "key_file", "server_name" }
+local SSL_KEYS = { system_trust = true, verify = true }
+for _, k in ipairs(SSL_TEXT) do SSL_KEYS[k] = true end
+
+-- ssl = { ca = PEM, ca_file, system_trust, verify = name or { names },
+-- cert, cert_file, key, key_file, server_name }: checked by the library
+-- (sshard_config_set_ssl) before any connection. A failure returns its
+-- status with the library's message (read before the settings are freed).
+local function ssl_setter(cfg, v)
+  if type(v) ~= "table" then return nil, "a table of TLS settings expected" end
+  local ok, why = check_keys(v, SSL_KEYS, "ssl")
+  if not ok then return nil, why end
+  for _, k in ipairs(SSL_TEXT) do
+    if v[k] ~= nil and type(v[k]) ~= "string" then return nil, k .. ": a string expected" end
+  end
+  if v.system_trust ~= nil and type(v.system_trust) ~= "boolean" then
+    return nil, "system_trust: a boolean expected"
+  end
+  local flags
+  if v.verify ~= nil then
+    local names = type(v.verify) == "table" and v.verify or { v.verify }
+    flags = 0
+    for _, name in ipairs(names) do
+      local flag = SSL_VERIFY[name]
+      if not flag then
+        return nil, "verify: \"none\", \"peer_cert\", \"peer_identity\" or \"peer_identity_dns\" expected"
+      end
+      flags = bit.bor(flags, flag)
+    end
+  end
+  local s = C.sshard_ssl_new(out_ssl)
+  if s ~= OK then return s end
+  local ssl = out_ssl[0]
+  local steps = {
+    function() return v.ca and C.sshard_ssl_add_trusted_cert(ssl, v.ca, #v.ca) end,
+    function() return v.ca_file and C.sshard_ssl_add_trusted_cert_file(ssl, v.ca_file, #v.ca_file) end,
+    function() return v.system_trust ~= nil and C.sshard_ssl_set_system_trust(ssl, v.system_trust) end,
+    function() return flags and C.sshard_ssl_set_verify_flags(ssl, flags) end,
+    function() return v.cert and C.sshard_ssl_set_cert(ssl, v.cert, #v.cert) end,
+    function() return v.cert_file and C.sshard_ssl_set_cert_file(ssl, v.cert_file, #v.cert_file) end,
+    function() return v.key and C.sshard_ssl_set_private_key(ssl, v.key, #v.key, nil, 0) end,
+    function() return v.key_file and C.sshard_ssl_set_private_key_file(ssl, v.key_file, #v.key_file) end,
+    function() return v.server_name and C.sshard_ssl_set_server_name(ssl, v.server_name, #v.server_name) end,
+    function() return C.sshard_config_set_ssl(cfg, ssl) end,
+  }
+  for _, step in ipairs(steps) do
+    s = step()
+    if s and s ~= OK then
+      local message = ""
+      if C.sshard_last_error_message(out_text, out_len) == OK then
+        message = ffi_string(out_text[0], out_len[0])
+      end
+      C.sshard_ssl_free(ssl)
+      return s, nil, message
+    end
+  end
+  C.sshard_ssl_free(ssl)
+  return OK
+end
+
 local CONFIG = {
+  ssl = ssl_setter,
+  retry_policy = function(cfg, v)
+    local policy, why = retry_policy_arg(v)
+    if not policy then return nil, why end
+    return C.sshard_config_set_retry_policy(cfg, policy)
+  end,
   contact_points = function(cfg, v)
     if type(v) == "string" then v = { v } end
     if type(v) ~= "table" or #v == 0 then return nil, "an array of \"host\" or \"host:port\" expected" end
@@ -1005,11 +1100,14 @@ local function make_config(options)
   for name, setter in pairs(CONFIG) do
     local v = options[name]
     if v ~= nil then
-      local status, why = setter(cfg, v)
+      local status, why, message = setter(cfg, v)
       if status == nil then return invalid(name .. ": " .. why) end
       if status ~= OK then
-        C.sshard_last_error_message(out_text, out_len)
-        return call_failure(status, name .. ": " .. ffi_string(out_text[0], out_len[0]))
+        if not message then
+          C.sshard_last_error_message(out_text, out_len)
+          message = ffi_string(out_text[0], out_len[0])
+        end
+        return call_failure(status, name .. ": " .. message)
       end
     end
   end
@@ -1233,6 +1331,12 @@ function Session:_submit_batch(queries, opts)
   end
   if opts.idempotent ~= nil then
     s = C.sshard_batch_set_idempotent(b, opts.idempotent and true or false)
+    if s ~= OK then return call_failure(s) end
+  end
+  if opts.retry_policy ~= nil then
+    local policy, why = retry_policy_arg(opts.retry_policy)
+    if not policy then return invalid(why) end
+    s = C.sshard_batch_set_retry_policy(b, policy)
     if s ~= OK then return call_failure(s) end
   end
   if opts.tracing ~= nil then

@@ -41,6 +41,8 @@ pub struct Node {
     pub events: broadcast::Sender<Event>,
     /// Extra latency added to every response (admin `delay`).
     pub delay_us: AtomicU64,
+    /// Errors to answer instead of serving (admin `fail`).
+    pub faults: crate::fault::Faults,
     pub clients: Mutex<BTreeMap<u64, ClientInfo>>,
 }
 
@@ -74,6 +76,7 @@ impl Node {
             prepared: Mutex::new(HashMap::new()),
             events: broadcast::channel(1024).0,
             delay_us: AtomicU64::new(0),
+            faults: Default::default(),
             clients: Mutex::new(BTreeMap::new()),
         }
     }

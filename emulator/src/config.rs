@@ -25,6 +25,23 @@ pub struct Config {
     pub ignore_msb: u8,
     pub cluster_name: String,
     pub verbose: bool,
+    /// TLS listeners (beside the plain ones), when a certificate is set.
+    pub tls: Option<TlsConfig>,
+    /// `--tls-generate DIR`: write a test CA and certificates, then exit.
+    pub tls_generate: Option<std::path::PathBuf>,
+}
+
+/// `--tls-*` flags: Scylla's `client_encryption_options` with separate
+/// TLS ports (`native_transport_port_ssl`,
+/// `native_shard_aware_transport_port_ssl`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    /// Require client certificates signed by this CA (mutual TLS).
+    pub client_ca: Option<std::path::PathBuf>,
+    pub port: u16,
+    pub shard_aware_port: u16,
 }
 
 impl Default for Config {
@@ -49,6 +66,8 @@ impl Default for Config {
             ignore_msb: 12,
             cluster_name: "emulated cluster".to_owned(),
             verbose: false,
+            tls: None,
+            tls_generate: None,
         }
     }
 }
@@ -73,12 +92,20 @@ usage: scylla-emulator [options]
   --misroute-shard-delay-us N    extra latency of a request on a wrong shard (default 25)
   --ignore-msb N                 SCYLLA_SHARDING_IGNORE_MSB (default 12)
   --cluster-name NAME            system.local cluster_name
-  --verbose                      log connections and errors to stderr";
+  --verbose                      log connections and errors to stderr
+  --tls-cert FILE                server certificate chain (PEM): adds TLS listeners
+  --tls-key FILE                 its private key (PEM)
+  --tls-client-ca FILE           require client certificates from this CA (mutual TLS)
+  --tls-port P                   TLS CQL port (default 9142)
+  --tls-shard-aware-port P       TLS shard-aware port, SCYLLA_SHARD_AWARE_PORT_SSL (default 19142)
+  --tls-generate DIR             write a test CA and certificates for these nodes into DIR, exit";
 
 impl Config {
     /// Parses `args` (without the program name).
     pub fn from_args<I: IntoIterator<Item = String>>(args: I) -> Result<Config, String> {
         let mut config = Config::default();
+        let (mut tls_cert, mut tls_key, mut tls_client_ca) = (None, None, None);
+        let (mut tls_port, mut tls_shard_aware_port) = (9142, 19142);
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             let (name, inline) = match flag.split_once('=') {
@@ -129,10 +156,31 @@ impl Config {
                 "--ignore-msb" => config.ignore_msb = number(&name, &value()?)?,
                 "--cluster-name" => config.cluster_name = value()?,
                 "--verbose" => config.verbose = true,
+                "--tls-cert" => tls_cert = Some(value()?.into()),
+                "--tls-key" => tls_key = Some(value()?.into()),
+                "--tls-client-ca" => tls_client_ca = Some(value()?.into()),
+                "--tls-port" => tls_port = number(&name, &value()?)?,
+                "--tls-shard-aware-port" => tls_shard_aware_port = number(&name, &value()?)?,
+                "--tls-generate" => config.tls_generate = Some(value()?.into()),
                 "--help" | "-h" => return Err(USAGE.to_owned()),
                 other => return Err(format!("unknown option {other}\n{USAGE}")),
             }
         }
+        config.tls = match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => Some(TlsConfig {
+                cert,
+                key,
+                client_ca: tls_client_ca,
+                port: tls_port,
+                shard_aware_port: tls_shard_aware_port,
+            }),
+            (None, None) if tls_client_ca.is_none() => None,
+            _ => {
+                return Err(
+                    "--tls-cert and --tls-key go together (and --tls-client-ca needs them)".into(),
+                )
+            }
+        };
         config.validate()?;
         Ok(config)
     }

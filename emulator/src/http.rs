@@ -111,8 +111,12 @@ async fn route(
     match (method, path) {
         ("GET", "/metrics") => (
             200,
-            node.metrics
-                .render(config.port, config.shard_aware_port, node.is_up()),
+            node.metrics.render(
+                config.port,
+                config.shard_aware_port,
+                config.tls.as_ref().map(|t| (t.port, t.shard_aware_port)),
+                node.is_up(),
+            ),
         ),
         ("POST", "/admin/restart") => {
             let down_ms = param(query, "down_ms").unwrap_or(1000u64);
@@ -172,6 +176,17 @@ async fn route(
             }
             None => (400, "missing ?us=N\n".into()),
         },
+        ("POST", "/admin/fail") => match crate::fault::parse(query) {
+            Ok((kind, consistency, count)) => {
+                let text = format!(
+                    "node {} answers {kind:?} to the next {count} requests at {consistency}\n",
+                    node.info.ip
+                );
+                node.faults.set(kind, consistency, count);
+                (200, text)
+            }
+            Err(message) => (400, format!("{message}\n")),
+        },
         ("POST", "/admin/schema_lag") => match param::<u64>(query, "ms") {
             Some(ms) => {
                 cluster
@@ -195,6 +210,7 @@ async fn route(
             | "/admin/tablets/split"
             | "/admin/tablets/merge"
             | "/admin/delay"
+            | "/admin/fail"
             | "/admin/schema_lag",
         ) => (405, "method not allowed\n".into()),
         (_, p) if p.starts_with("/admin/nodes/") && p.ends_with("/remove") => {

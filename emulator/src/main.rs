@@ -4,9 +4,11 @@
 mod cluster;
 mod config;
 mod engine;
+mod fault;
 mod http;
 mod metrics;
 mod server;
+mod tls;
 mod topology;
 
 use std::io::Write;
@@ -21,6 +23,13 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(dir) = &config.tls_generate {
+        if let Err(message) = tls::generate(dir, &config) {
+            eprintln!("{message}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -42,7 +51,7 @@ async fn run(config: Config) -> i32 {
     }
     let c = &cluster.config;
     println!(
-        "READY nodes={} shards={} addresses={}..{} port={} shard_aware_port={} metrics_port={} tablets={}",
+        "READY nodes={} shards={} addresses={}..{} port={} shard_aware_port={} metrics_port={} tablets={} tls_port={} tls_shard_aware_port={}",
         c.nodes,
         c.shards,
         c.node_ip(0),
@@ -50,7 +59,9 @@ async fn run(config: Config) -> i32 {
         c.port,
         c.shard_aware_port,
         c.metrics_port,
-        c.tablets
+        c.tablets,
+        c.tls.as_ref().map_or(0, |t| t.port),
+        c.tls.as_ref().map_or(0, |t| t.shard_aware_port),
     );
     let _ = std::io::stdout().flush();
     wait_for_signal().await;

@@ -15,6 +15,8 @@ pub enum PortKind {
 pub struct ShardCounters {
     pub accepted_regular: AtomicU64,
     pub accepted_shard_aware: AtomicU64,
+    pub accepted_tls_regular: AtomicU64,
+    pub accepted_tls_shard_aware: AtomicU64,
     pub current_connections: AtomicU64,
     /// Open connections accepted through the regular port: the regular
     /// listener balances on its own connections only, as Seastar does.
@@ -55,14 +57,18 @@ impl NodeMetrics {
         &self.shards[shard as usize]
     }
 
-    pub fn connection_opened(&self, shard: u16, port: PortKind) {
+    /// Counts a connection accepted on a `port` listener (a TLS one when
+    /// `tls`).
+    pub fn connection_opened(&self, shard: u16, port: PortKind, tls: bool) {
         let s = self.shard(shard);
-        match port {
-            PortKind::Regular => {
-                bump(&s.accepted_regular);
-                bump(&s.current_regular);
-            }
-            PortKind::ShardAware => bump(&s.accepted_shard_aware),
+        match (port, tls) {
+            (PortKind::Regular, false) => bump(&s.accepted_regular),
+            (PortKind::Regular, true) => bump(&s.accepted_tls_regular),
+            (PortKind::ShardAware, false) => bump(&s.accepted_shard_aware),
+            (PortKind::ShardAware, true) => bump(&s.accepted_tls_shard_aware),
+        }
+        if port == PortKind::Regular {
+            bump(&s.current_regular);
         }
         bump(&s.current_connections);
     }
@@ -114,8 +120,15 @@ impl NodeMetrics {
         best
     }
 
-    /// The Prometheus text exposition of every counter.
-    pub fn render(&self, port: u16, shard_aware_port: u16, node_up: bool) -> String {
+    /// The Prometheus text exposition of every counter; `tls_ports` are
+    /// the TLS listeners (regular, shard-aware), if any.
+    pub fn render(
+        &self,
+        port: u16,
+        shard_aware_port: u16,
+        tls_ports: Option<(u16, u16)>,
+        node_up: bool,
+    ) -> String {
         let mut out = String::new();
         let metric = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}");
@@ -128,10 +141,15 @@ impl NodeMetrics {
             "Connections accepted, per listening port and shard.",
         );
         for (shard, s) in self.shards.iter().enumerate() {
-            for (p, counter) in [
+            let mut listeners = vec![
                 (port, &s.accepted_regular),
                 (shard_aware_port, &s.accepted_shard_aware),
-            ] {
+            ];
+            if let Some((tls_port, tls_shard_aware_port)) = tls_ports {
+                listeners.push((tls_port, &s.accepted_tls_regular));
+                listeners.push((tls_shard_aware_port, &s.accepted_tls_shard_aware));
+            }
+            for (p, counter) in listeners {
                 let _ = writeln!(
                     out,
                     "emulator_connections_accepted_total{{port=\"{p}\",shard=\"{shard}\"}} {}",
@@ -211,16 +229,21 @@ mod tests {
     #[test]
     fn renders_counters_per_shard() {
         let m = NodeMetrics::new(2);
-        m.connection_opened(1, PortKind::ShardAware);
+        m.connection_opened(1, PortKind::ShardAware, false);
+        m.connection_opened(0, PortKind::ShardAware, true);
         m.request(1);
         m.misrouted_shard(0);
-        let text = m.render(9042, 19042, true);
+        let text = m.render(9042, 19042, Some((9142, 19142)), true);
+        assert!(text.contains("emulator_connections_accepted_total{port=\"19142\",shard=\"0\"} 1"));
+        assert!(text.contains("emulator_connections_accepted_total{port=\"19142\",shard=\"1\"} 0"));
+        assert!(text.contains("emulator_connections_accepted_total{port=\"19042\",shard=\"0\"} 0"));
         assert!(text.contains("emulator_connections_accepted_total{port=\"19042\",shard=\"1\"} 1"));
         assert!(text.contains("emulator_connections_accepted_total{port=\"9042\",shard=\"1\"} 0"));
         assert!(text.contains("emulator_connections_current{shard=\"1\"} 1"));
+        assert!(text.contains("emulator_connections_current{shard=\"0\"} 1"));
         assert!(text.contains("emulator_requests_total{shard=\"1\"} 1"));
         assert!(text.contains("emulator_misrouted_shard_total{shard=\"0\"} 1"));
-        m.connection_opened(0, PortKind::Regular);
+        m.connection_opened(0, PortKind::Regular, false);
         assert_eq!(m.least_loaded_shard(), 1);
         m.connection_closed(0, PortKind::Regular);
         assert_eq!(m.least_loaded_shard(), 0);

@@ -11,9 +11,10 @@ use scylla_shard::protocol::frame::{
 };
 use scylla_shard::protocol::response::{error_code, ErrorBody, Event};
 use scylla_shard::protocol::{Compression, Request, Response, ResponseExtensions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 
 use crate::cluster::{ClientInfo, Cluster, Node};
 use crate::engine::{traces, Reply, SessionState};
@@ -24,8 +25,20 @@ const MAX_FIRST_FRAME: usize = 100_000;
 
 const PASSWORD_AUTHENTICATOR: &str = "org.apache.cassandra.auth.PasswordAuthenticator";
 
-/// Binds both listeners of every node, then serves them until the process
-/// ends. Returns once every listener is bound.
+/// One listening port of a node: which kind, and TLS or not.
+#[derive(Clone)]
+struct Port {
+    kind: PortKind,
+    number: u16,
+    tls: Option<TlsAcceptor>,
+}
+
+/// A TLS handshake that takes longer than this is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Binds every listener of every node (the plain ports, and the TLS ports
+/// with `--tls-cert`), then serves them until the process ends. Returns
+/// once every listener is bound.
 pub async fn start(cluster: Arc<Cluster>) -> std::io::Result<()> {
     for node in cluster.nodes() {
         start_node(&cluster, &node).await?;
@@ -33,34 +46,60 @@ pub async fn start(cluster: Arc<Cluster>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Binds both listeners of one node (at start, or when it joins).
+/// The ports every node listens on: the plain ones, and the TLS ones with
+/// `--tls-cert`.
+fn ports(cluster: &Cluster) -> std::io::Result<Vec<Port>> {
+    let config = &cluster.config;
+    let mut ports = vec![
+        Port {
+            kind: PortKind::Regular,
+            number: config.port,
+            tls: None,
+        },
+        Port {
+            kind: PortKind::ShardAware,
+            number: config.shard_aware_port,
+            tls: None,
+        },
+    ];
+    if let Some(tls) = &config.tls {
+        let acceptor = crate::tls::acceptor(tls)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        ports.push(Port {
+            kind: PortKind::Regular,
+            number: tls.port,
+            tls: Some(acceptor.clone()),
+        });
+        ports.push(Port {
+            kind: PortKind::ShardAware,
+            number: tls.shard_aware_port,
+            tls: Some(acceptor),
+        });
+    }
+    Ok(ports)
+}
+
+/// Binds every listener of one node (at start, or when it joins).
 pub async fn start_node(cluster: &Arc<Cluster>, node: &Arc<Node>) -> std::io::Result<()> {
-    for kind in [PortKind::Regular, PortKind::ShardAware] {
-        if kind == PortKind::ShardAware && cluster.config.shard_aware_port_unreachable {
+    for port in ports(cluster)? {
+        if port.kind == PortKind::ShardAware && cluster.config.shard_aware_port_unreachable {
             // Advertised in SUPPORTED but never listened on: attempts
             // are refused, which is what drivers must fall back from.
             continue;
         }
-        let addr = node.address(port_of(cluster, kind));
+        let addr = node.address(port.number);
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-        tokio::spawn(listen(cluster.clone(), node.clone(), kind, listener));
+        tokio::spawn(listen(cluster.clone(), node.clone(), port, listener));
     }
     Ok(())
-}
-
-fn port_of(cluster: &Cluster, kind: PortKind) -> u16 {
-    match kind {
-        PortKind::Regular => cluster.config.port,
-        PortKind::ShardAware => cluster.config.shard_aware_port,
-    }
 }
 
 /// Accepts connections while the node is up; while it is down the socket is
 /// closed so connection attempts are refused, then bound again. A removed
 /// node's listener closes for good.
-async fn listen(cluster: Arc<Cluster>, node: Arc<Node>, kind: PortKind, listener: TcpListener) {
+async fn listen(cluster: Arc<Cluster>, node: Arc<Node>, port: Port, listener: TcpListener) {
     let mut lifecycle = node.lifecycle.subscribe();
     let mut listener = Some(listener);
     loop {
@@ -70,7 +109,7 @@ async fn listen(cluster: Arc<Cluster>, node: Arc<Node>, kind: PortKind, listener
                 Ok(l) if !l.removed => {}
                 _ => return,
             }
-            let addr = node.address(port_of(&cluster, kind));
+            let addr = node.address(port.number);
             loop {
                 match TcpListener::bind(addr).await {
                     Ok(l) => {
@@ -89,7 +128,7 @@ async fn listen(cluster: Arc<Cluster>, node: Arc<Node>, kind: PortKind, listener
             accepted = current.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_connection(cluster.clone(), node.clone(), kind, stream, peer));
+                    tokio::spawn(accept_connection(cluster.clone(), node.clone(), port.clone(), stream, peer));
                 }
                 Err(e) => {
                     // Out of descriptors, typically: let connections close
@@ -111,6 +150,30 @@ async fn listen(cluster: Arc<Cluster>, node: Arc<Node>, kind: PortKind, listener
                 }
             }
         }
+    }
+}
+
+/// Runs the TLS handshake first on a TLS port; a failed one is logged and
+/// the socket closed (a plain client sees the connection end at once).
+async fn accept_connection(
+    cluster: Arc<Cluster>,
+    node: Arc<Node>,
+    port: Port,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let Some(acceptor) = port.tls else {
+        let (reader, writer) = stream.into_split();
+        serve_connection(cluster, node, (port.kind, false), (reader, writer), peer).await;
+        return;
+    };
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => {
+            let halves = tokio::io::split(stream);
+            serve_connection(cluster, node, (port.kind, true), halves, peer).await;
+        }
+        Ok(Err(e)) => log(&cluster, format!("TLS handshake from {peer}: {e}")),
+        Err(_) => log(&cluster, format!("TLS handshake from {peer}: timed out")),
     }
 }
 
@@ -136,13 +199,16 @@ fn place(cluster: &Cluster, node: &Node, kind: PortKind, peer: SocketAddr) -> u1
 async fn serve_connection(
     cluster: Arc<Cluster>,
     node: Arc<Node>,
-    kind: PortKind,
-    stream: TcpStream,
+    (kind, tls): (PortKind, bool),
+    halves: (
+        impl AsyncRead + Unpin + Send + 'static,
+        impl AsyncWrite + Unpin + Send + 'static,
+    ),
     peer: SocketAddr,
 ) {
     let shard = place(&cluster, &node, kind, peer);
     let id = cluster.connection_id();
-    node.metrics.connection_opened(shard, kind);
+    node.metrics.connection_opened(shard, kind, tls);
     node.clients.lock().unwrap().insert(
         id,
         ClientInfo {
@@ -170,7 +236,7 @@ async fn serve_connection(
         stage: Stage::Initial,
         compression: None,
     };
-    let result = connection.run(stream).await;
+    let result = connection.run(halves).await;
     if let Err(e) = result {
         log(&cluster, format!("connection {peer}: {e}"));
     }
@@ -203,8 +269,13 @@ struct Outgoing {
 }
 
 impl Connection {
-    async fn run(&mut self, stream: TcpStream) -> Result<(), String> {
-        let (reader, mut writer) = stream.into_split();
+    async fn run(
+        &mut self,
+        (reader, mut writer): (
+            impl AsyncRead + Unpin + Send + 'static,
+            impl AsyncWrite + Unpin + Send + 'static,
+        ),
+    ) -> Result<(), String> {
         // Buffered: one read syscall serves many pipelined frames.
         let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, reader);
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
@@ -430,6 +501,16 @@ impl Connection {
             }
             (Stage::Ready, request) => {
                 self.node.metrics.request(self.session.shard);
+                let consistency = match &request {
+                    Request::Query { params, .. } | Request::Execute { params, .. } => {
+                        Some(params.consistency)
+                    }
+                    Request::Batch(batch) => Some(batch.consistency),
+                    _ => None,
+                };
+                if let Some(error) = consistency.and_then(|c| self.node.faults.take(c)) {
+                    return Ok((Reply::new(Response::Error(error)), true));
+                }
                 let reply = match request {
                     Request::Register { .. } => {
                         if !self.session.registered {
@@ -538,6 +619,12 @@ impl Connection {
                 one(crate::topology::format_uuid(&self.node.info.host_id)),
             ),
         ];
+        if let Some(tls) = &config.tls {
+            options.push((
+                "SCYLLA_SHARD_AWARE_PORT_SSL".to_owned(),
+                one(tls.shard_aware_port.to_string()),
+            ));
+        }
         if config.tablets {
             options.push(("TABLETS_ROUTING_V1".to_owned(), one(String::new())));
         }

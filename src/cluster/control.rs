@@ -18,7 +18,7 @@ use super::schema::{
 };
 use super::topology::{parse_nodes, PeerInfo, LOCAL_QUERY, PEERS_QUERY};
 use crate::connection::{
-    open, Connection, ConnectionConfig, ConnectionError, EventType, RequestError,
+    open, Connection, ConnectionConfig, ConnectionError, EventType, RequestError, TlsError,
 };
 use crate::protocol::response::{error_code, ErrorBody, Event, ResultBody, Rows};
 use crate::protocol::{Consistency, QueryParameters, Request, Response};
@@ -64,6 +64,8 @@ pub struct OpenFailure {
     pub reason: String,
     /// What the server answered, when it refused rather than failed.
     pub server_error: Option<ErrorBody>,
+    /// The TLS failure, when the TLS handshake failed.
+    pub tls_error: Option<TlsError>,
 }
 
 impl fmt::Display for OpenFailure {
@@ -109,6 +111,7 @@ impl ControlConnection {
                         address,
                         reason: why.to_string(),
                         server_error: why.server_error(),
+                        tls_error: why.tls_error(),
                     });
                 }
             }

@@ -120,6 +120,7 @@ impl Cluster {
                             MetadataError::Server(body) => Some(body.clone()),
                             _ => None,
                         },
+                        tls_error: None,
                     });
                     control.close().await;
                 }

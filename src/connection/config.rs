@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::tls::TlsConnector;
 use crate::protocol::frame::MAX_BODY_LEN;
 use crate::protocol::Compression;
 
@@ -28,6 +29,8 @@ pub struct ConnectionConfig {
     /// case-sensitive name; it is quoted for you).
     pub keyspace: Option<String>,
     pub tcp_nodelay: bool,
+    /// TLS on every connection (and the shard-aware TLS port), if set.
+    pub tls: Option<TlsConnector>,
     /// Largest response frame body accepted, in bytes, and the most a
     /// compressed body may inflate to. A larger one is a protocol
     /// violation: the connection is closed and its requests follow the
@@ -48,6 +51,7 @@ impl Default for ConnectionConfig {
             application_version: None,
             keyspace: None,
             tcp_nodelay: true,
+            tls: None,
             max_frame_len: MAX_BODY_LEN,
         }
     }

@@ -8,6 +8,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::tls::TlsError;
 use crate::protocol::response::{error_code, ErrorBody};
 use crate::protocol::ProtocolError;
 
@@ -142,6 +143,8 @@ pub enum ConnectionError {
     Protocol(String),
     /// A request after the handshake (`USE`, `REGISTER`) failed.
     Request(RequestError),
+    /// The TLS handshake failed.
+    Tls(TlsError),
 }
 
 impl ConnectionError {
@@ -153,6 +156,14 @@ impl ConnectionError {
     /// True when the server rejected the credentials.
     pub fn is_bad_credentials(&self) -> bool {
         matches!(self, ConnectionError::Server(e) if e.code == error_code::BAD_CREDENTIALS)
+    }
+
+    /// The TLS failure, when the TLS handshake failed.
+    pub fn tls_error(&self) -> Option<TlsError> {
+        match self {
+            ConnectionError::Tls(e) => Some(e.clone()),
+            _ => None,
+        }
     }
 
     /// The server's refusal, when the server refused (bad credentials,
@@ -189,6 +200,7 @@ impl fmt::Display for ConnectionError {
             ),
             ConnectionError::Protocol(what) => write!(f, "handshake protocol error: {what}"),
             ConnectionError::Request(e) => e.fmt(f),
+            ConnectionError::Tls(e) => e.fmt(f),
         }
     }
 }

@@ -18,12 +18,13 @@ mod handshake;
 mod io;
 mod shared;
 pub mod stream_ids;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 pub use config::ConnectionConfig;
@@ -32,6 +33,7 @@ pub use features::{keys, parse_uuid, ServerFeatures, ShardingInfo};
 pub use handshake::{DRIVER_NAME, DRIVER_VERSION};
 pub use shared::{RawRequest, RawResponse, ResponseFrame};
 pub use stream_ids::MAX_STREAMS;
+pub use tls::{TlsConnector, TlsError, TlsErrorKind, TlsSettings};
 
 use crate::protocol::response::{Event, ResultBody};
 use crate::protocol::{Compression, QueryParameters, Request, RequestExtensions, Response};
@@ -84,9 +86,34 @@ async fn open_unbounded(
     config: &ConnectionConfig,
 ) -> Result<(Connection, ServerFeatures), ConnectionError> {
     let mut stream = handshake::connect(addr, source_port, config.tcp_nodelay).await?;
-    let negotiated = handshake::handshake(&mut stream, config).await?;
-    let features = negotiated.features.clone();
-    let connection = Connection::start(stream, negotiated, config)?;
+    let local_addr = stream.local_addr().map_err(ConnectionError::Io)?;
+    let peer_addr = stream.peer_addr().map_err(ConnectionError::Io)?;
+    let addrs = (local_addr, peer_addr);
+    let connection = match &config.tls {
+        None => {
+            let negotiated = handshake::handshake(&mut stream, config).await?;
+            let (read_half, write_half) = stream.into_split();
+            Connection::start(read_half, write_half, addrs, negotiated, config)
+        }
+        Some(tls) => {
+            let mut stream = tls
+                .connect(addr.ip(), stream)
+                .await
+                .map_err(ConnectionError::Tls)?;
+            let negotiated =
+                handshake::handshake(&mut stream, config)
+                    .await
+                    .map_err(|e| match &e {
+                        ConnectionError::Io(io) => {
+                            TlsError::from_io(io).map_or(e, ConnectionError::Tls)
+                        }
+                        _ => e,
+                    })?;
+            let (read_half, write_half) = tokio::io::split(stream);
+            Connection::start(read_half, write_half, addrs, negotiated, config)
+        }
+    };
+    let features = connection.features().clone();
     if let Some(keyspace) = &config.keyspace {
         connection.use_keyspace(keyspace).await?;
     }
@@ -123,13 +150,15 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
+    /// Starts the tasks over the two halves of a connected, handshaken
+    /// stream (plain TCP or TLS).
     fn start(
-        stream: TcpStream,
+        read_half: impl AsyncRead + Unpin + Send + 'static,
+        write_half: impl AsyncWrite + Unpin + Send + 'static,
+        (local_addr, peer_addr): (SocketAddr, SocketAddr),
         negotiated: handshake::Negotiated,
         config: &ConnectionConfig,
-    ) -> Result<Connection, ConnectionError> {
-        let local_addr = stream.local_addr().map_err(ConnectionError::Io)?;
-        let peer_addr = stream.peer_addr().map_err(ConnectionError::Io)?;
+    ) -> Connection {
         let shared = Arc::new(Shared::new(
             negotiated.features,
             negotiated.compression,
@@ -137,7 +166,6 @@ impl Connection {
             peer_addr,
             config.max_frame_len,
         ));
-        let (read_half, write_half) = stream.into_split();
         tokio::spawn(io::reader_task(shared.clone(), read_half));
         tokio::spawn(io::writer_task(shared.clone(), write_half));
         if let Some(interval) = config.heartbeat_interval.filter(|i| !i.is_zero()) {
@@ -147,10 +175,10 @@ impl Connection {
                 config.heartbeat_timeout,
             ));
         }
-        Ok(Connection {
+        Connection {
             _owner: Arc::new(Owner(shared.clone())),
             shared,
-        })
+        }
     }
 
     /// Sends `request` and waits for its response. A server ERROR is a

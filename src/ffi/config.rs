@@ -5,8 +5,8 @@ use std::ffi::c_char;
 use std::time::Duration;
 
 use super::enums::{
-    consistency, serial_consistency, sshard_compression, sshard_consistency,
-    SSHARD_COMPRESSION_LZ4, SSHARD_COMPRESSION_NONE,
+    consistency, retry_policy, serial_consistency, sshard_compression, sshard_consistency,
+    sshard_retry_policy, SSHARD_COMPRESSION_LZ4, SSHARD_COMPRESSION_NONE,
 };
 use super::handle::{box_free, box_into_raw, box_mut, out_arg, str_arg, Generational};
 use super::status::{sshard_status, Fail, FfiResult};
@@ -433,6 +433,22 @@ pub unsafe extern "C" fn sshard_config_set_serial_consistency(
         // SAFETY: NULL or a live config (API contract).
         let config = unsafe { box_mut(config, "config") }?;
         config.session.default_serial_consistency = Some(serial_consistency(level)?);
+        Ok(())
+    }
+}
+
+/// Default retry policy (`SSHARD_RETRY_POLICY_*`; default
+/// `SSHARD_RETRY_POLICY_DEFAULT`). Each decision is counted in
+/// `sshard_metrics` (`retry_*`).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_config_set_retry_policy(
+    config: *mut sshard_config,
+    policy: sshard_retry_policy,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live config (API contract).
+        let config = unsafe { box_mut(config, "config") }?;
+        config.session.default_retry_policy = retry_policy(policy)?;
         Ok(())
     }
 }

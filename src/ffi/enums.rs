@@ -6,6 +6,7 @@
 use super::status::{Fail, FfiResult};
 use crate::protocol::request::BatchKind;
 use crate::protocol::{ColumnType, Consistency};
+use crate::session::RetryPolicy;
 
 /// A consistency level (the CQL wire values).
 pub type sshard_consistency = u16;
@@ -106,6 +107,29 @@ pub const SSHARD_RESULT_KIND_SCHEMA_CHANGE: sshard_result_kind = 5;
 pub type sshard_compression = u8;
 pub const SSHARD_COMPRESSION_NONE: sshard_compression = 0;
 pub const SSHARD_COMPRESSION_LZ4: sshard_compression = 1;
+
+/// How failed attempts are retried (the DataStax drivers' policies).
+pub type sshard_retry_policy = u8;
+/// Idempotent requests retried on server timeouts (same node, once),
+/// UNAVAILABLE on the next node (once), OVERLOADED and broken connections
+/// on the next node when idempotent.
+pub const SSHARD_RETRY_POLICY_DEFAULT: sshard_retry_policy = 0;
+/// Never retried: UNAVAILABLE, READ/WRITE_TIMEOUT, OVERLOADED and broken
+/// connections are returned at once.
+pub const SSHARD_RETRY_POLICY_FALLTHROUGH: sshard_retry_policy = 1;
+/// Retried once at the consistency the replicas that answered can still
+/// give (THREE, TWO, ONE); an idempotent SIMPLE or BATCH write timeout that
+/// some replica acknowledged counts as success.
+pub const SSHARD_RETRY_POLICY_DOWNGRADING_CONSISTENCY: sshard_retry_policy = 2;
+
+pub(crate) fn retry_policy(value: sshard_retry_policy) -> FfiResult<RetryPolicy> {
+    match value {
+        SSHARD_RETRY_POLICY_DEFAULT => Ok(RetryPolicy::Default),
+        SSHARD_RETRY_POLICY_FALLTHROUGH => Ok(RetryPolicy::Fallthrough),
+        SSHARD_RETRY_POLICY_DOWNGRADING_CONSISTENCY => Ok(RetryPolicy::DowngradingConsistency),
+        other => Err(Fail::invalid(format!("unknown retry policy {other}"))),
+    }
+}
 
 /// Log levels, from quietest to most verbose.
 pub type sshard_log_level = u8;

@@ -6,7 +6,7 @@ use std::ffi::c_char;
 use super::enums::sshard_consistency;
 use super::handle::{out_arg, view_ref};
 use super::status::{
-    server_status, sshard_status, Fail, FfiResult, SSHARD_STATUS_CLOSED,
+    server_status, sshard_status, tls_status, Fail, FfiResult, SSHARD_STATUS_CLOSED,
     SSHARD_STATUS_CONNECTION_LOST, SSHARD_STATUS_DECODE, SSHARD_STATUS_INVALID_ARGUMENT,
     SSHARD_STATUS_NOT_PRESENT, SSHARD_STATUS_NO_HOSTS, SSHARD_STATUS_TIMEOUT,
 };
@@ -49,6 +49,7 @@ impl sshard_error {
             }
             DriverError::Protocol(_) => sshard_error::new(SSHARD_STATUS_DECODE, message),
             DriverError::Closed => sshard_error::new(SSHARD_STATUS_CLOSED, message),
+            DriverError::Tls(e) => sshard_error::new(tls_status(e.kind), message),
             DriverError::Server(body) => sshard_error {
                 status: server_status(body.code),
                 message: body.message.clone(),

@@ -17,7 +17,7 @@ use crate::session::{LatencySummary, NodeMetrics, SessionMetrics};
 
 /// Version of the `sshard_metrics` and `sshard_node_metrics` layouts this
 /// header describes.
-pub const SSHARD_METRICS_VERSION: u32 = 2;
+pub const SSHARD_METRICS_VERSION: u32 = 3;
 
 /// Latency percentiles in microseconds (from a histogram whose buckets are
 /// within 12.5% of the value; 0 before anything was recorded).
@@ -99,6 +99,17 @@ pub struct sshard_metrics {
     pub errors_client: u64,
     /// Latency of caller requests, admission to completion.
     pub latency: sshard_latency,
+    /// Retry decisions (version 3): sent again to the same node and shard.
+    pub retry_same_target: u64,
+    /// Sent to the next node of the plan.
+    pub retry_next_target: u64,
+    /// Sent again at a lower consistency (`SSHARD_RETRY_POLICY_DOWNGRADING_CONSISTENCY`).
+    pub retry_downgraded: u64,
+    /// Write timeouts reported as success (downgrading policy: some
+    /// replica took the write).
+    pub retry_ignored: u64,
+    /// Errors the policy could have retried and returned instead.
+    pub retry_rethrown: u64,
 }
 
 /// One node of a metrics snapshot (see `sshard_metrics_snapshot_node`).
@@ -275,6 +286,11 @@ fn totals(m: &SessionMetrics, shard_aware: bool) -> sshard_metrics {
         errors_no_host: e.no_host,
         errors_client: e.client,
         latency: (&m.latency).into(),
+        retry_same_target: m.retry_decisions.same_target,
+        retry_next_target: m.retry_decisions.next_target,
+        retry_downgraded: m.retry_decisions.downgraded,
+        retry_ignored: m.retry_decisions.ignored,
+        retry_rethrown: m.retry_decisions.rethrown,
     }
 }
 

@@ -7,7 +7,8 @@ use std::ffi::c_char;
 
 use super::config::millis_arg;
 use super::enums::{
-    batch_kind, consistency, serial_consistency, sshard_batch_type, sshard_consistency,
+    batch_kind, consistency, retry_policy, serial_consistency, sshard_batch_type,
+    sshard_consistency, sshard_retry_policy,
 };
 use super::handle::{
     box_free, box_into_raw, box_mut, bytes_arg, handle_ref, out_arg, str_arg, Generational,
@@ -217,6 +218,21 @@ pub unsafe extern "C" fn sshard_statement_set_idempotent(
         // SAFETY: NULL or a live statement (API contract).
         let statement = unsafe { box_mut(statement, "statement") }?;
         statement.inner.idempotent = idempotent;
+        Ok(())
+    }
+}
+
+/// The retry policy of this statement (`SSHARD_RETRY_POLICY_*`), instead
+/// of the config's.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_statement_set_retry_policy(
+    statement: *mut sshard_statement,
+    policy: sshard_retry_policy,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live statement (API contract).
+        let statement = unsafe { box_mut(statement, "statement") }?;
+        statement.inner.retry_policy = Some(retry_policy(policy)?);
         Ok(())
     }
 }
@@ -485,6 +501,21 @@ pub unsafe extern "C" fn sshard_batch_set_idempotent(
         // SAFETY: NULL or a live batch (API contract).
         let batch = unsafe { box_mut(batch, "batch") }?;
         batch.inner.idempotent = idempotent;
+        Ok(())
+    }
+}
+
+/// The retry policy of this batch (`SSHARD_RETRY_POLICY_*`), instead of
+/// the config's.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_batch_set_retry_policy(
+    batch: *mut sshard_batch,
+    policy: sshard_retry_policy,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live batch (API contract).
+        let batch = unsafe { box_mut(batch, "batch") }?;
+        batch.inner.retry_policy = Some(retry_policy(policy)?);
         Ok(())
     }
 }

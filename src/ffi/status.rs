@@ -17,6 +17,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 
 use super::handle::out_arg;
+use crate::connection::TlsErrorKind;
 use crate::protocol::response::error_code;
 use crate::runtime;
 
@@ -55,6 +56,12 @@ pub const SSHARD_STATUS_PENDING: sshard_status = 12;
 pub const SSHARD_STATUS_NOT_PRESENT: sshard_status = 13;
 /// The operation is not supported by this build or object.
 pub const SSHARD_STATUS_UNSUPPORTED: sshard_status = 14;
+/// A certificate given to `sshard_ssl_*` does not parse (or none is
+/// trusted while verification is on).
+pub const SSHARD_STATUS_SSL_INVALID_CERT: sshard_status = 15;
+/// A private key given to `sshard_ssl_*` does not parse, is encrypted, or
+/// does not match the certificate.
+pub const SSHARD_STATUS_SSL_INVALID_PRIVATE_KEY: sshard_status = 16;
 
 /// No node could be reached.
 pub const SSHARD_STATUS_NO_HOSTS: sshard_status = 100;
@@ -70,6 +77,14 @@ pub const SSHARD_STATUS_CLOSED: sshard_status = 104;
 pub const SSHARD_STATUS_RUNTIME: sshard_status = 105;
 /// An internal error that fits no other status.
 pub const SSHARD_STATUS_INTERNAL: sshard_status = 106;
+/// The server's TLS certificate is not trusted (unknown CA, expired, not
+/// yet valid, bad signature...).
+pub const SSHARD_STATUS_SSL_INVALID_PEER_CERT: sshard_status = 107;
+/// The server's TLS certificate is valid but names another host.
+pub const SSHARD_STATUS_SSL_IDENTITY_MISMATCH: sshard_status = 108;
+/// The TLS handshake failed otherwise (not a TLS server, no common
+/// version, a client certificate required and refused...).
+pub const SSHARD_STATUS_SSL_PROTOCOL_ERROR: sshard_status = 109;
 
 /// Server errors are this base plus the CQL error code.
 pub const SSHARD_STATUS_SERVER_BASE: sshard_status = 0x10000;
@@ -94,6 +109,17 @@ pub const SSHARD_STATUS_SERVER_UNPREPARED: sshard_status = 0x12500;
 pub const SSHARD_STATUS_SERVER_RATE_LIMIT_REACHED: sshard_status = 0x1F000;
 /// Last server status: `SSHARD_STATUS_SERVER_BASE + 0xFFFF`.
 pub const SSHARD_STATUS_SERVER_LAST: sshard_status = 0x1FFFF;
+
+/// The status of a TLS failure.
+pub(crate) fn tls_status(kind: TlsErrorKind) -> sshard_status {
+    match kind {
+        TlsErrorKind::InvalidCert => SSHARD_STATUS_SSL_INVALID_CERT,
+        TlsErrorKind::InvalidPrivateKey => SSHARD_STATUS_SSL_INVALID_PRIVATE_KEY,
+        TlsErrorKind::InvalidPeerCert => SSHARD_STATUS_SSL_INVALID_PEER_CERT,
+        TlsErrorKind::IdentityMismatch => SSHARD_STATUS_SSL_IDENTITY_MISMATCH,
+        TlsErrorKind::Protocol => SSHARD_STATUS_SSL_PROTOCOL_ERROR,
+    }
+}
 
 /// The status of a server error with CQL error `code`.
 pub(crate) fn server_status(code: i32) -> sshard_status {
@@ -122,6 +148,8 @@ pub(crate) fn status_name(status: sshard_status) -> &'static str {
         SSHARD_STATUS_PENDING => "PENDING\0",
         SSHARD_STATUS_NOT_PRESENT => "NOT_PRESENT\0",
         SSHARD_STATUS_UNSUPPORTED => "UNSUPPORTED\0",
+        SSHARD_STATUS_SSL_INVALID_CERT => "SSL_INVALID_CERT\0",
+        SSHARD_STATUS_SSL_INVALID_PRIVATE_KEY => "SSL_INVALID_PRIVATE_KEY\0",
         SSHARD_STATUS_NO_HOSTS => "NO_HOSTS\0",
         SSHARD_STATUS_TIMEOUT => "TIMEOUT\0",
         SSHARD_STATUS_CONNECTION_LOST => "CONNECTION_LOST\0",
@@ -129,6 +157,9 @@ pub(crate) fn status_name(status: sshard_status) -> &'static str {
         SSHARD_STATUS_CLOSED => "CLOSED\0",
         SSHARD_STATUS_RUNTIME => "RUNTIME\0",
         SSHARD_STATUS_INTERNAL => "INTERNAL\0",
+        SSHARD_STATUS_SSL_INVALID_PEER_CERT => "SSL_INVALID_PEER_CERT\0",
+        SSHARD_STATUS_SSL_IDENTITY_MISMATCH => "SSL_IDENTITY_MISMATCH\0",
+        SSHARD_STATUS_SSL_PROTOCOL_ERROR => "SSL_PROTOCOL_ERROR\0",
         s if (SSHARD_STATUS_SERVER_BASE..=SSHARD_STATUS_SERVER_LAST).contains(&s) => {
             match s - SSHARD_STATUS_SERVER_BASE {
                 error_code::SERVER_ERROR => "SERVER_SERVER_ERROR\0",

@@ -386,7 +386,13 @@ impl Refiller {
         let sharder = features.sharding.and_then(|s| s.sharder().ok());
         self.adopt_layout(sharder);
         if sharder.is_some() {
-            self.shard_aware_port = features.shard_aware_port;
+            // Under TLS the shard-aware port is the TLS one; a server that
+            // offers none gets regular-port connections only.
+            self.shard_aware_port = if self.open_config.tls.is_some() {
+                features.shard_aware_port_ssl
+            } else {
+                features.shard_aware_port
+            };
         }
         let shard = features.shard().map_or(0, usize::from);
         if let Route::ShardAware {

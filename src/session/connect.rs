@@ -9,6 +9,7 @@ use super::prepared_cache::PreparedCache;
 use super::types::{DriverError, SessionConfig};
 use super::{Inner, Session};
 use crate::cluster::{Cluster, ClusterConfig, OpenFailure, TabletMap};
+use crate::connection::TlsError;
 use crate::pool::PoolConfig;
 use crate::routing::plan::LoadBalancing;
 
@@ -83,7 +84,20 @@ fn connect_error(failures: Vec<OpenFailure>) -> DriverError {
         {
             DriverError::Server((*first).clone())
         }
-        _ => DriverError::NoHostAvailable(failures.iter().map(ToString::to_string).collect()),
+        _ => match failures.first().and_then(|f| f.tls_error.as_ref()) {
+            Some(first)
+                if failures
+                    .iter()
+                    .all(|f| f.tls_error.as_ref().is_some_and(|e| e.kind == first.kind)) =>
+            {
+                let reasons: Vec<_> = failures.iter().map(ToString::to_string).collect();
+                DriverError::Tls(TlsError {
+                    kind: first.kind,
+                    message: reasons.join("; "),
+                })
+            }
+            _ => DriverError::NoHostAvailable(failures.iter().map(ToString::to_string).collect()),
+        },
     }
 }
 

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::metrics::Totals;
 use super::prepared_cache::{reprepare, request_error};
 use super::request::{query_result, EncodedRequest};
-use super::retry::{Decision, RetryState};
+use super::retry::{Decision, RetryPolicy, RetryState};
 use super::route::{self, RoutingInfo};
 use super::types::{DriverError, Prepared, Query, QueryResult, Statement};
 use super::Inner;
@@ -25,6 +25,7 @@ pub struct Job<'a> {
     /// Keep replica order (primary first) instead of spreading.
     pub is_lwt: bool,
     pub idempotent: bool,
+    pub retry_policy: RetryPolicy,
     /// End-to-end budget, all attempts included.
     pub timeout: Duration,
     /// Statements an UNPREPARED error may refer to.
@@ -100,7 +101,9 @@ impl Inner {
                 .plan(&facts, &replicas, job.is_lwt, rotation(), &mut plan);
         }
 
-        let mut retry = RetryState::default();
+        let mut retry = RetryState::new(job.retry_policy);
+        // The request at a lower level, once the policy downgraded it.
+        let mut downgraded = None;
         let mut reasons = Vec::new();
         let mut last_server_error = None;
         let mut attempts = 0u32;
@@ -133,8 +136,9 @@ impl Inner {
                 _ => 0,
             };
 
+            let request = downgraded.as_ref().unwrap_or(&job.request);
             let answer = conn
-                .send_encoded_with_timeout(job.request.raw(), remaining)
+                .send_encoded_with_timeout(request.raw(), remaining)
                 .await;
             runtime.latency.record(sent.elapsed());
             if !matches!(&answer, Ok(frame) if matches!(frame.response, Response::Result(_))) {
@@ -168,7 +172,7 @@ impl Inner {
                                 conn.shard(),
                             ))
                         }
-                        Response::Error(e) => match retry.on_server_error(e.code, job.idempotent) {
+                        Response::Error(e) => match retry.on_error(&e, job.idempotent) {
                             Decision::Reprepare => {
                                 // Boxed: rare, and inline it would triple the size of every
                                 // request's future.
@@ -196,7 +200,23 @@ impl Inner {
                     request_error(e, job.timeout),
                 ),
             };
+            self.totals.retry_decisions.count(decision);
             match decision {
+                Decision::Downgrade(consistency) => {
+                    tracing::debug!(node = %node.address, error = %error, %consistency, "retrying at a lower consistency");
+                    match job.request.with_consistency(consistency) {
+                        Some(request) => downgraded = Some(request),
+                        None => return Err(error),
+                    }
+                }
+                Decision::Ignore => {
+                    tracing::debug!(node = %node.address, error = %error, "ignoring the write timeout");
+                    return Ok(QueryResult {
+                        coordinator: Some(node.address),
+                        shard: conn.shard(),
+                        ..QueryResult::default()
+                    });
+                }
                 Decision::NextTarget => {
                     tracing::debug!(node = %node.address, error = %error, "trying the next target");
                     reasons.push(format!("{}: {error}", node.address));
@@ -208,7 +228,7 @@ impl Inner {
                 Decision::SameTarget => {
                     tracing::debug!(node = %node.address, error = %error, "retrying on the same target");
                 }
-                Decision::Fail | Decision::Reprepare => return Err(error),
+                Decision::Fail | Decision::Rethrow | Decision::Reprepare => return Err(error),
             }
         }
         Err(last_server_error.unwrap_or(DriverError::NoHostAvailable(reasons)))

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::latency::{LatencyHistogram, LatencySummary};
+use super::retry::Decision;
 use super::types::DriverError;
 use crate::cluster::{ClusterState, TabletStats};
 use crate::pool::PoolStats;
@@ -85,6 +86,8 @@ pub struct SessionMetrics {
     pub errors_by_kind: ErrorCounts,
     /// Extra attempts beyond the first of each request.
     pub retries: u64,
+    /// What the retry policies decided after failed attempts.
+    pub retry_decisions: RetryDecisionCounts,
     /// Attempts started while an earlier one of the same request was
     /// still running (speculative execution).
     pub speculative_executions: u64,
@@ -102,11 +105,64 @@ impl SessionMetrics {
     }
 }
 
+/// Retry decisions after failed attempts, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryDecisionCounts {
+    /// Sent again to the same node and shard.
+    pub same_target: u64,
+    /// Sent to the next node of the plan.
+    pub next_target: u64,
+    /// Sent again to the same node at a lower consistency.
+    pub downgraded: u64,
+    /// Write timeouts reported as success (some replica took the write).
+    pub ignored: u64,
+    /// Errors a policy could have retried and returned instead.
+    pub rethrown: u64,
+}
+
+/// The counters behind [`RetryDecisionCounts`].
+#[derive(Debug, Default)]
+pub struct RetryDecisionCounters {
+    same_target: AtomicU64,
+    next_target: AtomicU64,
+    downgraded: AtomicU64,
+    ignored: AtomicU64,
+    rethrown: AtomicU64,
+}
+
+impl RetryDecisionCounters {
+    /// Counts one decision (re-preparing and plain failures are not retry
+    /// decisions).
+    pub fn count(&self, decision: Decision) {
+        let counter = match decision {
+            Decision::SameTarget => &self.same_target,
+            Decision::NextTarget => &self.next_target,
+            Decision::Downgrade(_) => &self.downgraded,
+            Decision::Ignore => &self.ignored,
+            Decision::Rethrow => &self.rethrown,
+            Decision::Reprepare | Decision::Fail => return,
+        };
+        Totals::bump(counter);
+    }
+
+    fn counts(&self) -> RetryDecisionCounts {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        RetryDecisionCounts {
+            same_target: get(&self.same_target),
+            next_target: get(&self.next_target),
+            downgraded: get(&self.downgraded),
+            ignored: get(&self.ignored),
+            rethrown: get(&self.rethrown),
+        }
+    }
+}
+
 /// Session-wide totals.
 #[derive(Debug, Default)]
 pub struct Totals {
     pub requests: AtomicU64,
     pub retries: AtomicU64,
+    pub retry_decisions: RetryDecisionCounters,
     pub speculative_executions: AtomicU64,
     pub latency: LatencyHistogram,
     errors: ErrorCounters,
@@ -142,7 +198,9 @@ impl Totals {
                 | error_code::RATE_LIMIT_REACHED => &e.overloaded,
                 _ => &e.other_server,
             },
-            DriverError::ConnectionBroken(_) | DriverError::Protocol(_) => &e.connection,
+            DriverError::ConnectionBroken(_) | DriverError::Protocol(_) | DriverError::Tls(_) => {
+                &e.connection
+            }
             DriverError::NoHostAvailable(_) => &e.no_host,
             DriverError::InvalidArgument(_) | DriverError::Closed => &e.client,
         };
@@ -232,6 +290,7 @@ pub fn collect(
         errors: errors_by_kind.total(),
         errors_by_kind,
         retries: get(&totals.retries),
+        retry_decisions: totals.retry_decisions.counts(),
         speculative_executions: get(&totals.speculative_executions),
         in_flight: in_flight as u64,
         latency: totals.latency.summary(),

@@ -37,8 +37,9 @@ use timestamps::MonotonicTimestamps;
 
 pub use binding::MAX_VALUES;
 pub use latency::{LatencyHistogram, LatencySummary};
-pub use metrics::{ErrorCounts, NodeMetrics, SessionMetrics};
+pub use metrics::{ErrorCounts, NodeMetrics, RetryDecisionCounts, SessionMetrics};
 pub use paging::Pager;
+pub use retry::RetryPolicy;
 pub use types::{
     Batch, DriverError, Prepared, Query, QueryResult, RoutingKey, SessionConfig, Statement,
     StatementRouting,
@@ -183,6 +184,9 @@ impl Session {
             routing,
             is_lwt: is_lwt || statement.consistency.is_some_and(|c| c.is_serial()),
             idempotent: statement.idempotent,
+            retry_policy: statement
+                .retry_policy
+                .unwrap_or(inner.config.default_retry_policy),
             timeout,
             statements: std::slice::from_ref(statement),
         };
@@ -226,6 +230,9 @@ impl Session {
                 routing,
                 is_lwt,
                 idempotent: batch.idempotent,
+                retry_policy: batch
+                    .retry_policy
+                    .unwrap_or(inner.config.default_retry_policy),
                 timeout: batch.timeout.unwrap_or(inner.config.request_timeout),
                 statements: &batch.statements,
             };

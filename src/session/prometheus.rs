@@ -49,6 +49,21 @@ fn render(m: &SessionMetrics) -> String {
         "Attempts beyond the first of each request.",
     )
     .sample("", m.retries);
+    let decisions = out.family(
+        "retry_decisions_total",
+        "counter",
+        "Retry policy decisions after failed attempts.",
+    );
+    let d = &m.retry_decisions;
+    for (decision, n) in [
+        ("same_target", d.same_target),
+        ("next_target", d.next_target),
+        ("downgraded", d.downgraded),
+        ("ignored", d.ignored),
+        ("rethrown", d.rethrown),
+    ] {
+        decisions.sample(&format!("decision=\"{decision}\""), n);
+    }
     out.family(
         "speculative_executions_total",
         "counter",
@@ -260,7 +275,7 @@ mod tests {
     use super::*;
     use crate::cluster::TabletStats;
     use crate::pool::PoolStats;
-    use crate::session::metrics::ErrorCounts;
+    use crate::session::metrics::{ErrorCounts, RetryDecisionCounts};
 
     fn sample() -> SessionMetrics {
         SessionMetrics {
@@ -301,6 +316,10 @@ mod tests {
                 ..ErrorCounts::default()
             },
             retries: 1,
+            retry_decisions: RetryDecisionCounts {
+                downgraded: 1,
+                ..RetryDecisionCounts::default()
+            },
             speculative_executions: 0,
             in_flight: 4,
             latency: LatencySummary::default(),
@@ -317,6 +336,8 @@ mod tests {
             "scylla_shard_errors_total{kind=\"client_timeout\"} 1",
             "scylla_shard_errors_total{kind=\"unavailable\"} 1",
             "scylla_shard_in_flight 4",
+            "scylla_shard_retry_decisions_total{decision=\"downgraded\"} 1",
+            "scylla_shard_retry_decisions_total{decision=\"rethrown\"} 0",
             "scylla_shard_connections{node=\"127.0.0.1:9042\",datacenter=\"dc\\\"1\",rack=\"r\\\\1\",shard=\"1\"} 2",
             "scylla_shard_node_requests_total{node=\"127.0.0.1:9042\",datacenter=\"dc\\\"1\",rack=\"r\\\\1\",shard=\"other\"} 1",
             "scylla_shard_node_latency_seconds{node=\"127.0.0.1:9042\",datacenter=\"dc\\\"1\",rack=\"r\\\\1\",quantile=\"0.99\"} 1.500000",

@@ -10,7 +10,7 @@ use crate::protocol::request::{
     ParamsRef,
 };
 use crate::protocol::response::ResultBody;
-use crate::protocol::{Opcode, ProtocolError, Request, ResponseExtensions, Value};
+use crate::protocol::{Consistency, Opcode, ProtocolError, Request, ResponseExtensions, Value};
 
 /// A request encoded once (retries resend the same bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,9 @@ pub struct EncodedRequest {
     /// Header flags the body needs (tracing).
     pub flags: u8,
     pub body: Vec<u8>,
+    /// Where the body's consistency (a `[short]`) is, for a retry at
+    /// another level.
+    pub consistency_at: Option<usize>,
 }
 
 impl EncodedRequest {
@@ -29,7 +32,18 @@ impl EncodedRequest {
             opcode: request.opcode(),
             flags: 0,
             body,
+            consistency_at: None,
         })
+    }
+
+    /// The same request at `consistency` (`None` if it has no level).
+    pub fn with_consistency(&self, consistency: Consistency) -> Option<EncodedRequest> {
+        let at = self.consistency_at?;
+        let mut copy = self.clone();
+        copy.body
+            .get_mut(at..at + 2)?
+            .copy_from_slice(&(consistency as u16).to_be_bytes());
+        Some(copy)
     }
 
     /// The request as the connection sends it.
@@ -91,20 +105,22 @@ pub fn statement_request(
         timestamp: statement.timestamp.or(timestamp),
     };
     let mut body = Vec::with_capacity(64 + statement.values.iter().map(value_len).sum::<usize>());
-    let opcode = match &statement.query {
+    // The level follows the query (`[long string]`) or the id (`[short bytes]`).
+    let (opcode, consistency_at) = match &statement.query {
         Query::Simple(text) => {
             write_query_body(&mut body, text, &params).map_err(invalid_request)?;
-            Opcode::Query
+            (Opcode::Query, 4 + text.len())
         }
         Query::Prepared(p) => {
             write_execute_body(&mut body, &p.id, &params).map_err(invalid_request)?;
-            Opcode::Execute
+            (Opcode::Execute, 2 + p.id.len())
         }
     };
     Ok(EncodedRequest {
         opcode,
         flags: tracing_flag(statement.tracing),
         body,
+        consistency_at: Some(consistency_at),
     })
 }
 
@@ -160,7 +176,7 @@ pub fn batch_request(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut request = EncodedRequest::of(&Request::Batch(WireBatch {
+    let wire = WireBatch {
         kind: batch.kind,
         statements,
         consistency: batch.consistency.unwrap_or(config.default_consistency),
@@ -168,8 +184,12 @@ pub fn batch_request(
             .serial_consistency
             .or(config.default_serial_consistency),
         timestamp: batch.timestamp.or(timestamp),
-    }))?;
+    };
+    // After the statements: [consistency][flags][serial]?[timestamp]?.
+    let tail = 2 + 1 + wire.serial_consistency.map_or(0, |_| 2) + wire.timestamp.map_or(0, |_| 8);
+    let mut request = EncodedRequest::of(&Request::Batch(wire))?;
     request.flags = tracing_flag(batch.tracing);
+    request.consistency_at = request.body.len().checked_sub(tail);
     Ok(request)
 }
 
@@ -311,6 +331,52 @@ mod tests {
             panic!()
         };
         assert_eq!(wire.timestamp, Some(3));
+    }
+
+    #[test]
+    fn a_retry_at_another_consistency_is_the_request_encoded_at_it() {
+        use crate::protocol::response::{ColumnSpec, PreparedMetadata};
+        let prepared = Arc::new(crate::session::Prepared {
+            id: b"prepared-id".to_vec(),
+            query: "SELECT v FROM ks.t WHERE k = ?".into(),
+            keyspace: None,
+            metadata: PreparedMetadata {
+                is_lwt: false,
+                pk_indexes: vec![0],
+                bind_columns: vec![ColumnSpec::new(
+                    "ks",
+                    "t",
+                    "k",
+                    crate::protocol::ColumnType::Int,
+                )],
+            },
+            result_metadata: Default::default(),
+        });
+        let config = SessionConfig::default();
+        let mut simple = Statement::simple("SELECT v FROM ks.t WHERE k = 1");
+        let mut execute = Statement::prepared(prepared);
+        execute.values = vec![Value::Set(vec![0, 0, 0, 1])];
+        execute.serial_consistency = Some(Consistency::Serial);
+        for st in [&mut simple, &mut execute] {
+            st.consistency = Some(Consistency::Quorum);
+            let at_quorum = statement_request(st, &config, Some(5)).unwrap();
+            st.consistency = Some(Consistency::Two);
+            let at_two = statement_request(st, &config, Some(5)).unwrap();
+            assert_eq!(at_quorum.with_consistency(Consistency::Two), Some(at_two));
+        }
+        for (serial, timestamp) in [(None, None), (Some(Consistency::Serial), Some(9))] {
+            let mut batch = Batch {
+                statements: vec![execute.clone(), simple.clone()],
+                consistency: Some(Consistency::All),
+                serial_consistency: serial,
+                timestamp,
+                ..Batch::new(crate::protocol::request::BatchKind::Logged)
+            };
+            let at_all = batch_request(&batch, &config, None).unwrap();
+            batch.consistency = Some(Consistency::One);
+            let at_one = batch_request(&batch, &config, None).unwrap();
+            assert_eq!(at_all.with_consistency(Consistency::One), Some(at_one));
+        }
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connection::ConnectionConfig;
+use super::RetryPolicy;
+use crate::connection::{ConnectionConfig, TlsError};
 use crate::protocol::request::BatchKind;
 use crate::protocol::response::{ErrorBody, PreparedMetadata, ResultMetadata, Rows, SchemaChange};
 use crate::protocol::{Consistency, Value};
@@ -44,6 +45,8 @@ pub struct SessionConfig {
     pub request_timeout: Duration,
     pub default_consistency: Consistency,
     pub default_serial_consistency: Option<Consistency>,
+    /// How failed attempts are retried unless a statement says.
+    pub default_retry_policy: RetryPolicy,
     /// Default page size; 0 or negative disables paging.
     pub default_page_size: i32,
     /// Keyspace to `USE` on every connection.
@@ -76,6 +79,7 @@ impl Default for SessionConfig {
             request_timeout: Duration::from_secs(12),
             default_consistency: Consistency::LocalOne,
             default_serial_consistency: None,
+            default_retry_policy: RetryPolicy::Default,
             default_page_size: 5000,
             keyspace: None,
             prepared_cache_size: super::prepared_cache::DEFAULT_CAPACITY,
@@ -159,6 +163,8 @@ pub struct Statement {
     pub timestamp: Option<i64>,
     /// Safe to retry or send twice.
     pub idempotent: bool,
+    /// `None`: the session's default policy.
+    pub retry_policy: Option<RetryPolicy>,
     /// End-to-end timeout; `None` uses the session default.
     pub timeout: Option<Duration>,
     /// Where the partition is, for token- and shard-aware routing of a
@@ -181,6 +187,7 @@ impl Statement {
             paging_state: None,
             timestamp: None,
             idempotent: false,
+            retry_policy: None,
             timeout: None,
             routing: None,
             tracing: false,
@@ -207,6 +214,8 @@ pub struct Batch {
     pub serial_consistency: Option<Consistency>,
     pub timestamp: Option<i64>,
     pub idempotent: bool,
+    /// `None`: the session's default policy.
+    pub retry_policy: Option<RetryPolicy>,
     pub timeout: Option<Duration>,
     /// Ask the server to trace the batch.
     pub tracing: bool,
@@ -221,6 +230,7 @@ impl Batch {
             serial_consistency: None,
             timestamp: None,
             idempotent: false,
+            retry_policy: None,
             timeout: None,
             tracing: false,
         }
@@ -272,6 +282,9 @@ pub enum DriverError {
     Protocol(String),
     /// The session is closed or closing.
     Closed,
+    /// Every node failed the TLS handshake alike (untrusted or expired
+    /// certificate, wrong name, not a TLS server...).
+    Tls(TlsError),
 }
 
 impl fmt::Display for DriverError {
@@ -290,6 +303,7 @@ impl fmt::Display for DriverError {
             DriverError::Server(e) => write!(f, "server error 0x{:04x}: {}", e.code, e.message),
             DriverError::Protocol(what) => write!(f, "protocol error: {what}"),
             DriverError::Closed => f.write_str("the session is closed"),
+            DriverError::Tls(e) => e.fmt(f),
         }
     }
 }

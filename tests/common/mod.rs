@@ -52,6 +52,75 @@ pub struct EmulatorOptions {
     pub shards: u16,
     /// Extra flags, e.g. `["--auth", "user:pw"]`.
     pub args: Vec<String>,
+    /// TLS listeners too, with certificates made for this start.
+    pub tls: Option<TlsOptions>,
+}
+
+/// Which certificate the emulator's TLS listeners present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerCert {
+    /// Valid, for `scylla.test`, `localhost` and every node address.
+    Valid,
+    /// The same names, validity over in 2021.
+    Expired,
+    /// Valid and for `scylla.test`, but for other IP addresses than the
+    /// nodes' (an address check fails, a name check passes).
+    OtherAddresses,
+}
+
+/// The emulator's TLS setup (`--tls-generate` run for the chosen
+/// addresses, then `--tls-cert`/`--tls-key`/`--tls-client-ca`).
+#[derive(Debug, Clone, Copy)]
+pub struct TlsOptions {
+    pub cert: ServerCert,
+    /// Mutual TLS: client certificates from the test CA required.
+    pub require_client_cert: bool,
+}
+
+/// The certificates of a TLS emulator (PEM files in a directory removed
+/// with the emulator) and its TLS ports.
+#[derive(Debug)]
+pub struct TlsFiles {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub shard_aware_port: u16,
+}
+
+impl TlsFiles {
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The text of one generated file: `ca.pem`, `other-ca.pem`,
+    /// `client.pem`, `client-key.pem`...
+    pub fn pem(&self, name: &str) -> Vec<u8> {
+        let path = self.path(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+}
+
+/// Writes a test CA and certificates for `nodes` nodes from `base_ip`
+/// into `dir` (the emulator's `--tls-generate`).
+fn generate_certificates(
+    binary: &PathBuf,
+    dir: &std::path::Path,
+    nodes: usize,
+    base_ip: Ipv4Addr,
+) -> Result<(), String> {
+    let output = Command::new(binary)
+        .arg("--tls-generate")
+        .arg(dir)
+        .args(["--nodes", &nodes.to_string()])
+        .args(["--base-ip", &base_ip.to_string()])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "--tls-generate failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(())
 }
 
 impl EmulatorOptions {
@@ -60,7 +129,16 @@ impl EmulatorOptions {
             nodes,
             shards,
             args: Vec::new(),
+            tls: None,
         }
+    }
+
+    pub fn tls(mut self, cert: ServerCert, require_client_cert: bool) -> EmulatorOptions {
+        self.tls = Some(TlsOptions {
+            cert,
+            require_client_cert,
+        });
+        self
     }
 
     pub fn arg(mut self, arg: &str) -> EmulatorOptions {
@@ -83,6 +161,8 @@ pub struct Emulator {
     pub shard_aware_port: u16,
     pub metrics_port: u16,
     pub ready_line: String,
+    /// Set when started with TLS listeners.
+    pub tls: Option<TlsFiles>,
     stderr: Arc<Mutex<String>>,
 }
 
@@ -117,8 +197,49 @@ impl Emulator {
         // the last octet leaves room for up to 250 nodes.
         let base_ip = Ipv4Addr::new(127, 1 + (seed % 250) as u8, (seed >> 8) as u8, 1);
         // Below Linux's ephemeral range (32768..), so clients never hold them.
-        let port = 20_000 + ((seed >> 16) % 4_000) as u16 * 3;
+        let port = 20_000 + ((seed >> 16) % 2_400) as u16 * 5;
         let (shard_aware_port, metrics_port) = (port + 1, port + 2);
+        let mut tls_args = Vec::new();
+        let tls = match &options.tls {
+            None => None,
+            Some(tls) => {
+                let dir = std::env::temp_dir().join(format!("sshard-tls-{seed:016x}"));
+                let files = TlsFiles {
+                    dir,
+                    port: port + 3,
+                    shard_aware_port: port + 4,
+                };
+                // The certificate names other addresses: those of a block
+                // no emulator here uses.
+                let names_ip = match tls.cert {
+                    ServerCert::OtherAddresses => Ipv4Addr::new(127, 254, 254, 1),
+                    _ => base_ip,
+                };
+                generate_certificates(binary, &files.dir, options.nodes, names_ip)?;
+                let (cert, key) = match tls.cert {
+                    ServerCert::Expired => ("expired.pem", "expired-key.pem"),
+                    _ => ("server.pem", "server-key.pem"),
+                };
+                tls_args.push("--tls-cert".into());
+                tls_args.push(files.path(cert).into_os_string());
+                tls_args.push("--tls-key".into());
+                tls_args.push(files.path(key).into_os_string());
+                if tls.require_client_cert {
+                    tls_args.push("--tls-client-ca".into());
+                    tls_args.push(files.path("ca.pem").into_os_string());
+                }
+                tls_args.push("--tls-port".into());
+                tls_args.push(files.port.to_string().into());
+                tls_args.push("--tls-shard-aware-port".into());
+                tls_args.push(files.shard_aware_port.to_string().into());
+                Some(files)
+            }
+        };
+        let remove_tls_dir = |tls: &Option<TlsFiles>| {
+            if let Some(files) = tls {
+                let _ = std::fs::remove_dir_all(&files.dir);
+            }
+        };
         let mut child = Command::new(binary)
             .args(["--nodes", &options.nodes.to_string()])
             .args(["--shards", &options.shards.to_string()])
@@ -127,11 +248,15 @@ impl Emulator {
             .args(["--shard-aware-port", &shard_aware_port.to_string()])
             .args(["--metrics-port", &metrics_port.to_string()])
             .args(&options.args)
+            .args(&tls_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+            .map_err(|e| {
+                remove_tls_dir(&tls);
+                format!("cannot run {}: {e}", binary.display())
+            })?;
         let stderr = Arc::new(Mutex::new(String::new()));
         if let Some(pipe) = child.stderr.take() {
             let stderr = stderr.clone();
@@ -166,6 +291,7 @@ impl Emulator {
                 Err(e) => {
                     let _ = child.kill();
                     let _ = child.wait();
+                    remove_tls_dir(&tls);
                     let err = stderr.lock().unwrap_or_else(|p| p.into_inner()).clone();
                     return Err(format!(
                         "no READY from emulator on {base_ip} port {port} ({e:?}); stderr: {err}"
@@ -182,6 +308,7 @@ impl Emulator {
             shard_aware_port,
             metrics_port,
             ready_line,
+            tls,
             stderr,
         })
     }
@@ -199,6 +326,16 @@ impl Emulator {
     /// Regular CQL address of node `i`.
     pub fn addr(&self, i: usize) -> SocketAddr {
         SocketAddr::V4(SocketAddrV4::new(self.node_ip(i), self.port))
+    }
+
+    /// The TLS files and ports; panics unless started with TLS.
+    pub fn tls(&self) -> &TlsFiles {
+        self.tls.as_ref().expect("an emulator started with TLS")
+    }
+
+    /// TLS CQL address of node `i`.
+    pub fn tls_addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(self.node_ip(i), self.tls().port))
     }
 
     /// Shard-aware CQL address of node `i`.
@@ -283,6 +420,9 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(tls) = &self.tls {
+            let _ = std::fs::remove_dir_all(&tls.dir);
+        }
     }
 }
 

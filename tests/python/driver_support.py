@@ -8,12 +8,13 @@ from emulator_harness import wait_until
 SIMPLE_RF1 = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
 
 
-def wait_pool_full(session, emu, nodes=None, timeout=30.0):
+def wait_pool_full(session, emu, nodes=None, timeout=30.0, port=None):
     """Poll (bounded) until the driver has a connection to every shard of the
     given nodes (default: all) and the emulator sees a connection on every
-    shard of those nodes. Returns the driver's shard_aware_stats()."""
+    shard of those nodes. `port`: the CQL port the driver uses (default the
+    emulator's plain one). Returns the driver's shard_aware_stats()."""
     nodes = list(range(emu.nodes)) if nodes is None else list(nodes)
-    expected = {"%s:%d" % (emu.ip(n), emu.port) for n in nodes}
+    expected = {"%s:%d" % (emu.ip(n), port or emu.port) for n in nodes}
     state = {}
 
     def full():
