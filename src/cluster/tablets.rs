@@ -275,21 +275,10 @@ impl TableTablets {
             trust: Trust::taught(sequence, arrival, now),
             ..tablet
         };
-        let count = layout_count(&fresh);
         if overlapping.is_empty() {
             self.tablets.insert(run.start, fresh);
-            if let Some(count) = count {
-                self.conform(count, arrival);
-            }
             return Applied::Learned;
         }
-        // Contradicting only entries already in doubt (the kept half of a
-        // wider entry, or entries a topology change put in doubt) says
-        // nothing new about the others: the doubt that covers this change
-        // was raised already. Raising it again would make every entry
-        // learned since probe once more (measured: a split table moved at
-        // 256 in flight, 44 misroutes and 32 probes for 16 tablets).
-        let news = !overlapping.iter().all(|t| t.trust.doubted());
         let mut replacement = Vec::with_capacity(3);
         if let Some(left) = overlapping.first().filter(|l| l.first < fresh.first) {
             let left = Tablet {
@@ -314,70 +303,12 @@ impl TableTablets {
         self.tablets.splice(run, replacement);
         // The layout changed under the map: what no answer confirmed since
         // this request left may be as outdated as what it contradicted.
-        for t in self.tablets.iter().filter(|_| news) {
+        for t in &self.tablets {
             if t.trust.known_at.load(Ordering::Relaxed) < sequence {
                 t.trust.doubt(arrival);
             }
         }
-        if let Some(count) = count {
-            self.conform(count, arrival);
-        }
         Applied::Replaced
-    }
-
-    /// Scylla splits and merges all of a table's tablets at once, so they
-    /// always have one width. Entries of another width than a fresh
-    /// payload's (`count` tablets) predate a split or a merge. A wider one
-    /// is cut into the current layout's tablets, each keeping its replicas
-    /// as a hint (a split leaves both halves where they were), so one
-    /// request per tablet checks it: without the cut, an answer from one
-    /// half that did not move would confirm the whole entry, and every
-    /// request to a half that moved would be misrouted until a payload
-    /// came back (measured: 16 per moved half at 256 in flight). A
-    /// narrower one (a merge) is put in doubt. Called after the payload
-    /// is in.
-    fn conform(&mut self, count: usize, arrival: u64) {
-        use crate::routing::tablets::{
-            tablet_first_token_exclusive, tablet_index_of, tablet_last_token,
-        };
-        if self.tablets.iter().all(|t| layout_count(t) == Some(count)) {
-            return;
-        }
-        let mut conformed = Vec::with_capacity(self.tablets.len());
-        for tablet in self.tablets.drain(..) {
-            match layout_count(&tablet) {
-                Some(c) if c == count => conformed.push(tablet),
-                Some(c) if c < count => {
-                    let pieces = count / c;
-                    if pieces > MAX_PIECES {
-                        continue;
-                    }
-                    let Some(last) = tablet_index_of(tablet.last, count) else {
-                        continue;
-                    };
-                    for index in (last + 1 - pieces)..=last {
-                        let (Some(first), Some(last)) = (
-                            tablet_first_token_exclusive(index, count),
-                            tablet_last_token(index, count),
-                        ) else {
-                            continue;
-                        };
-                        let piece = Tablet {
-                            first,
-                            last,
-                            ..tablet.clone()
-                        };
-                        piece.trust.doubt(arrival);
-                        conformed.push(piece);
-                    }
-                }
-                _ => {
-                    tablet.trust.doubt(arrival);
-                    conformed.push(tablet);
-                }
-            }
-        }
-        self.tablets = conformed;
     }
 
     /// The range around `token` (which no entry holds) that one learning
@@ -421,20 +352,6 @@ fn aligned_tablet(sample: &Tablet, token: i64) -> Option<Region> {
     use crate::routing::tablets::{
         tablet_first_token_exclusive, tablet_index_of, tablet_last_token,
     };
-    let count = layout_count(sample)?;
-    let index = tablet_index_of(token, count)?;
-    Some(Region {
-        first: tablet_first_token_exclusive(index, count)?,
-        last: tablet_last_token(index, count)?,
-    })
-}
-
-/// How many tablets the table had when `sample` was its tablet, if it is
-/// one of `2^k` equal tablets aligned as Scylla lays them out.
-fn layout_count(sample: &Tablet) -> Option<usize> {
-    use crate::routing::tablets::{
-        tablet_first_token_exclusive, tablet_index_of, tablet_last_token,
-    };
     let width = (sample.last as u64).wrapping_sub(sample.first as u64);
     // The first tablet's exclusive bound is i64::MIN, so it is one token
     // narrower than the others: width 2^n - 1.
@@ -460,12 +377,12 @@ fn layout_count(sample: &Tablet) -> Option<usize> {
     {
         return None;
     }
-    Some(count)
+    let index = tablet_index_of(token, count)?;
+    Some(Region {
+        first: tablet_first_token_exclusive(index, count)?,
+        last: tablet_last_token(index, count)?,
+    })
 }
-
-/// Most pieces one entry is cut into when its table split; wider than
-/// that, the entry is dropped (its tokens are learned as unknown ones).
-const MAX_PIECES: usize = 64;
 
 /// keyspace -> table -> tablets. Two levels so a lookup by `&str` needs no
 /// allocation.
@@ -826,39 +743,6 @@ mod tests {
         );
         assert!(entry.confirm(2, 2, NOW + 1000, 250));
         assert!(entry.trusted(NOW + 1999, 1000));
-    }
-
-    #[test]
-    fn a_payload_of_a_new_width_cuts_wider_entries_into_its_layout() {
-        let mut t = TableTablets::default();
-        for i in 0..4 {
-            let (first, last) = scylla(i, 4);
-            apply(&mut t, first, last, i as u8 + 1, 1);
-        }
-        // The table split to 16: a payload for tablet 5 of 16 (inside
-        // entry 1 of 4) cuts every entry of 4 into four of 16.
-        let (first, last) = scylla(5, 16);
-        assert_eq!(apply(&mut t, first, last, 9, 10), Applied::Replaced);
-        assert_eq!(t.len(), 16);
-        for (i, entry) in t.tablets().iter().enumerate() {
-            assert_eq!((entry.first, entry.last), scylla(i, 16), "entry {i}");
-            let host = if i == 5 { 9 } else { (i / 4) as u8 + 1 };
-            assert_eq!(entry.replicas[0].0, [host; 16], "entry {i} keeps its hint");
-        }
-        // Every piece but the one just learned is in doubt.
-        let doubts = doubted(&t);
-        assert!(!doubts[5] && doubts.iter().filter(|&&d| d).count() == 15);
-
-        // Then merged to 8: a payload of 8 puts the entries of 16 it
-        // does not cover in doubt, and replaces the two it does.
-        let mut t2 = t.clone();
-        for entry in &t2.tablets {
-            entry.trust.doubted_at.store(0, Ordering::Relaxed);
-        }
-        let (first, last) = scylla(0, 8);
-        assert_eq!(apply(&mut t2, first, last, 7, 20), Applied::Replaced);
-        assert_eq!(t2.len(), 15);
-        assert!(doubted(&t2).iter().skip(1).all(|&d| d));
     }
 
     #[test]
