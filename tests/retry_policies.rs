@@ -168,11 +168,11 @@ async fn downgrading_retries_at_the_level_the_replicas_can_give() {
     assert!(stored(&result));
     assert_eq!(decisions(&session).downgraded, 2);
 
-    // Unavailable with 2 alive: ALL retried at TWO (one node answers TWO:
-    // the emulator does not check levels).
+    // Unavailable with 1 alive: ALL retried at ONE (which the one RF 1
+    // replica can give; the emulator checks levels against RF).
     inject(
         &emulator,
-        "error=unavailable&consistency=ALL&count=2&required=3&alive=2",
+        "error=unavailable&consistency=ALL&count=2&required=3&alive=1",
     );
     assert!(stored(
         &execute(&session, &read(Consistency::All)).await.unwrap()
