@@ -178,6 +178,9 @@ class Emulator:
         self.shards = shards
         self.extra_args = list(args)
         self.base_ip = base_ip or next_base_ip()
+        # An address chosen here may be taken by another program's cluster
+        # (tests run side by side): start() then moves to the next block.
+        self._own_address = base_ip is None
         self.port = port
         self.shard_aware_port = shard_aware_port
         self.metrics_port = metrics_port
@@ -214,7 +217,17 @@ class Emulator:
                 "--metrics-port", str(self.metrics_port)] + self.extra_args
 
     # -- lifecycle -------------------------------------------------------
-    def start(self, timeout=30.0):
+    def start(self, timeout=30.0, attempts=5):
+        for attempt in range(attempts):
+            try:
+                return self._start_once(timeout)
+            except EmulatorError as e:
+                taken = "Address already in use" in str(e)
+                if not (taken and self._own_address) or attempt == attempts - 1:
+                    raise
+                self.base_ip = next_base_ip()
+
+    def _start_once(self, timeout):
         if not os.path.isfile(self.binary) or not os.access(self.binary, os.X_OK):
             raise EmulatorError(
                 "emulator binary %r not found or not executable; build it with "
