@@ -27,6 +27,9 @@ pub struct ConnectionConfig {
     /// case-sensitive name; it is quoted for you).
     pub keyspace: Option<String>,
     pub tcp_nodelay: bool,
+    /// Connect to this Unix stream socket (the communicator's) instead of
+    /// the TCP address, which then only names the peer.
+    pub unix_socket: Option<std::path::PathBuf>,
 }
 
 impl Default for ConnectionConfig {
@@ -42,6 +45,7 @@ impl Default for ConnectionConfig {
             application_version: None,
             keyspace: None,
             tcp_nodelay: true,
+            unix_socket: None,
         }
     }
 }

@@ -8,7 +8,7 @@
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use super::config::ConnectionConfig;
@@ -77,7 +77,7 @@ pub(crate) struct Negotiated {
 
 /// OPTIONS, STARTUP, and authentication if the server asks for it.
 pub(crate) async fn handshake(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
     config: &ConnectionConfig,
 ) -> Result<Negotiated, ConnectionError> {
     let features = match exchange(stream, &Request::Options, None).await? {
@@ -103,7 +103,7 @@ pub(crate) async fn handshake(
 /// SASL PLAIN, which is what `PasswordAuthenticator` (and Scylla's other
 /// password-based authenticators) expect.
 async fn authenticate(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
     config: &ConnectionConfig,
     authenticator: String,
     compression: Option<Compression>,
@@ -182,7 +182,7 @@ pub(crate) fn startup_options(
 
 /// Sends one request on stream 0 and reads its response.
 async fn exchange(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
     request: &Request,
     compression: Option<Compression>,
 ) -> Result<Response, ConnectionError> {

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::error::{BrokenReason, RequestError};
@@ -30,7 +29,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 
 /// Takes whatever callers encoded since the last write and writes it with
 /// as few syscalls as the socket allows.
-pub(crate) async fn writer_task(shared: Arc<Shared>, mut socket: OwnedWriteHalf) {
+pub(crate) async fn writer_task(shared: Arc<Shared>, mut socket: impl AsyncWrite + Unpin) {
     let mut stop = shared.stopped();
     let mut batch = Vec::with_capacity(INITIAL_BATCH);
     'outer: loop {
@@ -75,7 +74,7 @@ pub(crate) async fn writer_task(shared: Arc<Shared>, mut socket: OwnedWriteHalf)
 
 /// Reads large chunks, splits complete frames off without copying, and
 /// completes their waiters. Any malformed frame breaks the connection.
-pub(crate) async fn reader_task(shared: Arc<Shared>, mut socket: OwnedReadHalf) {
+pub(crate) async fn reader_task(shared: Arc<Shared>, mut socket: impl AsyncRead + Unpin) {
     let mut stop = shared.stopped();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut frames = Vec::with_capacity(64);

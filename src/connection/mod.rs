@@ -23,7 +23,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
 pub use config::ConnectionConfig;
@@ -83,10 +84,28 @@ async fn open_unbounded(
     source_port: Option<u16>,
     config: &ConnectionConfig,
 ) -> Result<(Connection, ServerFeatures), ConnectionError> {
-    let mut stream = handshake::connect(addr, source_port, config.tcp_nodelay).await?;
-    let negotiated = handshake::handshake(&mut stream, config).await?;
-    let features = negotiated.features.clone();
-    let connection = Connection::start(stream, negotiated, config)?;
+    let connection = match &config.unix_socket {
+        Some(path) => {
+            let mut stream = UnixStream::connect(path)
+                .await
+                .map_err(ConnectionError::Io)?;
+            let negotiated = handshake::handshake(&mut stream, config).await?;
+            let (read_half, write_half) = stream.into_split();
+            // A Unix peer has no IP address: both ends are named `addr`.
+            Connection::start(read_half, write_half, (addr, addr), negotiated, config)
+        }
+        None => {
+            let mut stream = handshake::connect(addr, source_port, config.tcp_nodelay).await?;
+            let negotiated = handshake::handshake(&mut stream, config).await?;
+            let ends = (
+                stream.local_addr().map_err(ConnectionError::Io)?,
+                stream.peer_addr().map_err(ConnectionError::Io)?,
+            );
+            let (read_half, write_half) = stream.into_split();
+            Connection::start(read_half, write_half, ends, negotiated, config)
+        }
+    };
+    let features = connection.features().clone();
     if let Some(keyspace) = &config.keyspace {
         connection.use_keyspace(keyspace).await?;
     }
@@ -124,19 +143,18 @@ impl std::fmt::Debug for Connection {
 
 impl Connection {
     fn start(
-        stream: TcpStream,
+        read_half: impl AsyncRead + Unpin + Send + 'static,
+        write_half: impl AsyncWrite + Unpin + Send + 'static,
+        (local_addr, peer_addr): (SocketAddr, SocketAddr),
         negotiated: handshake::Negotiated,
         config: &ConnectionConfig,
-    ) -> Result<Connection, ConnectionError> {
-        let local_addr = stream.local_addr().map_err(ConnectionError::Io)?;
-        let peer_addr = stream.peer_addr().map_err(ConnectionError::Io)?;
+    ) -> Connection {
         let shared = Arc::new(Shared::new(
             negotiated.features,
             negotiated.compression,
             local_addr,
             peer_addr,
         ));
-        let (read_half, write_half) = stream.into_split();
         tokio::spawn(io::reader_task(shared.clone(), read_half));
         tokio::spawn(io::writer_task(shared.clone(), write_half));
         if let Some(interval) = config.heartbeat_interval.filter(|i| !i.is_zero()) {
@@ -146,10 +164,10 @@ impl Connection {
                 config.heartbeat_timeout,
             ));
         }
-        Ok(Connection {
+        Connection {
             _owner: Arc::new(Owner(shared.clone())),
             shared,
-        })
+        }
     }
 
     /// Sends `request` and waits for its response. A server ERROR is a
@@ -186,6 +204,19 @@ impl Connection {
         self.shared.roundtrip(Outgoing::Raw(request)).await
     }
 
+    /// [`send_raw`](Self::send_raw) bounded by `timeout` (the stream id
+    /// stays reserved until a late response, as with
+    /// [`send_with_timeout`](Self::send_with_timeout)).
+    pub async fn send_raw_with_timeout(
+        &self,
+        request: RawRequest<'_>,
+        timeout: Duration,
+    ) -> Result<RawResponse, RequestError> {
+        tokio::time::timeout(timeout, self.send_raw(request))
+            .await
+            .unwrap_or(Err(RequestError::Timeout(timeout)))
+    }
+
     /// A pre-encoded request bounded by `timeout`, its response decoded
     /// (as [`send_with_timeout`](Self::send_with_timeout)).
     pub async fn send_encoded_with_timeout(
@@ -193,9 +224,7 @@ impl Connection {
         request: RawRequest<'_>,
         timeout: Duration,
     ) -> Result<ResponseFrame, RequestError> {
-        let raw = tokio::time::timeout(timeout, self.send_raw(request))
-            .await
-            .unwrap_or(Err(RequestError::Timeout(timeout)))?;
+        let raw = self.send_raw_with_timeout(request, timeout).await?;
         self.decode(&raw)
     }
 

@@ -7,19 +7,21 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::prepared_cache::{reprepare, request_error};
-use super::request::{query_result, EncodedRequest};
+use super::request::query_result;
 use super::retry::{Decision, RetryState};
 use super::route::{self, RoutingInfo};
 use super::types::{DriverError, Prepared, Query, QueryResult, Statement};
 use super::Inner;
-use crate::connection::Connection;
+use std::net::SocketAddr;
+
+use crate::connection::{Connection, RawRequest, RawResponse, RequestError};
 use crate::protocol::response::{ErrorBody, ErrorDetails};
-use crate::protocol::{Opcode, Response};
+use crate::protocol::{Opcode, Response, ResponseExtensions};
 use crate::routing::plan::NodeFacts;
 
 /// One request, ready to send.
 pub struct Job<'a> {
-    pub request: EncodedRequest,
+    pub request: RawRequest<'a>,
     pub routing: Option<RoutingInfo<'a>>,
     /// Keep replica order (primary first) instead of spreading.
     pub is_lwt: bool,
@@ -62,10 +64,52 @@ fn rotation() -> u64 {
     })
 }
 
+/// What one attempt's response means for the request.
+pub(crate) enum Answer<T> {
+    /// Done: the caller's result.
+    Done(T),
+    /// A server ERROR, for the retry rules.
+    Error(ErrorBody),
+    /// A response that makes no sense here: give up.
+    Fail(DriverError),
+}
+
 impl Inner {
     /// Runs `job` along its plan until it succeeds or the retry rules say
-    /// stop.
+    /// stop, decoding the result.
     pub(crate) async fn run(&self, job: &Job<'_>) -> Result<QueryResult, DriverError> {
+        self.run_with(job, |raw, conn, coordinator, learn| {
+            let frame = conn.decode(&raw)?;
+            learn(&frame.extensions);
+            match frame.response {
+                Response::Result(body) => Ok(Answer::Done(query_result(
+                    body,
+                    frame.extensions,
+                    coordinator,
+                    conn.shard(),
+                ))),
+                Response::Error(e) => Ok(Answer::Error(e)),
+                other => Ok(Answer::Fail(DriverError::Protocol(format!(
+                    "unexpected {:?} response",
+                    other.opcode()
+                )))),
+            }
+        })
+        .await
+    }
+
+    /// The request loop: `accept` turns each response into an answer (and
+    /// calls `learn` with the frame's extensions, which records tablets).
+    pub(crate) async fn run_with<T>(
+        &self,
+        job: &Job<'_>,
+        accept: impl Fn(
+            RawResponse,
+            &Connection,
+            SocketAddr,
+            &dyn Fn(&ResponseExtensions),
+        ) -> Result<Answer<T>, RequestError>,
+    ) -> Result<T, DriverError> {
         let deadline = Instant::now() + job.timeout;
         let state = self.cluster.state_full();
         let tablets = self.cluster.tablets();
@@ -117,46 +161,32 @@ impl Inner {
                 .requests
                 .count(conn.shard(), || runtime.pool.nr_shards());
 
-            let (decision, error) = match conn
-                .send_encoded_with_timeout(job.request.raw(), remaining)
-                .await
-            {
-                Ok(frame) => {
-                    if let (Some(info), true) = (&job.routing, tablet_aware) {
-                        route::learn_tablet(tablets, info, &frame.extensions);
-                    }
-                    match frame.response {
-                        Response::Result(body) => {
-                            return Ok(query_result(
-                                body,
-                                frame.extensions,
-                                node.address,
-                                conn.shard(),
-                            ))
-                        }
-                        Response::Error(e) => match retry.on_server_error(e.code, job.idempotent) {
-                            Decision::Reprepare => {
-                                // Boxed: rare, and inline it would triple the size of every
-                                // request's future.
-                                match Box::pin(self.reprepare(job, &e, &conn, remaining)).await {
-                                    // Same node and shard again.
-                                    Ok(()) => continue,
-                                    Err(err @ DriverError::Server(_)) => (Decision::Fail, err),
-                                    // The EXECUTE was not sent again: safe anywhere.
-                                    Err(err) => (Decision::NextTarget, err),
-                                }
-                            }
-                            decision => (decision, DriverError::Server(e)),
-                        },
-                        other => (
-                            Decision::Fail,
-                            DriverError::Protocol(format!(
-                                "unexpected {:?} response",
-                                other.opcode()
-                            )),
-                        ),
-                    }
+            let learn = |extensions: &ResponseExtensions| {
+                if let (Some(info), true) = (&job.routing, tablet_aware) {
+                    route::learn_tablet(tablets, info, extensions);
                 }
+            };
+            let answer = match conn.send_raw_with_timeout(job.request, remaining).await {
+                Ok(raw) => accept(raw, &conn, node.address, &learn),
+                Err(e) => Err(e),
+            };
+            let (decision, error) = match answer {
+                Ok(Answer::Done(done)) => return Ok(done),
+                Ok(Answer::Error(e)) => match retry.on_server_error(e.code, job.idempotent) {
+                    Decision::Reprepare => {
+                        // Boxed: rare, and inline it would triple the size of every
+                        // request's future.
+                        match Box::pin(self.reprepare(job, &e, &conn, remaining)).await {
+                            // Same node and shard again.
+                            Ok(()) => continue,
+                            Err(err @ DriverError::Server(_)) => (Decision::Fail, err),
+                            // The EXECUTE was not sent again: safe anywhere.
+                            Err(err) => (Decision::NextTarget, err),
+                        }
+                    }
+                    decision => (decision, DriverError::Server(e)),
+                },
+                Ok(Answer::Fail(e)) => (Decision::Fail, e),
                 Err(e) => (
                     retry.on_request_error(&e, job.idempotent),
                     request_error(e, job.timeout),

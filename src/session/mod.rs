@@ -9,7 +9,9 @@
 mod binding;
 mod connect;
 mod execute;
+mod forward;
 mod gate;
+pub mod hints;
 mod metrics;
 mod paging;
 mod prepared_cache;
@@ -31,8 +33,10 @@ use metrics::Totals;
 use prepared_cache::PreparedCache;
 
 pub use binding::MAX_VALUES;
+pub use forward::{Forward, Forwarded};
 pub use metrics::{NodeMetrics, SessionMetrics};
 pub use paging::Pager;
+pub use route::RoutingInfo;
 pub use types::{
     Batch, DriverError, Prepared, Query, QueryResult, RoutingKey, SessionConfig, Statement,
     StatementRouting,
@@ -155,7 +159,7 @@ impl Session {
         let started = tokio::time::Instant::now();
         let timeout = statement.timeout.unwrap_or(inner.config.request_timeout);
         let job = Job {
-            request,
+            request: request.raw(),
             routing,
             is_lwt: is_lwt || statement.consistency.is_some_and(|c| c.is_serial()),
             idempotent: statement.idempotent,
@@ -195,7 +199,7 @@ impl Session {
                 .iter()
                 .any(|s| matches!(&s.query, Query::Prepared(p) if p.is_lwt()));
             let job = Job {
-                request,
+                request: request.raw(),
                 routing,
                 is_lwt,
                 idempotent: batch.idempotent,
@@ -291,6 +295,14 @@ impl Session {
         let mut metrics = metrics::collect(&state, inner.cluster.tablets().stats(), &inner.totals);
         metrics.prepared_cached = inner.prepared.sizes().0;
         metrics
+    }
+
+    /// Server events (topology, status, schema) the control connection
+    /// receives from now on (none in communicator mode).
+    pub fn subscribe_events(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<crate::protocol::response::Event> {
+        self.inner.cluster.subscribe_events()
     }
 
     /// The current metadata snapshot.

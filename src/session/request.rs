@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use super::hints::Hints;
 use super::types::{Batch, DriverError, Query, QueryResult, SessionConfig, Statement};
 use crate::connection::RawRequest;
 use crate::protocol::request::{
@@ -89,6 +90,11 @@ pub fn statement_request(
         timestamp: statement.timestamp,
     };
     let mut body = Vec::with_capacity(64 + statement.values.iter().map(value_len).sum::<usize>());
+    let mut flags = tracing_flag(statement.tracing);
+    if config.communicator.is_some() {
+        let timeout = statement.timeout.unwrap_or(config.request_timeout);
+        flags |= Hints::of_statement(statement, Some(timeout)).write_payload(&mut body);
+    }
     let opcode = match &statement.query {
         Query::Simple(text) => {
             write_query_body(&mut body, text, &params).map_err(invalid_request)?;
@@ -101,7 +107,7 @@ pub fn statement_request(
     };
     Ok(EncodedRequest {
         opcode,
-        flags: tracing_flag(statement.tracing),
+        flags,
         body,
     })
 }
@@ -164,6 +170,21 @@ pub fn batch_request(batch: &Batch, config: &SessionConfig) -> Result<EncodedReq
         timestamp: batch.timestamp,
     }))?;
     request.flags = tracing_flag(batch.tracing);
+    if config.communicator.is_some() {
+        // Routed by its first statement with a routing key, as direct.
+        let mut hints = batch
+            .statements
+            .iter()
+            .map(|s| Hints::of_statement(s, None))
+            .find(|h| h.routing_key.is_some())
+            .unwrap_or_default();
+        hints.idempotent = batch.idempotent;
+        hints.timeout = Some(batch.timeout.unwrap_or(config.request_timeout));
+        let mut body = Vec::with_capacity(request.body.len() + 64);
+        request.flags |= hints.write_payload(&mut body);
+        body.extend_from_slice(&request.body);
+        request.body = body;
+    }
     Ok(request)
 }
 
