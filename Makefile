@@ -1,16 +1,25 @@
 # libscylla_shard: the user's entry points.
 #   make demo   build, start an emulated cluster, run the example, print routing counters
 #   make test   install test dependencies, then lint and run every test
+#               (Rust, Python and Node.js drivers, C)
 SHELL := /bin/bash
 CARGO ?= cargo
+# Reproducible builds: no path of the build machine in the binaries (the
+# sources as /build, the crates as /cargo), so the same sources give the
+# same library wherever they are built (`make repro-check`).
+CARGO_HOME_DIR := $(or $(CARGO_HOME),$(HOME)/.cargo)
+export RUSTFLAGS := --remap-path-prefix=$(CURDIR)=/build --remap-path-prefix=$(CARGO_HOME_DIR)=/cargo $(RUSTFLAGS)
+export CFLAGS := -ffile-prefix-map=$(CURDIR)=/build -ffile-prefix-map=$(CARGO_HOME_DIR)=/cargo $(CFLAGS)
+# C's __DATE__ and __TIME__ (in mimalloc) follow it: the last commit's time.
+export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 RELEASE_DIR := target/release
 EMULATOR := $(RELEASE_DIR)/scylla-emulator
 SCYLLA_PEER := $(RELEASE_DIR)/scylla-peer
 
-.PHONY: all build build-peer venv demo test lint rust-test conformance clean \
-	header c-header-check abi-check c-symbols c-lib c-examples c-test c-install-test c-check install \
+.PHONY: all build build-peer venv demo test lint rust-test conformance node-conformance clean \
+	header c-header-check abi-check c-symbols symbols lib static-lib uninstall c-lib c-examples c-test c-install-test c-check install \
 	c-deps
 
 all: build
@@ -47,7 +56,20 @@ conformance: build build-peer venv
 		$(PYTHON) -m pytest -q tests/python
 	$(PYTHON) -m pytest -q benches/tests
 
-test: lint rust-test conformance c-check
+# The Node.js driver (cassandra-driver, pinned with its lock file) against
+# the emulator, through node's own test runner. Node and npm come from the
+# distribution when missing; the packages go to tests/node/node_modules.
+NODE_DIR := tests/node
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+		{ echo "installing nodejs npm"; apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+node-conformance: build $(NODE_DIR)/node_modules/.installed
+	cd $(NODE_DIR) && SCYLLA_EMULATOR=$(abspath $(EMULATOR)) node --test --test-concurrency=1 .
+
+test: lint rust-test conformance node-conformance c-check packaging-check
 
 clean:
 	$(CARGO) clean
@@ -71,9 +93,11 @@ C_WARN := -Wall -Wextra -Werror -pedantic
 C_BUILD := target/c
 C_LIB_DIR := $(C_BUILD)/lib
 LIB_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-LIB_MAJOR := $(word 1,$(subst ., ,$(LIB_VERSION)))
-LIB_MINOR := $(word 2,$(subst ., ,$(LIB_VERSION)))
-LIB_SONAME_VERSION := $(if $(filter 0,$(LIB_MAJOR)),0.$(LIB_MINOR),$(LIB_MAJOR))
+# The soname is build.rs's rule (the one place it lives), read back from
+# the built library when a recipe needs it.
+LIB_SONAME = $(shell scripts/soname.sh $(RELEASE_DIR)/libscylla_shard.so)
+STATIC_LIB := $(C_BUILD)/static/libscylla_shard.a
+SYMBOLS = debian/libscylla-shard$(patsubst libscylla_shard.so.%,%,$(LIB_SONAME)).symbols
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
@@ -108,19 +132,41 @@ c-header-check: $(CBINDGEN_STAMP)
 	./$(C_BUILD)/header_cxx
 	@echo "header ok"
 
+# The library alone (what `make install` installs).
+lib:
+	$(CARGO) build --release -p scylla-shard
+
 # The shared library, staged with its soname symlinks for the C programs.
 c-lib: build
 	@mkdir -p $(C_LIB_DIR)
 	cp --remove-destination $(RELEASE_DIR)/libscylla_shard.so $(C_LIB_DIR)/libscylla_shard.so.$(LIB_VERSION)
-	ln -sf libscylla_shard.so.$(LIB_VERSION) $(C_LIB_DIR)/libscylla_shard.so.$(LIB_SONAME_VERSION)
-	ln -sf libscylla_shard.so.$(LIB_SONAME_VERSION) $(C_LIB_DIR)/libscylla_shard.so
+	ln -sf libscylla_shard.so.$(LIB_VERSION) $(C_LIB_DIR)/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME) $(C_LIB_DIR)/libscylla_shard.so
 
-# Exactly the sshard_ symbols are exported.
-c-symbols: c-lib
+# The installable static library: only sshard_ symbols global.
+static-lib: lib
+	@mkdir -p $(dir $(STATIC_LIB))
+	bash scripts/static_lib.sh $(RELEASE_DIR)/libscylla_shard.a $(STATIC_LIB)
+
+# Exactly the sshard_ symbols are exported, by the .so and the .a, and they
+# are the committed list (docs/ABI.md: a symbol is added with the version it
+# came in, never removed or changed without a new soname).
+c-symbols: c-lib static-lib
 	@bad=$$(nm -D --defined-only $(RELEASE_DIR)/libscylla_shard.so | awk '{print $$3}' | grep -v '^sshard_' || true); \
 	if [ -n "$$bad" ]; then echo "symbols without the sshard_ prefix:"; echo "$$bad"; exit 1; fi
-	@n=$$(nm -D --defined-only $(RELEASE_DIR)/libscylla_shard.so | grep -c ' sshard_'); echo "exports ok: $$n sshard_ symbols, no others"
-	@readelf -d $(RELEASE_DIR)/libscylla_shard.so | grep -q "SONAME.*libscylla_shard.so.$(LIB_SONAME_VERSION)" || { echo "soname is not libscylla_shard.so.$(LIB_SONAME_VERSION)"; exit 1; }
+	@bad=$$(nm -g --defined-only $(STATIC_LIB) | awk 'NF == 3 {print $$3}' | grep -v '^sshard_' || true); \
+	if [ -n "$$bad" ]; then echo "the static library exports other symbols:"; echo "$$bad" | head; exit 1; fi
+	@nm -D --defined-only $(RELEASE_DIR)/libscylla_shard.so | awk '{print $$3}' | sort > $(C_BUILD)/symbols.exported
+	@sed -n 's/^ \(sshard_[a-z0-9_]*\)@Base .*/\1/p' $(SYMBOLS) | sort > $(C_BUILD)/symbols.committed
+	@diff -u $(C_BUILD)/symbols.committed $(C_BUILD)/symbols.exported || { \
+		echo "the exported symbols differ from $(SYMBOLS): run make symbols (docs/ABI.md)"; exit 1; }
+	@n=$$(wc -l < $(C_BUILD)/symbols.exported); echo "exports ok: $$n sshard_ symbols (.so and .a), as $(SYMBOLS) lists"
+	@[ "$$(head -1 $(SYMBOLS) | cut -d' ' -f1)" = "$(LIB_SONAME)" ] || { echo "$(SYMBOLS) names another soname than $(LIB_SONAME)"; exit 1; }
+
+# Adds the symbols the library exports and the list lacks, with this
+# version (docs/ABI.md); never removes one.
+symbols: lib
+	python3 scripts/symbols.py $(RELEASE_DIR)/libscylla_shard.so $(SYMBOLS) $(LIB_VERSION) $(LIB_SONAME)
 
 $(C_BUILD)/%: tests/c/%.c tests/c/harness.h $(HEADER) c-lib
 	$(CC) -std=c11 $(C_WARN) -D_GNU_SOURCE -g -Iinclude -Itests/c $< -L$(C_LIB_DIR) -lscylla_shard -lpthread -o $@
@@ -155,16 +201,23 @@ c-test: c-deps $(addprefix $(C_BUILD)/,$(C_TESTS)) c-examples
 	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) C_BUILD=$(C_BUILD) C_LIB_DIR=$(abspath $(C_LIB_DIR)) \
 		bash scripts/c_tests.sh $(C_TESTS)
 
-install: build
+INSTALLED := $(LIBDIR)/libscylla_shard.so.$(LIB_VERSION) $(LIBDIR)/libscylla_shard.so \
+	$(LIBDIR)/libscylla_shard.a $(LIBDIR)/pkgconfig/scylla_shard.pc \
+	$(INCLUDEDIR)/scylla_shard.h $(INCLUDEDIR)/scylla_shard_cdef.h
+
+install: static-lib
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
-	install -m 755 $(RELEASE_DIR)/libscylla_shard.so $(DESTDIR)$(LIBDIR)/libscylla_shard.so.$(LIB_VERSION)
-	ln -sf libscylla_shard.so.$(LIB_VERSION) $(DESTDIR)$(LIBDIR)/libscylla_shard.so.$(LIB_SONAME_VERSION)
-	ln -sf libscylla_shard.so.$(LIB_SONAME_VERSION) $(DESTDIR)$(LIBDIR)/libscylla_shard.so
-	install -m 644 $(RELEASE_DIR)/libscylla_shard.a $(DESTDIR)$(LIBDIR)/libscylla_shard.a
+	install -m 644 $(RELEASE_DIR)/libscylla_shard.so $(DESTDIR)$(LIBDIR)/libscylla_shard.so.$(LIB_VERSION)
+	ln -sf libscylla_shard.so.$(LIB_VERSION) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libscylla_shard.so
+	install -m 644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/libscylla_shard.a
 	install -m 644 $(HEADER) $(DESTDIR)$(INCLUDEDIR)/scylla_shard.h
 	install -m 644 $(CDEF) $(DESTDIR)$(INCLUDEDIR)/scylla_shard_cdef.h
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
-		-e 's|@VERSION@|$(LIB_VERSION)|g' scripts/scylla_shard.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/scylla_shard.pc
+	python3 scripts/pkgconfig.py --prefix $(PREFIX) --libdir $(LIBDIR) --includedir $(INCLUDEDIR) \
+		--version $(LIB_VERSION) > $(DESTDIR)$(LIBDIR)/pkgconfig/scylla_shard.pc
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED)) $(DESTDIR)$(LIBDIR)/libscylla_shard.so.*
 
 # Installs into a scratch prefix and builds an example against the installed
 # copy with pkg-config (dynamically and statically), then runs the dynamic
@@ -191,6 +244,33 @@ $(VENV)/.bench-installed: $(VENV)/.installed benches/requirements.txt
 
 .PHONY: bench
 bench: $(VENV)/.bench-installed
-	$(CARGO) build --release -p scylla-shard -p scylla-emulator -p scylla-peer -p sshard-rust
+	$(CARGO) build --release -p scylla-shard -p scylla-emulator -p scylla-peer -p sshard-rust -p sshard-floor
 	$(if $(wildcard examples/c/bench.c),$(MAKE) $(C_BUILD)/examples/bench)
 	$(PYTHON) benches/run.py --update-readme $(if $(filter-out 0,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)
+
+
+# ---------------------------------------------------------------------------
+# Packaging (README "Packaging", docs/ABI.md).
+#   make deb             Debian packages into target/deb/ (offline build from
+#                        vendored crates; lintian: no errors, no warnings)
+#   make deb-test        installs them, builds and runs a C program against
+#                        /usr, loads them from LuaJIT, purges them
+#   make repro-check     the library built in another directory is identical
+.PHONY: deb deb-deps deb-test repro-check packaging-check
+
+deb-deps:
+	@missing=; for t in dh lintian fakeroot dpkg-buildpackage; do \
+		command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+		apt-get update -qq && apt-get install -y -qq debhelper lintian fakeroot dpkg-dev >/dev/null; fi
+
+deb: deb-deps
+	bash scripts/deb.sh
+
+deb-test: deb c-deps build
+	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) bash scripts/deb_test.sh
+
+repro-check: lib
+	bash scripts/repro_check.sh
+
+packaging-check: repro-check deb-test

@@ -826,6 +826,22 @@ sshard_status sshard_config_set_keyspace(struct sshard_config *config, const cha
 sshard_status sshard_config_set_prepared_cache_size(struct sshard_config *config, size_t size);
 
 /**
+ * Whether every request gets a client-side write timestamp (default on):
+ * microseconds since the epoch, strictly increasing within the session,
+ * so its writes to one cell apply in the order it sent them; a
+ * statement's or batch's own timestamp wins. Off: the coordinator's
+ * clock decides.
+ */
+sshard_status sshard_config_set_client_timestamps(struct sshard_config *config, bool enabled);
+
+/**
+ * How long a schema change (DDL) waits for every node that is up to
+ * report the new schema before its future completes, in milliseconds
+ * (default 10000; 0: no wait). See `sshard_result_schema_in_agreement`.
+ */
+sshard_status sshard_config_set_schema_agreement_timeout_ms(struct sshard_config *config, uint64_t timeout_ms);
+
+/**
  * Whether to learn tablet replicas from the server (default on).
  */
 sshard_status sshard_config_set_tablet_awareness(struct sshard_config *config, bool enabled);
@@ -1614,6 +1630,14 @@ sshard_status sshard_result_warning(const struct sshard_result *result, size_t i
  * `SSHARD_STATUS_NOT_PRESENT` (and `id` untouched) otherwise.
  */
 sshard_status sshard_result_tracing_id(const struct sshard_result *result, uint8_t *id);
+
+/**
+ * After a schema change (DDL): whether every node that is up reported the
+ * new schema before the request completed (it waits up to the config's
+ * schema agreement timeout). `SSHARD_STATUS_NOT_PRESENT` for other
+ * results.
+ */
+sshard_status sshard_result_schema_in_agreement(const struct sshard_result *result, bool *agreed);
 
 /**
  * Whether the value is NULL.

@@ -262,6 +262,10 @@ sshard_status sshard_config_set_keyspace(struct sshard_config *config, const cha
 
 sshard_status sshard_config_set_prepared_cache_size(struct sshard_config *config, size_t size);
 
+sshard_status sshard_config_set_client_timestamps(struct sshard_config *config, bool enabled);
+
+sshard_status sshard_config_set_schema_agreement_timeout_ms(struct sshard_config *config, uint64_t timeout_ms);
+
 sshard_status sshard_config_set_tablet_awareness(struct sshard_config *config, bool enabled);
 
 sshard_status sshard_session_connect(const struct sshard_config *config, const struct sshard_future **future);
@@ -545,6 +549,8 @@ sshard_status sshard_result_warning_count(const struct sshard_result *result, si
 sshard_status sshard_result_warning(const struct sshard_result *result, size_t index, const char **warning, size_t *warning_len);
 
 sshard_status sshard_result_tracing_id(const struct sshard_result *result, uint8_t *id);
+
+sshard_status sshard_result_schema_in_agreement(const struct sshard_result *result, bool *agreed);
 
 sshard_status sshard_value_is_null(const struct sshard_value *value, bool *is_null);
 

@@ -17,12 +17,13 @@ trap cleanup EXIT
 
 make --no-print-directory install PREFIX="$PREFIX" >/dev/null
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-for f in lib/libscylla_shard.so lib/libscylla_shard.so.0.1 "lib/libscylla_shard.so.$version" \
+soname=$(scripts/soname.sh target/release/libscylla_shard.so)
+for f in lib/libscylla_shard.so "lib/$soname" "lib/libscylla_shard.so.$version" \
          lib/libscylla_shard.a include/scylla_shard.h include/scylla_shard_cdef.h \
          lib/pkgconfig/scylla_shard.pc; do
     [ -e "$PREFIX/$f" ] || { echo "install: missing $f"; exit 1; }
 done
-[ -L "$PREFIX/lib/libscylla_shard.so" ] && [ -L "$PREFIX/lib/libscylla_shard.so.0.1" ] \
+[ -L "$PREFIX/lib/libscylla_shard.so" ] && [ -L "$PREFIX/lib/$soname" ] \
     || { echo "install: the .so names are not symlinks"; exit 1; }
 
 export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig"
@@ -34,8 +35,8 @@ cc -std=c11 -Wall -Wextra -Werror examples/c/basic.c $(pkg-config --cflags --lib
 cc -std=c11 -Wall -Wextra -Werror examples/c/basic.c \
     $(pkg-config --cflags scylla_shard) "$PREFIX/lib/libscylla_shard.a" \
     $(pkg-config --static --libs-only-l scylla_shard | sed 's/-lscylla_shard//') -o "$WORK/basic_static"
-readelf -d "$WORK/basic" | grep -q 'NEEDED.*libscylla_shard.so.0.1' \
-    || { echo "the example does not need libscylla_shard.so.0.1"; exit 1; }
+readelf -d "$WORK/basic" | grep -q "NEEDED.*\\[$soname\\]" \
+    || { echo "the example does not need $soname"; exit 1; }
 if readelf -d "$WORK/basic_static" | grep -q 'NEEDED.*libscylla_shard'; then
     echo "the static build still needs the shared library"; exit 1
 fi
@@ -48,4 +49,7 @@ for _ in $(seq 300); do grep -q READY "$LOG" && break; sleep 0.1; done
 grep -q READY "$LOG" || { echo "emulator did not start"; cat "$LOG"; exit 1; }
 LD_LIBRARY_PATH="$PREFIX/lib" timeout 120 "$WORK/basic" "$BASE_IP" >/dev/null
 timeout 120 "$WORK/basic_static" "$BASE_IP" >/dev/null
-echo "install ok: $PREFIX layout, pkg-config (shared and static) builds ran"
+make --no-print-directory uninstall PREFIX="$PREFIX" >/dev/null
+left=$(find "$PREFIX" -type f -o -type l)
+[ -z "$left" ] || { echo "uninstall left: $left"; exit 1; }
+echo "install ok: $PREFIX layout, pkg-config (shared and static) builds ran, uninstall removed every file"

@@ -338,3 +338,60 @@ async fn password_authentication() {
         other => panic!("expected the server's BAD_CREDENTIALS, got {other:?}"),
     }
 }
+
+/// The schema version node `i` reports itself, asked on a connection of
+/// its own.
+async fn reported_schema_version(emulator: &Emulator, i: usize) -> Vec<u8> {
+    use scylla_shard::connection::{open, ConnectionConfig};
+    use scylla_shard::protocol::response::ResultBody;
+    use scylla_shard::protocol::{Request, Response};
+    let (conn, _) = open(emulator.addr(i), None, &ConnectionConfig::default())
+        .await
+        .expect("connection");
+    let request = Request::Query {
+        query: "SELECT schema_version FROM system.local".into(),
+        params: Default::default(),
+    };
+    let frame = conn
+        .send_with_timeout(&request, &Default::default(), STEP)
+        .await
+        .expect("answer");
+    let version = match frame.response {
+        Response::Result(ResultBody::Rows(rows)) => rows.cell(0, 0).map(<[u8]>::to_vec),
+        _ => None,
+    };
+    conn.close().await;
+    version.expect("a schema version")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn schema_changes_wait_for_agreement() {
+    let emulator = Emulator::start(3, 2, &[]);
+    let session = connect(&emulator).await;
+    run(&session, "CREATE KEYSPACE ag WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}").await;
+    // Node 2 applies schema changes 800 ms late.
+    emulator.admin(2, "/admin/schema_lag?ms=800");
+    let created = run(&session, "CREATE TABLE ag.t (k int PRIMARY KEY)").await;
+    assert_eq!(created.schema_in_agreement, Some(true));
+    // It waited: the lagging node already reports what the others do.
+    assert_eq!(
+        reported_schema_version(&emulator, 2).await,
+        reported_schema_version(&emulator, 0).await
+    );
+    // A wait shorter than the lag gives up and says so.
+    let mut config = config(&emulator);
+    config.schema_agreement_timeout = Duration::from_millis(100);
+    let impatient = connect_with(&emulator, config).await;
+    emulator.admin(2, "/admin/schema_lag?ms=20000");
+    let created = run(&impatient, "CREATE TABLE ag.u (k int PRIMARY KEY)").await;
+    assert_eq!(created.schema_in_agreement, Some(false));
+    assert_ne!(
+        reported_schema_version(&emulator, 2).await,
+        reported_schema_version(&emulator, 0).await
+    );
+    // Not a schema change: no agreement to report.
+    let read = run(&session, "SELECT * FROM ag.t").await;
+    assert_eq!(read.schema_in_agreement, None);
+    impatient.close().await;
+    session.close().await;
+}

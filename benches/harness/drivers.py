@@ -65,6 +65,7 @@ def adapters(root, python=None):
     release = os.path.join(root, "target", "release")
     peer = os.path.join(release, "scylla-peer")
     sshard_rust = os.path.join(release, "sshard-rust")
+    floor = os.path.join(release, "sshard-floor")
     c_lib_dir = os.path.join(root, "target", "c", "lib")
     c_bench = os.path.join(root, "target", "c", "examples", "bench")
     python_client = os.path.join(root, "benches", "clients", "python_driver.py")
@@ -94,6 +95,16 @@ def adapters(root, python=None):
             requires=[sshard_rust],
             missing_note="build it: cargo build --release -p sshard-rust",
             callgrind=True,
+        ),
+        Adapter(
+            name="sshard-floor",
+            label="no driver: raw shard-aware sockets, pre-encoded requests (the floor)",
+            argv=[floor],
+            requires=[floor],
+            missing_note="build it: cargo build --release -p sshard-floor",
+            callgrind=True,
+            # Measures requests only: no storm, no start-up case.
+            only=lambda case: case.workload in ("insert", "select", "mixed"),
         ),
         Adapter(
             name="python-driver",

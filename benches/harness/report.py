@@ -17,6 +17,9 @@ README_END = "<!-- bench-results:end -->"
 
 # The issue's targets. They are reported, never asserted.
 CPU_TARGET = 0.8
+# The C client's CPU per request against the driverless floor, at 256 in flight.
+FLOOR_TARGET = 2.0
+FLOOR = "sshard-floor"
 PYTHON_BINDING_TARGET = 3.0
 STORM_TARGET_PCT = 1.0
 COMMUNICATOR_P50_TARGET_US = 50.0
@@ -71,6 +74,16 @@ def targets(doc):
 
     out.append(cpu_target("sshard-c", "libscylla_shard from C"))
     out.append(cpu_target("sshard-rust", "libscylla_shard's Rust core, indicative"))
+
+    floor = [floor_ratio(by, by["sshard-c"]) for case_id, by in results.items()
+             if "sshard-c" in by and case_id.endswith("/c256")]
+    floor = [r for r in floor if r is not None]
+    out.append({"target": "C client CPU per request <= %.0fx the driverless floor at 256 in flight"
+                          % FLOOR_TARGET, "subject": "libscylla_shard from C",
+                "status": ("pending" if not floor else
+                           "met" if max(floor) <= FLOOR_TARGET else "not met"),
+                "value": ("the floor or the C client not measured" if not floor else
+                          "worst %.2fx over %d cases" % (max(floor), len(floor)))})
 
     py = {"target": "Python binding >= %.0fx the throughput of scylla-driver (asyncio)"
                     % PYTHON_BINDING_TARGET, "subject": "sshard-python"}
@@ -144,8 +157,17 @@ def _ratio_cell(agg, key):
     return "-" if r is None else "%.2fx" % r
 
 
-COLUMNS = ["driver", "req/s", "x ref", "CPU us/req", "x ref", "p50 us", "p99 us", "p999 us",
-           "conns", "misroutes", "rows ok", "bg cores", "problems"]
+COLUMNS = ["driver", "req/s", "x ref", "CPU us/req", "x ref", "x floor", "p50 us", "p99 us",
+           "p999 us", "conns", "misroutes", "rows ok", "bg cores", "problems"]
+
+
+def floor_ratio(by, agg):
+    """CPU per request / the driverless floor's in the same case."""
+    floor = by.get(FLOOR)
+    mine, least = agg["figures"].get("cpu_us"), floor and floor["figures"].get("cpu_us")
+    if not (mine and least and least["median"]):
+        return None
+    return mine["median"] / least["median"]
 
 
 def case_rows(doc, case_id):
@@ -160,6 +182,7 @@ def case_rows(doc, case_id):
             d["name"],
             _cell(agg, "rps", True), _ratio_cell(agg, "rps"),
             _cell(agg, "cpu_us", True), _ratio_cell(agg, "cpu_us"),
+            "-" if floor_ratio(by, agg) is None else "%.2fx" % floor_ratio(by, agg),
             _cell(agg, "p50_us"), _cell(agg, "p99_us"), _cell(agg, "p999_us"),
             _cell(agg, "connections"),
             "-" if mis is None else "%d" % mis["total"],

@@ -213,6 +213,7 @@ def test_targets_are_reported():
     assert by[("zero", "sshard-c")]["status"] == "met"
     assert by[("connection", "sshard-c")]["status"] == "not met"
     assert by[("Python", "sshard-python")]["status"] == "pending"
+    assert by[("C", "libscylla_shard from C")]["status"] == "pending"
 
 
 def test_reports_render(tmp_path):
@@ -280,3 +281,10 @@ def test_cpu_readings_are_sane():
     assert cpu.process_cpu_s(2 ** 22 + 12345) == 0.0  # no such process
     assert cpu.machine_busy_s() > 0.0
     assert cpu.children_cpu_s() >= 0.0 and cpu.own_cpu_s() > 0.0
+
+
+def test_floor_ratio_divides_by_the_floor_of_the_same_case():
+    fig = lambda cpu: {"figures": {"cpu_us": {"median": cpu}}}
+    by = {"sshard-floor": fig(2.0), "sshard-c": fig(5.0)}
+    assert report.floor_ratio(by, by["sshard-c"]) == 2.5
+    assert report.floor_ratio({"sshard-c": fig(5.0)}, fig(5.0)) is None

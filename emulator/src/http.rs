@@ -120,9 +120,26 @@ fn route(
             }
             None => (400, "missing ?us=N\n".into()),
         },
-        (_, "/metrics" | "/admin/restart" | "/admin/tablets/shuffle" | "/admin/delay") => {
-            (405, "method not allowed\n".into())
-        }
+        ("POST", "/admin/schema_lag") => match param::<u64>(query, "ms") {
+            Some(ms) => {
+                cluster
+                    .db
+                    .set_schema_lag(node.info.index, Duration::from_millis(ms));
+                (
+                    200,
+                    format!("node {} lags {ms} ms behind schema changes\n", node.info.ip),
+                )
+            }
+            None => (400, "missing ?ms=N\n".into()),
+        },
+        (
+            _,
+            "/metrics"
+            | "/admin/restart"
+            | "/admin/tablets/shuffle"
+            | "/admin/delay"
+            | "/admin/schema_lag",
+        ) => (405, "method not allowed\n".into()),
         _ => (404, "not found\n".into()),
     }
 }

@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::cluster::{ClientInfo, Cluster, Node};
-use crate::engine::{Reply, SessionState};
+use crate::engine::{traces, Reply, SessionState};
 use crate::metrics::PortKind;
 
 /// Scylla's limit on the first frame of a connection.
@@ -286,13 +286,24 @@ impl Connection {
                     break Err(format!("malformed frame: {e}"));
                 }
             };
-            let _ = extensions;
+            let trace = if extensions.tracing && self.stage == Stage::Ready {
+                self.begin_trace(&request, header.body_len)
+            } else {
+                None
+            };
             let registered = matches!(request, Request::Register { .. });
             match self.handle(request).await {
                 Ok((reply, compress)) => {
                     let compression = if compress { self.compression } else { None };
-                    match encode_reply(header.stream, &reply, compression) {
+                    let tracing_id = trace.as_ref().map(|t| t.id);
+                    match encode_reply(header.stream, &reply, tracing_id, compression) {
                         Ok(out) => {
+                            if let Some(trace) = trace {
+                                // Stored before the response leaves: the
+                                // client may look its trace up at once.
+                                let ip = std::net::IpAddr::V4(self.node.info.ip);
+                                self.cluster.db.record_trace(ip, trace, out.bytes.len());
+                            }
                             if out.delay_us == 0 {
                                 let _ = tx.send(out.bytes);
                             } else {
@@ -333,6 +344,16 @@ impl Connection {
         // Let queued replies drain (a restart aborted the writer already).
         let _ = tokio::time::timeout(Duration::from_secs(1), writer_task).await;
         outcome
+    }
+
+    /// Starts the trace of a request sent with the tracing flag.
+    fn begin_trace(&self, request: &Request, request_size: usize) -> Option<traces::PendingTrace> {
+        let (client, username) = {
+            let clients = self.node.clients.lock().unwrap();
+            let info = clients.get(&self.id)?;
+            (info.address, info.username.clone())
+        };
+        traces::begin(request, client, username, request_size, self.session.shard)
     }
 
     /// Handles one request. `Err` closes the connection after a protocol
@@ -426,8 +447,8 @@ impl Connection {
                 Ok((self.account(reply), true))
             }
             (stage, request) => Err(format!(
-                "Unexpected message {:?}, expecting {}",
-                request.opcode(),
+                "Unexpected message {}, expecting {}",
+                opcode_name(request.opcode()),
                 match stage {
                     Stage::Initial => "STARTUP or OPTIONS",
                     _ => "AUTH_RESPONSE",
@@ -522,10 +543,11 @@ async fn recv_event(events: &mut Option<tokio::sync::broadcast::Receiver<Event>>
 fn encode_reply(
     stream: i16,
     reply: &Reply,
+    tracing_id: Option<[u8; 16]>,
     compression: Option<Compression>,
 ) -> Result<Outgoing, scylla_shard::protocol::ProtocolError> {
     let extensions = ResponseExtensions {
-        tracing_id: None,
+        tracing_id,
         warnings: reply.warnings.clone(),
         custom_payload: reply.tablet_payload.as_ref().map(|p| {
             let mut map = HashMap::new();
@@ -552,5 +574,28 @@ fn send_error(
     let response = Response::Error(ErrorBody::new(code, message));
     if let Ok(bytes) = encode_response(stream, &response, &Default::default(), compression) {
         let _ = tx.send(bytes);
+    }
+}
+
+/// The protocol specification's name of a request opcode.
+fn opcode_name(opcode: scylla_shard::protocol::Opcode) -> &'static str {
+    use scylla_shard::protocol::Opcode::*;
+    match opcode {
+        Error => "ERROR",
+        Startup => "STARTUP",
+        Ready => "READY",
+        Authenticate => "AUTHENTICATE",
+        Options => "OPTIONS",
+        Supported => "SUPPORTED",
+        Query => "QUERY",
+        Result => "RESULT",
+        Prepare => "PREPARE",
+        Execute => "EXECUTE",
+        Register => "REGISTER",
+        Event => "EVENT",
+        Batch => "BATCH",
+        AuthChallenge => "AUTH_CHALLENGE",
+        AuthResponse => "AUTH_RESPONSE",
+        AuthSuccess => "AUTH_SUCCESS",
     }
 }

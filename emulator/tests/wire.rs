@@ -3,64 +3,15 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use scylla_shard::protocol::frame::{decode_response, encode_request, FrameHeader, HEADER_LEN};
 use scylla_shard::protocol::response::error_code;
 use scylla_shard::protocol::{Request, Response};
 
-/// An emulator process, killed on drop.
-struct Emulator {
-    child: Child,
-    ip: String,
-}
+mod support;
 
-impl Emulator {
-    fn start(base_ip: &str, extra: &[&str]) -> Emulator {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_scylla-emulator"))
-            .args(["--nodes", "1", "--shards", "4", "--base-ip", base_ip])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("emulator starts");
-        let mut stdout = child.stdout.take().expect("piped stdout");
-        let mut seen = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut buf = [0u8; 256];
-        while !String::from_utf8_lossy(&seen).contains("READY") {
-            assert!(Instant::now() < deadline, "emulator did not print READY");
-            let n = stdout.read(&mut buf).expect("read emulator stdout");
-            assert!(n > 0, "emulator exited before READY");
-            seen.extend_from_slice(&buf[..n]);
-        }
-        Emulator {
-            child,
-            ip: base_ip.to_owned(),
-        }
-    }
-
-    fn addr(&self, port: u16) -> SocketAddr {
-        format!("{}:{port}", self.ip).parse().unwrap()
-    }
-
-    fn connect(&self) -> TcpStream {
-        let stream =
-            TcpStream::connect_timeout(&self.addr(9042), Duration::from_secs(5)).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        stream
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::Emulator;
 
 /// Reads one response frame, or None at end of stream.
 fn read_response(stream: &mut TcpStream) -> Option<(FrameHeader, Response)> {

@@ -434,6 +434,40 @@ pub unsafe extern "C" fn sshard_config_set_prepared_cache_size(
     }
 }
 
+/// Whether every request gets a client-side write timestamp (default on):
+/// microseconds since the epoch, strictly increasing within the session,
+/// so its writes to one cell apply in the order it sent them; a
+/// statement's or batch's own timestamp wins. Off: the coordinator's
+/// clock decides.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_config_set_client_timestamps(
+    config: *mut sshard_config,
+    enabled: bool,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live config (API contract).
+        let config = unsafe { box_mut(config, "config") }?;
+        config.session.client_timestamps = enabled;
+        Ok(())
+    }
+}
+
+/// How long a schema change (DDL) waits for every node that is up to
+/// report the new schema before its future completes, in milliseconds
+/// (default 10000; 0: no wait). See `sshard_result_schema_in_agreement`.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_config_set_schema_agreement_timeout_ms(
+    config: *mut sshard_config,
+    timeout_ms: u64,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live config (API contract).
+        let config = unsafe { box_mut(config, "config") }?;
+        config.session.schema_agreement_timeout = millis_arg(timeout_ms, "schema agreement timeout")?;
+        Ok(())
+    }
+}
+
 /// Whether to learn tablet replicas from the server (default on).
 #[no_mangle]
 pub unsafe extern "C" fn sshard_config_set_tablet_awareness(
@@ -536,6 +570,7 @@ mod tests {
             let (p, n) = s("ks");
             assert_eq!(sshard_config_set_keyspace(c, p, n), 0);
             assert_eq!(sshard_config_set_tablet_awareness(c, false), 0);
+            assert_eq!(sshard_config_set_client_timestamps(c, false), 0);
 
             let cfg = &(*c).session;
             assert_eq!(cfg.contact_points, vec!["127.0.0.1:9042".to_owned()]);
@@ -546,6 +581,7 @@ mod tests {
             assert_eq!(cfg.local_dc.as_deref(), Some("dc1"));
             assert_eq!(cfg.local_rack.as_deref(), Some("rack1"));
             assert!(!cfg.permit_dc_failover);
+            assert!(!cfg.client_timestamps);
             assert_eq!(
                 cfg.connection.credentials,
                 Some(("user".into(), "pw".into()))
@@ -601,6 +637,7 @@ mod tests {
                 sshard_config_set_page_size(c, 1),
                 sshard_config_set_keyspace(c, p, n),
                 sshard_config_set_tablet_awareness(c, true),
+                sshard_config_set_client_timestamps(std::ptr::null_mut(), true),
             ];
             for (i, r) in results.iter().enumerate() {
                 assert_eq!(*r, SSHARD_STATUS_NULL_ARGUMENT, "call {i}");

@@ -45,6 +45,7 @@ pub struct sshard_result {
     keyspace: Option<String>,
     warnings: Vec<String>,
     tracing_id: Option<[u8; 16]>,
+    schema_in_agreement: Option<bool>,
     /// The statement that produced the result, with the paging state when
     /// there is a next page (`sshard_session_next_page`). Kept even when
     /// there is none: it was made on the caller's thread and is cheapest
@@ -96,6 +97,7 @@ impl sshard_result {
             keyspace: result.keyspace,
             warnings: result.warnings,
             tracing_id: result.tracing_id,
+            schema_in_agreement: result.schema_in_agreement,
             statement,
         }
     }
@@ -498,6 +500,27 @@ pub unsafe extern "C" fn sshard_result_tracing_id(
             Fail::new(SSHARD_STATUS_NOT_PRESENT, "the request was not traced")
         })?;
         out.write(trace);
+        Ok(())
+    }
+}
+
+/// After a schema change (DDL): whether every node that is up reported the
+/// new schema before the request completed (it waits up to the config's
+/// schema agreement timeout). `SSHARD_STATUS_NOT_PRESENT` for other
+/// results.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_schema_in_agreement(
+    result: *const sshard_result,
+    agreed: *mut bool,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        let out = out_arg(agreed, "agreed")?;
+        let agreed = r.schema_in_agreement.ok_or_else(|| {
+            Fail::new(SSHARD_STATUS_NOT_PRESENT, "the result is not a schema change")
+        })?;
+        out.write(agreed);
         Ok(())
     }
 }

@@ -132,6 +132,7 @@ async fn start(
             totals: Totals::default(),
             gate: Gate::default(),
             keyspace: Mutex::new(None),
+            timestamps: Default::default(),
         }),
     };
     if let Some(keyspace) = keyspace {

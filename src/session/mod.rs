@@ -19,6 +19,8 @@ mod request;
 mod retry;
 mod route;
 mod routing_key;
+mod schema_agreement;
+mod timestamps;
 mod types;
 
 use std::sync::{Arc, Mutex};
@@ -31,6 +33,7 @@ use execute::Job;
 use gate::Gate;
 use metrics::Totals;
 use prepared_cache::PreparedCache;
+use timestamps::MonotonicTimestamps;
 
 pub use binding::MAX_VALUES;
 pub use forward::{Forward, Forwarded};
@@ -72,9 +75,18 @@ pub(crate) struct Inner {
     gate: Gate,
     /// The keyspace of `USE`, part of the prepared-cache key.
     keyspace: Mutex<Option<String>>,
+    timestamps: MonotonicTimestamps,
 }
 
 impl Inner {
+    /// A client-side timestamp for the next request, if the session gives
+    /// them.
+    fn timestamp(&self) -> Option<i64> {
+        self.config
+            .client_timestamps
+            .then(|| self.timestamps.next())
+    }
+
     fn keyspace(&self) -> Option<String> {
         self.keyspace
             .lock()
@@ -147,7 +159,7 @@ impl Session {
 
     async fn execute_admitted(&self, statement: &Statement) -> Result<QueryResult, DriverError> {
         let inner = &self.inner;
-        let request = request::statement_request(statement, &inner.config)?;
+        let request = request::statement_request(statement, &inner.config, inner.timestamp())?;
         let use_keyspace = statement
             .routing
             .as_ref()
@@ -166,8 +178,8 @@ impl Session {
             timeout,
             statements: std::slice::from_ref(statement),
         };
-        let result = inner.run(&job).await?;
-        self.after(&result, timeout.saturating_sub(started.elapsed()))
+        let mut result = inner.run(&job).await?;
+        self.after(&mut result, timeout.saturating_sub(started.elapsed()))
             .await?;
         Ok(result)
     }
@@ -182,7 +194,7 @@ impl Session {
     async fn batch_admitted(&self, batch: &Batch) -> Result<QueryResult, DriverError> {
         let inner = &self.inner;
         let outcome = async {
-            let request = request::batch_request(batch, &inner.config)?;
+            let request = request::batch_request(batch, &inner.config, inner.timestamp())?;
             let use_keyspace = batch
                 .statements
                 .iter()
@@ -221,11 +233,18 @@ impl Session {
     /// What a result implies for the session: `USE` switches every pool,
     /// DDL refreshes the metadata so the next request routes by it (waiting
     /// at most what is left of the request's budget).
-    async fn after(&self, result: &QueryResult, budget: Duration) -> Result<(), DriverError> {
+    async fn after(&self, result: &mut QueryResult, budget: Duration) -> Result<(), DriverError> {
         if let Some(keyspace) = &result.keyspace {
             self.switch_keyspace(keyspace).await?;
         }
         if result.schema_change.is_some() {
+            let wait = self.inner.config.schema_agreement_timeout;
+            let agreed = wait.is_zero()
+                || schema_agreement::wait(&self.inner.cluster.state_full(), wait).await;
+            if !agreed {
+                tracing::warn!(?wait, "nodes still disagree on the schema");
+            }
+            result.schema_in_agreement = Some(agreed);
             let bound = budget.min(SCHEMA_REFRESH_BOUND);
             if !self.inner.cluster.refresh(bound).await {
                 tracing::warn!(

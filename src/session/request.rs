@@ -49,9 +49,11 @@ fn invalid_request(e: ProtocolError) -> DriverError {
 
 /// The wire request of a statement, with session defaults filled in,
 /// encoded straight from the statement's values (no copy of them first).
+/// `timestamp` is the client-side timestamp when the statement has none.
 pub fn statement_request(
     statement: &Statement,
     config: &SessionConfig,
+    timestamp: Option<i64>,
 ) -> Result<EncodedRequest, DriverError> {
     if let (Query::Prepared(p), None) = (&statement.query, &statement.value_names) {
         let expected = p.metadata.bind_columns.len();
@@ -87,7 +89,7 @@ pub fn statement_request(
         serial_consistency: statement
             .serial_consistency
             .or(config.default_serial_consistency),
-        timestamp: statement.timestamp,
+        timestamp: statement.timestamp.or(timestamp),
     };
     let mut body = Vec::with_capacity(64 + statement.values.iter().map(value_len).sum::<usize>());
     let mut flags = tracing_flag(statement.tracing);
@@ -127,7 +129,11 @@ fn value_len(value: &Value) -> usize {
 
 /// The wire request of a batch. Values travel by position only (v4 has no
 /// named values in batches).
-pub fn batch_request(batch: &Batch, config: &SessionConfig) -> Result<EncodedRequest, DriverError> {
+pub fn batch_request(
+    batch: &Batch,
+    config: &SessionConfig,
+    timestamp: Option<i64>,
+) -> Result<EncodedRequest, DriverError> {
     if batch.statements.is_empty() {
         return Err(DriverError::InvalidArgument("empty batch".into()));
     }
@@ -167,7 +173,7 @@ pub fn batch_request(batch: &Batch, config: &SessionConfig) -> Result<EncodedReq
         serial_consistency: batch
             .serial_consistency
             .or(config.default_serial_consistency),
-        timestamp: batch.timestamp,
+        timestamp: batch.timestamp.or(timestamp),
     }))?;
     request.flags = tracing_flag(batch.tracing);
     if config.communicator.is_some() {
@@ -241,7 +247,7 @@ mod tests {
             ..Default::default()
         };
         let mut st = Statement::simple("SELECT 1");
-        let Request::Query { params, .. } = decoded(statement_request(&st, &config).unwrap())
+        let Request::Query { params, .. } = decoded(statement_request(&st, &config, None).unwrap())
         else {
             panic!()
         };
@@ -250,7 +256,7 @@ mod tests {
         st.page_size = Some(0);
         st.consistency = Some(Consistency::One);
         st.values = vec![Value::Null];
-        let Request::Query { params, .. } = decoded(statement_request(&st, &config).unwrap())
+        let Request::Query { params, .. } = decoded(statement_request(&st, &config, None).unwrap())
         else {
             panic!()
         };
@@ -285,7 +291,8 @@ mod tests {
         st.timestamp = Some(42);
         st.serial_consistency = Some(Consistency::LocalSerial);
         let config = SessionConfig::default();
-        let Request::Execute { id, params } = decoded(statement_request(&st, &config).unwrap())
+        let Request::Execute { id, params } =
+            decoded(statement_request(&st, &config, None).unwrap())
         else {
             panic!()
         };
@@ -298,7 +305,7 @@ mod tests {
 
         st.values.pop();
         assert!(matches!(
-            statement_request(&st, &config),
+            statement_request(&st, &config, None),
             Err(DriverError::InvalidArgument(_))
         ));
 
@@ -310,7 +317,7 @@ mod tests {
             ],
             ..Batch::new(crate::protocol::request::BatchKind::Unlogged)
         };
-        let Request::Batch(wire) = decoded(batch_request(&batch, &config).unwrap()) else {
+        let Request::Batch(wire) = decoded(batch_request(&batch, &config, Some(7)).unwrap()) else {
             panic!()
         };
         assert_eq!(wire.statements.len(), 2);
@@ -319,6 +326,16 @@ mod tests {
             BatchStatementKind::Prepared(b"id-1".to_vec())
         );
         assert_eq!(wire.statements[0].values, st.values);
+        // The client timestamp, unless the batch has its own.
+        assert_eq!(wire.timestamp, Some(7));
+        let own = Batch {
+            timestamp: Some(3),
+            ..batch
+        };
+        let Request::Batch(wire) = decoded(batch_request(&own, &config, Some(7)).unwrap()) else {
+            panic!()
+        };
+        assert_eq!(wire.timestamp, Some(3));
     }
 
     #[test]

@@ -51,6 +51,12 @@ pub struct SessionConfig {
     /// `host:port` of its TCP listener) instead of the contact points: one
     /// connection, no pools, routing done by the daemon.
     pub communicator: Option<String>,
+    /// Give every request a client-side timestamp, strictly increasing
+    /// within the session (else the coordinator's clock decides).
+    pub client_timestamps: bool,
+    /// How long a schema change waits for every node to report the new
+    /// schema (zero: no wait).
+    pub schema_agreement_timeout: Duration,
 }
 
 impl Default for SessionConfig {
@@ -73,6 +79,8 @@ impl Default for SessionConfig {
             keyspace: None,
             prepared_cache_size: super::prepared_cache::DEFAULT_CAPACITY,
             communicator: None,
+            client_timestamps: true,
+            schema_agreement_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -232,6 +240,9 @@ pub struct QueryResult {
     pub keyspace: Option<String>,
     /// Set by DDL.
     pub schema_change: Option<SchemaChange>,
+    /// After DDL: whether every node that is up reported the new schema
+    /// within `schema_agreement_timeout` (the request waits for it).
+    pub schema_in_agreement: Option<bool>,
     /// The node and shard that served the request.
     pub coordinator: Option<SocketAddr>,
     pub shard: Option<u16>,

@@ -1168,6 +1168,97 @@ static void test_free_with_requests_in_flight(const char *host) {
   OK(sshard_queue_free(q));
 }
 
+/* Server warnings reach the result: a batch over several partitions past
+ * Scylla's 128 KiB warn threshold carries the guardrail's warning. */
+static void test_batch_size_warning(void) {
+  REQUIRE(h_query(session, "CREATE TABLE blobs (k int PRIMARY KEY, v blob)") == SSHARD_STATUS_OK);
+  const sshard_prepared *ins = h_prepare(session, "INSERT INTO blobs (k, v) VALUES (?, ?)");
+  static uint8_t payload[50000];
+  memset(payload, 7, sizeof payload);
+  for (int big = 1; big >= 0; big--) {
+    sshard_batch *b = NULL;
+    OK(sshard_batch_new(SSHARD_BATCH_TYPE_UNLOGGED, &b));
+    for (int k = 0; k < 3; k++) {
+      sshard_statement *st = NULL;
+      OK(sshard_prepared_bind(ins, &st));
+      OK(sshard_statement_bind_int32(st, 0, k));
+      OK(sshard_statement_bind_blob(st, 1, payload, big ? sizeof payload : 10));
+      OK(sshard_batch_add_statement(b, st));
+      OK(sshard_statement_free(st));
+    }
+    const sshard_future *f = NULL;
+    OK(sshard_session_batch(session, b, &f));
+    OK(sshard_future_wait(f));
+    const sshard_result *r = NULL;
+    OK(sshard_future_get_result(f, &r));
+    size_t count = 99;
+    OK(sshard_result_warning_count(r, &count));
+    const char *w = NULL;
+    size_t wlen = 0;
+    if (big) {
+      CHECK(count == 1);
+      OK(sshard_result_warning(r, 0, &w, &wlen));
+      const char *want = "Unlogged batch modifying 3 partitions in ctest.blobs is of size 150012 bytes, "
+                         "exceeding specified WARN threshold of 131072 by 18940.";
+      CHECK(wlen == strlen(want) && memcmp(w, want, wlen) == 0);
+      if (wlen != strlen(want)) fprintf(stderr, "    warning: %.*s\n", (int)wlen, w);
+      CHECK_STATUS(sshard_result_warning(r, 1, &w, &wlen), SSHARD_STATUS_INDEX_OUT_OF_RANGE);
+    } else {
+      CHECK(count == 0);
+      CHECK_STATUS(sshard_result_warning(r, 0, &w, &wlen), SSHARD_STATUS_INDEX_OUT_OF_RANGE);
+    }
+    sshard_result_free(r);
+    OK(sshard_future_free(f));
+    OK(sshard_batch_free(b));
+  }
+  OK(sshard_prepared_free(ins));
+}
+
+/* A traced statement's result carries the id of its trace, which
+ * system_traces.sessions serves; an untraced one carries none. */
+static void test_tracing(void) {
+  sshard_statement *st = NULL;
+  OK(sshard_statement_new(S("SELECT v FROM wide WHERE p = ?"), 1, &st));
+  OK(sshard_statement_bind_int32(st, 0, 7));
+  OK(sshard_statement_set_tracing(st, true));
+  sshard_status s;
+  const sshard_result *r = h_execute(session, st, &s);
+  REQUIRE(s == SSHARD_STATUS_OK && r != NULL);
+  uint8_t id[16] = {0};
+  OK(sshard_result_tracing_id(r, id));
+  CHECK((id[6] >> 4) == 1); /* a timeuuid */
+  sshard_result_free(r);
+  OK(sshard_statement_set_tracing(st, false));
+  r = h_execute(session, st, &s);
+  REQUIRE(s == SSHARD_STATUS_OK && r != NULL);
+  uint8_t untouched[16] = {0xaa};
+  CHECK_STATUS(sshard_result_tracing_id(r, untouched), SSHARD_STATUS_NOT_PRESENT);
+  CHECK(untouched[0] == 0xaa);
+  sshard_result_free(r);
+  OK(sshard_statement_free(st));
+
+  OK(sshard_statement_new(S("SELECT * FROM system_traces.sessions WHERE session_id = ?"), 1, &st));
+  OK(sshard_statement_bind_uuid(st, 0, id));
+  r = h_execute(session, st, &s);
+  REQUIRE(s == SSHARD_STATUS_OK && r != NULL);
+  size_t rows = 0;
+  OK(sshard_result_row_count(r, &rows));
+  CHECK(rows == 1);
+  if (rows == 1) {
+    const sshard_row *row = NULL;
+    OK(sshard_result_row(r, 0, &row));
+    const char *text = NULL;
+    size_t len = 0;
+    OK(sshard_value_get_text(col(row, "request"), &text, &len));
+    CHECK(len == 18 && memcmp(text, "Execute CQL3 query", 18) == 0);
+    bool is_null = true;
+    OK(sshard_value_is_null(col(row, "duration"), &is_null));
+    CHECK(!is_null);
+  }
+  sshard_result_free(r);
+  OK(sshard_statement_free(st));
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s <contact point>\n", argv[0]);
@@ -1179,6 +1270,8 @@ int main(int argc, char **argv) {
   test_nested_elements();
   test_paging_and_batches();
   test_server_errors();
+  test_batch_size_warning();
+  test_tracing();
   test_queue_epoll();
   test_callbacks();
   test_metrics();

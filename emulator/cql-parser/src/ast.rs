@@ -697,6 +697,30 @@ pub enum Selector {
     Term(Term),
 }
 
+/// Renders as CQL source (`count(*)`, `writetime(v)`, `cast(a AS text)`,
+/// `m['k']`), for error messages and default column names.
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Selector::Column(name) => f.write_str(&quote_identifier(name)),
+            Selector::CountRows => f.write_str("count(*)"),
+            Selector::WriteTime(c) => write!(f, "writetime({})", quote_identifier(c)),
+            Selector::Ttl(c) => write!(f, "ttl({})", quote_identifier(c)),
+            Selector::Function { name, args } => {
+                write!(f, "{name}(")?;
+                write_list(f, args)?;
+                f.write_str(")")
+            }
+            Selector::Cast { selector, ty } => write!(f, "cast({selector} AS {ty})"),
+            Selector::Field { selector, field } => {
+                write!(f, "{selector}.{}", quote_identifier(field))
+            }
+            Selector::Element { selector, key } => write!(f, "{selector}[{key}]"),
+            Selector::Term(term) => write!(f, "{term}"),
+        }
+    }
+}
+
 /// A selector with its optional `AS alias`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SelectItem {

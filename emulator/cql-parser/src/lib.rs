@@ -53,3 +53,9 @@ pub fn parse_statements(text: &str) -> Result<Vec<Statement>, ParseError> {
 pub fn parse_type(text: &str) -> Result<CqlType, ParseError> {
     parser::parse_type(text)
 }
+
+/// Parses one value expression such as `1h30m`, `[1, 2]` or `'text'`, e.g.
+/// a value written as text in JSON.
+pub fn parse_term(text: &str) -> Result<Term, ParseError> {
+    parser::parse_term(text)
+}

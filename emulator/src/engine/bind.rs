@@ -8,13 +8,21 @@ use scylla_shard::protocol::types::ColumnType;
 
 use super::error::{invalid, EngineError};
 use super::schema::{resolve_type, TableSchema};
-use super::{select, Database};
+use super::{lwt, select, Database};
 
-/// The values in marker order (resolving names when sent by name).
+/// The values in marker order (resolving names when sent by name). As
+/// Scylla, the count must match the statement's markers exactly.
 pub fn order_values(
     statement: &Statement,
     params: &QueryParameters,
 ) -> Result<Vec<Value>, EngineError> {
+    let markers = statement.bind_marker_count();
+    if params.values.len() != markers {
+        return Err(invalid(format!(
+            "Invalid amount of bind variables: expected {markers} received {}",
+            params.values.len()
+        )));
+    }
     let Some(names) = &params.value_names else {
         return Ok(params.values.clone());
     };
@@ -38,6 +46,7 @@ fn table_of(statement: &Statement) -> Option<&cql_parser::ast::QualifiedName> {
         Statement::Insert(i) => Some(&i.table),
         Statement::Update(u) => Some(&u.table),
         Statement::Delete(d) => Some(&d.table),
+        Statement::InsertJson(i) => Some(&i.table),
         _ => None,
     }
 }
@@ -45,6 +54,7 @@ fn table_of(statement: &Statement) -> Option<&cql_parser::ast::QualifiedName> {
 pub fn is_conditional(statement: &Statement) -> bool {
     match statement {
         Statement::Insert(i) => i.if_not_exists,
+        Statement::InsertJson(i) => i.if_not_exists,
         Statement::Update(u) => u.condition.is_some(),
         Statement::Delete(d) => d.condition.is_some(),
         Statement::Batch(b) => b.statements.iter().any(is_conditional),
@@ -98,6 +108,23 @@ pub fn prepared_metadata(
         Statement::Select(s) => {
             let (table, _) = db.table(keyspace, &s.table)?;
             ResultMetadata::with_columns(select::output_columns(&table.schema, s)?)
+        }
+        // As Scylla: a conditional statement's result columns are fixed, so
+        // PREPARED announces them.
+        Statement::Batch(b) if is_conditional(statement) => match b.statements.first() {
+            Some(first) => {
+                let name = table_of(first).ok_or_else(|| invalid("Invalid statement in batch"))?;
+                let (table, _) = db.table(keyspace, name)?;
+                let columns = lwt::batch_cas_columns(&table.schema, &b.statements);
+                lwt::cas_metadata(&table.schema, &columns)
+            }
+            None => ResultMetadata::default(),
+        },
+        other if is_conditional(other) => {
+            let name = table_of(other).ok_or_else(|| invalid("Invalid conditional statement"))?;
+            let (table, _) = db.table(keyspace, name)?;
+            let columns = lwt::cas_columns(&table.schema, other);
+            lwt::cas_metadata(&table.schema, &columns)
         }
         _ => ResultMetadata::default(),
     };

@@ -8,6 +8,7 @@ use cql_parser::ast::{
     AlterTableAction, ColumnDef, CreateKeyspace, CreateTable, CreateType, DropObject, Options,
     Order, Statement,
 };
+use cql_parser::types::CqlType;
 use scylla_shard::protocol::response::SchemaChange;
 use scylla_shard::routing::replication::ReplicationStrategy;
 
@@ -34,7 +35,7 @@ pub fn execute(
                 .keyspaces
                 .get_mut(&alter.name)
                 .ok_or_else(|| invalid(format!("Keyspace '{}' does not exist", alter.name)))?;
-            if ks.is_system {
+            if ks.server_owned {
                 return Err(invalid(format!(
                     "Cannot alter system keyspace {}",
                     alter.name
@@ -62,7 +63,7 @@ pub fn execute(
             match catalog.keyspaces.get(&drop.name) {
                 None if drop.if_exists => Ok(None),
                 None => Err(invalid(format!("Keyspace '{}' does not exist", drop.name))),
-                Some(ks) if ks.is_system => Err(invalid(format!(
+                Some(ks) if ks.server_owned => Err(invalid(format!(
                     "Cannot drop system keyspace {}",
                     drop.name
                 ))),
@@ -96,8 +97,7 @@ pub fn execute(
         | Statement::DropMaterializedView(_) => Err(invalid(
             "Materialized views are not supported by the emulator",
         )),
-        Statement::InsertJson(_) => Err(invalid("INSERT JSON is not supported by the emulator")),
-        other => Err(invalid(format!("Unsupported statement {other:?}"))),
+        _ => Err(invalid("Only schema statements are run here")),
     }
 }
 
@@ -205,6 +205,7 @@ fn create_keyspace(
             tables: BTreeMap::new(),
             types: BTreeMap::new(),
             is_system: false,
+            server_owned: false,
         },
     );
     Ok(Some(schema_change(
@@ -288,6 +289,10 @@ fn column_schema(
         kind,
         position,
         order,
+        multi_cell: matches!(
+            def.ty,
+            CqlType::List(_) | CqlType::Set(_) | CqlType::Map(..)
+        ),
     })
 }
 
@@ -362,7 +367,7 @@ fn create_table(
         .keyspaces
         .get(&keyspace)
         .ok_or_else(|| invalid(format!("Keyspace '{keyspace}' does not exist")))?;
-    if ks.is_system {
+    if ks.server_owned {
         return Err(invalid(format!(
             "Cannot create tables in system keyspace {keyspace}"
         )));
@@ -561,7 +566,7 @@ fn drop_object(
             Err(invalid(format!("Keyspace '{keyspace}' does not exist")))
         };
     };
-    if ks.is_system {
+    if ks.server_owned {
         return Err(invalid(format!(
             "Cannot drop objects of system keyspace {keyspace}"
         )));

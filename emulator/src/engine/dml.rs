@@ -1,44 +1,55 @@
 //! INSERT, UPDATE, DELETE (with TTL, timestamps, collections, counters and
-//! lightweight transactions) and BATCH.
+//! lightweight transactions).
 
 use std::sync::Arc;
 
 use cql_parser::ast::{
-    Assignment, Condition, ConditionTarget, Delete, DeleteTarget, Insert, Predicate, Statement,
-    Update, UsingClause,
+    Assignment, BindMarker, Delete, DeleteTarget, Insert, InsertJson, Statement, Term, Update,
+    UsingClause,
 };
-use scylla_shard::protocol::request::{Batch, BatchStatementKind};
-use scylla_shard::protocol::response::{ColumnSpec, ResultBody, ResultMetadata, Rows};
+use scylla_shard::protocol::request::Value;
+use scylla_shard::protocol::response::ResultBody;
 use scylla_shard::protocol::types::ColumnType;
 use scylla_shard::protocol::value::CqlValue;
 
 use super::bind::is_conditional;
 use super::error::{invalid, EngineError};
-use super::restrictions::{analyze, in_values, matches, Filter};
+use super::json;
+use super::lwt::{cas_columns, cas_result, check_condition, refuse_custom_timestamp};
+use super::restrictions::{analyze, matches, Filter};
 use super::routing::{judge, RoutingFacts};
-use super::schema::{ColumnKind, Table, TableSchema};
+use super::schema::{ColumnKind, ColumnSchema, Table, TableSchema};
 use super::select::{routing_key, row_key, value_of};
-use super::storage::{clustering_key, now_seconds, CellWrite, Partition, PartitionPosition, Row};
-use super::values::{compare_values, eval, now_micros, sort_dedup, to_value, Binds, Cell};
+use super::storage::{clustering_key, now_seconds, CellWrite, PartitionPosition};
+use super::values::{
+    compare_values, eval, is_empty_collection, now_micros, sort_dedup, to_value, Binds, Cell,
+};
 use super::{ExecContext, Outcome};
 
-/// Runs one INSERT, UPDATE or DELETE.
+/// Runs one INSERT, UPDATE or DELETE (INSERT JSON as the INSERT it means).
 pub fn modify(
     ctx: &ExecContext<'_>,
     statement: &Statement,
     binds: &Binds<'_>,
 ) -> Result<Outcome, EngineError> {
+    if let Statement::InsertJson(insert) = statement {
+        let (insert, values) = expand_insert_json(ctx, insert, binds)?;
+        return modify(ctx, &Statement::Insert(insert), &Binds { values: &values });
+    }
     let target = Target::resolve(ctx, statement, binds)?;
     let routing = match &target.partitions[..] {
         [(_, key)] => Some(judge(ctx, &target.table, routing_key(key).0)),
         _ => None,
     };
     let result = if is_conditional(statement) {
-        let (applied, current) = check_condition(&target, statement, binds)?;
-        if applied {
+        refuse_custom_timestamp(statement)?;
+        let outcome = check_condition(&target, statement, binds)?;
+        if outcome.applied {
             apply(ctx, &target, statement, binds, None)?;
         }
-        lwt_result(&target.table.schema, applied, current)
+        let schema = &target.table.schema;
+        let columns = cas_columns(schema, statement);
+        cas_result(schema, &columns, outcome.applied, vec![outcome.old_row])
     } else {
         apply(ctx, &target, statement, binds, None)?;
         ResultBody::Void
@@ -46,17 +57,90 @@ pub fn modify(
     Ok(Outcome {
         result,
         routing: routing.map(|r: RoutingFacts| r),
+        warnings: Vec::new(),
     })
 }
 
+/// `INSERT INTO t JSON '{...}'` as the `INSERT INTO t (every column)
+/// VALUES (...)` it stands for: the document's values are appended to the
+/// request's bound values and referenced by markers. Columns the document
+/// omits are null, or left alone with `DEFAULT UNSET`.
+pub fn expand_insert_json(
+    ctx: &ExecContext<'_>,
+    insert: &InsertJson,
+    binds: &Binds<'_>,
+) -> Result<(Insert, Vec<Value>), EngineError> {
+    let (table, _) = ctx.db.table(ctx.keyspace, &insert.table)?;
+    let schema = &table.schema;
+    let document = match to_value(&insert.json, &ColumnType::Text, binds)? {
+        Some(CqlValue::Text(text)) => json::parse(&text)?,
+        _ => return Err(invalid("Got null for INSERT JSON values")),
+    };
+    let json::Json::Object(members) = document else {
+        return Err(invalid("JSON values map must be a JSON object"));
+    };
+    let mut by_column: Vec<Option<&json::Json>> = vec![None; schema.columns.len()];
+    for (key, value) in &members {
+        // Quoted keys are case-sensitive, as quoted identifiers are.
+        let name = match key.strip_prefix('"').and_then(|k| k.strip_suffix('"')) {
+            Some(exact) => exact.to_owned(),
+            None => key.to_lowercase(),
+        };
+        let index = *schema.by_name.get(&name).ok_or_else(|| {
+            invalid(format!(
+                "JSON values map contains unrecognized column: {key}"
+            ))
+        })?;
+        by_column[index] = Some(value);
+    }
+    let mut values = binds.values.to_vec();
+    let mut columns = Vec::with_capacity(schema.columns.len());
+    let mut terms = Vec::with_capacity(schema.columns.len());
+    for (column, json) in schema.columns.iter().zip(by_column) {
+        let value = match json
+            .map(|j| json::from_json(&column.ty, j))
+            .transpose()?
+            .flatten()
+        {
+            Some(v) => Value::Set(v.to_bytes().map_err(|e| invalid(e.to_string()))?),
+            None if matches!(
+                column.kind,
+                ColumnKind::PartitionKey | ColumnKind::Clustering
+            ) =>
+            {
+                return Err(invalid(format!(
+                    "Missing mandatory PRIMARY KEY part {}",
+                    column.name
+                )))
+            }
+            None if json.is_none() && insert.default_unset => Value::Unset,
+            None => Value::Null,
+        };
+        columns.push(column.name.clone());
+        terms.push(Term::BindMarker(BindMarker {
+            index: values.len(),
+            name: None,
+        }));
+        values.push(value);
+    }
+    let expanded = Insert {
+        table: insert.table.clone(),
+        columns,
+        values: terms,
+        if_not_exists: insert.if_not_exists,
+        using: insert.using.clone(),
+    };
+    Ok((expanded, values))
+}
+
 /// The table and partitions a modification touches.
-struct Target {
-    table: Arc<Table>,
-    partitions: Vec<(PartitionPosition, Vec<Vec<u8>>)>,
+pub struct Target {
+    pub table: Arc<Table>,
+    pub partitions: Vec<(PartitionPosition, Vec<Vec<u8>>)>,
 }
 
 impl Target {
-    fn resolve(
+    pub fn resolve(
         ctx: &ExecContext<'_>,
         statement: &Statement,
         binds: &Binds<'_>,
@@ -114,6 +198,11 @@ impl Target {
             }
             _ => unreachable!("checked above"),
         };
+        // Scylla validates every written key: a single-column partition
+        // key may not be empty (composite keys may have empty parts).
+        if schema.partition_key.len() == 1 && keys.iter().any(|k| k[0].is_empty()) {
+            return Err(invalid("Key may not be empty"));
+        }
         let partitions = keys
             .into_iter()
             .map(|key| {
@@ -135,7 +224,7 @@ fn required(cell: Cell, column: &str) -> Result<Vec<u8>, EngineError> {
     }
 }
 
-fn write_timestamp(
+pub fn write_timestamp(
     ctx: &ExecContext<'_>,
     using: &UsingClause,
     batch_ts: Option<i64>,
@@ -178,7 +267,7 @@ fn write_ttl(
 
 /// Clustering keys a statement addresses (full keys), or None for
 /// statements on the static row / whole partition.
-fn clustering_targets(
+pub fn clustering_targets(
     schema: &TableSchema,
     statement: &Statement,
     binds: &Binds<'_>,
@@ -224,7 +313,7 @@ fn clustering_targets(
 }
 
 /// Applies a statement's writes to every target partition.
-fn apply(
+pub fn apply(
     ctx: &ExecContext<'_>,
     target: &Target,
     statement: &Statement,
@@ -284,15 +373,19 @@ fn insert_rows(
             continue;
         }
         match eval(term, &column.ty, binds)? {
-            Cell::Set(value) => writes.push((
-                index,
-                CellWrite {
-                    value: Some(value),
-                    timestamp,
-                    ttl,
-                },
-            )),
-            Cell::Null => writes.push((
+            // An empty non-frozen collection is no cell: INSERT only
+            // deletes what the column held.
+            Cell::Set(value) if !(column.multi_cell && is_empty_collection(&column.ty, &value)) => {
+                writes.push((
+                    index,
+                    CellWrite {
+                        value: Some(value),
+                        timestamp,
+                        ttl,
+                    },
+                ))
+            }
+            Cell::Set(_) | Cell::Null => writes.push((
                 index,
                 CellWrite {
                     value: None,
@@ -373,13 +466,7 @@ fn update_rows(
                         .and_then(|p| value_of(schema, p, row, index, now))
                         .map(<[u8]>::to_vec)
                 };
-                if let Some(new_value) = assign(
-                    &column.ty,
-                    column.name.as_str(),
-                    assignment,
-                    current.as_deref(),
-                    binds,
-                )? {
+                if let Some(new_value) = assign(column, assignment, current.as_deref(), binds)? {
                     let ttl = if column.ty == ColumnType::Counter {
                         0
                     } else {
@@ -404,21 +491,23 @@ fn update_rows(
 /// The new value of a column after an assignment: Some(None) deletes it,
 /// None leaves it untouched (unset value).
 fn assign(
-    ty: &ColumnType,
-    name: &str,
+    column: &ColumnSchema,
     assignment: &Assignment,
     current: Option<&[u8]>,
     binds: &Binds<'_>,
 ) -> Result<Option<Option<Vec<u8>>>, EngineError> {
+    let (ty, name) = (&column.ty, column.name.as_str());
     let decode = |bytes: Option<&[u8]>| -> Result<Option<CqlValue>, EngineError> {
         bytes
             .map(|b| CqlValue::deserialize(ty, b).map_err(|e| invalid(e.to_string())))
             .transpose()
     };
     let encode = |v: CqlValue| -> Result<Option<Option<Vec<u8>>>, EngineError> {
+        // Emptying a non-frozen collection deletes it; an empty frozen
+        // collection is a value like any other.
         let empty = matches!(&v, CqlValue::List(x) | CqlValue::Set(x) if x.is_empty())
             || matches!(&v, CqlValue::Map(m) if m.is_empty());
-        if empty {
+        if empty && column.multi_cell {
             return Ok(Some(None));
         }
         Ok(Some(Some(
@@ -468,6 +557,16 @@ fn assign(
                     base.wrapping_add(delta)
                 };
                 return encode(CqlValue::Counter(next));
+            }
+            let collection = matches!(
+                ty,
+                ColumnType::List(_) | ColumnType::Set(_) | ColumnType::Map(..)
+            );
+            if collection && !column.multi_cell {
+                let op = if subtract { "-" } else { "+" };
+                return Err(invalid(format!(
+                    "Invalid operation ({name} = {name} {op} ...) for frozen collection column {name}"
+                )));
             }
             let existing = decode(current)?;
             let result = match (ty, existing, operand(value)?) {
@@ -523,6 +622,11 @@ fn assign(
             encode(result)
         }
         Assignment::SetElement { key, value, .. } => {
+            if !column.multi_cell && matches!(ty, ColumnType::List(_) | ColumnType::Map(..)) {
+                return Err(invalid(format!(
+                    "Invalid operation ({name}[...] = ...) for frozen collection column {name}"
+                )));
+            }
             let existing = decode(current)?;
             match ty {
                 ColumnType::Map(k, v) => {
@@ -701,7 +805,7 @@ fn delete_rows(
                             key: key.clone(),
                             value: cql_parser::ast::Term::Literal(cql_parser::ast::Literal::Null),
                         };
-                        match assign(&column.ty, name, &removal, current.as_deref(), binds)? {
+                        match assign(column, &removal, current.as_deref(), binds)? {
                             Some(v) => v,
                             None => continue,
                         }
@@ -720,228 +824,4 @@ fn delete_rows(
         }
     }
     Ok(())
-}
-
-/// Every column's value of a row, in schema order.
-type RowValues = Vec<Option<Vec<u8>>>;
-
-/// Evaluates an LWT condition; returns whether it holds and the current
-/// row (for the `[applied] = false` answer).
-fn check_condition(
-    target: &Target,
-    statement: &Statement,
-    binds: &Binds<'_>,
-) -> Result<(bool, Option<RowValues>), EngineError> {
-    let schema = &target.table.schema;
-    if target.partitions.len() != 1 {
-        return Err(invalid(
-            "IN on the partition key is not supported with conditional updates",
-        ));
-    }
-    let (position, _) = &target.partitions[0];
-    let ck = match statement {
-        Statement::Delete(Delete { where_clause, .. }) => {
-            let r = analyze(schema, where_clause, binds)?;
-            r.clustering_keys()
-                .and_then(|mut k| (k.len() == 1).then(|| k.remove(0)))
-        }
-        _ => clustering_targets(schema, statement, binds)?
-            .and_then(|mut k| (k.len() == 1).then(|| k.remove(0))),
-    };
-    let data = target.table.data.lock().unwrap();
-    let now = now_seconds();
-    let partition: Option<&Partition> = data.partitions.get(position);
-    let row: Option<&Row> = match (&ck, partition) {
-        (Some(ck), Some(p)) if !schema.clustering_key.is_empty() => {
-            p.rows.get(&row_key(schema, ck)).filter(|r| r.is_live(now))
-        }
-        (Some(_), Some(p)) => p.rows.get(&Vec::new()).filter(|r| r.is_live(now)),
-        _ => None,
-    };
-    let exists =
-        row.is_some() || (ck.is_none() && partition.is_some_and(|p| p.has_live_static(now)));
-    let current_row = |p: &Partition| -> Vec<Option<Vec<u8>>> {
-        (0..schema.columns.len())
-            .map(|c| value_of(schema, p, row, c, now).map(<[u8]>::to_vec))
-            .collect()
-    };
-    let condition = match statement {
-        Statement::Insert(_) => {
-            return Ok((!exists, partition.filter(|_| exists).map(current_row)))
-        }
-        Statement::Update(u) => u.condition.as_ref(),
-        Statement::Delete(d) => d.condition.as_ref(),
-        _ => None,
-    };
-    let holds = match condition {
-        None => true,
-        Some(Condition::Exists) => exists,
-        Some(Condition::Columns(conditions)) => {
-            let mut all = true;
-            for c in conditions {
-                let ConditionTarget::Column(name) = &c.target else {
-                    return Err(invalid(
-                        "Conditions on collection elements are not supported by the emulator",
-                    ));
-                };
-                let (index, column) = schema.column(name)?;
-                let actual = partition.and_then(|p| value_of(schema, p, row, index, now));
-                let ok = match &c.predicate {
-                    Predicate::Compare { op, value } => match eval(value, &column.ty, binds)? {
-                        Cell::Null | Cell::Unset => match op {
-                            cql_parser::ast::Operator::Eq => actual.is_none(),
-                            cql_parser::ast::Operator::Neq => actual.is_some(),
-                            _ => {
-                                return Err(invalid(
-                                    "Invalid comparison with null for LWT condition",
-                                ))
-                            }
-                        },
-                        Cell::Set(expected) => {
-                            let filter = Filter::Compare {
-                                column: index,
-                                op: *op,
-                                value: expected,
-                            };
-                            matches(schema, &filter, |_| actual)
-                        }
-                    },
-                    Predicate::In(values) => {
-                        let values = in_values(values, &column.ty, name, binds)?;
-                        matches(
-                            schema,
-                            &Filter::In {
-                                column: index,
-                                values,
-                            },
-                            |_| actual,
-                        )
-                    }
-                };
-                all &= ok;
-            }
-            all
-        }
-    };
-    let current = if holds {
-        None
-    } else {
-        partition.map(current_row)
-    };
-    Ok((holds, current))
-}
-
-/// The `[applied]` result of a conditional statement.
-fn lwt_result(
-    schema: &TableSchema,
-    applied: bool,
-    current: Option<Vec<Option<Vec<u8>>>>,
-) -> ResultBody {
-    let spec = |name: &str, ty: ColumnType| ColumnSpec {
-        keyspace: schema.keyspace.as_str().into(),
-        table: schema.name.as_str().into(),
-        name: name.to_owned(),
-        ty,
-    };
-    let mut columns = vec![spec("[applied]", ColumnType::Boolean)];
-    let mut row = vec![Some(vec![u8::from(applied)])];
-    if let Some(values) = current {
-        for (column, value) in schema.columns.iter().zip(values) {
-            columns.push(spec(&column.name, column.ty.clone()));
-            row.push(value);
-        }
-    }
-    ResultBody::Rows(
-        Rows::from_cells(ResultMetadata::with_columns(columns), vec![row])
-            .expect("one cell per column"),
-    )
-}
-
-/// `BEGIN BATCH ... APPLY BATCH` sent as one QUERY.
-pub fn text_batch(
-    ctx: &ExecContext<'_>,
-    batch: &cql_parser::ast::Batch,
-    binds: &Binds<'_>,
-) -> Result<ResultBody, EngineError> {
-    let timestamp = write_timestamp(ctx, &batch.using, None, binds)?;
-    let parts: Vec<(&Statement, &Binds<'_>)> =
-        batch.statements.iter().map(|s| (s, binds)).collect();
-    run_batch(ctx, &parts, &batch.using, timestamp)
-}
-
-/// The BATCH message: statements by text or prepared id, each with values.
-pub fn protocol_batch(
-    ctx: &ExecContext<'_>,
-    node: &crate::cluster::Node,
-    batch: &Batch,
-) -> Result<ResultBody, EngineError> {
-    let mut statements = Vec::with_capacity(batch.statements.len());
-    for entry in &batch.statements {
-        let statement = match &entry.statement {
-            BatchStatementKind::Query(text) => Arc::new(
-                cql_parser::parse_statement(text)
-                    .map_err(|e| super::error::syntax(e.to_string()))?,
-            ),
-            BatchStatementKind::Prepared(id) => {
-                let prepared = node
-                    .prepared
-                    .lock()
-                    .unwrap()
-                    .get(id)
-                    .cloned()
-                    .ok_or_else(|| super::error::unprepared(id))?;
-                Arc::new(prepared.statement.clone())
-            }
-        };
-        statements.push((statement, entry.values.clone()));
-    }
-    let binds: Vec<Binds<'_>> = statements
-        .iter()
-        .map(|(_, v)| Binds { values: v })
-        .collect();
-    let parts: Vec<(&Statement, &Binds<'_>)> = statements
-        .iter()
-        .zip(&binds)
-        .map(|((s, _), b)| (s.as_ref(), b))
-        .collect();
-    let timestamp = batch.timestamp.or(ctx.timestamp).unwrap_or_else(now_micros);
-    run_batch(ctx, &parts, &UsingClause::default(), timestamp)
-}
-
-fn run_batch(
-    ctx: &ExecContext<'_>,
-    parts: &[(&Statement, &Binds<'_>)],
-    using: &UsingClause,
-    timestamp: i64,
-) -> Result<ResultBody, EngineError> {
-    let mut targets = Vec::with_capacity(parts.len());
-    for (statement, binds) in parts {
-        targets.push(Target::resolve(ctx, statement, binds)?);
-    }
-    let conditional = parts.iter().any(|(s, _)| is_conditional(s));
-    if conditional {
-        let first = &targets[0];
-        for target in &targets {
-            if !Arc::ptr_eq(&target.table, &first.table) || target.partitions != first.partitions {
-                return Err(invalid(
-                    "Batch with conditions cannot span multiple tables or partitions",
-                ));
-            }
-        }
-        for ((statement, binds), target) in parts.iter().zip(&targets) {
-            if is_conditional(statement) {
-                let (holds, current) = check_condition(target, statement, binds)?;
-                if !holds {
-                    return Ok(lwt_result(&target.table.schema, false, current));
-                }
-            }
-        }
-    }
-    for ((statement, binds), target) in parts.iter().zip(&targets) {
-        apply(ctx, target, statement, binds, Some((using, timestamp)))?;
-    }
-    if conditional {
-        return Ok(lwt_result(&targets[0].table.schema, true, None));
-    }
-    Ok(ResultBody::Void)
 }

@@ -3,21 +3,29 @@
 //! which node and shard *should* have served a request is computed from the
 //! real token ring, replication strategies and tablet layouts.
 
+mod batch;
 mod bind;
 mod ddl;
 mod dml;
 mod error;
+mod functions;
+mod json;
+mod lwt;
 mod restrictions;
 mod routing;
 pub mod schema;
 mod select;
+mod selection;
 mod storage;
 mod system_tables;
 pub mod tablets;
-mod values;
+mod text;
+pub mod traces;
+pub(crate) mod values;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use cql_parser::ast::{QualifiedName, Statement};
 use scylla_shard::protocol::request::{Batch, QueryParameters, Value};
@@ -101,7 +109,7 @@ impl Reply {
                 routing: o.routing.as_ref().map(|r| r.verdict),
                 tablet_payload: o.routing.and_then(|r| r.payload),
                 delay_us: 0,
-                warnings: Vec::new(),
+                warnings: o.warnings,
             },
             Err(e) => Reply::new(Response::Error(e.0)),
         }
@@ -112,6 +120,8 @@ impl Reply {
 pub struct Outcome {
     pub result: ResultBody,
     pub routing: Option<routing::RoutingFacts>,
+    /// Warnings for the response frame.
+    pub warnings: Vec<String>,
 }
 
 impl Outcome {
@@ -119,6 +129,7 @@ impl Outcome {
         Outcome {
             result,
             routing: None,
+            warnings: Vec::new(),
         }
     }
 }
@@ -151,6 +162,17 @@ pub struct Database {
     pub sharder: Sharder,
     pub settings: Settings,
     pub schema_version: Mutex<[u8; 16]>,
+    /// Nodes told to lag behind schema changes (`/admin/schema_lag`).
+    schema_lags: Mutex<SchemaLags>,
+}
+
+/// Nodes that keep reporting the schema version from before a change for
+/// a while after it, as a node that has not applied it yet.
+#[derive(Default)]
+struct SchemaLags {
+    lag: HashMap<usize, Duration>,
+    /// Node -> (the version it still reports, until when).
+    behind: HashMap<usize, ([u8; 16], Instant)>,
 }
 
 impl Database {
@@ -178,6 +200,7 @@ impl Database {
                 cluster_name: config.cluster_name.clone(),
             },
             schema_version: Mutex::new(schema::object_id(&["schema", "0"])),
+            schema_lags: Mutex::default(),
         };
         system_tables::install(&db);
         db
@@ -187,10 +210,35 @@ impl Database {
         *self.schema_version.lock().unwrap()
     }
 
+    /// The schema version node `node` reports (it may lag behind).
+    pub fn schema_version_of(&self, node: usize) -> [u8; 16] {
+        let lags = self.schema_lags.lock().unwrap();
+        match lags.behind.get(&node) {
+            Some((old, until)) if Instant::now() < *until => *old,
+            _ => self.schema_version(),
+        }
+    }
+
+    /// Node `node` reports the old schema version for `lag` after each
+    /// schema change from now on (zero: it follows at once).
+    pub fn set_schema_lag(&self, node: usize, lag: Duration) {
+        let mut lags = self.schema_lags.lock().unwrap();
+        lags.lag.insert(node, lag);
+        lags.behind.remove(&node);
+    }
+
     fn bump_schema_version(&self) {
         let mut v = self.schema_version.lock().unwrap();
-        let next = schema::object_id(&["schema", &format!("{v:?}")]);
-        *v = next;
+        let old = *v;
+        *v = schema::object_id(&["schema", &format!("{v:?}")]);
+        let mut lags = self.schema_lags.lock().unwrap();
+        let now = Instant::now();
+        let behind: Vec<(usize, Duration)> = lags.lag.iter().map(|(n, l)| (*n, *l)).collect();
+        for (node, lag) in behind {
+            if !lag.is_zero() {
+                lags.behind.insert(node, (old, now + lag));
+            }
+        }
     }
 
     /// Looks a table up; unqualified names use the session keyspace.
@@ -323,7 +371,7 @@ impl Database {
             tablets_routing_v1: false,
             timestamp: batch.timestamp,
         };
-        Reply::from_outcome(dml::protocol_batch(&context, node, batch).map(Outcome::plain))
+        Reply::from_outcome(batch::protocol_batch(&context, node, batch))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -364,11 +412,12 @@ impl Database {
             Statement::Select(select) => {
                 Reply::from_outcome(select::select(&context, select, &binds, params))
             }
-            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
-                Reply::from_outcome(dml::modify(&context, statement, &binds))
-            }
+            Statement::Insert(_)
+            | Statement::InsertJson(_)
+            | Statement::Update(_)
+            | Statement::Delete(_) => Reply::from_outcome(dml::modify(&context, statement, &binds)),
             Statement::Batch(batch) => {
-                Reply::from_outcome(dml::text_batch(&context, batch, &binds).map(Outcome::plain))
+                Reply::from_outcome(batch::text_batch(&context, batch, &binds))
             }
             ddl_statement => match ddl::execute(self, keyspace.as_deref(), ddl_statement) {
                 Ok(Some(change)) => {

@@ -46,8 +46,14 @@ pub struct Restrictions {
     pub token_high: Option<Bound<i64>>,
     /// Every restriction that is not a partition-key eq/IN.
     pub filters: Vec<Filter>,
-    /// Filters on regular or static columns (need ALLOW FILTERING).
+    /// Filters on regular or static columns, or a slice of the partition
+    /// key (need ALLOW FILTERING).
     pub filters_non_key: bool,
+    /// Some but not all partition-key columns restricted (need ALLOW
+    /// FILTERING; they become filters).
+    pub partial_partition_key: bool,
+    /// Which clustering columns any relation restricts, in key order.
+    pub clustering_restricted: Vec<bool>,
 }
 
 impl Restrictions {
@@ -72,6 +78,17 @@ impl Restrictions {
             }
         }
         prefix
+    }
+
+    /// The first clustering column restricted although a preceding one is
+    /// not, with that preceding column's position: Scylla refuses such a
+    /// clause without ALLOW FILTERING.
+    pub fn clustering_gap(&self) -> Option<(usize, usize)> {
+        let first_free = self.clustering_restricted.iter().position(|r| !r)?;
+        let next = self.clustering_restricted[first_free..]
+            .iter()
+            .position(|r| *r)?;
+        Some((first_free + next, first_free))
     }
 
     pub fn token_in_range(&self, token: i64) -> bool {
@@ -168,12 +185,16 @@ pub fn analyze(
     let mut r = Restrictions {
         partition_values: vec![None; schema.partition_key.len()],
         clustering_values: vec![None; schema.clustering_key.len()],
+        clustering_restricted: vec![false; schema.clustering_key.len()],
         ..Default::default()
     };
     for relation in relations {
         match relation {
             Relation::Column { column, predicate } => {
                 let (index, col) = schema.column(column)?;
+                if col.kind == ColumnKind::Clustering {
+                    r.clustering_restricted[col.position as usize] = true;
+                }
                 let slot = match col.kind {
                     ColumnKind::PartitionKey => {
                         Some(&mut r.partition_values[col.position as usize])
@@ -254,6 +275,11 @@ pub fn analyze(
                     .iter()
                     .map(|c| schema.column(c).map(|(i, _)| i))
                     .collect::<Result<Vec<_>, _>>()?;
+                for &i in &indexes {
+                    if schema.columns[i].kind == ColumnKind::Clustering {
+                        r.clustering_restricted[schema.columns[i].position as usize] = true;
+                    }
+                }
                 let tuple_ty = ColumnType::Tuple(
                     indexes
                         .iter()
@@ -318,11 +344,62 @@ pub fn analyze(
                 }
             }
             Relation::Element { .. } | Relation::IsNotNull { .. } => {
-                return Err(invalid("This restriction is not supported by the emulator"))
+                return Err(invalid(format!(
+                    "Restriction {} is not supported by the emulator",
+                    relation_text(relation)
+                )))
+            }
+        }
+    }
+    // A partially restricted partition key cannot name partitions: its
+    // restrictions filter the scanned rows instead.
+    let restricted = r.partition_values.iter().filter(|v| v.is_some()).count();
+    if restricted > 0 && restricted < schema.partition_key.len() {
+        r.partial_partition_key = true;
+        for (position, values) in r.partition_values.iter().enumerate() {
+            if let Some(values) = values {
+                r.filters.push(Filter::In {
+                    column: schema.partition_key[position],
+                    values: values.clone(),
+                });
             }
         }
     }
     Ok(r)
+}
+
+/// A relation as CQL text, for error messages.
+fn relation_text(relation: &Relation) -> String {
+    match relation {
+        Relation::Element {
+            column,
+            key,
+            predicate,
+        } => format!("{column}[{key}] {}", predicate_text(predicate)),
+        Relation::IsNotNull { column } => format!("{column} IS NOT NULL"),
+        Relation::Column { column, predicate } => format!("{column} {}", predicate_text(predicate)),
+        Relation::MultiColumn { columns, predicate } => {
+            format!("({}) {}", columns.join(", "), predicate_text(predicate))
+        }
+        Relation::Token { columns, op, value } => {
+            format!("token({}) {op} {value}", columns.join(", "))
+        }
+    }
+}
+
+fn predicate_text(predicate: &Predicate) -> String {
+    match predicate {
+        Predicate::Compare { op, value } => format!("{op} {value}"),
+        Predicate::In(InValues::Marker(_)) => "IN ?".to_owned(),
+        Predicate::In(InValues::List(items)) => format!(
+            "IN ({})",
+            items
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// Evaluates one filter given a way to read a column's serialized value.

@@ -44,10 +44,14 @@ pub struct ColumnSchema {
     /// Position within the partition or clustering key; -1 otherwise.
     pub position: i32,
     pub order: Order,
+    /// A non-frozen collection: stored element by element, so an empty one
+    /// is no cell at all (reads back as null).
+    pub multi_cell: bool,
 }
 
 /// The shape of a table. Columns are ordered as `SELECT *` returns them:
-/// partition key, clustering key, then the others by name.
+/// partition key, clustering key, static columns, then regular columns,
+/// each group by name.
 #[derive(Debug)]
 pub struct TableSchema {
     pub keyspace: String,
@@ -98,7 +102,10 @@ impl TableSchema {
             .into_iter()
             .filter(|c| matches!(c.kind, ColumnKind::Static | ColumnKind::Regular))
             .collect();
-        rest.sort_by(|a, b| a.name.cmp(&b.name));
+        // Scylla's order: static columns, then regular ones, each by name.
+        rest.sort_by(|a, b| {
+            (a.kind != ColumnKind::Static, &a.name).cmp(&(b.kind != ColumnKind::Static, &b.name))
+        });
         if pk.is_empty() {
             return Err(invalid("No PRIMARY KEY specifed (exactly one required)"));
         }
@@ -160,6 +167,9 @@ pub struct Keyspace {
     pub types: BTreeMap<String, UserType>,
     /// System keyspaces are answered by `system_tables`, not stored.
     pub is_system: bool,
+    /// Created by the server (`system`, `system_schema`, `system_traces`):
+    /// cannot be altered or dropped, nor get tables.
+    pub server_owned: bool,
 }
 
 /// Resolves a parsed type against a keyspace's user types.

@@ -1,9 +1,9 @@
 //! SELECT over user and system tables: restrictions, ordering, limits,
-//! aggregates (COUNT), WRITETIME/TTL/token(), and paging.
+//! GROUP BY and aggregates, and paging (selectors live in `selection`).
 
 use std::ops::Bound;
 
-use cql_parser::ast::{Select, Selection, Selector, Term};
+use cql_parser::ast::{Select, Term};
 use scylla_shard::protocol::request::QueryParameters;
 use scylla_shard::protocol::response::{ColumnSpec, ResultBody, ResultMetadata, Rows};
 use scylla_shard::protocol::types::ColumnType;
@@ -11,133 +11,45 @@ use scylla_shard::protocol::wire::{put_i32, put_i64, Reader};
 use scylla_shard::routing::token::{token_of_partition_key, Token};
 
 use super::error::{invalid, EngineError};
+use super::functions::Accumulator;
 use super::restrictions::{analyze, matches, Restrictions};
 use super::routing::judge;
 use super::schema::{ColumnKind, TableSchema};
+use super::selection::{RowContext, Selection};
 use super::storage::{clustering_key, now_seconds, Partition, Row, TableData};
 use super::values::{eval, Binds, Cell};
 use super::{system_tables, ExecContext, Outcome};
-
-#[derive(Debug, Clone, Copy)]
-enum Projection {
-    Column(usize),
-    WriteTime(usize),
-    Ttl(usize),
-    Token,
-    Count,
-}
-
-fn spec(schema: &TableSchema, name: String, ty: ColumnType) -> ColumnSpec {
-    ColumnSpec {
-        keyspace: schema.keyspace.as_str().into(),
-        table: schema.name.as_str().into(),
-        name,
-        ty,
-    }
-}
-
-fn projections(
-    schema: &TableSchema,
-    select: &Select,
-) -> Result<Vec<(Projection, ColumnSpec)>, EngineError> {
-    if select.json {
-        return Err(invalid("SELECT JSON is not supported by the emulator"));
-    }
-    let items = match &select.selection {
-        Selection::Star => {
-            return Ok(schema
-                .columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    (
-                        Projection::Column(i),
-                        spec(schema, c.name.clone(), c.ty.clone()),
-                    )
-                })
-                .collect())
-        }
-        Selection::Items(items) => items,
-    };
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let (projection, name, ty) = match &item.selector {
-            Selector::Column(name) => {
-                let (i, c) = schema.column(name)?;
-                (Projection::Column(i), name.clone(), c.ty.clone())
-            }
-            Selector::CountRows => (Projection::Count, "count".to_owned(), ColumnType::BigInt),
-            Selector::WriteTime(name) => {
-                let (i, c) = schema.column(name)?;
-                if matches!(c.kind, ColumnKind::PartitionKey | ColumnKind::Clustering) {
-                    return Err(invalid(format!(
-                        "Cannot use selection function writeTime on PRIMARY KEY part {name}"
-                    )));
-                }
-                (
-                    Projection::WriteTime(i),
-                    format!("writetime({name})"),
-                    ColumnType::BigInt,
-                )
-            }
-            Selector::Ttl(name) => {
-                let (i, c) = schema.column(name)?;
-                if matches!(c.kind, ColumnKind::PartitionKey | ColumnKind::Clustering) {
-                    return Err(invalid(format!(
-                        "Cannot use selection function ttl on PRIMARY KEY part {name}"
-                    )));
-                }
-                (Projection::Ttl(i), format!("ttl({name})"), ColumnType::Int)
-            }
-            Selector::Function { name, args } if name.name == "token" => {
-                let names: Vec<String> = args
-                    .iter()
-                    .map(|a| match a {
-                        Selector::Column(c) => Ok(c.clone()),
-                        _ => Err(invalid("token() takes the partition key columns")),
-                    })
-                    .collect::<Result<_, _>>()?;
-                (
-                    Projection::Token,
-                    format!("system.token({})", names.join(", ")),
-                    ColumnType::BigInt,
-                )
-            }
-            Selector::Function { name, args } if name.name == "count" && args.len() == 1 => {
-                (Projection::Count, "count".to_owned(), ColumnType::BigInt)
-            }
-            other => {
-                return Err(invalid(format!(
-                    "Selector {other:?} is not supported by the emulator"
-                )))
-            }
-        };
-        out.push((
-            projection,
-            spec(schema, item.alias.clone().unwrap_or(name), ty),
-        ));
-    }
-    let aggregates = out
-        .iter()
-        .filter(|(p, _)| matches!(p, Projection::Count))
-        .count();
-    if aggregates > 0 && aggregates != out.len() {
-        return Err(invalid(
-            "Cannot mix aggregates and plain columns in the emulator",
-        ));
-    }
-    Ok(out)
-}
 
 /// Result column metadata of a SELECT (also used by PREPARE).
 pub fn output_columns(
     schema: &TableSchema,
     select: &Select,
 ) -> Result<Vec<ColumnSpec>, EngineError> {
-    Ok(projections(schema, select)?
-        .into_iter()
-        .map(|(_, s)| s)
-        .collect())
+    let selection = Selection::build(schema, select)?;
+    group_by_columns(schema, select)?;
+    Ok(selection.columns(schema))
+}
+
+/// The GROUP BY columns, which Scylla requires to be a prefix of the
+/// primary key in its order.
+fn group_by_columns(schema: &TableSchema, select: &Select) -> Result<Vec<usize>, EngineError> {
+    let key: Vec<usize> = schema
+        .partition_key
+        .iter()
+        .chain(&schema.clustering_key)
+        .copied()
+        .collect();
+    let mut columns = Vec::with_capacity(select.group_by.len());
+    for (i, name) in select.group_by.iter().enumerate() {
+        let (index, _) = schema.column(name)?;
+        if key.get(i) != Some(&index) {
+            return Err(invalid(
+                "Group by currently only support groups of columns following their declared order in the PRIMARY KEY",
+            ));
+        }
+        columns.push(index);
+    }
+    Ok(columns)
 }
 
 /// Where a paged SELECT stopped.
@@ -228,6 +140,35 @@ fn limit_value(
     }
 }
 
+const NEEDS_FILTERING: &str = "Cannot execute this query as it might involve data filtering and thus may have unpredictable performance. If you want to execute this query despite the performance unpredictability, use ALLOW FILTERING";
+
+/// Scylla's checks of a SELECT without ALLOW FILTERING, in its order: the
+/// partition key, the clustering prefix, other columns, then clustering
+/// restrictions over a range of partitions (refused as with
+/// `strict_allow_filtering: true`, and as Cassandra does).
+fn check_needs_filtering(
+    schema: &TableSchema,
+    restrictions: &Restrictions,
+) -> Result<(), EngineError> {
+    if restrictions.partial_partition_key {
+        return Err(invalid(NEEDS_FILTERING));
+    }
+    if let Some((restricted, preceding)) = restrictions.clustering_gap() {
+        let name = |p: usize| &schema.columns[schema.clustering_key[p]].name;
+        return Err(invalid(format!(
+            "PRIMARY KEY column \"{}\" cannot be restricted as preceding column \"{}\" is not restricted",
+            name(restricted),
+            name(preceding)
+        )));
+    }
+    let key_range = restrictions.partition_keys().is_none();
+    let clustering_restricted = restrictions.clustering_restricted.iter().any(|r| *r);
+    if restrictions.filters_non_key || (key_range && clustering_restricted) {
+        return Err(invalid(NEEDS_FILTERING));
+    }
+    Ok(())
+}
+
 /// The routing key bytes of a partition (as drivers hash it).
 pub fn routing_key(components: &[Vec<u8>]) -> (Token, Vec<u8>) {
     let parts: Vec<Option<&[u8]>> = components.iter().map(|c| Some(c.as_slice())).collect();
@@ -245,10 +186,11 @@ pub fn select(
 ) -> Result<Outcome, EngineError> {
     let (table, is_system) = ctx.db.table(ctx.keyspace, &select.table)?;
     let schema = table.schema.clone();
-    let projections = projections(&schema, select)?;
+    let selection = Selection::build(&schema, select)?;
+    let group_by = group_by_columns(&schema, select)?;
     let restrictions = analyze(&schema, &select.where_clause, binds)?;
-    if restrictions.filters_non_key && !select.allow_filtering && !is_system {
-        return Err(invalid("Cannot execute this query as it might involve data filtering and thus may have unpredictable performance. If you want to execute this query despite the performance unpredictability, use ALLOW FILTERING"));
+    if !select.allow_filtering && !is_system {
+        check_needs_filtering(&schema, &restrictions)?;
     }
     let reversed = match select.order_by.first() {
         None => false,
@@ -263,9 +205,12 @@ pub fn select(
     let limit = limit_value(&select.limit, binds, "LIMIT")?;
     let per_partition_limit =
         limit_value(&select.per_partition_limit, binds, "PER PARTITION LIMIT")?;
-    let aggregate = projections
-        .iter()
-        .all(|(p, _)| matches!(p, Projection::Count));
+    let aggregate = selection.is_aggregate();
+    if !group_by.is_empty() && !aggregate {
+        return Err(invalid(
+            "GROUP BY is supported by the emulator only with aggregate functions",
+        ));
+    }
     let page_size = params.page_size.filter(|&n| n > 0 && !aggregate);
     let paging = params
         .paging_state
@@ -292,7 +237,11 @@ pub fn select(
     let mut scan = Scan {
         schema: &schema,
         restrictions: &restrictions,
-        projections: &projections,
+        selection: &selection,
+        binds,
+        group_by: &group_by,
+        group: None,
+        error: None,
         select,
         reversed,
         limit,
@@ -300,7 +249,6 @@ pub fn select(
         page_size,
         now: now_seconds(),
         rows: Vec::new(),
-        count: 0,
         returned: paging.as_ref().map_or(0, |p| p.returned),
         next_page: None,
     };
@@ -348,23 +296,29 @@ pub fn select(
             break;
         }
     }
-    let (count, next_page, rows) = (
-        scan.count,
-        scan.next_page.take(),
-        std::mem::take(&mut scan.rows),
-    );
+    if aggregate {
+        // The last group; without GROUP BY there is always one (count 0
+        // over no rows), and LIMIT counts groups.
+        scan.close_group();
+        if scan.rows.is_empty() && group_by.is_empty() && scan.error.is_none() {
+            match selection.finish(None, binds, &selection.accumulators()) {
+                Ok(row) => scan.rows.push(row),
+                Err(e) => scan.error = Some(e),
+            }
+        }
+        if let Some(limit) = limit {
+            scan.rows.truncate(limit as usize);
+        }
+    }
+    if let Some(e) = scan.error.take() {
+        return Err(e);
+    }
+    let (next_page, result_rows) = (scan.next_page.take(), std::mem::take(&mut scan.rows));
     drop(scan);
-    let result_rows = if aggregate {
-        vec![projections
-            .iter()
-            .map(|_| Some(count.to_be_bytes().to_vec()))
-            .collect()]
-    } else {
-        rows
-    };
+    let columns = selection.columns(&schema);
     let metadata = ResultMetadata {
-        column_count: projections.len(),
-        columns: projections.into_iter().map(|(_, s)| s).collect(),
+        column_count: columns.len(),
+        columns,
         paging_state: next_page.map(|p| p.encode()),
         no_metadata: false,
     };
@@ -373,13 +327,20 @@ pub fn select(
             Rows::from_cells(metadata, result_rows).map_err(|e| invalid(e.to_string()))?,
         ),
         routing,
+        warnings: Vec::new(),
     })
 }
 
 struct Scan<'a> {
     schema: &'a TableSchema,
     restrictions: &'a Restrictions,
-    projections: &'a [(Projection, ColumnSpec)],
+    selection: &'a Selection,
+    binds: &'a Binds<'a>,
+    group_by: &'a [usize],
+    /// The open group of an aggregate query: its key, its first row and
+    /// its accumulators.
+    group: Option<Group<'a>>,
+    error: Option<EngineError>,
     select: &'a Select,
     reversed: bool,
     limit: Option<i32>,
@@ -387,18 +348,17 @@ struct Scan<'a> {
     page_size: Option<i32>,
     now: i64,
     rows: Vec<Vec<Option<Vec<u8>>>>,
-    count: i64,
     returned: i32,
     next_page: Option<PagingState>,
 }
 
-impl Scan<'_> {
+impl<'a> Scan<'a> {
     /// Emits a partition's matching rows; false once the page or the limit
     /// is full.
     fn partition(
         &mut self,
-        position: &(i64, Vec<u8>),
-        partition: &Partition,
+        position: &'a (i64, Vec<u8>),
+        partition: &'a Partition,
         resume: Option<(Option<Vec<u8>>, i32)>,
     ) -> bool {
         if !partition.is_live(self.now) {
@@ -413,9 +373,10 @@ impl Scan<'_> {
         let schema = self.schema;
         let has_row_restrictions = self.restrictions.filters.iter().any(|f| match f {
             super::restrictions::Filter::Compare { column, .. }
-            | super::restrictions::Filter::In { column, .. } => {
-                schema.columns[*column].kind != ColumnKind::Static
-            }
+            | super::restrictions::Filter::In { column, .. } => matches!(
+                schema.columns[*column].kind,
+                ColumnKind::Clustering | ColumnKind::Regular
+            ),
             _ => true,
         });
         if self.select.distinct {
@@ -433,21 +394,22 @@ impl Scan<'_> {
             }
             return true;
         }
-        let rows: Box<dyn Iterator<Item = (&Vec<u8>, &Row)>> = match (&resume_key, self.reversed) {
-            (Some(k), false) => Box::new(
-                partition
-                    .rows
-                    .range::<Vec<u8>, _>((Bound::Excluded(k), Bound::Unbounded)),
-            ),
-            (Some(k), true) => Box::new(
-                partition
-                    .rows
-                    .range::<Vec<u8>, _>((Bound::Unbounded, Bound::Excluded(k)))
-                    .rev(),
-            ),
-            (None, false) => Box::new(partition.rows.iter()),
-            (None, true) => Box::new(partition.rows.iter().rev()),
-        };
+        let rows: Box<dyn Iterator<Item = (&'a Vec<u8>, &'a Row)>> =
+            match (&resume_key, self.reversed) {
+                (Some(k), false) => Box::new(
+                    partition
+                        .rows
+                        .range::<Vec<u8>, _>((Bound::Excluded(k), Bound::Unbounded)),
+                ),
+                (Some(k), true) => Box::new(
+                    partition
+                        .rows
+                        .range::<Vec<u8>, _>((Bound::Unbounded, Bound::Excluded(k)))
+                        .rev(),
+                ),
+                (None, false) => Box::new(partition.rows.iter()),
+                (None, true) => Box::new(partition.rows.iter().rev()),
+            };
         for (key, row) in rows {
             if !row.is_live(self.now) || !self.filters_pass(partition, Some(row)) {
                 continue;
@@ -472,46 +434,38 @@ impl Scan<'_> {
         })
     }
 
-    /// Adds one row; false when the page or the limit is now full.
+    /// Adds one row; false when the page or the limit is now full (or an
+    /// evaluation failed: `self.error`).
     fn emit(
         &mut self,
-        position: &(i64, Vec<u8>),
-        partition: &Partition,
+        position: &'a (i64, Vec<u8>),
+        partition: &'a Partition,
         key: Option<&Vec<u8>>,
-        row: Option<&Row>,
+        row: Option<&'a Row>,
         in_partition: &mut i32,
     ) -> bool {
-        if self.limit.is_some_and(|l| self.returned >= l) {
+        let aggregate = self.selection.is_aggregate();
+        if !aggregate && self.limit.is_some_and(|l| self.returned >= l) {
             return false;
         }
         *in_partition += 1;
         self.returned += 1;
-        self.count += 1;
-        let schema = self.schema;
-        let now = self.now;
-        let out: Vec<Option<Vec<u8>>> = self
-            .projections
-            .iter()
-            .map(|(p, _)| match p {
-                Projection::Column(c) => {
-                    value_of(schema, partition, row, *c, now).map(<[u8]>::to_vec)
-                }
-                Projection::WriteTime(c) => cell_of(schema, partition, row, *c, now)
-                    .map(|cell| cell.timestamp.to_be_bytes().to_vec()),
-                Projection::Ttl(c) => cell_of(schema, partition, row, *c, now).and_then(|cell| {
-                    cell.expires_at
-                        .map(|t| ((t - now).max(0) as i32).to_be_bytes().to_vec())
-                }),
-                Projection::Token => Some(position.0.to_be_bytes().to_vec()),
-                Projection::Count => None,
-            })
-            .collect();
-        let aggregate = self
-            .projections
-            .iter()
-            .all(|(p, _)| matches!(p, Projection::Count));
-        if !aggregate {
-            self.rows.push(out);
+        let context = RowContext {
+            schema: self.schema,
+            partition,
+            row,
+            token: position.0,
+            now: self.now,
+        };
+        if aggregate {
+            return self.aggregate(context);
+        }
+        match self.selection.row(&context, self.binds) {
+            Ok(out) => self.rows.push(out),
+            Err(e) => {
+                self.error = Some(e);
+                return false;
+            }
         }
         let limit_reached = self.limit.is_some_and(|l| self.returned >= l);
         let page_full = self.page_size.is_some_and(|n| self.rows.len() as i32 >= n);
@@ -530,9 +484,57 @@ impl Scan<'_> {
         }
         !(page_full || limit_reached)
     }
+
+    /// Feeds a row to its group's aggregates, closing the previous group
+    /// when the GROUP BY columns change (rows come in key order).
+    fn aggregate(&mut self, context: RowContext<'a>) -> bool {
+        let key: Vec<Option<Vec<u8>>> = self
+            .group_by
+            .iter()
+            .map(|&c| {
+                value_of(self.schema, context.partition, context.row, c, self.now)
+                    .map(<[u8]>::to_vec)
+            })
+            .collect();
+        if self.group.as_ref().is_some_and(|g| g.key != key) {
+            self.close_group();
+        }
+        let selection = self.selection;
+        let group = self.group.get_or_insert_with(|| Group {
+            key,
+            first: context,
+            states: selection.accumulators(),
+        });
+        match selection.accumulate(&context, self.binds, &mut group.states) {
+            Ok(()) => true,
+            Err(e) => {
+                self.error = Some(e);
+                false
+            }
+        }
+    }
+
+    /// Emits the open group's row.
+    fn close_group(&mut self) {
+        if let Some(group) = self.group.take() {
+            match self
+                .selection
+                .finish(Some(&group.first), self.binds, &group.states)
+            {
+                Ok(row) => self.rows.push(row),
+                Err(e) => self.error = Some(e),
+            }
+        }
+    }
 }
 
-fn cell_of<'a>(
+struct Group<'a> {
+    key: Vec<Option<Vec<u8>>>,
+    first: RowContext<'a>,
+    states: Vec<Accumulator>,
+}
+
+pub fn cell_of<'a>(
     schema: &TableSchema,
     partition: &'a Partition,
     row: Option<&'a Row>,

@@ -13,7 +13,7 @@ use super::ddl::table_schema;
 use super::schema::{Keyspace, Table, TableSchema};
 use super::select::routing_key;
 use super::storage::{CellWrite, TableData};
-use super::{Database, ExecContext};
+use super::{traces, Database, ExecContext};
 
 const SYSTEM_TABLES: &[(&str, &str)] = &[
     ("system", "CREATE TABLE system.local (key text PRIMARY KEY, bootstrapped text, broadcast_address inet, cluster_name text, cql_version text, data_center text, gossip_generation int, host_id uuid, listen_address inet, native_protocol_version text, partitioner text, rack text, release_version text, rpc_address inet, schema_version uuid, supported_features text, tokens set<text>, truncated_at map<uuid, blob>)"),
@@ -37,27 +37,51 @@ const SYSTEM_TABLES: &[(&str, &str)] = &[
 /// Creates the system keyspaces and their (virtual) tables.
 pub fn install(db: &Database) {
     let mut catalog = db.catalog.write().unwrap();
-    for name in ["system", "system_schema"] {
-        let mut replication = BTreeMap::new();
-        replication.insert(
-            "class".to_owned(),
-            "org.apache.cassandra.locator.LocalStrategy".to_owned(),
-        );
+    let local = [("class", "org.apache.cassandra.locator.LocalStrategy")];
+    // Scylla creates system_traces with SimpleStrategy, RF 2; its tables
+    // hold real rows (written by traced requests).
+    let traces = [
+        ("class", "org.apache.cassandra.locator.SimpleStrategy"),
+        ("replication_factor", "2"),
+    ];
+    for (name, replication, strategy, is_system) in [
+        ("system", &local[..], ReplicationStrategy::Local, true),
+        (
+            "system_schema",
+            &local[..],
+            ReplicationStrategy::Local,
+            true,
+        ),
+        (
+            traces::KEYSPACE,
+            &traces[..],
+            ReplicationStrategy::Simple { rf: 2 },
+            false,
+        ),
+    ] {
         catalog.keyspaces.insert(
             name.to_owned(),
             Keyspace {
                 name: name.to_owned(),
-                replication,
-                strategy: ReplicationStrategy::Local,
+                replication: replication
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                strategy,
                 durable_writes: true,
                 tablets: None,
                 tables: BTreeMap::new(),
                 types: BTreeMap::new(),
-                is_system: true,
+                is_system,
+                server_owned: true,
             },
         );
     }
-    for (keyspace, ddl) in SYSTEM_TABLES {
+    let tables = SYSTEM_TABLES
+        .iter()
+        .copied()
+        .chain(traces::TABLES.iter().map(|ddl| (traces::KEYSPACE, *ddl)));
+    for (keyspace, ddl) in tables {
         let statement = cql_parser::parse_statement(ddl).expect("system table DDL parses");
         let cql_parser::Statement::CreateTable(create) = statement else {
             unreachable!("system DDL is CREATE TABLE");
@@ -66,7 +90,7 @@ pub fn install(db: &Database) {
             table_schema(keyspace, &create, &BTreeMap::new()).expect("system table DDL is valid");
         let ks = catalog
             .keyspaces
-            .get_mut(*keyspace)
+            .get_mut(keyspace)
             .expect("installed above");
         ks.tables.insert(
             create.name.name.clone(),
@@ -118,48 +142,58 @@ struct RowSink<'a> {
 
 impl RowSink<'_> {
     fn put(&mut self, values: Vec<(&str, Option<CqlValue>)>) {
-        let schema = self.schema;
-        let mut cells: BTreeMap<usize, Option<Vec<u8>>> = BTreeMap::new();
-        for (name, value) in values {
-            let (index, _) = schema.column(name).expect("system column exists");
-            cells.insert(index, value.and_then(|v| v.to_bytes().ok()));
-        }
-        let component = |i: &usize| cells.get(i).cloned().flatten().unwrap_or_default();
-        let key: Vec<Vec<u8>> = schema.partition_key.iter().map(component).collect();
-        let clustering: Vec<Vec<u8>> = schema.clustering_key.iter().map(component).collect();
-        let writes: Vec<(usize, CellWrite)> = cells
-            .iter()
-            .filter(|(i, v)| {
-                v.is_some()
-                    && !schema.partition_key.contains(i)
-                    && !schema.clustering_key.contains(i)
-            })
-            .map(|(i, v)| {
-                (
-                    *i,
-                    CellWrite {
-                        value: v.clone(),
-                        timestamp: 0,
-                        ttl: 0,
-                    },
-                )
-            })
-            .collect();
-        let (token, bytes) = routing_key(&key);
-        let marker = CellWrite {
-            value: Some(Vec::new()),
-            timestamp: 0,
-            ttl: 0,
-        };
-        self.data.write_row(
-            schema,
-            (token.value(), bytes),
-            &key,
-            Some(&clustering),
-            &writes,
-            Some(&marker),
-        );
+        write_values(self.schema, &mut self.data, values, 0, 0);
     }
+}
+
+/// Writes one row given as (column, value) pairs: key columns from the
+/// pairs, the others as cells with a row marker, at `timestamp` (micros)
+/// with `ttl` (seconds, 0 for none).
+pub fn write_values(
+    schema: &TableSchema,
+    data: &mut TableData,
+    values: Vec<(&str, Option<CqlValue>)>,
+    timestamp: i64,
+    ttl: i32,
+) {
+    let mut cells: BTreeMap<usize, Option<Vec<u8>>> = BTreeMap::new();
+    for (name, value) in values {
+        let (index, _) = schema.column(name).expect("system column exists");
+        cells.insert(index, value.and_then(|v| v.to_bytes().ok()));
+    }
+    let component = |i: &usize| cells.get(i).cloned().flatten().unwrap_or_default();
+    let key: Vec<Vec<u8>> = schema.partition_key.iter().map(component).collect();
+    let clustering: Vec<Vec<u8>> = schema.clustering_key.iter().map(component).collect();
+    let writes: Vec<(usize, CellWrite)> = cells
+        .iter()
+        .filter(|(i, v)| {
+            v.is_some() && !schema.partition_key.contains(i) && !schema.clustering_key.contains(i)
+        })
+        .map(|(i, v)| {
+            (
+                *i,
+                CellWrite {
+                    value: v.clone(),
+                    timestamp,
+                    ttl,
+                },
+            )
+        })
+        .collect();
+    let (token, bytes) = routing_key(&key);
+    let marker = CellWrite {
+        value: Some(Vec::new()),
+        timestamp,
+        ttl,
+    };
+    data.write_row(
+        schema,
+        (token.value(), bytes),
+        &key,
+        Some(&clustering),
+        &writes,
+        Some(&marker),
+    );
 }
 
 /// The current content of a system table, as seen from the coordinator.
@@ -169,7 +203,7 @@ pub fn materialize(ctx: &ExecContext<'_>, schema: &TableSchema) -> TableData {
         schema,
         data: TableData::default(),
     };
-    let schema_version = Some(CqlValue::Uuid(db.schema_version()));
+    let schema_version = |index: usize| Some(CqlValue::Uuid(db.schema_version_of(index)));
     let tokens = |index: usize| {
         Some(CqlValue::Set({
             let mut t: Vec<String> = db.nodes[index].tokens.iter().map(i64::to_string).collect();
@@ -197,7 +231,7 @@ pub fn materialize(ctx: &ExecContext<'_>, schema: &TableSchema) -> TableData {
             ("rack", text(me.rack.clone())),
             ("release_version", text("3.0.8")),
             ("rpc_address", inet(IpAddr::V4(me.ip))),
-            ("schema_version", schema_version),
+            ("schema_version", schema_version(me.index)),
             ("supported_features", text("")),
             ("tokens", tokens(me.index)),
         ]),
@@ -211,7 +245,7 @@ pub fn materialize(ctx: &ExecContext<'_>, schema: &TableSchema) -> TableData {
                     ("rack", text(peer.rack.clone())),
                     ("release_version", text("3.0.8")),
                     ("rpc_address", inet(IpAddr::V4(peer.ip))),
-                    ("schema_version", schema_version.clone()),
+                    ("schema_version", schema_version(peer.index)),
                     ("supported_features", text("")),
                     ("tokens", tokens(peer.index)),
                 ]);

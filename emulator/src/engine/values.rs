@@ -44,10 +44,18 @@ pub fn eval(term: &Term, ty: &ColumnType, binds: &Binds<'_>) -> Result<Cell, Eng
             let value = binds.get(marker.index)?;
             match value {
                 Value::Set(bytes) => {
-                    CqlValue::deserialize(ty, bytes).map_err(|e| {
+                    let decoded = CqlValue::deserialize(ty, bytes).map_err(|e| {
                         invalid(format!("Exception while binding column of type {ty}: {e}"))
                     })?;
-                    Ok(Cell::Set(bytes.clone()))
+                    if !has_unordered_parts(ty) {
+                        return Ok(Cell::Set(bytes.clone()));
+                    }
+                    // Bound sets and maps are stored the way Scylla keeps
+                    // them: sorted by the element (key) type, deduplicated.
+                    let normalized = normalize(decoded, ty);
+                    Ok(Cell::Set(
+                        normalized.to_bytes().map_err(|e| invalid(e.to_string()))?,
+                    ))
                 }
                 Value::Null => Ok(Cell::Null),
                 Value::Unset => Ok(Cell::Unset),
@@ -99,8 +107,7 @@ pub fn to_value(
                     .ok_or_else(|| invalid("null is not supported inside collections"))?;
                 entries.push((key, value));
             }
-            entries.sort_by(|a, b| compare_values(&a.0, &b.0, k));
-            entries.dedup_by(|a, b| compare_values(&a.0, &b.0, k).is_eq());
+            sort_dedup_entries(&mut entries, k);
             CqlValue::Map(entries)
         }
         (Term::Tuple(items), ColumnType::Tuple(types)) => {
@@ -175,6 +182,71 @@ pub fn sort_dedup(values: &mut Vec<CqlValue>, ty: &ColumnType) {
     values.dedup_by(|a, b| compare_values(a, b, ty).is_eq());
 }
 
+/// Sorts map entries by key and drops later duplicates of a key.
+pub fn sort_dedup_entries(entries: &mut Vec<(CqlValue, CqlValue)>, key: &ColumnType) {
+    entries.sort_by(|a, b| compare_values(&a.0, &b.0, key));
+    entries.dedup_by(|a, b| compare_values(&a.0, &b.0, key).is_eq());
+}
+
+/// Whether a value of `ty` may contain a set or a map, whose element order
+/// the server fixes.
+fn has_unordered_parts(ty: &ColumnType) -> bool {
+    match ty {
+        ColumnType::Set(_) | ColumnType::Map(..) => true,
+        ColumnType::List(e) => has_unordered_parts(e),
+        ColumnType::Tuple(ts) => ts.iter().any(has_unordered_parts),
+        ColumnType::Udt(u) => u.fields.iter().any(|(_, t)| has_unordered_parts(t)),
+        _ => false,
+    }
+}
+
+/// The stored form of a value: set elements and map keys sorted by their
+/// type's order and deduplicated, at every nesting level (frozen and
+/// nested collections included).
+pub fn normalize(value: CqlValue, ty: &ColumnType) -> CqlValue {
+    match (value, ty) {
+        (CqlValue::List(items), ColumnType::List(e)) => {
+            CqlValue::List(items.into_iter().map(|v| normalize(v, e)).collect())
+        }
+        (CqlValue::Set(items), ColumnType::Set(e)) => {
+            let mut items: Vec<CqlValue> = items.into_iter().map(|v| normalize(v, e)).collect();
+            sort_dedup(&mut items, e);
+            CqlValue::Set(items)
+        }
+        (CqlValue::Map(entries), ColumnType::Map(k, v)) => {
+            let mut entries: Vec<(CqlValue, CqlValue)> = entries
+                .into_iter()
+                .map(|(key, value)| (normalize(key, k), normalize(value, v)))
+                .collect();
+            sort_dedup_entries(&mut entries, k);
+            CqlValue::Map(entries)
+        }
+        (CqlValue::Tuple(items), ColumnType::Tuple(types)) => CqlValue::Tuple(
+            items
+                .into_iter()
+                .zip(types)
+                .map(|(v, t)| v.map(|v| normalize(v, t)))
+                .collect(),
+        ),
+        (CqlValue::Udt(fields), ColumnType::Udt(udt)) => CqlValue::Udt(
+            fields
+                .into_iter()
+                .zip(&udt.fields)
+                .map(|((name, v), (_, t))| (name, v.map(|v| normalize(v, t))))
+                .collect(),
+        ),
+        (other, _) => other,
+    }
+}
+
+/// Whether serialized `bytes` of `ty` hold an empty list, set or map.
+pub fn is_empty_collection(ty: &ColumnType, bytes: &[u8]) -> bool {
+    matches!(
+        ty,
+        ColumnType::List(_) | ColumnType::Set(_) | ColumnType::Map(..)
+    ) && bytes.get(..4) == Some(&[0u8; 4][..])
+}
+
 fn function(
     name: &str,
     args: &[Term],
@@ -200,6 +272,12 @@ fn function(
                 _ => return Ok(None),
             }
         }
+        ("fromjson", _) if args.len() == 1 => match to_value(&args[0], &ColumnType::Text, binds)? {
+            Some(CqlValue::Text(text)) => {
+                return super::json::from_json(ty, &super::json::parse(&text)?)
+            }
+            _ => return Ok(None),
+        },
         ("textasblob", ColumnType::Blob) if args.len() == 1 => {
             match to_value(&args[0], &ColumnType::Text, binds)? {
                 Some(CqlValue::Text(s)) => CqlValue::Blob(s.into_bytes()),
@@ -237,7 +315,7 @@ fn random_u64() -> u64 {
     h.finish()
 }
 
-fn random_uuid() -> [u8; 16] {
+pub fn random_uuid() -> [u8; 16] {
     let mut u = [0u8; 16];
     u[..8].copy_from_slice(&random_u64().to_be_bytes());
     u[8..].copy_from_slice(&random_u64().to_be_bytes());
@@ -249,7 +327,8 @@ fn random_uuid() -> [u8; 16] {
 /// 100ns intervals between 1582-10-15 and 1970-01-01.
 const UUID_EPOCH_OFFSET: i64 = 0x01b2_1dd2_1381_4000;
 
-fn timeuuid(micros: i64) -> [u8; 16] {
+/// A version-1 uuid for a time in microseconds since the epoch.
+pub fn timeuuid(micros: i64) -> [u8; 16] {
     let ts = (micros * 10 + UUID_EPOCH_OFFSET) as u64;
     let mut u = [0u8; 16];
     u[0..4].copy_from_slice(&(ts as u32).to_be_bytes());
@@ -267,8 +346,54 @@ fn timeuuid_timestamp(u: &[u8; 16]) -> u64 {
     (high << 48) | (mid << 32) | low
 }
 
-fn timeuuid_micros(u: &[u8; 16]) -> i64 {
+pub fn timeuuid_micros(u: &[u8; 16]) -> i64 {
     (timeuuid_timestamp(u) as i64 - UUID_EPOCH_OFFSET) / 10
+}
+
+/// Parses `text` as a value of a native type written the way CQL writes it
+/// (`'...'` contents for strings, dates and uuids, digits for numbers,
+/// `0x..` for blobs, `1h30m` for durations); None when it does not fit.
+pub fn literal_from_text(ty: &ColumnType, text: &str) -> Option<CqlValue> {
+    let text = text.trim();
+    let lit = match ty {
+        ColumnType::Text
+        | ColumnType::Ascii
+        | ColumnType::Timestamp
+        | ColumnType::Date
+        | ColumnType::Time
+        | ColumnType::Inet
+        | ColumnType::Uuid
+        | ColumnType::Timeuuid => Literal::String(text.to_owned()),
+        ColumnType::Boolean => match text.to_ascii_lowercase().as_str() {
+            "true" => Literal::Boolean(true),
+            "false" => Literal::Boolean(false),
+            _ => return None,
+        },
+        ColumnType::Blob => {
+            let hex = text
+                .strip_prefix("0x")
+                .or_else(|| text.strip_prefix("0X"))?;
+            if hex.len() % 2 != 0 {
+                return None;
+            }
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+                .collect::<Option<Vec<u8>>>()?;
+            Literal::Blob(bytes)
+        }
+        ColumnType::Duration => match cql_parser::parse_term(text).ok()? {
+            Term::Literal(lit @ Literal::Duration(_)) => lit,
+            _ => return None,
+        },
+        _ if text.contains(['.', 'e', 'E'])
+            || parse_float(text).is_some_and(|f| !f.is_finite()) =>
+        {
+            Literal::Float(text.to_owned())
+        }
+        _ => Literal::Integer(text.strip_prefix('+').unwrap_or(text).to_owned()),
+    };
+    literal(&lit, ty)
 }
 
 /// Converts a literal to a value of `ty`, or None when it does not fit.

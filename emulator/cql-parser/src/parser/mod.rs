@@ -7,7 +7,7 @@ mod ddl;
 mod dml;
 mod expr;
 
-use crate::ast::{BindMarker, QualifiedName, Statement};
+use crate::ast::{BindMarker, QualifiedName, Statement, Term};
 use crate::error::ParseError;
 use crate::keywords::is_reserved;
 use crate::lexer::{tokenize, Tok, Token};
@@ -63,6 +63,13 @@ pub(crate) fn parse_type(src: &str) -> Result<CqlType> {
     let ty = p.cql_type()?;
     p.expect_eof()?;
     Ok(ty)
+}
+
+pub(crate) fn parse_term(src: &str) -> Result<Term> {
+    let mut p = Parser::new(src)?;
+    let term = p.term()?;
+    p.expect_eof()?;
+    Ok(term)
 }
 
 impl<'a> Parser<'a> {

@@ -40,6 +40,36 @@ pub struct LocalNode {
     pub schema_version: [u8; 16],
 }
 
+impl LocalNode {
+    /// How the daemon presents itself: one node of the cluster's name in
+    /// the local datacenter, at `rpc_address`.
+    pub fn of_cluster(
+        _session: &scylla_shard::session::Session,
+        rpc_address: IpAddr,
+        local_dc: Option<&str>,
+    ) -> LocalNode {
+        // A stable id per daemon address, so a client reconnecting after a
+        // restart sees the same node.
+        let mut host_id = [0u8; 16];
+        let text = rpc_address.to_string();
+        for (i, b) in text.bytes().enumerate() {
+            host_id[i % 16] ^= b;
+        }
+        host_id[6] = (host_id[6] & 0x0f) | 0x40;
+        host_id[8] = (host_id[8] & 0x3f) | 0x80;
+        LocalNode {
+            cluster_name: "scylla-communicator".into(),
+            release_version: "3.0.8".into(),
+            cql_version: "3.3.1".into(),
+            data_center: local_dc.unwrap_or("datacenter1").into(),
+            rack: "rack1".into(),
+            rpc_address,
+            host_id,
+            schema_version: host_id,
+        }
+    }
+}
+
 /// The lowest token: the one node owns `(min, min]`, the whole ring.
 const WHOLE_RING_TOKEN: &str = "-9223372036854775808";
 const PARTITIONER: &str = "org.apache.cassandra.dht.Murmur3Partitioner";
