@@ -1,0 +1,316 @@
+//! The daemon against a 3-node x 4-shard emulator: many clients through
+//! one communicator cost the cluster one connection per shard plus one
+//! control connection; prepared statements route with zero misroutes; USE
+//! is per client; the daemon answers system tables as one node; a
+//! malformed client frame closes only that client.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+#[path = "../../tests/session_support/mod.rs"]
+mod session_support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Emulator, EmulatorOptions};
+use scylla_shard::protocol::frame::{decode_response, encode_request, FrameHeader, HEADER_LEN};
+use scylla_shard::protocol::{QueryParameters, Request, RequestExtensions, Response, ResultBody, Value};
+use scylla_shard::session::{Session, SessionConfig, Statement};
+use session_support::{routing, run, STEP};
+
+const NODES: usize = 3;
+const SHARDS: u16 = 4;
+const WORKERS: usize = 16;
+const ROWS_PER_WORKER: i32 = 50;
+
+/// A running daemon, killed (by its pid) on drop.
+struct Communicator {
+    child: Child,
+    socket: PathBuf,
+    dir: PathBuf,
+}
+
+impl Communicator {
+    fn start(emulator: &Emulator, extra: &[&str]) -> Communicator {
+        let dir = std::env::temp_dir().join(format!(
+            "sshard-communicator-{}-{}",
+            std::process::id(),
+            emulator.node_ip(0)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("cql.sock");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_scylla-communicator"))
+            .args(["--cluster-contact-points", &emulator.addr(0).to_string()])
+            .args(["--cluster-port", &emulator.port.to_string()])
+            .args(["--listen-unix", socket.to_str().unwrap()])
+            .args(["--log-level", "warn"])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start scylla-communicator");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut seen = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("scylla-communicator: ready") {
+                    let _ = tx.send(Ok(()));
+                }
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            let _ = tx.send(Err(seen));
+        });
+        match rx.recv_timeout(STEP) {
+            Ok(Ok(())) => {}
+            Ok(Err(output)) => panic!("the communicator stopped: {output}"),
+            Err(_) => panic!("the communicator was not ready within {STEP:?}"),
+        }
+        Communicator { child, socket, dir }
+    }
+
+    fn config(&self) -> SessionConfig {
+        SessionConfig {
+            communicator: Some(self.socket.to_str().unwrap().to_owned()),
+            ..SessionConfig::default()
+        }
+    }
+}
+
+impl Drop for Communicator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Client connections the emulator has open, over every node and shard.
+fn cluster_connections(emulator: &Emulator) -> f64 {
+    (0..emulator.nodes)
+        .filter_map(|i| emulator.metric(i, "emulator_connections_current"))
+        .sum()
+}
+
+/// Sum of `emulator_connections_current` samples per node (the metric has
+/// a label per shard).
+fn connections_now(emulator: &Emulator) -> f64 {
+    let mut total = 0.0;
+    for i in 0..emulator.nodes {
+        for line in emulator.metrics(i).lines() {
+            if line.starts_with("emulator_connections_current") {
+                total += line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            }
+        }
+    }
+    total
+}
+
+async fn connect(communicator: &Communicator) -> Session {
+    tokio::time::timeout(STEP, Session::connect(communicator.config()))
+        .await
+        .expect("connect within the step")
+        .expect("connect through the communicator")
+}
+
+fn int(v: i32) -> Value {
+    Value::Set(v.to_be_bytes().to_vec())
+}
+
+/// One raw CQL client on the daemon's socket.
+struct RawClient(UnixStream);
+
+impl RawClient {
+    fn connect(socket: &Path) -> RawClient {
+        let stream = UnixStream::connect(socket).unwrap();
+        stream.set_read_timeout(Some(STEP)).unwrap();
+        RawClient(stream)
+    }
+
+    fn send(&mut self, stream: i16, request: &Request) {
+        let frame = encode_request(stream, request, &RequestExtensions::default(), None).unwrap();
+        self.0.write_all(&frame).unwrap();
+    }
+
+    /// The next response, or `None` when the daemon closed the socket.
+    fn receive(&mut self) -> Option<(i16, Response)> {
+        let mut head = [0u8; HEADER_LEN];
+        self.0.read_exact(&mut head).ok()?;
+        let header = FrameHeader::parse(&head).unwrap();
+        let mut body = vec![0u8; header.body_len];
+        self.0.read_exact(&mut body).unwrap();
+        let (_, response) = decode_response(&header, &body, None).unwrap();
+        Some((header.stream, response))
+    }
+
+    fn query(&mut self, stream: i16, text: &str) -> Response {
+        self.send(
+            stream,
+            &Request::Query {
+                query: text.into(),
+                params: QueryParameters::default(),
+            },
+        );
+        let (at, response) = self.receive().expect("a response");
+        assert_eq!(at, stream, "the client's stream id comes back");
+        response
+    }
+
+    fn startup(&mut self) {
+        self.send(7, &Request::Options);
+        let Some((7, Response::Supported { options })) = self.receive() else {
+            panic!("OPTIONS not answered with SUPPORTED")
+        };
+        assert!(
+            options.iter().all(|(k, _)| !k.starts_with("SCYLLA")),
+            "no Scylla sharding keys are advertised: {options:?}"
+        );
+        self.send(
+            8,
+            &Request::Startup {
+                options: vec![("CQL_VERSION".into(), "3.0.0".into())],
+            },
+        );
+        assert!(matches!(self.receive(), Some((8, Response::Ready))));
+    }
+}
+
+/// Run by `sixteen_workers_share_one_pool` in a child process.
+#[tokio::test]
+#[ignore = "a worker process of sixteen_workers_share_one_pool"]
+async fn worker() {
+    let socket = std::env::var("SSHARD_TEST_COMMUNICATOR").expect("the socket to use");
+    let index: i32 = std::env::var("SSHARD_TEST_WORKER").unwrap().parse().unwrap();
+    let session = Session::connect(SessionConfig {
+        communicator: Some(socket),
+        ..SessionConfig::default()
+    })
+    .await
+    .expect("connect through the communicator");
+    let insert = session.prepare("INSERT INTO cks.t (k, w, v) VALUES (?, ?, ?)").await.unwrap();
+    for i in 0..ROWS_PER_WORKER {
+        let mut statement = Statement::prepared(insert.clone());
+        statement.values = vec![int(index * 1000 + i), int(index), int(i)];
+        session.execute(&statement).await.expect("insert");
+    }
+    let select = session.prepare("SELECT v FROM cks.t WHERE k = ?").await.unwrap();
+    for i in 0..ROWS_PER_WORKER {
+        let mut statement = Statement::prepared(select.clone());
+        statement.values = vec![int(index * 1000 + i)];
+        let result = session.execute(&statement).await.expect("select");
+        let rows = result.rows.expect("rows");
+        assert_eq!(rows.len(), 1, "row {i} of worker {index}");
+    }
+    session.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_workers_share_one_pool() {
+    let emulator = EmulatorOptions::new(NODES, SHARDS).start();
+    let communicator = Communicator::start(&emulator, &[]);
+    let session = connect(&communicator).await;
+    run(&session, "CREATE KEYSPACE cks WITH replication = {'class': 'NetworkTopologyStrategy', 'replication_factor': 2} AND tablets = {'enabled': false}").await;
+    run(&session, "CREATE TABLE cks.t (k int PRIMARY KEY, w int, v int)").await;
+    let before = routing(&emulator);
+
+    let workers: Vec<Child> = (0..WORKERS)
+        .map(|i| {
+            Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "worker", "--ignored", "--quiet"])
+                .env("SSHARD_TEST_COMMUNICATOR", &communicator.socket)
+                .env("SSHARD_TEST_WORKER", i.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start a worker")
+        })
+        .collect();
+    let outcomes = tokio::task::spawn_blocking(move || {
+        workers.into_iter().map(|w| w.wait_with_output().unwrap()).collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for (i, out) in outcomes.iter().enumerate() {
+        assert!(
+            out.status.success(),
+            "worker {i} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let delta = routing(&emulator).since(&before);
+    assert!(
+        delta.routable >= (WORKERS as f64) * f64::from(ROWS_PER_WORKER) * 2.0,
+        "every prepared request was routable: {delta:?}"
+    );
+    assert_eq!(delta.misrouted(), 0.0, "{delta:?}");
+    // One connection per shard of every node, plus the control connection,
+    // whatever the number of workers.
+    let open = connections_now(&emulator);
+    assert_eq!(open, (NODES * usize::from(SHARDS) + 1) as f64, "cluster connections");
+    let _ = cluster_connections;
+
+    let count = run(&session, "SELECT COUNT(*) FROM cks.t").await;
+    let rows = count.rows.expect("rows");
+    assert_eq!(rows.len(), 1);
+    session.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_clients_see_one_node_and_keep_their_keyspace() {
+    let emulator = EmulatorOptions::new(NODES, SHARDS).start();
+    let communicator = Communicator::start(&emulator, &[]);
+    let session = connect(&communicator).await;
+    run(&session, "CREATE KEYSPACE uks WITH replication = {'class': 'NetworkTopologyStrategy', 'replication_factor': 1}").await;
+    run(&session, "CREATE TABLE uks.t (k int PRIMARY KEY, v text)").await;
+    run(&session, "INSERT INTO uks.t (k, v) VALUES (1, 'one')").await;
+
+    let mut client = RawClient::connect(&communicator.socket);
+    client.startup();
+    let Response::Result(ResultBody::Rows(local)) = client.query(11, "SELECT * FROM system.local WHERE key='local'") else {
+        panic!("system.local not answered with rows")
+    };
+    assert_eq!(local.len(), 1, "one node");
+    let Response::Result(ResultBody::Rows(peers)) = client.query(12, "SELECT * FROM system.peers") else {
+        panic!("system.peers not answered with rows")
+    };
+    assert_eq!(peers.len(), 0, "no peers");
+    // USE is this client's alone.
+    assert!(matches!(client.query(13, "USE uks"), Response::Result(ResultBody::SetKeyspace(k)) if k == "uks"));
+    let Response::Result(ResultBody::Rows(rows)) = client.query(14, "SELECT v FROM t WHERE k = 1") else {
+        panic!("an unqualified SELECT after USE failed")
+    };
+    assert_eq!(rows.len(), 1);
+    let mut other = RawClient::connect(&communicator.socket);
+    other.startup();
+    assert!(
+        matches!(other.query(5, "SELECT v FROM t WHERE k = 1"), Response::Error(_)),
+        "another client did not USE the keyspace"
+    );
+    assert!(matches!(other.query(6, "USE nowhere"), Response::Error(_)));
+
+    // A malformed frame closes that client only.
+    let mut bad = RawClient::connect(&communicator.socket);
+    bad.startup();
+    bad.0.write_all(&[4, 0, 0, 1, 0x7f, 0, 0, 0, 0]).unwrap();
+    assert!(matches!(bad.receive(), Some((1, Response::Error(_)))));
+    assert!(bad.receive().is_none(), "the bad client is closed");
+    assert!(matches!(client.query(15, "SELECT v FROM t WHERE k = 1"), Response::Result(ResultBody::Rows(_))));
+    run(&session, "SELECT v FROM uks.t WHERE k = 1").await;
+
+    // An EXECUTE of an id the daemon never saw asks the client to prepare.
+    client.send(
+        16,
+        &Request::Execute {
+            id: vec![1; 16],
+            params: QueryParameters::default(),
+        },
+    );
+    assert!(matches!(client.receive(), Some((16, Response::Error(e))) if e.code == 0x2500));
+    session.close().await;
+    drop(Arc::new(()));
+}
