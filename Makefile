@@ -17,10 +17,14 @@ PYTHON := $(VENV)/bin/python
 RELEASE_DIR := target/release
 EMULATOR := $(RELEASE_DIR)/scylla-emulator
 SCYLLA_PEER := $(RELEASE_DIR)/scylla-peer
+# The decoder fuzzer is a workspace of its own (it installs its own global
+# allocator); its builds go under target/fuzz.
+FUZZ_MANIFEST := fuzz/Cargo.toml
+FUZZ_TARGET := target/fuzz
 
-.PHONY: all build build-peer venv demo test lint rust-test conformance node-conformance clean \
+.PHONY: all build build-peer venv demo test lint rust-test fuzz-test fuzz conformance node-conformance clean \
 	header c-header-check abi-check c-symbols symbols lib static-lib uninstall c-lib c-examples c-test c-install-test c-check install \
-	c-deps
+	c-deps lua-deps lua-test openresty-test
 
 all: build
 
@@ -46,6 +50,8 @@ demo: build c-examples
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --manifest-path $(FUZZ_MANIFEST) -- --check
+	$(CARGO) clippy --manifest-path $(FUZZ_MANIFEST) --target-dir $(FUZZ_TARGET) --all-targets -- -D warnings
 
 # Integration tests start the release emulator.
 rust-test: build
@@ -55,6 +61,11 @@ conformance: build build-peer venv
 	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) SCYLLA_PEER=$(abspath $(SCYLLA_PEER)) \
 		$(PYTHON) -m pytest -q tests/python
 	$(PYTHON) -m pytest -q benches/tests
+
+# The fuzzer's committed corpus replayed, every seed, and a short
+# deterministic run (a few seconds): fuzz/tests/replay.rs.
+fuzz-test:
+	$(CARGO) test --manifest-path $(FUZZ_MANIFEST) --target-dir $(FUZZ_TARGET)
 
 # The Node.js driver (cassandra-driver, pinned with its lock file) against
 # the emulator, through node's own test runner. Node and npm come from the
@@ -69,7 +80,7 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/packag
 node-conformance: build $(NODE_DIR)/node_modules/.installed
 	cd $(NODE_DIR) && SCYLLA_EMULATOR=$(abspath $(EMULATOR)) node --test --test-concurrency=1 .
 
-test: lint rust-test conformance node-conformance c-check packaging-check
+test: lint rust-test fuzz-test conformance node-conformance c-check packaging-check lua-test
 
 clean:
 	$(CARGO) clean
@@ -178,12 +189,12 @@ $(C_BUILD)/examples/%: examples/c/%.c $(HEADER) c-lib
 c-examples: $(addprefix $(C_BUILD)/examples/,$(C_EXAMPLES))
 
 # Tools the C checks need (valgrind, pkg-config, a C/C++ compiler, binutils,
-# LuaJIT for the cdef load check).
+# LuaJIT for the cdef load check: luajit2, see lua-deps).
 c-deps:
 	@missing=; for t in valgrind pkg-config $(CC) $(CXX) nm readelf luajit; do \
 		command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
-		apt-get update -qq && apt-get install -y -qq valgrind pkg-config build-essential binutils luajit >/dev/null; fi
+		apt-get update -qq && apt-get install -y -qq valgrind pkg-config build-essential binutils luajit2 >/dev/null; fi
 
 # The cdef declarations load as they are into real LuaJIT (ffi.cdef +
 # ffi.load) and Python cffi, with the C compiler's struct layouts.
@@ -235,6 +246,7 @@ c-check: c-header-check c-symbols abi-check c-test c-install-test
 #   make bench BENCH_ARGS='--drivers sshard-rust --cases mixed/c256 --reps 5'
 # Writes benches/results/latest.{json,png} and the results section of
 # benches/README.md. The C client is built when examples/c/bench.c exists.
+# Then the client memory benchmark (bench-memory below, about 3 minutes).
 BENCH_ARGS ?=
 BENCH_QUICK ?=
 
@@ -247,7 +259,49 @@ bench: $(VENV)/.bench-installed
 	$(CARGO) build --release -p scylla-shard -p scylla-emulator -p scylla-peer -p sshard-rust -p sshard-floor
 	$(if $(wildcard examples/c/bench.c),$(MAKE) $(C_BUILD)/examples/bench)
 	$(PYTHON) benches/run.py --update-readme $(if $(filter-out 0,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)
+	$(MAKE) $(C_BUILD)/examples/bench_memory
+	$(BENCH_MEMORY)
 
+# Client memory (benches/memory.py): RSS per connection, bytes per request in
+# flight at 256 and 10,000, peak RSS paging through 100 MB; this library from
+# C against the Rust scylla crate in the same run. Writes
+# benches/results/memory.json and the memory section of benches/README.md.
+#   make bench-memory BENCH_MEMORY_ARGS='--reps 5'
+BENCH_MEMORY_ARGS ?=
+BENCH_MEMORY = $(PYTHON) benches/memory.py --update-readme $(if $(filter-out 0,$(BENCH_QUICK)),--quick) $(BENCH_MEMORY_ARGS)
+
+.PHONY: bench-memory
+bench-memory: venv
+	$(CARGO) build --release -p scylla-shard -p scylla-emulator -p scylla-peer
+	$(MAKE) $(C_BUILD)/examples/bench_memory
+	$(BENCH_MEMORY)
+
+
+# ---------------------------------------------------------------------------
+# Fuzzing the frame and value decoders (fuzz/): mutations of valid frames of
+# every message type under an allocation-counting allocator. Findings (panics,
+# inputs that allocate far beyond their size) are saved in fuzz/corpus/;
+# commit them: make test replays the corpus.
+#   make fuzz                       10 minutes, seed from the clock (printed)
+#   make fuzz FUZZ_SECONDS=3600 FUZZ_SEED=42
+FUZZ_SECONDS ?= 600
+FUZZ_SEED ?=
+
+fuzz:
+	$(CARGO) run --release --manifest-path $(FUZZ_MANIFEST) --target-dir $(FUZZ_TARGET) --bin fuzz-decoders -- \
+		--seconds $(FUZZ_SECONDS) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
+
+# ---------------------------------------------------------------------------
+# Soak (benches/soak): SOAK_MINUTES (default 10) of mixed load at 256 in
+# flight against an emulated 3x4 cluster, a node restarted every 30 s; prints
+# RSS, open fds and requests/s each minute; fails if RSS grows more than 10%
+# past the first minute or an acknowledged write is missing at the end.
+SOAK_MINUTES ?= 10
+
+.PHONY: soak
+soak: build
+	$(CARGO) build --release -p sshard-soak
+	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) $(RELEASE_DIR)/sshard-soak --minutes $(SOAK_MINUTES)
 
 # ---------------------------------------------------------------------------
 # Packaging (README "Packaging", docs/ABI.md).
@@ -274,3 +328,26 @@ repro-check: lib
 	bash scripts/repro_check.sh
 
 packaging-check: repro-check deb-test
+
+# ---------------------------------------------------------------------------
+# LuaJIT binding (bindings/lua) with real luajit, and inside real nginx
+# workers (Debian's nginx + libnginx-mod-http-lua), against the emulator.
+#   make lua-test         both, about 20 s
+#   make openresty-test   the nginx part alone
+# LuaJIT is Debian's luajit2 (OpenResty's branch, what the nginx Lua module
+# links): it conflicts with the `luajit` package, so both target lists name
+# luajit2. Debian's nginx package would start a service when installed;
+# under Docker /usr/sbin/policy-rc.d prevents it.
+lua-deps:
+	@missing=; for p in luajit2 nginx libnginx-mod-http-lua; do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+		apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
+
+openresty-test: lua-deps c-lib
+	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) SCYLLA_SHARD_LIBRARY=$(abspath $(C_LIB_DIR))/libscylla_shard.so \
+		SCYLLA_SHARD_CDEF=$(abspath $(CDEF)) python3 tests/lua/test_openresty.py
+
+lua-test: lua-deps c-lib openresty-test
+	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) SCYLLA_SHARD_LIBRARY=$(abspath $(C_LIB_DIR))/libscylla_shard.so \
+		SCYLLA_SHARD_CDEF=$(abspath $(CDEF)) bash scripts/lua_tests.sh

@@ -63,6 +63,12 @@
 #define SSHARD_MAX_TIMEOUT_MS 86400000
 
 /**
+ * Largest response frame body a session accepts by default and at most
+ * (`sshard_config_set_max_frame_size`): 256 MiB, the protocol's limit.
+ */
+#define SSHARD_MAX_FRAME_SIZE 268435456
+
+/**
  * Most prepared statements a session's cache may keep.
  */
 #define SSHARD_MAX_PREPARED_CACHE_SIZE 1048576
@@ -73,20 +79,10 @@
 #define SSHARD_LOG_BUFFER_MAX 1048576
 
 /**
- * Nodes reported in `sshard_metrics.nodes` (more are counted in
- * `node_count` but not detailed).
+ * Version of the `sshard_metrics` and `sshard_node_metrics` layouts this
+ * header describes.
  */
-#define SSHARD_METRICS_MAX_NODES 32
-
-/**
- * Shards reported per node (more are summed into `requests_other`).
- */
-#define SSHARD_METRICS_MAX_SHARDS 64
-
-/**
- * Version of the `sshard_metrics` layout this header describes.
- */
-#define SSHARD_METRICS_VERSION 1
+#define SSHARD_METRICS_VERSION 2
 
 /**
  * Several statements applied together. Caller-owned, not thread-safe.
@@ -133,6 +129,12 @@ typedef struct sshard_future sshard_future;
  * A keyspace of a schema snapshot (a view valid as long as the snapshot).
  */
 typedef struct sshard_keyspace_meta sshard_keyspace_meta;
+
+/**
+ * A session's metrics at one moment. Shared and thread-safe; free with
+ * `sshard_metrics_snapshot_free`.
+ */
+typedef struct sshard_metrics_snapshot sshard_metrics_snapshot;
 
 /**
  * A prepared statement. Shared and thread-safe; free with
@@ -248,6 +250,11 @@ typedef struct sshard_event {
 } sshard_event;
 
 /**
+ * What a result carries (the CQL RESULT kinds a request can get).
+ */
+typedef uint32_t sshard_result_kind;
+
+/**
  * A CQL data type (the protocol's type ids).
  */
 typedef uint16_t sshard_type;
@@ -270,13 +277,145 @@ typedef uint8_t sshard_log_level;
 typedef void (*sshard_log_callback)(sshard_log_level level, const char *target, size_t target_len, const char *message, size_t message_len, void *data);
 
 /**
- * One node's counters.
+ * Latency percentiles in microseconds (from a histogram whose buckets are
+ * within 12.5% of the value; 0 before anything was recorded).
+ */
+typedef struct sshard_latency {
+  /**
+   * Latencies recorded.
+   */
+  uint64_t count;
+  uint64_t mean_us;
+  uint64_t p50_us;
+  uint64_t p95_us;
+  uint64_t p99_us;
+  uint64_t p999_us;
+  uint64_t max_us;
+} sshard_latency;
+
+/**
+ * A session's totals (see `sshard_session_get_metrics`).
+ */
+typedef struct sshard_metrics {
+  /**
+   * Bytes of this struct the library filled in.
+   */
+  size_t struct_size;
+  /**
+   * `SSHARD_METRICS_VERSION` of the library.
+   */
+  uint32_t version;
+  /**
+   * Requests go to their owning shard.
+   */
+  bool shard_aware;
+  /**
+   * Nodes known (their details: `sshard_metrics_snapshot_node`).
+   */
+  uint32_t node_count;
+  /**
+   * Live connections to all nodes.
+   */
+  uint64_t connections;
+  /**
+   * Requests (execute, batch, prepare) accepted from the caller.
+   */
+  uint64_t requests;
+  /**
+   * Of those, the ones that failed (the sum of the `errors_*` fields).
+   */
+  uint64_t errors;
+  /**
+   * Extra attempts beyond the first of each request.
+   */
+  uint64_t retries;
+  /**
+   * Requests that failed with the client-side timeout.
+   */
+  uint64_t timeouts;
+  /**
+   * Tables with tablets in the tablet map.
+   */
+  uint64_t tablet_tables;
+  /**
+   * Tablets in the tablet map (its size).
+   */
+  uint64_t tablets;
+  /**
+   * `tablets-routing-v1` payloads received.
+   */
+  uint64_t tablet_payloads;
+  /**
+   * Prepared statements the session's cache keeps alive (at most the
+   * config's `prepared_cache_size`).
+   */
+  uint64_t prepared_cached;
+  /**
+   * Requests admitted and not yet completed.
+   */
+  uint64_t in_flight;
+  /**
+   * Speculative attempts started.
+   */
+  uint64_t speculative_executions;
+  /**
+   * Failed with READ_TIMEOUT or WRITE_TIMEOUT.
+   */
+  uint64_t errors_server_timeout;
+  /**
+   * Failed with UNAVAILABLE.
+   */
+  uint64_t errors_unavailable;
+  /**
+   * Failed with OVERLOADED, IS_BOOTSTRAPPING or RATE_LIMIT_REACHED.
+   */
+  uint64_t errors_overloaded;
+  /**
+   * Failed with any other server error.
+   */
+  uint64_t errors_server_other;
+  /**
+   * Failed because a connection broke or the server broke the protocol.
+   */
+  uint64_t errors_connection;
+  /**
+   * Failed with no node to try.
+   */
+  uint64_t errors_no_host;
+  /**
+   * Refused by the client (bad arguments, closed session).
+   */
+  uint64_t errors_client;
+  /**
+   * Latency of caller requests, admission to completion.
+   */
+  struct sshard_latency latency;
+} sshard_metrics;
+
+/**
+ * One node of a metrics snapshot (see `sshard_metrics_snapshot_node`).
+ * Its pointers stay valid as long as the snapshot.
  */
 typedef struct sshard_node_metrics {
   /**
-   * `address:port`, NUL-terminated.
+   * Bytes of this struct the library filled in.
    */
-  char address[64];
+  size_t struct_size;
+  /**
+   * `address:port`, NUL-terminated, `address_len` bytes before the NUL.
+   */
+  const char *address;
+  size_t address_len;
+  /**
+   * Datacenter, NUL-terminated.
+   */
+  const char *datacenter;
+  size_t datacenter_len;
+  /**
+   * Rack, NUL-terminated.
+   */
+  const char *rack;
+  size_t rack_len;
   /**
    * Host id (uuid bytes).
    */
@@ -294,89 +433,55 @@ typedef struct sshard_node_metrics {
    */
   uint32_t nr_shards;
   /**
-   * Live connections to the node.
+   * Entries of `connections_per_shard` and `requests_per_shard`.
    */
-  uint32_t connections;
+  uint32_t shard_count;
   /**
    * Live connections per shard (index = shard).
    */
-  uint32_t connections_per_shard[SSHARD_METRICS_MAX_SHARDS];
+  const uint32_t *connections_per_shard;
   /**
-   * Requests sent to the node (every attempt).
+   * Attempts sent per shard (index = shard).
    */
-  uint64_t requests;
+  const uint64_t *requests_per_shard;
   /**
-   * Requests sent per shard (index = shard).
-   */
-  uint64_t requests_per_shard[SSHARD_METRICS_MAX_SHARDS];
-  /**
-   * Requests on connections of unknown shard (or past the last slot).
-   */
-  uint64_t requests_other;
-} sshard_node_metrics;
-
-/**
- * A session's counters (see `sshard_session_get_metrics`).
- */
-typedef struct sshard_metrics {
-  /**
-   * Bytes of this struct the library filled in.
-   */
-  size_t struct_size;
-  /**
-   * `SSHARD_METRICS_VERSION` of the library.
-   */
-  uint32_t version;
-  /**
-   * Requests go to their owning shard.
-   */
-  bool shard_aware;
-  /**
-   * Nodes known (may exceed `SSHARD_METRICS_MAX_NODES`).
-   */
-  uint32_t node_count;
-  /**
-   * Live connections to all nodes.
+   * Live connections to the node.
    */
   uint64_t connections;
   /**
-   * Requests (execute, batch, prepare) accepted from the caller.
+   * Attempts sent to the node (every shard and `requests_other`).
    */
   uint64_t requests;
   /**
-   * Of those, the ones that failed.
+   * Attempts on connections of unknown shard.
+   */
+  uint64_t requests_other;
+  /**
+   * Attempts that failed on the node.
    */
   uint64_t errors;
   /**
-   * Extra attempts beyond the first of each request.
+   * Connections established through the shard-aware port.
    */
-  uint64_t retries;
+  uint64_t opened_shard_aware;
   /**
-   * Requests that failed with a client-side timeout.
+   * Connections established through the regular port.
    */
-  uint64_t timeouts;
+  uint64_t opened_regular;
   /**
-   * Tables with tablets in the tablet map.
+   * Shard-aware attempts that could not reach the port and were
+   * replaced by the regular port.
    */
-  uint64_t tablet_tables;
+  uint64_t shard_aware_fallbacks;
   /**
-   * Tablets in the tablet map (its size).
+   * Shard-aware connections that landed on another shard (NAT).
    */
-  uint64_t tablets;
+  uint64_t nat_detections;
   /**
-   * `tablets-routing-v1` payloads received.
+   * Latency of attempts on the node.
    */
-  uint64_t tablet_payloads;
-  /**
-   * The first `min(node_count, SSHARD_METRICS_MAX_NODES)` nodes.
-   */
-  struct sshard_node_metrics nodes[SSHARD_METRICS_MAX_NODES];
-  /**
-   * Prepared statements the session's cache keeps alive (at most the
-   * config's `prepared_cache_size`).
-   */
-  uint64_t prepared_cached;
-} sshard_metrics;
+  struct sshard_latency latency;
+} sshard_node_metrics;
 
 /**
  * Success.
@@ -626,6 +731,26 @@ typedef struct sshard_metrics {
 
 #define SSHARD_BATCH_TYPE_COUNTER 2
 
+/**
+ * No rows (an INSERT, UPDATE, DELETE...).
+ */
+#define SSHARD_RESULT_KIND_VOID 1
+
+/**
+ * Rows (a SELECT, or the answer of a conditional statement), maybe none.
+ */
+#define SSHARD_RESULT_KIND_ROWS 2
+
+/**
+ * A `USE` switched the keyspace (`sshard_result_keyspace`).
+ */
+#define SSHARD_RESULT_KIND_SET_KEYSPACE 3
+
+/**
+ * A DDL statement changed the schema (`sshard_result_schema_change`).
+ */
+#define SSHARD_RESULT_KIND_SCHEMA_CHANGE 5
+
 #define SSHARD_COMPRESSION_NONE 0
 
 #define SSHARD_COMPRESSION_LZ4 1
@@ -780,6 +905,15 @@ sshard_status sshard_config_set_request_timeout_ms(struct sshard_config *config,
  * Keepalive interval of idle connections in milliseconds (0: off).
  */
 sshard_status sshard_config_set_heartbeat_interval_ms(struct sshard_config *config, uint64_t interval_ms);
+
+/**
+ * Largest response frame accepted, in bytes of its body (and the most a
+ * compressed body may inflate to): from 4096 to 268435456
+ * (`SSHARD_MAX_FRAME_SIZE`, the default). A larger frame closes its
+ * connection; the requests on it fail with `SSHARD_STATUS_CONNECTION_LOST`
+ * or `SSHARD_STATUS_DECODE` unless the retry rules send them elsewhere.
+ */
+sshard_status sshard_config_set_max_frame_size(struct sshard_config *config, uint64_t bytes);
 
 /**
  * Worker threads of the session's runtime (0: CPUs, at most 4).
@@ -1488,7 +1622,8 @@ sshard_status sshard_queue_new(const struct sshard_queue **queue);
 /**
  * Releases the caller's reference (NULL: no-op). Futures still pointed at
  * the queue keep it alive until they complete; events nobody polls are
- * dropped with it.
+ * dropped with it. The notify socket goes now (its file removed, its
+ * clients hung up): only the caller's reference could make use of it.
  */
 sshard_status sshard_queue_free(const struct sshard_queue *queue);
 
@@ -1520,10 +1655,35 @@ sshard_status sshard_queue_fd(const struct sshard_queue *queue, int32_t *fd);
 sshard_status sshard_queue_pending(const struct sshard_queue *queue, size_t *count);
 
 /**
+ * Makes the queue also signal through a Unix-domain stream socket that it
+ * listens on at `path` (a file system path that must not exist yet, at most
+ * 107 bytes), for event loops that can connect to a socket but cannot wait
+ * on a descriptor they did not open (OpenResty's cosockets): each time the
+ * queue goes from empty to non-empty, one byte is written to every client
+ * connected to it. A byte says "events may be waiting", never how many:
+ * read whatever bytes are there, then poll until the queue is empty (only
+ * an empty queue sends the next byte). A client that connects while events
+ * are already waiting gets its first byte at the next transition, so it
+ * polls once after connecting. Writing never blocks; clients are accepted
+ * by the writes themselves (at most 64). The file gets mode 0600 and is
+ * removed by `sshard_queue_free`; choose a path in a directory only the
+ * process's user can write. One socket per queue: a second call is
+ * `SSHARD_STATUS_WRONG_STATE`; a path that exists or cannot be bound is
+ * `SSHARD_STATUS_INVALID_ARGUMENT` (the message says why).
+ */
+sshard_status sshard_queue_notify_socket(const struct sshard_queue *queue, const char *path, size_t path_len);
+
+/**
  * Releases the caller's reference (NULL: no-op). Views obtained from the
  * result become invalid when the last reference goes.
  */
 sshard_status sshard_result_free(const struct sshard_result *result);
+
+/**
+ * What the result carries (`SSHARD_RESULT_KIND_*`): rows, a keyspace
+ * switch, a schema change, or nothing.
+ */
+sshard_status sshard_result_get_kind(const struct sshard_result *result, sshard_result_kind *kind);
 
 /**
  * The number of rows in this page (0 for non-SELECT results).
@@ -1612,6 +1772,15 @@ sshard_status sshard_result_shard(const struct sshard_result *result, uint32_t *
  * the result); `NOT_PRESENT` otherwise.
  */
 sshard_status sshard_result_keyspace(const struct sshard_result *result, const char **keyspace, size_t *keyspace_len);
+
+/**
+ * What a DDL statement changed, as the server's SCHEMA_CHANGE result says:
+ * `change` (`CREATED`, `UPDATED` or `DROPPED`), `target` (`KEYSPACE`,
+ * `TABLE`, `TYPE`, `FUNCTION` or `AGGREGATE`), `keyspace`, and `name` (the
+ * table, type, function or aggregate; empty for a keyspace), each borrowed
+ * (valid as long as the result). `NOT_PRESENT` for other results.
+ */
+sshard_status sshard_result_schema_change(const struct sshard_result *result, const char **change, size_t *change_len, const char **target, size_t *target_len, const char **keyspace, size_t *keyspace_len, const char **name, size_t *name_len);
 
 /**
  * The number of warnings the server attached to the response.
@@ -2080,9 +2249,44 @@ sshard_status sshard_log_poll(sshard_log_level *level, char *buffer, size_t capa
 /**
  * Fills the caller's `metrics` (of `metrics_size` bytes, normally
  * `sizeof(sshard_metrics)`; a smaller size from an older header gets the
- * leading fields) with the session's counters now.
+ * leading fields) with the session's totals now.
  */
 sshard_status sshard_session_get_metrics(const struct sshard_session *session, struct sshard_metrics *metrics, size_t metrics_size);
+
+/**
+ * Every metric of the session now, nodes and shards included: a new
+ * snapshot, freed with `sshard_metrics_snapshot_free`.
+ */
+sshard_status sshard_session_get_metrics_snapshot(const struct sshard_session *session, const struct sshard_metrics_snapshot **snapshot);
+
+/**
+ * Releases the snapshot (NULL: no-op); its node views end with it.
+ */
+sshard_status sshard_metrics_snapshot_free(const struct sshard_metrics_snapshot *snapshot);
+
+/**
+ * The snapshot's totals, as `sshard_session_get_metrics` gives them.
+ */
+sshard_status sshard_metrics_snapshot_totals(const struct sshard_metrics_snapshot *snapshot, struct sshard_metrics *metrics, size_t metrics_size);
+
+/**
+ * The number of nodes in the snapshot.
+ */
+sshard_status sshard_metrics_snapshot_node_count(const struct sshard_metrics_snapshot *snapshot, size_t *count);
+
+/**
+ * Node `index` (in the session's node order) into the caller's `node` of
+ * `node_size` bytes (normally `sizeof(sshard_node_metrics)`). Its
+ * pointers stay valid until the snapshot is freed.
+ */
+sshard_status sshard_metrics_snapshot_node(const struct sshard_metrics_snapshot *snapshot, size_t index, struct sshard_node_metrics *node, size_t node_size);
+
+/**
+ * The snapshot in the Prometheus text format (version 0.0.4): `text` is
+ * NUL-terminated, `len` bytes before the NUL, valid until the snapshot
+ * is freed.
+ */
+sshard_status sshard_metrics_snapshot_prometheus(const struct sshard_metrics_snapshot *snapshot, const char **text, size_t *len);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -6,11 +6,10 @@ enum {
   SSHARD_VERSION_PATCH = 0,
   SSHARD_ABI_VERSION = 1,
   SSHARD_MAX_TIMEOUT_MS = 86400000,
+  SSHARD_MAX_FRAME_SIZE = 268435456,
   SSHARD_MAX_PREPARED_CACHE_SIZE = 1048576,
   SSHARD_LOG_BUFFER_MAX = 1048576,
-  SSHARD_METRICS_MAX_NODES = 32,
-  SSHARD_METRICS_MAX_SHARDS = 64,
-  SSHARD_METRICS_VERSION = 1
+  SSHARD_METRICS_VERSION = 2
 };
 
 typedef struct sshard_batch sshard_batch;
@@ -28,6 +27,8 @@ typedef struct sshard_error sshard_error;
 typedef struct sshard_future sshard_future;
 
 typedef struct sshard_keyspace_meta sshard_keyspace_meta;
+
+typedef struct sshard_metrics_snapshot sshard_metrics_snapshot;
 
 typedef struct sshard_prepared sshard_prepared;
 
@@ -66,6 +67,8 @@ typedef struct sshard_event {
   sshard_future_kind kind;
 } sshard_event;
 
+typedef uint32_t sshard_result_kind;
+
 typedef uint16_t sshard_type;
 
 typedef uint8_t sshard_column_kind;
@@ -74,18 +77,15 @@ typedef uint8_t sshard_log_level;
 
 typedef void (*sshard_log_callback)(sshard_log_level level, const char *target, size_t target_len, const char *message, size_t message_len, void *data);
 
-typedef struct sshard_node_metrics {
-  char address[64];
-  uint8_t host_id[16];
-  bool up;
-  bool shard_aware_port_in_use;
-  uint32_t nr_shards;
-  uint32_t connections;
-  uint32_t connections_per_shard[64];
-  uint64_t requests;
-  uint64_t requests_per_shard[64];
-  uint64_t requests_other;
-} sshard_node_metrics;
+typedef struct sshard_latency {
+  uint64_t count;
+  uint64_t mean_us;
+  uint64_t p50_us;
+  uint64_t p95_us;
+  uint64_t p99_us;
+  uint64_t p999_us;
+  uint64_t max_us;
+} sshard_latency;
 
 typedef struct sshard_metrics {
   size_t struct_size;
@@ -100,9 +100,44 @@ typedef struct sshard_metrics {
   uint64_t tablet_tables;
   uint64_t tablets;
   uint64_t tablet_payloads;
-  struct sshard_node_metrics nodes[32];
   uint64_t prepared_cached;
+  uint64_t in_flight;
+  uint64_t speculative_executions;
+  uint64_t errors_server_timeout;
+  uint64_t errors_unavailable;
+  uint64_t errors_overloaded;
+  uint64_t errors_server_other;
+  uint64_t errors_connection;
+  uint64_t errors_no_host;
+  uint64_t errors_client;
+  struct sshard_latency latency;
 } sshard_metrics;
+
+typedef struct sshard_node_metrics {
+  size_t struct_size;
+  const char *address;
+  size_t address_len;
+  const char *datacenter;
+  size_t datacenter_len;
+  const char *rack;
+  size_t rack_len;
+  uint8_t host_id[16];
+  bool up;
+  bool shard_aware_port_in_use;
+  uint32_t nr_shards;
+  uint32_t shard_count;
+  const uint32_t *connections_per_shard;
+  const uint64_t *requests_per_shard;
+  uint64_t connections;
+  uint64_t requests;
+  uint64_t requests_other;
+  uint64_t errors;
+  uint64_t opened_shard_aware;
+  uint64_t opened_regular;
+  uint64_t shard_aware_fallbacks;
+  uint64_t nat_detections;
+  struct sshard_latency latency;
+} sshard_node_metrics;
 
 enum {
   SSHARD_STATUS_OK = 0,
@@ -192,6 +227,10 @@ enum {
   SSHARD_BATCH_TYPE_LOGGED = 0,
   SSHARD_BATCH_TYPE_UNLOGGED = 1,
   SSHARD_BATCH_TYPE_COUNTER = 2,
+  SSHARD_RESULT_KIND_VOID = 1,
+  SSHARD_RESULT_KIND_ROWS = 2,
+  SSHARD_RESULT_KIND_SET_KEYSPACE = 3,
+  SSHARD_RESULT_KIND_SCHEMA_CHANGE = 5,
   SSHARD_COMPRESSION_NONE = 0,
   SSHARD_COMPRESSION_LZ4 = 1,
   SSHARD_LOG_LEVEL_OFF = 0,
@@ -245,6 +284,8 @@ sshard_status sshard_config_set_connect_timeout_ms(struct sshard_config *config,
 sshard_status sshard_config_set_request_timeout_ms(struct sshard_config *config, uint64_t timeout_ms);
 
 sshard_status sshard_config_set_heartbeat_interval_ms(struct sshard_config *config, uint64_t interval_ms);
+
+sshard_status sshard_config_set_max_frame_size(struct sshard_config *config, uint64_t bytes);
 
 sshard_status sshard_config_set_worker_threads(struct sshard_config *config, uint32_t threads);
 
@@ -510,7 +551,11 @@ sshard_status sshard_queue_fd(const struct sshard_queue *queue, int32_t *fd);
 
 sshard_status sshard_queue_pending(const struct sshard_queue *queue, size_t *count);
 
+sshard_status sshard_queue_notify_socket(const struct sshard_queue *queue, const char *path, size_t path_len);
+
 sshard_status sshard_result_free(const struct sshard_result *result);
+
+sshard_status sshard_result_get_kind(const struct sshard_result *result, sshard_result_kind *kind);
 
 sshard_status sshard_result_row_count(const struct sshard_result *result, size_t *count);
 
@@ -543,6 +588,8 @@ sshard_status sshard_result_coordinator(const struct sshard_result *result, cons
 sshard_status sshard_result_shard(const struct sshard_result *result, uint32_t *shard);
 
 sshard_status sshard_result_keyspace(const struct sshard_result *result, const char **keyspace, size_t *keyspace_len);
+
+sshard_status sshard_result_schema_change(const struct sshard_result *result, const char **change, size_t *change_len, const char **target, size_t *target_len, const char **keyspace, size_t *keyspace_len, const char **name, size_t *name_len);
 
 sshard_status sshard_result_warning_count(const struct sshard_result *result, size_t *count);
 
@@ -713,3 +760,15 @@ sshard_status sshard_log_set_buffer(size_t capacity);
 sshard_status sshard_log_poll(sshard_log_level *level, char *buffer, size_t capacity, size_t *length);
 
 sshard_status sshard_session_get_metrics(const struct sshard_session *session, struct sshard_metrics *metrics, size_t metrics_size);
+
+sshard_status sshard_session_get_metrics_snapshot(const struct sshard_session *session, const struct sshard_metrics_snapshot **snapshot);
+
+sshard_status sshard_metrics_snapshot_free(const struct sshard_metrics_snapshot *snapshot);
+
+sshard_status sshard_metrics_snapshot_totals(const struct sshard_metrics_snapshot *snapshot, struct sshard_metrics *metrics, size_t metrics_size);
+
+sshard_status sshard_metrics_snapshot_node_count(const struct sshard_metrics_snapshot *snapshot, size_t *count);
+
+sshard_status sshard_metrics_snapshot_node(const struct sshard_metrics_snapshot *snapshot, size_t index, struct sshard_node_metrics *node, size_t node_size);
+
+sshard_status sshard_metrics_snapshot_prometheus(const struct sshard_metrics_snapshot *snapshot, const char **text, size_t *len);

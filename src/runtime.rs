@@ -15,9 +15,14 @@
 //!   not report them as lost.
 //! * A runtime is never dropped in a blocking way on one of its own threads:
 //!   [`Runtime`]'s `Drop` uses `shutdown_background` there.
+//! * The runtime's threads block the asynchronous signals, so a signal sent
+//!   to the process reaches one of the application's threads. A program
+//!   that waits for its signals on one thread (nginx's master sleeps in
+//!   `sigsuspend`) would otherwise miss one that a library thread took.
 //!
 //! Why this module has `unsafe` outside `src/ffi/`: registering the fork
-//! handler is a libc call (`pthread_atfork`), and the leak list must be
+//! handler and masking signals are libc calls (`pthread_atfork`,
+//! `pthread_sigmask`), and the leak list must be
 //! lock-free (a forked child may inherit a mutex held by a thread that no
 //! longer exists), so it links raw nodes. Each block says why it is sound.
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -67,6 +72,39 @@ pub fn on_runtime_thread() -> bool {
 extern "C" fn after_fork_in_child() {
     // Async-signal-safe: one atomic increment.
     GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Blocks every signal but those a fault raises on the calling thread;
+/// returns the mask it had.
+fn block_async_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data, initialised by sigfillset before use;
+    // the set and the old mask are locals that outlive the calls.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        for fault in [
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGFPE,
+            libc::SIGILL,
+            libc::SIGTRAP,
+            libc::SIGABRT,
+        ] {
+            libc::sigdelset(&mut set, fault);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+        old
+    }
+}
+
+/// Restores a mask that `block_async_signals` returned.
+fn set_signal_mask(mask: &libc::sigset_t) {
+    // SAFETY: `mask` is a valid sigset_t from pthread_sigmask; a null old
+    // mask is allowed.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, mask, ptr::null_mut());
+    }
 }
 
 fn register_atfork() -> io::Result<()> {
@@ -156,11 +194,15 @@ impl Runtime {
             config.thread_name.clone()
         };
         let dispatch = config.dispatch.clone();
-        let rt = tokio::runtime::Builder::new_multi_thread()
+        // Threads started while building inherit the blocked mask, so no
+        // signal reaches them before their own on_thread_start.
+        let caller_mask = block_async_signals();
+        let built = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
             .thread_name(name)
             .enable_all()
             .on_thread_start(move || {
+                block_async_signals();
                 ON_RUNTIME_THREAD.with(|f| f.set(true));
                 if let Some(dispatch) = &dispatch {
                     let guard = tracing::dispatcher::set_default(dispatch);
@@ -170,7 +212,9 @@ impl Runtime {
             .on_thread_stop(|| {
                 DISPATCH_GUARD.with(|g| g.borrow_mut().take());
             })
-            .build()?;
+            .build();
+        set_signal_mask(&caller_mask);
+        let rt = built?;
         Ok(Runtime {
             rt: Some(rt),
             generation: generation(),
@@ -243,6 +287,46 @@ mod tests {
         });
         assert!(rx.recv_timeout(Duration::from_secs(5)).unwrap());
         assert!(!is_stale(rt.generation()));
+    }
+
+    /// Whether `signal` is blocked on the calling thread.
+    fn blocked(signal: libc::c_int) -> bool {
+        // SAFETY: a zeroed sigset_t filled in by pthread_sigmask (a null new
+        // set only reads the mask).
+        unsafe {
+            let mut mask: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, ptr::null(), &mut mask);
+            libc::sigismember(&mask, signal) == 1
+        }
+    }
+
+    #[test]
+    fn runtime_threads_block_process_signals_and_the_caller_keeps_its_mask() {
+        let caller_blocked = blocked(libc::SIGQUIT);
+        let rt = Runtime::new(RuntimeConfig {
+            worker_threads: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(blocked(libc::SIGQUIT), caller_blocked);
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..4 {
+            let tx = tx.clone();
+            rt.spawn(async move {
+                let on_worker = [libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD]
+                    .iter()
+                    .all(|&s| blocked(s));
+                let on_blocking = tokio::task::spawn_blocking(|| blocked(libc::SIGQUIT))
+                    .await
+                    .unwrap();
+                tx.send((on_worker, on_blocking, blocked(libc::SIGSEGV)))
+                    .unwrap();
+            });
+        }
+        for _ in 0..4 {
+            let (on_worker, on_blocking, segv) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert!(on_worker && on_blocking && !segv);
+        }
     }
 
     #[test]

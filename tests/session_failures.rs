@@ -243,7 +243,7 @@ async fn slow_responses_time_out_promptly() {
         session.execute(&st).await,
         Err(DriverError::Timeout(_))
     ));
-    assert!(session.metrics().timeouts >= 3);
+    assert!(session.metrics().errors_by_kind.client_timeouts >= 3);
     for i in 0..3 {
         emulator.admin(i, "/admin/delay?us=0");
     }

@@ -157,7 +157,7 @@ async fn batches_and_lwt() {
     assert!(!insert.is_lwt());
     let applied = |result: &QueryResult| -> bool {
         let rows = result.rows.as_ref().expect("LWT returns rows");
-        assert_eq!(rows.metadata.columns[0].name, "[applied]");
+        assert_eq!(rows.metadata.columns[0].name.as_ref(), "[applied]");
         decode(rows)[0][0] == Some(CqlValue::Boolean(true))
     };
     let before = routing(&emulator);

@@ -7,6 +7,7 @@ orchestrator treats every adapter alike.
 """
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 
@@ -17,7 +18,6 @@ REFERENCE = "scylla-rust"
 # waits for. They are listed in the output so a reader sees the gap.
 PENDING = [
     ("sshard-python", "this library's Python binding", "the binding does not exist yet"),
-    ("sshard-luajit", "this library's LuaJIT binding", "the binding does not exist yet"),
     ("communicator", "the communicator", "the communicator does not exist yet"),
 ]
 
@@ -69,6 +69,8 @@ def adapters(root, python=None):
     c_lib_dir = os.path.join(root, "target", "c", "lib")
     c_bench = os.path.join(root, "target", "c", "examples", "bench")
     python_client = os.path.join(root, "benches", "clients", "python_driver.py")
+    luajit_client = os.path.join(root, "benches", "clients", "sshard_luajit.lua")
+    luajit = shutil.which("luajit") or "/usr/bin/luajit"
     return [
         Adapter(
             name="scylla-rust",
@@ -105,6 +107,15 @@ def adapters(root, python=None):
             callgrind=True,
             # Measures requests only: no storm, no start-up case.
             only=lambda case: case.workload in ("insert", "select", "mixed"),
+        ),
+        Adapter(
+            name="sshard-luajit",
+            label="libscylla_shard, LuaJIT binding (bindings/lua)",
+            argv=[luajit, luajit_client],
+            requires=[luajit, luajit_client, os.path.join(c_lib_dir, "libscylla_shard.so")],
+            missing_note="install luajit2 and stage the library: make lua-deps c-lib",
+            env={"SCYLLA_SHARD_LIBRARY": os.path.join(c_lib_dir, "libscylla_shard.so"),
+                 "SCYLLA_SHARD_CDEF": os.path.join(root, "include", "scylla_shard_cdef.h")},
         ),
         Adapter(
             name="python-driver",

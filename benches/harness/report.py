@@ -21,6 +21,8 @@ CPU_TARGET = 0.8
 FLOOR_TARGET = 2.0
 FLOOR = "sshard-floor"
 PYTHON_BINDING_TARGET = 3.0
+# The LuaJIT binding's CPU per request against the C client's, at 256 in flight.
+LUAJIT_TARGET = 1.15
 STORM_TARGET_PCT = 1.0
 COMMUNICATOR_P50_TARGET_US = 50.0
 
@@ -84,6 +86,17 @@ def targets(doc):
                            "met" if max(floor) <= FLOOR_TARGET else "not met"),
                 "value": ("the floor or the C client not measured" if not floor else
                           "worst %.2fx over %d cases" % (max(floor), len(floor)))})
+
+    lua = [by["sshard-luajit"]["figures"]["cpu_us"]["median"] / by["sshard-c"]["figures"]["cpu_us"]["median"]
+           for case_id, by in results.items()
+           if case_id.endswith("/c256") and by.get("sshard-luajit") and by.get("sshard-c")
+           and "cpu_us" in by["sshard-luajit"]["figures"] and "cpu_us" in by["sshard-c"]["figures"]]
+    out.append({"target": "LuaJIT binding CPU per request <= %.2fx the C client at 256 in flight"
+                          % LUAJIT_TARGET, "subject": "sshard-luajit",
+                "status": ("pending" if not lua else
+                           "met" if max(lua) <= LUAJIT_TARGET else "not met"),
+                "value": ("the LuaJIT or the C client not measured" if not lua else
+                          "worst %.2fx over %d cases" % (max(lua), len(lua)))})
 
     py = {"target": "Python binding >= %.0fx the throughput of scylla-driver (asyncio)"
                     % PYTHON_BINDING_TARGET, "subject": "sshard-python"}
@@ -311,14 +324,15 @@ def markdown_report(doc, chart_path):
     return "\n".join(out) + "\n"
 
 
-def update_readme(path, markdown):
+def update_readme(path, markdown, markers=(README_BEGIN, README_END)):
     """Replaces the text between the README's result markers."""
+    first, last = markers
     with open(path) as f:
         text = f.read()
-    begin, end = text.find(README_BEGIN), text.find(README_END)
+    begin, end = text.find(first), text.find(last)
     if begin < 0 or end < begin:
-        raise ValueError("%s has no %s ... %s section" % (path, README_BEGIN, README_END))
-    text = text[:begin + len(README_BEGIN)] + "\n" + markdown + text[end:]
+        raise ValueError("%s has no %s ... %s section" % (path, first, last))
+    text = text[:begin + len(first)] + "\n" + markdown + text[end:]
     with open(path, "w") as f:
         f.write(text)
 

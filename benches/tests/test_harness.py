@@ -288,3 +288,23 @@ def test_floor_ratio_divides_by_the_floor_of_the_same_case():
     by = {"sshard-floor": fig(2.0), "sshard-c": fig(5.0)}
     assert report.floor_ratio(by, by["sshard-c"]) == 2.5
     assert report.floor_ratio({"sshard-c": fig(5.0)}, fig(5.0)) is None
+
+
+# ---------------------------------------------------------------------------
+# Memory benchmark (benches/memory.py)
+
+def test_memory_medians_and_ratios():
+    sys.path.insert(0, os.path.dirname(HERE))
+    import memory
+    runs = {"sshard-c": [{"per_connection_kib": 60}, {"per_connection_kib": 40},
+                         {"per_connection_kib": 50, "paging_peak_mib": 8.0}],
+            "scylla-rust": [{"per_connection_kib": 100}, {"paging_peak_mib": 4.0}]}
+    doc = {"date": "d", "reps": 3, "nodes": 3, "shards": 4, "rows": 10, "value_bytes": 1,
+           "page_size": 5, "delay_ms": 1, "runs": runs,
+           "medians": memory.summarize(runs), "problems": []}
+    assert doc["medians"]["sshard-c"] == {"per_connection_kib": 50, "paging_peak_mib": 8.0}
+    rows = {label: rest for label, *rest in memory.table_rows(doc)}
+    assert rows["RSS per connection"] == ["50 KiB", "100 KiB", "0.50"]
+    assert rows["peak RSS paging 100 MB"] == ["8.0 MiB", "4.0 MiB", "2.00"]
+    assert "bytes per request, 256 in flight" not in rows
+    assert "| RSS per connection | 50 KiB | 100 KiB | 0.50 |" in memory.markdown_report(doc)

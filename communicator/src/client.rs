@@ -399,7 +399,7 @@ fn prepared_token(
             None => usize::from(marker),
             Some(names) => {
                 let column = &prepared.metadata.bind_columns.get(usize::from(marker))?.name;
-                names.iter().position(|n| n == column)?
+                names.iter().position(|n| **n == **column)?
             }
         };
         components.push(match values.get(at)? {

@@ -163,12 +163,7 @@ pub fn system_rows(
     };
     let specs = picked
         .iter()
-        .map(|&i| ColumnSpec {
-            keyspace: "system".into(),
-            table: name.into(),
-            name: schema[i].0.to_owned(),
-            ty: schema[i].1.clone(),
-        })
+        .map(|&i| ColumnSpec::new("system", name, schema[i].0, schema[i].1.clone()))
         .collect();
     let mut rows = Rows::new(ResultMetadata::with_columns(specs));
     if !values.is_empty() {

@@ -176,7 +176,7 @@ fn conditional_statements_return_applied_and_the_row_every_time() {
         .result_metadata
         .columns
         .iter()
-        .map(|c| c.name.as_str())
+        .map(|c| &*c.name)
         .collect();
     assert_eq!(names, all_columns);
     let update = c.prepare("UPDATE ks.l SET v = ? WHERE k = ? AND ck = ? IF w = ? AND v != ?");
@@ -184,7 +184,7 @@ fn conditional_statements_return_applied_and_the_row_every_time() {
         .result_metadata
         .columns
         .iter()
-        .map(|c| c.name.as_str())
+        .map(|c| &*c.name)
         .collect();
     assert_eq!(names, ["[applied]", "v", "w"]);
     assert_eq!(update.result_metadata.columns[0].ty, ColumnType::Boolean);

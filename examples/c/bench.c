@@ -253,40 +253,31 @@ static const sshard_prepared *prepare(const char *cql) {
   return p;
 }
 
-static sshard_metrics metrics;
-
 /* A connection on every shard of every node (and --expect-nodes nodes). */
 static int pools_full(void) {
-  if (sshard_session_get_metrics(session, &metrics, sizeof metrics) != SSHARD_STATUS_OK) return 0;
-  if (metrics.node_count == 0) return 0;
-  if (opts.has_expect_nodes && metrics.node_count != opts.expect_nodes) return 0;
-  if (metrics.node_count > SSHARD_METRICS_MAX_NODES) return 0;
-  for (uint32_t i = 0; i < metrics.node_count; i++) {
-    const sshard_node_metrics *n = &metrics.nodes[i];
-    if (!n->up || n->nr_shards == 0) return 0;
-    uint32_t shards = n->nr_shards < SSHARD_METRICS_MAX_SHARDS ? n->nr_shards : SSHARD_METRICS_MAX_SHARDS;
-    for (uint32_t s = 0; s < shards; s++)
-      if (n->connections_per_shard[s] < 1) return 0;
-    if (n->nr_shards > SSHARD_METRICS_MAX_SHARDS && n->connections < n->nr_shards) return 0;
+  const sshard_metrics_snapshot *snap = NULL;
+  if (sshard_session_get_metrics_snapshot(session, &snap) != SSHARD_STATUS_OK) return 0;
+  size_t nodes = 0;
+  int full = sshard_metrics_snapshot_node_count(snap, &nodes) == SSHARD_STATUS_OK && nodes > 0;
+  if (opts.has_expect_nodes && nodes != opts.expect_nodes) full = 0;
+  for (size_t i = 0; full && i < nodes; i++) {
+    sshard_node_metrics n;
+    if (sshard_metrics_snapshot_node(snap, i, &n, sizeof n) != SSHARD_STATUS_OK || !n.up || n.nr_shards == 0) {
+      full = 0;
+      break;
+    }
+    for (uint32_t s = 0; s < n.shard_count; s++)
+      if (n.connections_per_shard[s] < 1) full = 0;
   }
-  return 1;
+  sshard_metrics_snapshot_free(snap);
+  return full;
 }
 
 /* Connections the driver holds to the nodes' shards (as sshard-rust counts). */
 static uint64_t driver_connections(void) {
+  static sshard_metrics metrics;
   if (sshard_session_get_metrics(session, &metrics, sizeof metrics) != SSHARD_STATUS_OK) return 0;
-  uint64_t total = 0;
-  uint32_t nodes = metrics.node_count < SSHARD_METRICS_MAX_NODES ? metrics.node_count : SSHARD_METRICS_MAX_NODES;
-  for (uint32_t i = 0; i < nodes; i++) {
-    const sshard_node_metrics *n = &metrics.nodes[i];
-    uint32_t shards = n->nr_shards < SSHARD_METRICS_MAX_SHARDS ? n->nr_shards : SSHARD_METRICS_MAX_SHARDS;
-    if (n->nr_shards == 0) {
-      total += n->connections;
-      continue;
-    }
-    for (uint32_t s = 0; s < shards; s++) total += n->connections_per_shard[s];
-  }
-  return total;
+  return metrics.connections;
 }
 
 static int wait_pools(void) {

@@ -20,7 +20,7 @@
 
 #include "scylla_shard.h"
 
-#define MAX_NODES SSHARD_METRICS_MAX_NODES
+#define MAX_NODES 64
 
 struct counters {
   unsigned long long routable, misrouted_node, misrouted_shard, connections;
@@ -132,19 +132,26 @@ static struct counters read_counters(void) {
 
 /* Node addresses and pool readiness from the session's own metrics. */
 static int pools_full(const sshard_session *session, int record) {
-  static sshard_metrics m;
-  if (sshard_session_get_metrics(session, &m, sizeof m) != SSHARD_STATUS_OK) return 0;
-  int full = m.node_count > 0;
+  const sshard_metrics_snapshot *snap = NULL;
+  if (sshard_session_get_metrics_snapshot(session, &snap) != SSHARD_STATUS_OK) return 0;
+  size_t nodes = 0;
+  int full = sshard_metrics_snapshot_node_count(snap, &nodes) == SSHARD_STATUS_OK && nodes > 0;
   if (record) node_count = 0;
-  for (uint32_t i = 0; i < m.node_count && i < MAX_NODES; i++) {
-    if (m.nodes[i].nr_shards == 0 || m.nodes[i].connections < m.nodes[i].nr_shards) full = 0;
+  for (size_t i = 0; i < nodes && i < MAX_NODES; i++) {
+    sshard_node_metrics n;
+    if (sshard_metrics_snapshot_node(snap, i, &n, sizeof n) != SSHARD_STATUS_OK) {
+      full = 0;
+      continue;
+    }
+    if (n.nr_shards == 0 || n.connections < n.nr_shards) full = 0;
     if (record) {
-      snprintf(node_ips[node_count], sizeof node_ips[0], "%s", m.nodes[i].address);
+      snprintf(node_ips[node_count], sizeof node_ips[0], "%s", n.address);
       char *colon = strrchr(node_ips[node_count], ':');
       if (colon) *colon = 0;
       node_count++;
     }
   }
+  sshard_metrics_snapshot_free(snap);
   return full;
 }
 

@@ -1,5 +1,6 @@
 //! What the driver holds per live node besides metadata: its connection
-//! pool and the per-shard request counters shown in the metrics.
+//! pool and the per-shard request, error and latency counters shown in
+//! the metrics.
 //!
 //! A `NodeRuntime` outlives state snapshots: a topology refresh that keeps
 //! a node hands the same `Arc` to the next snapshot, so pools and counters
@@ -9,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use crate::pool::NodePool;
+use crate::session::LatencyHistogram;
 
 /// Shards counted individually; requests on higher shards (or on
 /// connections without a shard) go to the overflow counter.
@@ -55,6 +57,10 @@ impl ShardCounters {
 pub struct NodeRuntime {
     pub pool: NodePool,
     pub requests: ShardCounters,
+    /// Attempts that failed on this node.
+    pub errors: AtomicU64,
+    /// Attempts' latencies on this node.
+    pub latency: LatencyHistogram,
 }
 
 impl NodeRuntime {
@@ -62,6 +68,8 @@ impl NodeRuntime {
         NodeRuntime {
             pool,
             requests: ShardCounters::default(),
+            errors: AtomicU64::new(0),
+            latency: LatencyHistogram::default(),
         }
     }
 }

@@ -20,7 +20,7 @@ impl<'a> NamedRows<'a> {
             .columns
             .iter()
             .enumerate()
-            .map(|(i, c)| (c.name.as_str(), i))
+            .map(|(i, c)| (&*c.name, i))
             .collect();
         NamedRows { rows, index }
     }

@@ -89,12 +89,7 @@ pub(crate) mod tests {
             ResultMetadata::with_columns(
                 columns
                     .iter()
-                    .map(|(n, t)| ColumnSpec {
-                        keyspace: "system".into(),
-                        table: "t".into(),
-                        name: (*n).into(),
-                        ty: t.clone(),
-                    })
+                    .map(|(n, t)| ColumnSpec::new("system", "t", n, t.clone()))
                     .collect(),
             ),
             data.into_iter()

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::protocol::frame::MAX_BODY_LEN;
 use crate::protocol::Compression;
 
 /// How to open and keep one connection.
@@ -30,6 +31,11 @@ pub struct ConnectionConfig {
     /// Connect to this Unix stream socket (the communicator's) instead of
     /// the TCP address, which then only names the peer.
     pub unix_socket: Option<std::path::PathBuf>,
+    /// Largest response frame body accepted, in bytes, and the most a
+    /// compressed body may inflate to. A larger one is a protocol
+    /// violation: the connection is closed and its requests follow the
+    /// retry rules. At most (and by default) [`MAX_BODY_LEN`].
+    pub max_frame_len: usize,
 }
 
 impl Default for ConnectionConfig {
@@ -46,6 +52,7 @@ impl Default for ConnectionConfig {
             keyspace: None,
             tcp_nodelay: true,
             unix_socket: None,
+            max_frame_len: MAX_BODY_LEN,
         }
     }
 }

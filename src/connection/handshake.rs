@@ -80,14 +80,21 @@ pub(crate) async fn handshake(
     stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
     config: &ConnectionConfig,
 ) -> Result<Negotiated, ConnectionError> {
-    let features = match exchange(stream, &Request::Options, None).await? {
+    let features = match exchange(stream, &Request::Options, None, config.max_frame_len).await? {
         Response::Supported { options } => ServerFeatures::parse(&options),
         other => return Err(unexpected("SUPPORTED", &other)),
     };
     let (options, compression) = startup_options(&features, config);
     // Frames we send stay uncompressed until READY/AUTH_SUCCESS, but the
     // server may compress its side as soon as it has read STARTUP.
-    match exchange(stream, &Request::Startup { options }, compression).await? {
+    match exchange(
+        stream,
+        &Request::Startup { options },
+        compression,
+        config.max_frame_len,
+    )
+    .await?
+    {
         Response::Ready => {}
         Response::Authenticate { authenticator } => {
             authenticate(stream, config, authenticator, compression).await?
@@ -118,7 +125,7 @@ async fn authenticate(
     token.extend_from_slice(password.as_bytes());
     let request = Request::AuthResponse { token: Some(token) };
     for _ in 0..MAX_AUTH_ROUNDS {
-        match exchange(stream, &request, compression).await? {
+        match exchange(stream, &request, compression, config.max_frame_len).await? {
             Response::AuthSuccess { .. } => return Ok(()),
             Response::AuthChallenge { .. } => continue,
             other => return Err(unexpected("AUTH_SUCCESS or AUTH_CHALLENGE", &other)),
@@ -185,6 +192,7 @@ async fn exchange(
     stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
     request: &Request,
     compression: Option<Compression>,
+    max_frame_len: usize,
 ) -> Result<Response, ConnectionError> {
     let frame = encode_request(0, request, &Default::default(), None).map_err(|e| {
         ConnectionError::Protocol(format!("cannot encode {:?}: {e}", request.opcode()))
@@ -205,6 +213,12 @@ async fn exchange(
             header.version
         )));
     }
+    if header.body_len > max_frame_len {
+        return Err(ConnectionError::Protocol(super::io::frame_too_large(
+            header.body_len,
+            max_frame_len,
+        )));
+    }
     if header.stream != 0 {
         return Err(ConnectionError::Protocol(format!(
             "handshake response on stream {} instead of 0",
@@ -216,7 +230,8 @@ async fn exchange(
         .read_exact(&mut body)
         .await
         .map_err(ConnectionError::Io)?;
-    let (_, response) = decode_response(&header, &body, compression)
+    let (_, response) = super::shared::inflated_within(&header, &body, max_frame_len)
+        .and_then(|()| decode_response(&header, &body, compression))
         .map_err(|e| ConnectionError::Protocol(e.to_string()))?;
     match response {
         Response::Error(e) => Err(ConnectionError::Server(e)),

@@ -16,11 +16,12 @@ use super::shared::{lock, Outgoing, Shared};
 use crate::protocol::frame::{FrameHeader, EVENT_STREAM, HEADER_LEN, RESPONSE_BIT, VERSION};
 use crate::protocol::{Request, RequestExtensions};
 
-/// Bytes the reader asks the kernel for at once.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes the reader asks the kernel for at once: it starts small (an idle
+/// connection holds little) and doubles while reads fill the buffer.
+const MIN_READ_CHUNK: usize = 4 * 1024;
+const MAX_READ_CHUNK: usize = 64 * 1024;
 /// A write batch that grew past this is not kept for reuse.
 const MAX_RETAINED_BATCH: usize = 4 * 1024 * 1024;
-const INITIAL_BATCH: usize = 16 * 1024;
 
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     // Err means the sender is gone, which also means stop.
@@ -31,7 +32,9 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 /// as few syscalls as the socket allows.
 pub(crate) async fn writer_task(shared: Arc<Shared>, mut socket: impl AsyncWrite + Unpin) {
     let mut stop = shared.stopped();
-    let mut batch = Vec::with_capacity(INITIAL_BATCH);
+    // Grows to the largest batch written (and the submitters' buffer, which
+    // it is swapped with, too); an idle connection holds none.
+    let mut batch = Vec::new();
     'outer: loop {
         tokio::select! {
             _ = shared.writer_wake.notified() => {}
@@ -64,7 +67,7 @@ pub(crate) async fn writer_task(shared: Arc<Shared>, mut socket: impl AsyncWrite
             }
             batch.clear();
             if batch.capacity() > MAX_RETAINED_BATCH {
-                batch = Vec::with_capacity(INITIAL_BATCH);
+                batch = Vec::new();
             }
         }
     }
@@ -76,7 +79,8 @@ pub(crate) async fn writer_task(shared: Arc<Shared>, mut socket: impl AsyncWrite
 /// completes their waiters. Any malformed frame breaks the connection.
 pub(crate) async fn reader_task(shared: Arc<Shared>, mut socket: impl AsyncRead + Unpin) {
     let mut stop = shared.stopped();
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut chunk = MIN_READ_CHUNK;
+    let mut buf = BytesMut::new();
     let mut frames = Vec::with_capacity(64);
     shared.touch();
     loop {
@@ -89,14 +93,20 @@ pub(crate) async fn reader_task(shared: Arc<Shared>, mut socket: impl AsyncRead 
                 return shared.fail(reason);
             }
         }
-        buf.reserve(needed.max(READ_CHUNK));
+        buf.reserve(needed.max(chunk));
+        let room = buf.capacity() - buf.len();
         let read = tokio::select! {
             r = socket.read_buf(&mut buf) => r,
             _ = stopped(&mut stop) => return,
         };
         match read {
             Ok(0) => return shared.fail(BrokenReason::Eof),
-            Ok(_) => shared.touch(),
+            Ok(n) => {
+                if n == room {
+                    chunk = (chunk * 2).min(MAX_READ_CHUNK);
+                }
+                shared.touch();
+            }
             Err(e) => return shared.fail(BrokenReason::io(&e)),
         }
     }
@@ -124,6 +134,12 @@ fn split_frames(
                 header.version
             )));
         }
+        if header.body_len > shared.max_frame_len {
+            return Err(BrokenReason::Protocol(frame_too_large(
+                header.body_len,
+                shared.max_frame_len,
+            )));
+        }
         let total = HEADER_LEN + header.body_len;
         if buf.len() < total {
             return Ok(total - buf.len());
@@ -139,6 +155,11 @@ fn split_frames(
             _ => frames.push((header, body)),
         }
     }
+}
+
+/// Why a frame over the configured limit is refused.
+pub(crate) fn frame_too_large(body_len: usize, max_frame_len: usize) -> String {
+    format!("frame body of {body_len} bytes, over the {max_frame_len}-byte frame limit")
 }
 
 /// Sends OPTIONS after `interval` without any byte read; breaks the

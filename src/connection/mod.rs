@@ -154,6 +154,7 @@ impl Connection {
             negotiated.compression,
             local_addr,
             peer_addr,
+            config.max_frame_len,
         ));
         tokio::spawn(io::reader_task(shared.clone(), read_half));
         tokio::spawn(io::writer_task(shared.clone(), write_half));

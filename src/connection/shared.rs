@@ -20,7 +20,8 @@ use super::error::{BrokenReason, RequestError};
 use super::features::ServerFeatures;
 use super::stream_ids::{AllocError, Completion, StreamTable};
 use crate::protocol::frame::{
-    decode_response, flags, FrameHeader, Opcode, HEADER_LEN, MAX_BODY_LEN, VERSION,
+    decode_response, decode_response_shared, flags, FrameHeader, Opcode, HEADER_LEN, MAX_BODY_LEN,
+    VERSION,
 };
 use crate::protocol::response::Event;
 use crate::protocol::wire::put_bytes_map;
@@ -46,12 +47,16 @@ pub struct RawResponse {
     /// The body exactly as received (compressed if the header says so).
     pub body: Bytes,
     compression: Option<Compression>,
+    /// The connection's limit on an inflated body.
+    max_frame_len: usize,
 }
 
 impl RawResponse {
     /// Decompresses (if needed) and decodes the body.
     pub fn decode(&self) -> Result<ResponseFrame, ProtocolError> {
-        let (extensions, response) = decode_response(&self.header, &self.body, self.compression)?;
+        inflated_within(&self.header, &self.body, self.max_frame_len)?;
+        let (extensions, response) =
+            decode_response_shared(&self.header, &self.body, self.compression)?;
         Ok(ResponseFrame {
             extensions,
             response,
@@ -71,6 +76,29 @@ impl RawResponse {
             )),
         }
     }
+}
+
+/// Refuses a compressed body whose announced inflated size (the lz4
+/// body's leading `u32`) is over `max_frame_len`, before anything is
+/// inflated.
+pub(crate) fn inflated_within(
+    header: &FrameHeader,
+    body: &[u8],
+    max_frame_len: usize,
+) -> Result<(), ProtocolError> {
+    if header.flags & flags::COMPRESSION == 0 {
+        return Ok(());
+    }
+    let Some(&[a, b, c, d]) = body.first_chunk::<4>() else {
+        return Ok(());
+    };
+    let claimed = u32::from_be_bytes([a, b, c, d]) as usize;
+    if claimed > max_frame_len {
+        return Err(ProtocolError::Compression(format!(
+            "lz4 body claims {claimed} bytes inflated, over the {max_frame_len}-byte frame limit"
+        )));
+    }
+    Ok(())
 }
 
 /// A request whose body is already encoded, so retries and proxies do not
@@ -148,6 +176,8 @@ pub(crate) struct OutBuffer {
 pub(crate) struct Shared {
     pub features: ServerFeatures,
     pub compression: Option<Compression>,
+    /// Largest response body accepted (and inflated), from the config.
+    pub max_frame_len: usize,
     pub local_addr: std::net::SocketAddr,
     pub peer_addr: std::net::SocketAddr,
     streams: Mutex<StreamTable<Waiter>>,
@@ -172,16 +202,18 @@ impl Shared {
         compression: Option<Compression>,
         local_addr: std::net::SocketAddr,
         peer_addr: std::net::SocketAddr,
+        max_frame_len: usize,
     ) -> Shared {
         Shared {
             features,
             compression,
+            max_frame_len,
             local_addr,
             peer_addr,
             streams: Mutex::new(StreamTable::new()),
             in_flight: AtomicUsize::new(0),
             out: Mutex::new(OutBuffer {
-                buf: Vec::with_capacity(16 * 1024),
+                buf: Vec::new(),
                 closed: false,
             }),
             writer_wake: Notify::new(),
@@ -408,6 +440,7 @@ impl Shared {
                 header,
                 body,
                 compression: self.compression,
+                max_frame_len: self.max_frame_len,
             });
         }
         drop(streams);

@@ -10,6 +10,7 @@ use super::enums::{
 };
 use super::handle::{box_free, box_into_raw, box_mut, out_arg, str_arg, Generational};
 use super::status::{sshard_status, Fail, FfiResult};
+use crate::protocol::frame::MAX_BODY_LEN;
 use crate::protocol::Compression;
 use crate::routing::sharder::ShardAwarePortRange;
 use crate::runtime;
@@ -20,6 +21,11 @@ const MAX_WORKER_THREADS: u32 = 256;
 
 /// Longest timeout or interval accepted, in milliseconds (one day).
 pub const SSHARD_MAX_TIMEOUT_MS: u64 = 86_400_000;
+/// Largest response frame body a session accepts by default and at most
+/// (`sshard_config_set_max_frame_size`): 256 MiB, the protocol's limit.
+pub const SSHARD_MAX_FRAME_SIZE: u64 = 268_435_456;
+/// Smallest frame limit a config may set.
+const MIN_FRAME_SIZE: usize = 4096;
 /// Most prepared statements a session's cache may keep.
 pub const SSHARD_MAX_PREPARED_CACHE_SIZE: usize = 1_048_576;
 
@@ -298,6 +304,32 @@ pub unsafe extern "C" fn sshard_config_set_heartbeat_interval_ms(
     }
 }
 
+/// Largest response frame accepted, in bytes of its body (and the most a
+/// compressed body may inflate to): from 4096 to 268435456
+/// (`SSHARD_MAX_FRAME_SIZE`, the default). A larger frame closes its
+/// connection; the requests on it fail with `SSHARD_STATUS_CONNECTION_LOST`
+/// or `SSHARD_STATUS_DECODE` unless the retry rules send them elsewhere.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_config_set_max_frame_size(
+    config: *mut sshard_config,
+    bytes: u64,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live config (API contract).
+        let config = unsafe { box_mut(config, "config") }?;
+        let bytes = usize::try_from(bytes)
+            .ok()
+            .filter(|b| (MIN_FRAME_SIZE..=MAX_BODY_LEN).contains(b))
+            .ok_or_else(|| {
+                Fail::invalid(format!(
+                    "max frame size {bytes}: from {MIN_FRAME_SIZE} to {MAX_BODY_LEN} bytes"
+                ))
+            })?;
+        config.session.connection.max_frame_len = bytes;
+        Ok(())
+    }
+}
+
 /// Worker threads of the session's runtime (0: CPUs, at most 4).
 #[no_mangle]
 pub unsafe extern "C" fn sshard_config_set_worker_threads(
@@ -494,6 +526,11 @@ mod tests {
     }
 
     #[test]
+    fn max_frame_size_is_the_protocol_limit() {
+        assert_eq!(SSHARD_MAX_FRAME_SIZE, MAX_BODY_LEN as u64);
+    }
+
+    #[test]
     fn setters_apply_and_validate() {
         // SAFETY: the config is valid until freed at the end; strings are live.
         unsafe {
@@ -547,6 +584,15 @@ mod tests {
                 SSHARD_STATUS_INVALID_ARGUMENT
             );
             assert_eq!(sshard_config_set_heartbeat_interval_ms(c, 0), 0);
+            assert_eq!(sshard_config_set_max_frame_size(c, 1 << 20), 0);
+            assert_eq!((*c).session.connection.max_frame_len, 1 << 20);
+            for bad in [0, 4095, SSHARD_MAX_FRAME_SIZE + 1, u64::MAX] {
+                assert_eq!(
+                    sshard_config_set_max_frame_size(c, bad),
+                    SSHARD_STATUS_INVALID_ARGUMENT
+                );
+            }
+            assert_eq!((*c).session.connection.max_frame_len, 1 << 20);
             assert_eq!(sshard_config_set_worker_threads(c, 3), 0);
             assert_eq!(
                 sshard_config_set_worker_threads(c, 100_000),

@@ -91,6 +91,17 @@ pub(crate) fn batch_kind(value: sshard_batch_type) -> FfiResult<BatchKind> {
     }
 }
 
+/// What a result carries (the CQL RESULT kinds a request can get).
+pub type sshard_result_kind = u32;
+/// No rows (an INSERT, UPDATE, DELETE...).
+pub const SSHARD_RESULT_KIND_VOID: sshard_result_kind = 1;
+/// Rows (a SELECT, or the answer of a conditional statement), maybe none.
+pub const SSHARD_RESULT_KIND_ROWS: sshard_result_kind = 2;
+/// A `USE` switched the keyspace (`sshard_result_keyspace`).
+pub const SSHARD_RESULT_KIND_SET_KEYSPACE: sshard_result_kind = 3;
+/// A DDL statement changed the schema (`sshard_result_schema_change`).
+pub const SSHARD_RESULT_KIND_SCHEMA_CHANGE: sshard_result_kind = 5;
+
 /// Frame compression.
 pub type sshard_compression = u8;
 pub const SSHARD_COMPRESSION_NONE: sshard_compression = 0;

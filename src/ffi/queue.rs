@@ -4,15 +4,23 @@
 //! poll into a caller-allocated array, or by a blocking wait. An eventfd is
 //! readable exactly while events are waiting, for epoll / libuv / asyncio
 //! loops (and LuaJIT, which must never be called back from a foreign
-//! thread).
+//! thread). A Unix-domain socket that gets one byte per empty-to-non-empty
+//! transition serves event loops that can only wait on sockets they open
+//! themselves (OpenResty's cosockets).
 
 use std::collections::VecDeque;
+use std::ffi::{c_char, OsStr};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::enums::sshard_future_kind;
 use super::future::sshard_future;
-use super::handle::{arc_free, arc_into_raw, handle_ref, out_arg, Generational};
+use super::handle::{arc_free, arc_into_raw, bytes_arg, handle_ref, out_arg, Generational};
 use super::status::{
     sshard_status, Fail, FfiResult, SSHARD_STATUS_INTERNAL, SSHARD_STATUS_WOULD_DEADLOCK,
 };
@@ -54,6 +62,80 @@ struct Events {
     wakeups: u64,
     /// Made by `sshard_queue_fd`; readable while `pending` is non-empty.
     eventfd: Option<i32>,
+    /// Made by `sshard_queue_notify_socket`.
+    notify: Option<NotifySocket>,
+}
+
+/// A listening Unix-domain stream socket whose clients get one byte each
+/// time the queue goes from empty to non-empty. Clients are accepted when
+/// that happens (a connect completes in the listen backlog before it is
+/// accepted), so no thread waits on the listener.
+struct NotifySocket {
+    listener: UnixListener,
+    clients: Vec<UnixStream>,
+    path: PathBuf,
+}
+
+/// Clients a notify socket serves at most.
+const MAX_NOTIFY_CLIENTS: usize = 64;
+
+impl NotifySocket {
+    fn bind(path: &Path) -> std::io::Result<NotifySocket> {
+        let listener = UnixListener::bind(path)?;
+        let ready = listener
+            .set_nonblocking(true)
+            .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)));
+        if let Err(e) = ready {
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+        Ok(NotifySocket {
+            listener,
+            clients: Vec::new(),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Accepts the clients that connected since the last call, then writes
+    /// one byte to every client; a client that hung up is dropped. A full
+    /// socket buffer (a client that has not read its earlier bytes) is
+    /// skipped: it has a byte to wake on already.
+    fn signal(&mut self) {
+        while self.clients.len() < MAX_NOTIFY_CLIENTS {
+            match self.listener.accept() {
+                Ok((client, _)) => self.clients.push(client),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        self.clients.retain(|client| {
+            let byte = 1u8;
+            // SAFETY: `client` is an open socket we own; the buffer is one
+            // readable byte. MSG_NOSIGNAL: a client that hung up must not
+            // raise SIGPIPE in the host; MSG_DONTWAIT: never block here.
+            let sent = unsafe {
+                libc::send(
+                    client.as_raw_fd(),
+                    (&byte as *const u8).cast(),
+                    1,
+                    libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                )
+            };
+            sent == 1 || {
+                let e = std::io::Error::last_os_error();
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                )
+            }
+        });
+    }
+}
+
+impl Drop for NotifySocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// A completion queue. Shared and thread-safe; free with
@@ -109,6 +191,9 @@ impl sshard_queue {
         if events.pending.is_empty() {
             if let Some(fd) = events.eventfd {
                 eventfd_signal(fd);
+            }
+            if let Some(notify) = events.notify.as_mut() {
+                notify.signal();
             }
         }
         events.pending.push_back(Pending {
@@ -221,6 +306,21 @@ impl sshard_queue {
         Ok(fd)
     }
 
+    fn notify_socket(&self, path: &Path) -> FfiResult {
+        let mut events = self.lock();
+        if events.notify.is_some() {
+            return Err(Fail::state("the queue already has a notify socket"));
+        }
+        let notify = NotifySocket::bind(path).map_err(|e| {
+            Fail::invalid(format!(
+                "cannot listen on the Unix socket {}: {e}",
+                path.display()
+            ))
+        })?;
+        events.notify = Some(notify);
+        Ok(())
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.lock().pending.len()
     }
@@ -281,10 +381,18 @@ pub unsafe extern "C" fn sshard_queue_new(queue: *mut *const sshard_queue) -> ss
 
 /// Releases the caller's reference (NULL: no-op). Futures still pointed at
 /// the queue keep it alive until they complete; events nobody polls are
-/// dropped with it.
+/// dropped with it. The notify socket goes now (its file removed, its
+/// clients hung up): only the caller's reference could make use of it.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_queue_free(queue: *const sshard_queue) -> sshard_status {
     ffi_boundary! {
+        if !queue.is_null() {
+            // SAFETY: a live queue until the arc_free below (API contract).
+            if let Ok(q) = unsafe { self::queue(queue) } {
+                let notify = q.lock().notify.take();
+                drop(notify);
+            }
+        }
         // SAFETY: NULL or a reference the caller gives up (API contract).
         unsafe { arc_free(queue) }
     }
@@ -373,5 +481,44 @@ pub unsafe extern "C" fn sshard_queue_pending(
         let q = unsafe { self::queue(queue) }?;
         out_arg(count, "count")?.write(q.len());
         Ok(())
+    }
+}
+
+/// Longest socket path (`sizeof(sockaddr_un.sun_path)` less its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Makes the queue also signal through a Unix-domain stream socket that it
+/// listens on at `path` (a file system path that must not exist yet, at most
+/// 107 bytes), for event loops that can connect to a socket but cannot wait
+/// on a descriptor they did not open (OpenResty's cosockets): each time the
+/// queue goes from empty to non-empty, one byte is written to every client
+/// connected to it. A byte says "events may be waiting", never how many:
+/// read whatever bytes are there, then poll until the queue is empty (only
+/// an empty queue sends the next byte). A client that connects while events
+/// are already waiting gets its first byte at the next transition, so it
+/// polls once after connecting. Writing never blocks; clients are accepted
+/// by the writes themselves (at most 64). The file gets mode 0600 and is
+/// removed by `sshard_queue_free`; choose a path in a directory only the
+/// process's user can write. One socket per queue: a second call is
+/// `SSHARD_STATUS_WRONG_STATE`; a path that exists or cannot be bound is
+/// `SSHARD_STATUS_INVALID_ARGUMENT` (the message says why).
+#[no_mangle]
+pub unsafe extern "C" fn sshard_queue_notify_socket(
+    queue: *const sshard_queue,
+    path: *const c_char,
+    path_len: usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live queue (API contract).
+        let q = unsafe { self::queue(queue) }?;
+        // SAFETY: `path` holds `path_len` readable bytes (API contract).
+        let bytes = unsafe { bytes_arg(path.cast(), path_len, "path") }?;
+        if bytes.is_empty() || bytes.len() > MAX_SOCKET_PATH || bytes.contains(&0) {
+            return Err(Fail::invalid(format!(
+                "a socket path has 1 to {MAX_SOCKET_PATH} bytes and no NUL (got {})",
+                bytes.len()
+            )));
+        }
+        q.notify_socket(Path::new(OsStr::from_bytes(bytes)))
     }
 }

@@ -6,12 +6,16 @@ use std::ffi::c_char;
 
 use super::cells::{self, sshard_row, sshard_value, Columns, ResultCells};
 use super::datatype::{data_type_ptr, sshard_data_type};
-use super::enums::{sshard_type, type_of};
+use super::enums::{
+    sshard_result_kind, sshard_type, type_of, SSHARD_RESULT_KIND_ROWS,
+    SSHARD_RESULT_KIND_SCHEMA_CHANGE, SSHARD_RESULT_KIND_SET_KEYSPACE, SSHARD_RESULT_KIND_VOID,
+};
 use super::handle::{arc_free, check_index, handle_ref, out_arg, str_arg, Generational};
 use super::status::{
     sshard_status, Fail, FfiResult, SSHARD_STATUS_NAME_NOT_FOUND, SSHARD_STATUS_NOT_PRESENT,
 };
 use crate::protocol::bind::name_matches;
+use crate::protocol::response::SchemaChange;
 use crate::protocol::ColumnSpec;
 use crate::runtime;
 use crate::session::{Prepared, QueryResult, Statement};
@@ -43,6 +47,7 @@ pub struct sshard_result {
     coordinator_text: std::sync::OnceLock<String>,
     shard: Option<u16>,
     keyspace: Option<String>,
+    schema_change: Option<SchemaChange>,
     warnings: Vec<String>,
     tracing_id: Option<[u8; 16]>,
     schema_in_agreement: Option<bool>,
@@ -95,6 +100,7 @@ impl sshard_result {
             coordinator_text: std::sync::OnceLock::new(),
             shard: result.shard,
             keyspace: result.keyspace,
+            schema_change: result.schema_change,
             warnings: result.warnings,
             tracing_id: result.tracing_id,
             schema_in_agreement: result.schema_in_agreement,
@@ -148,6 +154,29 @@ pub unsafe extern "C" fn sshard_result_free(result: *const sshard_result) -> ssh
     ffi_boundary! {
         // SAFETY: NULL or a reference the caller gives up (API contract).
         unsafe { arc_free(result) }
+    }
+}
+
+/// What the result carries (`SSHARD_RESULT_KIND_*`): rows, a keyspace
+/// switch, a schema change, or nothing.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_get_kind(
+    result: *const sshard_result,
+    kind: *mut sshard_result_kind,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        out_arg(kind, "kind")?.write(if r.has_rows {
+            SSHARD_RESULT_KIND_ROWS
+        } else if r.schema_change.is_some() {
+            SSHARD_RESULT_KIND_SCHEMA_CHANGE
+        } else if r.keyspace.is_some() {
+            SSHARD_RESULT_KIND_SET_KEYSPACE
+        } else {
+            SSHARD_RESULT_KIND_VOID
+        });
+        Ok(())
     }
 }
 
@@ -445,6 +474,49 @@ pub unsafe extern "C" fn sshard_result_keyspace(
         })?;
         p.write(k.as_ptr().cast());
         n.write(k.len());
+        Ok(())
+    }
+}
+
+/// What a DDL statement changed, as the server's SCHEMA_CHANGE result says:
+/// `change` (`CREATED`, `UPDATED` or `DROPPED`), `target` (`KEYSPACE`,
+/// `TABLE`, `TYPE`, `FUNCTION` or `AGGREGATE`), `keyspace`, and `name` (the
+/// table, type, function or aggregate; empty for a keyspace), each borrowed
+/// (valid as long as the result). `NOT_PRESENT` for other results.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_schema_change(
+    result: *const sshard_result,
+    change: *mut *const c_char,
+    change_len: *mut usize,
+    target: *mut *const c_char,
+    target_len: *mut usize,
+    keyspace: *mut *const c_char,
+    keyspace_len: *mut usize,
+    name: *mut *const c_char,
+    name_len: *mut usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        let outs = [
+            (out_arg(change, "change")?, out_arg(change_len, "change_len")?),
+            (out_arg(target, "target")?, out_arg(target_len, "target_len")?),
+            (out_arg(keyspace, "keyspace")?, out_arg(keyspace_len, "keyspace_len")?),
+            (out_arg(name, "name")?, out_arg(name_len, "name_len")?),
+        ];
+        let c = r.schema_change.as_ref().ok_or_else(|| {
+            Fail::new(SSHARD_STATUS_NOT_PRESENT, "the result is not a schema change")
+        })?;
+        let texts = [
+            c.change.as_str(),
+            c.target.as_str(),
+            c.keyspace.as_str(),
+            c.name.as_deref().unwrap_or(""),
+        ];
+        for ((p, n), text) in outs.into_iter().zip(texts) {
+            p.write(text.as_ptr().cast());
+            n.write(text.len());
+        }
         Ok(())
     }
 }

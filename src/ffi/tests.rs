@@ -28,12 +28,7 @@ use crate::runtime::{Runtime, RuntimeConfig};
 use crate::session::{Prepared, QueryResult};
 
 fn spec(name: &str, ty: ColumnType) -> ColumnSpec {
-    ColumnSpec {
-        keyspace: "ks".into(),
-        table: "t".into(),
-        name: name.into(),
-        ty,
-    }
+    ColumnSpec::new("ks", "t", name, ty)
 }
 
 /// An empty slot for queue events.
@@ -760,6 +755,28 @@ fn null_arguments_are_refused_everywhere_else() {
             ),
             NULL
         );
+        {
+            use super::metrics::*;
+            let mut snap = null();
+            assert_eq!(sshard_session_get_metrics_snapshot(null(), &mut snap), NULL);
+            assert!(snap.is_null());
+            assert_eq!(sshard_metrics_snapshot_free(null()), 0);
+            assert_eq!(
+                sshard_metrics_snapshot_totals(null(), m.as_mut_ptr(), 64),
+                NULL
+            );
+            assert_eq!(sshard_metrics_snapshot_node_count(null(), &mut n), NULL);
+            let mut node = std::mem::MaybeUninit::<sshard_node_metrics>::uninit();
+            assert_eq!(
+                sshard_metrics_snapshot_node(null(), 0, node.as_mut_ptr(), 64),
+                NULL
+            );
+            let (mut text, mut len) = (null(), 0usize);
+            assert_eq!(
+                sshard_metrics_snapshot_prometheus(null(), &mut text, &mut len),
+                NULL
+            );
+        }
         assert!(fut.is_null());
 
         // Futures.

@@ -6,6 +6,9 @@ use super::error::ProtocolError;
 /// Largest body we agree to inflate: the frame size limit.
 pub const MAX_UNCOMPRESSED_LEN: usize = 256 * 1024 * 1024;
 
+/// The most an lz4 block can inflate: 255 bytes out per byte in.
+const MAX_LZ4_RATIO: usize = 255;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
     Lz4,
@@ -57,6 +60,15 @@ impl Compression {
                         "lz4 body claims {len} bytes"
                     )));
                 }
+                // An lz4 block inflates at most 255-fold (a match-length
+                // byte adds 255 bytes): a larger claim is refused before
+                // its buffer is allocated.
+                let compressed = body.len() - 4;
+                if len > compressed.saturating_mul(MAX_LZ4_RATIO) + MAX_LZ4_RATIO {
+                    return Err(ProtocolError::Compression(format!(
+                        "lz4 body claims {len} bytes from {compressed}, over lz4's {MAX_LZ4_RATIO}:1"
+                    )));
+                }
                 let out = lz4_flex::block::decompress(&body[4..], len)
                     .map_err(|e| ProtocolError::Compression(e.to_string()))?;
                 if out.len() != len {
@@ -89,5 +101,17 @@ mod tests {
             .decompress(&[0xff, 0xff, 0xff, 0xff, 0])
             .is_err());
         assert!(Compression::Lz4.decompress(&[0, 0]).is_err());
+    }
+
+    #[test]
+    fn the_most_compressible_body_inflates_and_larger_claims_are_refused() {
+        let zeros = vec![0u8; 4 << 20];
+        let mut packed = Vec::new();
+        Compression::Lz4.compress(&zeros, &mut packed);
+        assert_eq!(Compression::Lz4.decompress(&packed).unwrap(), zeros);
+        // One literal byte claiming 200 MiB.
+        let claim = [0x0c, 0x80, 0x00, 0x00, 0x10, 0x78];
+        let e = Compression::Lz4.decompress(&claim).unwrap_err().to_string();
+        assert!(e.contains("over lz4's 255:1"), "{e}");
     }
 }

@@ -1,7 +1,10 @@
 //! Frames: the 9-byte v4 header, body extensions (tracing id, warnings,
 //! custom payload) and compression, around request and response bodies.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+
+use bytes::Bytes;
 
 use super::compression::Compression;
 use super::error::{invalid, ProtocolError};
@@ -216,12 +219,12 @@ fn plain_body<'a>(
     header: &FrameHeader,
     body: &'a [u8],
     compression: Option<Compression>,
-) -> Result<std::borrow::Cow<'a, [u8]>, ProtocolError> {
+) -> Result<Cow<'a, [u8]>, ProtocolError> {
     if header.flags & flags::COMPRESSION == 0 {
-        return Ok(std::borrow::Cow::Borrowed(body));
+        return Ok(Cow::Borrowed(body));
     }
     match compression {
-        Some(c) => Ok(std::borrow::Cow::Owned(c.decompress(body)?)),
+        Some(c) => Ok(Cow::Owned(c.decompress(body)?)),
         None => Err(invalid("compressed frame without negotiated compression")),
     }
 }
@@ -252,10 +255,30 @@ pub fn decode_response(
     body: &[u8],
     compression: Option<Compression>,
 ) -> Result<(ResponseExtensions, Response), ProtocolError> {
-    let opcode = Opcode::from_u8(header.opcode)?;
     let body = plain_body(header, body, compression)?;
-    let (extensions, start) = read_response_extensions(header.flags, &body)?;
-    let response = Response::read_body(opcode, &body[start..])?;
+    read_response(header, Reader::new(&body))
+}
+
+/// As `decode_response`, for a body that large results may keep parts of
+/// instead of copying them.
+pub fn decode_response_shared(
+    header: &FrameHeader,
+    body: &Bytes,
+    compression: Option<Compression>,
+) -> Result<(ResponseExtensions, Response), ProtocolError> {
+    match plain_body(header, body, compression)? {
+        Cow::Borrowed(_) => read_response(header, Reader::over(body)),
+        Cow::Owned(inflated) => read_response(header, Reader::over(&Bytes::from(inflated))),
+    }
+}
+
+fn read_response(
+    header: &FrameHeader,
+    mut r: Reader<'_>,
+) -> Result<(ResponseExtensions, Response), ProtocolError> {
+    let opcode = Opcode::from_u8(header.opcode)?;
+    let extensions = read_extensions(header.flags, &mut r)?;
+    let response = Response::read(opcode, r)?;
     Ok((extensions, response))
 }
 
@@ -266,6 +289,11 @@ pub fn read_response_extensions(
     body: &[u8],
 ) -> Result<(ResponseExtensions, usize), ProtocolError> {
     let mut r = Reader::new(body);
+    let extensions = read_extensions(frame_flags, &mut r)?;
+    Ok((extensions, body.len() - r.remaining()))
+}
+
+fn read_extensions(frame_flags: u8, r: &mut Reader<'_>) -> Result<ResponseExtensions, ProtocolError> {
     let mut extensions = ResponseExtensions::default();
     if frame_flags & flags::TRACING != 0 {
         extensions.tracing_id = Some(r.uuid()?);
@@ -276,7 +304,7 @@ pub fn read_response_extensions(
     if frame_flags & flags::CUSTOM_PAYLOAD != 0 {
         extensions.custom_payload = Some(r.bytes_map()?);
     }
-    Ok((extensions, body.len() - r.remaining()))
+    Ok(extensions)
 }
 
 /// Writes response extensions (the flags they need are returned), as

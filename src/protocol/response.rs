@@ -111,10 +111,45 @@ impl ErrorBody {
 /// column).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnSpec {
-    pub keyspace: Arc<str>,
-    pub table: Arc<str>,
-    pub name: String,
+    pub table: Arc<TableName>,
+    pub name: Box<str>,
     pub ty: ColumnType,
+}
+
+/// The keyspace and table a column belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableName {
+    pub keyspace: Box<str>,
+    pub name: Box<str>,
+}
+
+impl TableName {
+    pub fn new(keyspace: &str, name: &str) -> Arc<TableName> {
+        Arc::new(TableName {
+            keyspace: keyspace.into(),
+            name: name.into(),
+        })
+    }
+}
+
+impl ColumnSpec {
+    /// A column of its own table (columns of one result share theirs
+    /// through `table`).
+    pub fn new(keyspace: &str, table: &str, name: &str, ty: ColumnType) -> ColumnSpec {
+        ColumnSpec {
+            table: TableName::new(keyspace, table),
+            name: name.into(),
+            ty,
+        }
+    }
+
+    pub fn keyspace(&self) -> &str {
+        &self.table.keyspace
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table.name
+    }
 }
 
 mod rows_flags {
@@ -200,8 +235,8 @@ fn global_spec(columns: &[ColumnSpec]) -> Option<(&str, &str)> {
     let first = columns.first()?;
     columns
         .iter()
-        .all(|c| c.keyspace == first.keyspace && c.table == first.table)
-        .then_some((&*first.keyspace, &*first.table))
+        .all(|c| c.table == first.table)
+        .then_some((first.keyspace(), first.table()))
 }
 
 fn write_column_specs(
@@ -210,13 +245,13 @@ fn write_column_specs(
     global: bool,
 ) -> Result<(), ProtocolError> {
     if global {
-        put_string(out, &columns[0].keyspace)?;
-        put_string(out, &columns[0].table)?;
+        put_string(out, columns[0].keyspace())?;
+        put_string(out, columns[0].table())?;
     }
     for column in columns {
         if !global {
-            put_string(out, &column.keyspace)?;
-            put_string(out, &column.table)?;
+            put_string(out, column.keyspace())?;
+            put_string(out, column.table())?;
         }
         put_string(out, &column.name)?;
         column.ty.write(out)?;
@@ -229,26 +264,21 @@ fn read_column_specs(
     count: usize,
     global: bool,
 ) -> Result<Vec<ColumnSpec>, ProtocolError> {
-    let global_names: Option<(Arc<str>, Arc<str>)> = if global {
-        Some((r.string()?.into(), r.string()?.into()))
+    let global_table = if global {
+        Some(TableName::new(r.string()?, r.string()?))
     } else {
         None
     };
     let mut columns = Vec::with_capacity(count.min(r.remaining() / 4));
     let mut type_budget = MAX_TYPE_NODES;
     for _ in 0..count {
-        let (keyspace, table) = match &global_names {
-            Some((ks, t)) => (ks.clone(), t.clone()),
-            None => (r.string()?.into(), r.string()?.into()),
+        let table = match &global_table {
+            Some(table) => table.clone(),
+            None => TableName::new(r.string()?, r.string()?),
         };
-        let name = r.string()?.to_owned();
+        let name = r.string()?.into();
         let ty = ColumnType::read_counted(r, &mut type_budget)?;
-        columns.push(ColumnSpec {
-            keyspace,
-            table,
-            name,
-            ty,
-        });
+        columns.push(ColumnSpec { table, name, ty });
     }
     Ok(columns)
 }
@@ -306,16 +336,74 @@ impl PreparedMetadata {
 
 /// Rows of a result: metadata and raw cells, kept compact: every cell's
 /// `[bytes]` (length, -1 for NULL, then the bytes) as they came in the
-/// frame, row after row, in one buffer, plus a 4-byte offset per cell. So
-/// a result takes at most about twice its frame, whatever the shape of its
-/// rows (the smallest cell, a NULL, is 4 bytes in the frame too).
+/// frame, row after row, in one buffer (the frame's own when it is large),
+/// plus a 4-byte offset per cell. So a result takes at most about twice
+/// its frame, whatever the shape of its rows (the smallest cell, a NULL,
+/// is 4 bytes in the frame too).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Rows {
     pub metadata: ResultMetadata,
-    data: Vec<u8>,
+    data: CellBytes,
     /// Where each cell's `[bytes]` starts in `data`.
     cells: Vec<u32>,
     rows: usize,
+}
+
+/// The buffer a result's cells are in: its own, or (for a large frame) a
+/// part of the frame itself, so decoding copies nothing. Only a part of at
+/// least `SHARE_FROM` bytes is shared: the frame's buffer it keeps alive
+/// is then of the same order, while a small result shares no read buffer
+/// with other results.
+#[derive(Debug, Clone)]
+enum CellBytes {
+    Owned(Vec<u8>),
+    Shared(bytes::Bytes),
+}
+
+const SHARE_FROM: usize = 64 * 1024;
+
+impl Default for CellBytes {
+    fn default() -> Self {
+        CellBytes::Owned(Vec::new())
+    }
+}
+
+impl PartialEq for CellBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self[..] == other[..]
+    }
+}
+
+impl Eq for CellBytes {}
+
+impl std::ops::Deref for CellBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            CellBytes::Owned(v) => v,
+            CellBytes::Shared(b) => b,
+        }
+    }
+}
+
+impl CellBytes {
+    /// The buffer to append to (a shared one is copied first).
+    fn owned(&mut self) -> &mut Vec<u8> {
+        if let CellBytes::Shared(b) = self {
+            *self = CellBytes::Owned(b.to_vec());
+        }
+        match self {
+            CellBytes::Owned(v) => v,
+            CellBytes::Shared(_) => unreachable!("made owned above"),
+        }
+    }
+
+    fn memory(&self) -> usize {
+        match self {
+            CellBytes::Owned(v) => v.capacity(),
+            CellBytes::Shared(b) => b.len(),
+        }
+    }
 }
 
 impl Rows {
@@ -352,7 +440,7 @@ impl Rows {
         for cell in row {
             let at = u32::try_from(self.data.len()).map_err(|_| invalid("rows over 4 GiB"))?;
             self.cells.push(at);
-            put_bytes(&mut self.data, cell)?;
+            put_bytes(self.data.owned(), cell)?;
         }
         if self.cells.len() - before != self.metadata.column_count {
             return Err(invalid("row width differs from column count"));
@@ -375,7 +463,7 @@ impl Rows {
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| invalid("rows over 4 GiB"))?,
         );
-        self.data.extend_from_slice(&other.data);
+        self.data.owned().extend_from_slice(&other.data);
         self.rows += other.rows;
         Ok(())
     }
@@ -433,7 +521,7 @@ impl Rows {
 
     /// The bytes the rows hold (cells and offsets).
     pub fn memory(&self) -> usize {
-        self.data.capacity() + 4 * self.cells.capacity()
+        self.data.memory() + 4 * self.cells.capacity()
     }
 
     /// Reads `count` rows of `metadata.column_count` cells. Every count is
@@ -466,7 +554,10 @@ impl Rows {
         let used = start.len() - r.remaining();
         Ok(Rows {
             metadata,
-            data: start[..used].to_vec(),
+            data: match r.shared(&start[..used]) {
+                Some(part) if used >= SHARE_FROM => CellBytes::Shared(part),
+                _ => CellBytes::Owned(start[..used].to_vec()),
+            },
             cells: offsets,
             rows: count,
         })
@@ -598,7 +689,11 @@ impl Response {
     }
 
     pub fn read_body(opcode: Opcode, body: &[u8]) -> Result<Response, ProtocolError> {
-        let mut r = Reader::new(body);
+        Response::read(opcode, Reader::new(body))
+    }
+
+    /// Decodes the rest of `r` as the body of an `opcode` response.
+    pub fn read(opcode: Opcode, mut r: Reader<'_>) -> Result<Response, ProtocolError> {
         let response = match opcode {
             Opcode::Error => Response::Error(read_error(&mut r)?),
             Opcode::Ready => Response::Ready,
@@ -888,12 +983,7 @@ mod tests {
     }
 
     fn spec(table: &str, name: &str, ty: ColumnType) -> ColumnSpec {
-        ColumnSpec {
-            keyspace: "ks".into(),
-            table: table.into(),
-            name: name.into(),
-            ty,
-        }
+        ColumnSpec::new("ks", table, name, ty)
     }
 
     #[test]
@@ -968,6 +1058,35 @@ mod tests {
             arg_types: vec![],
         })));
         round_trip(Response::Result(ResultBody::SetKeyspace("ks".into())));
+    }
+
+    #[test]
+    fn large_rows_keep_the_frames_bytes_small_ones_copy() {
+        use crate::protocol::frame::{
+            decode_response_shared, encode_response, FrameHeader, HEADER_LEN,
+        };
+        for (rows, shared) in [(10usize, false), (100, true)] {
+            let mut body = Rows::new(ResultMetadata::with_columns(vec![spec(
+                "t",
+                "v",
+                ColumnType::Blob,
+            )]));
+            for i in 0..rows {
+                body.push_row([Some(&[i as u8; 1000][..])]).unwrap();
+            }
+            let response = Response::Result(ResultBody::Rows(body.clone()));
+            let frame = encode_response(3, &response, &Default::default(), None).unwrap();
+            let header = FrameHeader::parse(frame[..HEADER_LEN].try_into().unwrap()).unwrap();
+            let frame = bytes::Bytes::from(frame);
+            let payload = frame.slice(HEADER_LEN..);
+            let (_, decoded) = decode_response_shared(&header, &payload, None).unwrap();
+            let Response::Result(ResultBody::Rows(decoded)) = decoded else {
+                panic!("not rows");
+            };
+            assert_eq!(decoded, body);
+            let inside = payload.as_ptr_range().contains(&decoded.bytes().as_ptr());
+            assert_eq!(inside, shared, "{rows} rows");
+        }
     }
 
     #[test]

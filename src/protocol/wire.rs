@@ -5,6 +5,8 @@
 //! writing appends to a `Vec<u8>`.
 
 use std::collections::HashMap;
+
+use bytes::Bytes;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::error::{invalid, ProtocolError};
@@ -13,11 +15,29 @@ use super::error::{invalid, ProtocolError};
 #[derive(Debug, Clone)]
 pub struct Reader<'a> {
     buf: &'a [u8],
+    /// The buffer `buf` is in, when parts of it may be kept without a copy.
+    owner: Option<&'a Bytes>,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf }
+        Reader { buf, owner: None }
+    }
+
+    /// A cursor whose parts can be kept as slices of `buf` (`shared`).
+    pub fn over(buf: &'a Bytes) -> Self {
+        Reader {
+            buf,
+            owner: Some(buf),
+        }
+    }
+
+    /// `part` (read from this cursor) as a slice of the buffer it came
+    /// from, if the cursor was made `over` one.
+    pub fn shared(&self, part: &[u8]) -> Option<Bytes> {
+        let owner = self.owner?;
+        let start = (part.as_ptr() as usize).checked_sub(owner.as_ptr() as usize)?;
+        (start + part.len() <= owner.len()).then(|| owner.slice(start..start + part.len()))
     }
 
     pub fn remaining(&self) -> usize {

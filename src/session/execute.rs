@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::metrics::Totals;
 use super::prepared_cache::{reprepare, request_error};
 use super::request::query_result;
 use super::retry::{Decision, RetryState};
@@ -149,12 +150,13 @@ impl Inner {
                 next += 1;
                 continue;
             };
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            let sent = Instant::now();
+            let remaining = deadline.saturating_duration_since(sent);
             if remaining.is_zero() {
                 return Err(DriverError::Timeout(job.timeout));
             }
             if attempts > 0 {
-                super::metrics::Totals::bump(&self.totals.retries);
+                Totals::bump(&self.totals.retries);
             }
             attempts += 1;
             runtime
@@ -170,6 +172,10 @@ impl Inner {
                 Ok(raw) => accept(raw, &conn, node.address, &learn),
                 Err(e) => Err(e),
             };
+            runtime.latency.record(sent.elapsed());
+            if !matches!(answer, Ok(Answer::Done(_))) {
+                Totals::bump(&runtime.errors);
+            }
             let (decision, error) = match answer {
                 Ok(Answer::Done(done)) => return Ok(done),
                 Ok(Answer::Error(e)) => match retry.on_server_error(e.code, job.idempotent) {

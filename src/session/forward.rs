@@ -58,6 +58,7 @@ impl Session {
 impl Admission {
     pub async fn forward(&self, forward: &Forward<'_>) -> Result<Forwarded, DriverError> {
         let inner = &self.session().inner;
+        let started = std::time::Instant::now();
         let job = Job {
             request: forward.request,
             routing: forward.routing,
@@ -92,6 +93,6 @@ impl Admission {
                 }))
             })
             .await;
-        inner.account(outcome)
+        inner.account(started, outcome)
     }
 }

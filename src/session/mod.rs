@@ -12,9 +12,11 @@ mod execute;
 mod forward;
 mod gate;
 pub mod hints;
+mod latency;
 mod metrics;
 mod paging;
 mod prepared_cache;
+mod prometheus;
 mod request;
 mod retry;
 mod route;
@@ -24,7 +26,7 @@ mod timestamps;
 mod types;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cluster::{Cluster, ClusterState};
 use crate::routing::plan::LoadBalancing;
@@ -37,7 +39,8 @@ use timestamps::MonotonicTimestamps;
 
 pub use binding::MAX_VALUES;
 pub use forward::{Forward, Forwarded};
-pub use metrics::{NodeMetrics, SessionMetrics};
+pub use latency::{LatencyHistogram, LatencySummary};
+pub use metrics::{ErrorCounts, NodeMetrics, SessionMetrics};
 pub use paging::Pager;
 pub use route::RoutingInfo;
 pub use types::{
@@ -94,14 +97,17 @@ impl Inner {
             .clone()
     }
 
-    /// Counts one caller request and its outcome.
-    fn account<T>(&self, outcome: Result<T, DriverError>) -> Result<T, DriverError> {
+    /// Counts one caller request, its latency since `started` and its
+    /// outcome.
+    fn account<T>(
+        &self,
+        started: Instant,
+        outcome: Result<T, DriverError>,
+    ) -> Result<T, DriverError> {
         Totals::bump(&self.totals.requests);
+        self.totals.latency.record(started.elapsed());
         if let Err(e) = &outcome {
-            Totals::bump(&self.totals.errors);
-            if matches!(e, DriverError::Timeout(_)) {
-                Totals::bump(&self.totals.timeouts);
-            }
+            self.totals.count_error(e);
         }
         outcome
     }
@@ -141,6 +147,7 @@ impl Session {
             return Ok(hit);
         }
         let timeout = inner.config.request_timeout;
+        let started = Instant::now();
         let state = inner.cluster.state_full();
         let outcome = tokio::time::timeout(
             timeout,
@@ -148,7 +155,7 @@ impl Session {
         )
         .await
         .unwrap_or(Err(DriverError::Timeout(timeout)));
-        let prepared = inner.account(outcome)?;
+        let prepared = inner.account(started, outcome)?;
         Ok(inner.prepared.insert(Arc::new(prepared)))
     }
 
@@ -157,7 +164,13 @@ impl Session {
         self.admit()?.execute(statement).await
     }
 
-    async fn execute_admitted(&self, statement: &Statement) -> Result<QueryResult, DriverError> {
+    /// `started`: when the caller's request was admitted (its timeout
+    /// counts from there).
+    async fn execute_admitted(
+        &self,
+        statement: &Statement,
+        started: Instant,
+    ) -> Result<QueryResult, DriverError> {
         let inner = &self.inner;
         let request = request::statement_request(statement, &inner.config, inner.timestamp())?;
         let use_keyspace = statement
@@ -168,7 +181,6 @@ impl Session {
         let routing =
             routing_key::routing_of(statement, use_keyspace.as_deref(), &inner.cluster.state());
         let is_lwt = matches!(&statement.query, Query::Prepared(p) if p.is_lwt());
-        let started = tokio::time::Instant::now();
         let timeout = statement.timeout.unwrap_or(inner.config.request_timeout);
         let job = Job {
             request: request.raw(),
@@ -193,6 +205,7 @@ impl Session {
 
     async fn batch_admitted(&self, batch: &Batch) -> Result<QueryResult, DriverError> {
         let inner = &self.inner;
+        let started = Instant::now();
         let outcome = async {
             let request = request::batch_request(batch, &inner.config, inner.timestamp())?;
             let use_keyspace = batch
@@ -221,7 +234,7 @@ impl Session {
             inner.run(&job).await
         }
         .await;
-        inner.account(outcome)
+        inner.account(started, outcome)
     }
 
     /// `USE keyspace` on every pool; new connections start in it too.
@@ -311,7 +324,12 @@ impl Session {
     pub fn metrics(&self) -> SessionMetrics {
         let inner = &self.inner;
         let state = inner.cluster.state();
-        let mut metrics = metrics::collect(&state, inner.cluster.tablets().stats(), &inner.totals);
+        let mut metrics = metrics::collect(
+            &state,
+            inner.cluster.tablets().stats(),
+            &inner.totals,
+            inner.gate.in_flight(),
+        );
         metrics.prepared_cached = inner.prepared.sizes().0;
         metrics
     }
@@ -367,8 +385,9 @@ impl Admission {
     }
 
     pub async fn execute(&self, statement: &Statement) -> Result<QueryResult, DriverError> {
-        let outcome = self.session.execute_admitted(statement).await;
-        self.session.inner.account(outcome)
+        let started = Instant::now();
+        let outcome = self.session.execute_admitted(statement, started).await;
+        self.session.inner.account(started, outcome)
     }
 
     pub async fn batch(&self, batch: &Batch) -> Result<QueryResult, DriverError> {

@@ -268,12 +268,8 @@ mod tests {
     #[test]
     fn prepared_statements_and_batches_encode_their_id_values_and_options() {
         use crate::protocol::response::{ColumnSpec, PreparedMetadata};
-        let column = |name: &str| ColumnSpec {
-            keyspace: "ks".into(),
-            table: "t".into(),
-            name: name.into(),
-            ty: crate::protocol::ColumnType::Int,
-        };
+        let column =
+            |name: &str| ColumnSpec::new("ks", "t", name, crate::protocol::ColumnType::Int);
         let prepared = Arc::new(crate::session::Prepared {
             id: b"id-1".to_vec(),
             query: "INSERT INTO ks.t (k, v) VALUES (?, ?)".into(),

@@ -28,7 +28,7 @@ pub fn token_of(prepared: &Prepared, values: &[Value], names: Option<&[String]>)
             None => values.get(marker),
             Some(names) => {
                 let column = &prepared.metadata.bind_columns.get(marker)?.name;
-                let at = names.iter().position(|n| n == column)?;
+                let at = names.iter().position(|n| **n == **column)?;
                 values.get(at)
             }
         }
@@ -128,12 +128,7 @@ mod tests {
                 pk_indexes,
                 bind_columns: columns
                     .iter()
-                    .map(|n| ColumnSpec {
-                        keyspace: "ks".into(),
-                        table: "t".into(),
-                        name: (*n).into(),
-                        ty: ColumnType::Int,
-                    })
+                    .map(|n| ColumnSpec::new("ks", "t", n, ColumnType::Int))
                     .collect(),
             },
             result_metadata: ResultMetadata::default(),

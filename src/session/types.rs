@@ -105,7 +105,7 @@ impl Prepared {
             .bind_columns
             .first()
             .or(self.result_metadata.columns.first())
-            .map(|c| (&*c.keyspace, &*c.table))
+            .map(|c| (c.keyspace(), c.table()))
     }
 
     pub fn is_lwt(&self) -> bool {

@@ -1,6 +1,10 @@
 /* C API tests that need no cluster: statuses, NULL and invalid arguments,
- * builders, statements, queues, futures of a refused connect. */
+ * builders, statements, queues (and their notify sockets), futures of a
+ * refused connect. */
+#include <errno.h>
 #include <poll.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #include "harness.h"
 
@@ -246,6 +250,121 @@ static void test_failed_connect(void) {
   OK(sshard_queue_free(q));
 }
 
+/* A connect to a port nobody listens on: its future fails at once. */
+static const sshard_future *refused_connect(void) {
+  sshard_config *cfg = NULL;
+  OK(sshard_config_new(&cfg));
+  OK(sshard_config_add_contact_point(cfg, S("127.0.0.1")));
+  OK(sshard_config_set_port(cfg, 1));
+  OK(sshard_config_set_connect_timeout_ms(cfg, 1000));
+  OK(sshard_config_set_worker_threads(cfg, 1));
+  const sshard_future *f = NULL;
+  OK(sshard_session_connect(cfg, &f));
+  OK(sshard_config_free(cfg));
+  return f;
+}
+
+static int connect_unix(const char *path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path);
+  if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Bytes readable on `fd` within `timeout_ms` (read and counted), -1 at EOF. */
+static int read_bytes(int fd, int timeout_ms) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  if (poll(&p, 1, timeout_ms) != 1) return 0;
+  char buf[64];
+  ssize_t n = read(fd, buf, sizeof buf);
+  return n == 0 ? -1 : (int)n;
+}
+
+/* A queue's notify socket: every connected client gets one byte per
+ * empty-to-non-empty transition (and none while the queue stays non-empty),
+ * a client that hung up is dropped, the file is private and goes with the
+ * queue. */
+static void test_notify_socket(void) {
+  char dir[] = "/tmp/sshard-notify-XXXXXX";
+  REQUIRE(mkdtemp(dir) != NULL);
+  char path[128];
+  snprintf(path, sizeof path, "%s/queue.sock", dir);
+  const sshard_queue *q = NULL;
+  OK(sshard_queue_new(&q));
+  CHECK_STATUS(sshard_queue_notify_socket(NULL, STR(path)), SSHARD_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(sshard_queue_notify_socket(q, NULL, 5), SSHARD_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(sshard_queue_notify_socket(q, path, 0), SSHARD_STATUS_INVALID_ARGUMENT);
+  char long_path[200];
+  memset(long_path, 'a', sizeof long_path);
+  long_path[0] = '/';
+  CHECK_STATUS(sshard_queue_notify_socket(q, long_path, sizeof long_path), SSHARD_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(sshard_queue_notify_socket(q, S("/nonexistent-dir/q.sock")), SSHARD_STATUS_INVALID_ARGUMENT);
+  OK(sshard_queue_notify_socket(q, STR(path)));
+  CHECK_STATUS(sshard_queue_notify_socket(q, STR(path)), SSHARD_STATUS_WRONG_STATE);
+  struct stat st;
+  REQUIRE(stat(path, &st) == 0);
+  CHECK(S_ISSOCK(st.st_mode));
+  CHECK((st.st_mode & 0777) == 0600);
+  /* Another queue cannot take a path that exists (and leaves it alone). */
+  const sshard_queue *other = NULL;
+  OK(sshard_queue_new(&other));
+  CHECK_STATUS(sshard_queue_notify_socket(other, STR(path)), SSHARD_STATUS_INVALID_ARGUMENT);
+  OK(sshard_queue_free(other));
+  CHECK(stat(path, &st) == 0);
+
+  int a = connect_unix(path), b = connect_unix(path);
+  REQUIRE(a >= 0 && b >= 0);
+  CHECK(read_bytes(a, 0) == 0);
+  sshard_event ev[4];
+  size_t n = 0;
+  for (int round = 0; round < 2; round++) {
+    const sshard_future *f1 = refused_connect(), *f2 = refused_connect();
+    OK(sshard_future_set_queue(f1, q, 1));
+    OK(sshard_future_set_queue(f2, q, 2));
+    CHECK(read_bytes(a, 10000) == 1);
+    CHECK(read_bytes(b, 10000) == 1);
+    /* Both complete; the second arrives while the first waits: no byte.
+     * (A future completes before its event is queued: wait for both.) */
+    CHECK(sshard_future_wait_timed(f2, 10 * 1000 * 1000) != SSHARD_STATUS_PENDING);
+    size_t queued = 0;
+    for (double deadline = h_now() + 10; queued < 2 && h_now() < deadline; usleep(1000))
+      OK(sshard_queue_pending(q, &queued));
+    CHECK(queued == 2);
+    OK(sshard_future_free(f1));
+    OK(sshard_future_free(f2));
+    size_t got = 0;
+    while (got < 2) {
+      OK(sshard_queue_wait(q, ev, 4, 5 * 1000 * 1000, &n));
+      if (n == 0) break;
+      for (size_t i = 0; i < n; i++) OK(sshard_future_free(ev[i].future));
+      got += n;
+    }
+    CHECK(got == 2);
+    CHECK(read_bytes(a, 0) == 0);
+    CHECK(read_bytes(b, 0) == 0);
+  }
+  /* A client that hung up is dropped; the others still hear. */
+  close(b);
+  const sshard_future *f = refused_connect();
+  OK(sshard_future_set_queue(f, q, 3));
+  CHECK(read_bytes(a, 10000) == 1);
+  OK(sshard_queue_wait(q, ev, 4, 10 * 1000 * 1000, &n));
+  CHECK(n == 1);
+  if (n == 1) OK(sshard_future_free(ev[0].future));
+  OK(sshard_future_free(f));
+
+  /* The file and the connections go with the queue. */
+  OK(sshard_queue_free(q));
+  CHECK(stat(path, &st) != 0 && errno == ENOENT);
+  CHECK(read_bytes(a, 1000) == -1);
+  close(a);
+  CHECK(rmdir(dir) == 0);
+}
+
 /* Resident memory of this process in bytes (/proc/self/statm). */
 static long rss_bytes(void) {
   long pages = 0, resident = 0;
@@ -346,6 +465,7 @@ int main(void) {
   test_builders();
   test_empty_queue();
   test_failed_connect();
+  test_notify_socket();
   test_sizes_are_bounded();
   test_nesting_is_bounded();
   test_log_sinks_can_be_replaced_forever();

@@ -81,6 +81,55 @@ static void test_connect_and_schema(const char *host) {
   OK(h_query(session, "CREATE TABLE wide (p int, c int, v text, PRIMARY KEY (p, c))"));
 }
 
+/* A DDL result says what changed; other results are no schema change. */
+static void test_schema_change_results(void) {
+  const char *p[4] = {0};
+  size_t n[4] = {0};
+  sshard_statement *st = NULL;
+  OK(sshard_statement_new(S("CREATE TABLE IF NOT EXISTS ddl_probe (k int PRIMARY KEY)"), 0, &st));
+  sshard_status s;
+  const sshard_result *r = h_execute(session, st, &s);
+  OK(s);
+  REQUIRE(r != NULL);
+  sshard_result_kind kind = 0;
+  OK(sshard_result_get_kind(r, &kind));
+  CHECK(kind == SSHARD_RESULT_KIND_SCHEMA_CHANGE);
+  CHECK_STATUS(sshard_result_get_kind(r, NULL), SSHARD_STATUS_NULL_ARGUMENT);
+  OK(sshard_result_schema_change(r, &p[0], &n[0], &p[1], &n[1], &p[2], &n[2], &p[3], &n[3]));
+  CHECK(n[0] == 7 && memcmp(p[0], "CREATED", 7) == 0);
+  CHECK(n[1] == 5 && memcmp(p[1], "TABLE", 5) == 0);
+  CHECK(n[2] == 5 && memcmp(p[2], "ctest", 5) == 0);
+  CHECK(n[3] == 9 && memcmp(p[3], "ddl_probe", 9) == 0);
+  CHECK_STATUS(sshard_result_schema_change(r, NULL, &n[0], &p[1], &n[1], &p[2], &n[2], &p[3], &n[3]),
+               SSHARD_STATUS_NULL_ARGUMENT);
+  sshard_result_free(r);
+  sshard_statement_free(st);
+  OK(sshard_statement_new(S("SELECT k FROM ddl_probe"), 0, &st));
+  r = h_execute(session, st, &s);
+  OK(s);
+  REQUIRE(r != NULL);
+  OK(sshard_result_get_kind(r, &kind));
+  CHECK(kind == SSHARD_RESULT_KIND_ROWS);
+  const char *before = p[0];
+  CHECK_STATUS(sshard_result_schema_change(r, &p[0], &n[0], &p[1], &n[1], &p[2], &n[2], &p[3], &n[3]),
+               SSHARD_STATUS_NOT_PRESENT);
+  CHECK(p[0] == before); /* untouched on failure */
+  sshard_result_free(r);
+  sshard_statement_free(st);
+  const char *kinds[][2] = {{"USE ctest", "3"}, {"INSERT INTO kv (k, v) VALUES (1, 'x')", "1"},
+                            {"DROP TABLE ddl_probe", "5"}};
+  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+    OK(sshard_statement_new(STR(kinds[i][0]), 0, &st));
+    r = h_execute(session, st, &s);
+    OK(s);
+    REQUIRE(r != NULL);
+    OK(sshard_result_get_kind(r, &kind));
+    CHECK(kind == (sshard_result_kind)atoi(kinds[i][1]));
+    sshard_result_free(r);
+    sshard_statement_free(st);
+  }
+}
+
 static const uint8_t UUID4[16] = {0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0x4d, 0xef,
                                   0x80, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07};
 static const uint8_t UUID1[16] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x11, 0xef,
@@ -782,7 +831,7 @@ static void test_callbacks(void) {
 }
 
 static void test_metrics(void) {
-  static sshard_metrics m;
+  static sshard_metrics m, after;
   memset(&m, 0xff, sizeof m);
   OK(sshard_session_get_metrics(session, &m, sizeof m));
   CHECK(m.struct_size == sizeof m);
@@ -791,13 +840,80 @@ static void test_metrics(void) {
   CHECK(m.node_count == 3);
   CHECK(m.connections >= 3);
   CHECK(m.requests > 0);
-  uint64_t per_shard = 0;
-  for (uint32_t i = 0; i < m.node_count && i < SSHARD_METRICS_MAX_NODES; i++) {
-    CHECK(m.nodes[i].nr_shards == 4);
-    CHECK(m.nodes[i].address[0] != 0);
-    for (int s = 0; s < SSHARD_METRICS_MAX_SHARDS; s++) per_shard += m.nodes[i].requests_per_shard[s];
+  CHECK(m.in_flight == 0);
+  CHECK(m.latency.count == m.requests);
+  CHECK(m.latency.p50_us <= m.latency.p99_us && m.latency.p99_us <= m.latency.max_us);
+  CHECK(m.errors == m.timeouts + m.errors_server_timeout + m.errors_unavailable + m.errors_overloaded +
+                        m.errors_server_other + m.errors_connection + m.errors_no_host + m.errors_client);
+
+  /* Ten good requests and one the server refuses: counted by kind. */
+  for (int i = 0; i < 10; i++) OK(h_query(session, "SELECT v FROM ctest.kv WHERE k = 1"));
+  CHECK(h_query(session, "SELEC nonsense") == SSHARD_STATUS_SERVER_SYNTAX_ERROR);
+  OK(sshard_session_get_metrics(session, &after, sizeof after));
+  CHECK(after.requests == m.requests + 11);
+  CHECK(after.latency.count == m.latency.count + 11);
+  CHECK(after.errors == m.errors + 1);
+  CHECK(after.errors_server_other == m.errors_server_other + 1);
+
+  /* A snapshot: every node and shard at one moment, unchanged while read. */
+  const sshard_metrics_snapshot *snap = NULL;
+  OK(sshard_session_get_metrics_snapshot(session, &snap));
+  static sshard_metrics totals;
+  OK(sshard_metrics_snapshot_totals(snap, &totals, sizeof totals));
+  CHECK(totals.requests == after.requests);
+  size_t nodes = 0;
+  OK(sshard_metrics_snapshot_node_count(snap, &nodes));
+  CHECK(nodes == 3);
+  uint64_t requests = 0, connections = 0;
+  for (size_t i = 0; i < nodes; i++) {
+    sshard_node_metrics n;
+    memset(&n, 0xff, sizeof n);
+    OK(sshard_metrics_snapshot_node(snap, i, &n, sizeof n));
+    CHECK(n.struct_size == sizeof n);
+    CHECK(n.nr_shards == 4 && n.shard_count == 4);
+    CHECK(n.up && n.shard_aware_port_in_use);
+    CHECK(strlen(n.address) == n.address_len && n.address_len > 0);
+    CHECK(strcmp(n.datacenter, "datacenter1") == 0 && n.datacenter_len == 11);
+    CHECK(strlen(n.rack) == n.rack_len && n.rack_len > 0);
+    uint64_t per_shard = 0, conns = 0;
+    for (uint32_t sh = 0; sh < n.shard_count; sh++) {
+      per_shard += n.requests_per_shard[sh];
+      conns += n.connections_per_shard[sh];
+      CHECK(n.connections_per_shard[sh] >= 1);
+    }
+    CHECK(n.requests == per_shard + n.requests_other);
+    CHECK(n.connections == conns);
+    /* Every attempt was timed; the pool opened its shards through the
+     * shard-aware port after the first connection. */
+    CHECK(n.latency.count == n.requests);
+    CHECK(n.opened_shard_aware >= n.nr_shards - 1 && n.opened_regular >= 1);
+    requests += n.requests;
+    connections += n.connections;
   }
-  CHECK(per_shard > 0);
+  CHECK(connections == totals.connections);
+  CHECK(requests > 0);
+  sshard_node_metrics n;
+  CHECK_STATUS(sshard_metrics_snapshot_node(snap, nodes, &n, sizeof n), SSHARD_STATUS_INDEX_OUT_OF_RANGE);
+  CHECK_STATUS(sshard_metrics_snapshot_node(snap, 0, NULL, sizeof n), SSHARD_STATUS_NULL_ARGUMENT);
+
+  const char *text = NULL;
+  size_t len = 0;
+  OK(sshard_metrics_snapshot_prometheus(snap, &text, &len));
+  CHECK(text != NULL && strlen(text) == len);
+  char line[64];
+  snprintf(line, sizeof line, "\nscylla_shard_requests_total %llu\n", (unsigned long long)totals.requests);
+  CHECK(strstr(text, line) != NULL);
+  CHECK(strstr(text, "# TYPE scylla_shard_request_latency_seconds summary") != NULL);
+  CHECK(strstr(text, "scylla_shard_connections{node=\"") != NULL);
+  CHECK(strstr(text, "datacenter=\"datacenter1\"") != NULL);
+
+  /* More requests do not change the snapshot. */
+  OK(h_query(session, "SELECT v FROM ctest.kv WHERE k = 1"));
+  OK(sshard_metrics_snapshot_totals(snap, &totals, sizeof totals));
+  CHECK(totals.requests == after.requests);
+  OK(sshard_metrics_snapshot_free(snap));
+  OK(sshard_metrics_snapshot_free(NULL));
+
   /* An older, smaller struct gets its leading fields only. */
   struct {
     size_t struct_size;
@@ -807,6 +923,7 @@ static void test_metrics(void) {
   CHECK(small.struct_size == sizeof small && small.version == SSHARD_METRICS_VERSION);
   CHECK_STATUS(sshard_session_get_metrics(session, &m, 2), SSHARD_STATUS_INVALID_ARGUMENT);
   CHECK_STATUS(sshard_session_get_metrics(session, NULL, sizeof m), SSHARD_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(sshard_session_get_metrics_snapshot(session, NULL), SSHARD_STATUS_NULL_ARGUMENT);
 }
 
 /* A tablet keyspace: the session learns tablets from the server's
@@ -1266,6 +1383,7 @@ int main(int argc, char **argv) {
   }
   base_ip = argv[1];
   test_connect_and_schema(argv[1]);
+  test_schema_change_results();
   test_every_type();
   test_nested_elements();
   test_paging_and_batches();

@@ -191,6 +191,11 @@ impl Emulator {
         })
     }
 
+    /// Process id of the emulator.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Address of node `i` (0-based).
     pub fn node_ip(&self, i: usize) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.base_ip) + i as u32)

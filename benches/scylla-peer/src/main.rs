@@ -9,9 +9,11 @@
 //! object; it exits non-zero on any failure.
 //!
 //! Subcommand `bench` is this driver's benchmark client (`bench.rs`, with
-//! the common command line of `bench-core`).
+//! the common command line of `bench-core`); `memory` measures its client
+//! memory (`memory.rs`, the peer of `examples/c/bench_memory.c`).
 
 mod bench;
+mod memory;
 mod metrics;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -624,6 +626,9 @@ fn main() -> ExitCode {
     };
     if cmd == "bench" {
         return bench_core::main::<bench::ScyllaRust>(rest);
+    }
+    if cmd == "memory" {
+        return memory::main(rest);
     }
     if cmd != "conformance" {
         eprintln!(

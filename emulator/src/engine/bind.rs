@@ -93,12 +93,12 @@ pub fn prepared_metadata(
         };
         let variables = part.bind_variables();
         for var in &variables {
-            bind_columns.push(ColumnSpec {
-                keyspace: schema.keyspace.as_str().into(),
-                table: schema.name.as_str().into(),
-                name: var.name(),
-                ty: receiver_type(schema, &var.receiver, &types)?,
-            });
+            bind_columns.push(ColumnSpec::new(
+                &schema.keyspace,
+                &schema.name,
+                &var.name(),
+                receiver_type(schema, &var.receiver, &types)?,
+            ));
         }
         if parts.len() == 1 {
             pk_indexes = partition_key_indexes(schema, &variables);

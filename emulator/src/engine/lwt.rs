@@ -84,12 +84,8 @@ pub fn batch_cas_columns<'a>(
 
 /// Result metadata of a conditional statement or batch.
 pub fn cas_metadata(schema: &TableSchema, columns: &[usize]) -> ResultMetadata {
-    let spec = |name: &str, ty: ColumnType| ColumnSpec {
-        keyspace: schema.keyspace.as_str().into(),
-        table: schema.name.as_str().into(),
-        name: name.to_owned(),
-        ty,
-    };
+    let spec =
+        |name: &str, ty: ColumnType| ColumnSpec::new(&schema.keyspace, &schema.name, name, ty);
     let mut specs = vec![spec("[applied]", ColumnType::Boolean)];
     specs.extend(columns.iter().map(|&c| {
         let column = &schema.columns[c];

@@ -59,12 +59,7 @@ pub struct Selection {
 }
 
 fn spec(schema: &TableSchema, name: String, ty: ColumnType) -> ColumnSpec {
-    ColumnSpec {
-        keyspace: schema.keyspace.as_str().into(),
-        table: schema.name.as_str().into(),
-        name,
-        ty,
-    }
+    ColumnSpec::new(&schema.keyspace, &schema.name, &name, ty)
 }
 
 impl Selection {
@@ -358,7 +353,7 @@ impl Selection {
             let key = if spec.name.chars().any(|c| c.is_ascii_uppercase()) {
                 format!("\"{}\"", spec.name)
             } else {
-                spec.name.clone()
+                spec.name.to_string()
             };
             members.push(format!("{}: {}", quote(&key), to_json(value.as_ref())));
         }

@@ -117,7 +117,7 @@ impl Table {
             .metadata
             .columns
             .iter()
-            .map(|c| c.name.clone())
+            .map(|c| c.name.to_string())
             .collect();
         let rows = (0..rows.len())
             .map(|r| {

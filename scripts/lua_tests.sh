@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Runs the LuaJIT binding's tests (tests/lua/test_*.lua, with real luajit)
+# and the Lua examples, each against a fresh emulated cluster that the
+# script starts and stops by its pid.
+#   scripts/lua_tests.sh [test_types test_session ...]
+# Environment: SCYLLA_EMULATOR (binary), SCYLLA_SHARD_LIBRARY (the .so),
+# SCYLLA_SHARD_CDEF (the declarations).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+EMULATOR=${SCYLLA_EMULATOR:-target/release/scylla-emulator}
+export SCYLLA_SHARD_LIBRARY=${SCYLLA_SHARD_LIBRARY:-$PWD/target/c/lib/libscylla_shard.so}
+export SCYLLA_SHARD_CDEF=${SCYLLA_SHARD_CDEF:-$PWD/include/scylla_shard_cdef.h}
+export LUA_PATH="$PWD/bindings/lua/?.lua;;"
+TESTS=("$@")
+[ ${#TESTS[@]} -gt 0 ] || TESTS=(test_load test_types test_session test_async test_fork)
+
+# A fresh 127.2.N.0/24 block per cluster (N moves with the pid and each
+# start), clear of the C tests' 127.1.x and the Rust tests' blocks.
+BLOCK=$(( ($$ % 100) * 2 + 20 ))
+EMU_PID=
+EMU_LOG=$(mktemp)
+trap 'stop_emulator; rm -f "$EMU_LOG"' EXIT
+
+stop_emulator() {
+    if [ -n "$EMU_PID" ]; then
+        kill "$EMU_PID" 2>/dev/null
+        wait "$EMU_PID" 2>/dev/null
+        EMU_PID=
+    fi
+}
+
+# start_emulator [extra flags]: sets BASE_IP.
+start_emulator() {
+    stop_emulator
+    BLOCK=$(( BLOCK + 1 )); [ $BLOCK -gt 250 ] && BLOCK=20
+    BASE_IP="127.2.$BLOCK.1"
+    "$EMULATOR" --nodes 3 --shards 4 --base-ip "$BASE_IP" "$@" >"$EMU_LOG" 2>&1 &
+    EMU_PID=$!
+    for _ in $(seq 300); do
+        grep -q READY "$EMU_LOG" && return 0
+        kill -0 "$EMU_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "emulator did not start:"; cat "$EMU_LOG"
+    return 1
+}
+
+passed=0
+failed=0
+failures=()
+
+# run NAME TIMEOUT COMMAND...: runs one check and records its outcome.
+run() {
+    local name=$1 limit=$2
+    shift 2
+    local start=$SECONDS
+    if timeout "$limit" "$@"; then
+        passed=$((passed + 1))
+        echo "PASS $name ($((SECONDS - start))s)"
+    else
+        local rc=$?
+        failed=$((failed + 1))
+        failures+=("$name")
+        echo "FAIL $name (exit $rc, $((SECONDS - start))s)"
+    fi
+}
+
+for t in "${TESTS[@]}"; do
+    start_emulator || { failed=$((failed + 1)); failures+=("$t: emulator"); continue; }
+    run "$t" 300 luajit "tests/lua/$t.lua" "$BASE_IP"
+done
+
+# The examples, each against a fresh cluster.
+for example in quickstart async; do
+    start_emulator || { failed=$((failed + 1)); failures+=("example $example: emulator"); continue; }
+    run "example $example" 120 luajit "examples/lua/$example.lua" "$BASE_IP"
+done
+
+stop_emulator
+if [ ${#failures[@]} -gt 0 ]; then
+    printf 'failed: %s\n' "${failures[@]}"
+fi
+echo "lua tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
