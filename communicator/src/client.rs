@@ -21,7 +21,9 @@ use scylla_shard::protocol::{
 };
 use scylla_shard::routing::token::{murmur3_token, token_of_partition_key, Token};
 use scylla_shard::session::hints::Hints;
-use scylla_shard::session::{DriverError, Forward, Forwarded, Prepared, RoutingInfo, Session, Statement};
+use scylla_shard::session::{
+    DriverError, Forward, Forwarded, Prepared, RoutingInfo, Session, Statement,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
@@ -148,7 +150,9 @@ async fn read_requests<R: AsyncRead + Unpin>(
             break Err(e.to_string());
         }
         if header.is_response() {
-            client.fatal(header.stream, "a response frame sent to the server").await;
+            client
+                .fatal(header.stream, "a response frame sent to the server")
+                .await;
             break Err("response frame from a client".into());
         }
         if header.protocol_version() != VERSION {
@@ -157,11 +161,19 @@ async fn read_requests<R: AsyncRead + Unpin>(
                 "Invalid or unsupported protocol version ({}); supported versions are (4/v4)",
                 header.protocol_version()
             );
-            client.reply_error(header.stream, ErrorBody::new(error_code::PROTOCOL_ERROR, message), None).await;
+            client
+                .reply_error(
+                    header.stream,
+                    ErrorBody::new(error_code::PROTOCOL_ERROR, message),
+                    None,
+                )
+                .await;
             continue;
         }
         if header.flags & flags::COMPRESSION != 0 {
-            client.fatal(header.stream, "compression was not negotiated").await;
+            client
+                .fatal(header.stream, "compression was not negotiated")
+                .await;
             break Err("compressed frame".into());
         }
         let opcode = match Opcode::from_u8(header.opcode) {
@@ -195,7 +207,9 @@ async fn read_requests<R: AsyncRead + Unpin>(
                 };
                 if check_password(&config.users, &token) {
                     authenticated = true;
-                    client.reply(header.stream, &Response::AuthSuccess { token: None }, None).await;
+                    client
+                        .reply(header.stream, &Response::AuthSuccess { token: None }, None)
+                        .await;
                 } else {
                     let e = ErrorBody::new(
                         error_code::BAD_CREDENTIALS,
@@ -205,7 +219,9 @@ async fn read_requests<R: AsyncRead + Unpin>(
                 }
             }
             _ if !authenticated => {
-                client.fatal(header.stream, "authentication is required first").await;
+                client
+                    .fatal(header.stream, "authentication is required first")
+                    .await;
                 break Err("request before authentication".into());
             }
             Opcode::Register => {
@@ -245,7 +261,10 @@ async fn read_requests<R: AsyncRead + Unpin>(
                         Err(e) => error_frame(stream, e),
                     };
                     drop(total);
-                    let _ = client.out.send((with_stream(frame, stream), Some(permit))).await;
+                    let _ = client
+                        .out
+                        .send((with_stream(frame, stream), Some(permit)))
+                        .await;
                 });
             }
             other => {
@@ -281,10 +300,13 @@ fn check_password(users: &std::collections::HashMap<String, String>, token: &[u8
     else {
         return false;
     };
-    let (Ok(user), Ok(password)) = (std::str::from_utf8(user), std::str::from_utf8(password)) else {
+    let (Ok(user), Ok(password)) = (std::str::from_utf8(user), std::str::from_utf8(password))
+    else {
         return false;
     };
-    users.get(user).is_some_and(|p| constant_time_eq(p.as_bytes(), password.as_bytes()))
+    users
+        .get(user)
+        .is_some_and(|p| constant_time_eq(p.as_bytes(), password.as_bytes()))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -319,13 +341,22 @@ fn response_frame(stream: i16, response: &Response, extensions: &ResponseExtensi
     scylla_shard::protocol::frame::encode_response(stream, response, extensions, None)
         .unwrap_or_else(|e| {
             let body = Response::Error(ErrorBody::new(error_code::SERVER_ERROR, e.to_string()));
-            scylla_shard::protocol::frame::encode_response(stream, &body, &ResponseExtensions::default(), None)
-                .unwrap_or_default()
+            scylla_shard::protocol::frame::encode_response(
+                stream,
+                &body,
+                &ResponseExtensions::default(),
+                None,
+            )
+            .unwrap_or_default()
         })
 }
 
 fn error_frame(stream: i16, error: ErrorBody) -> Vec<u8> {
-    response_frame(stream, &Response::Error(error), &ResponseExtensions::default())
+    response_frame(
+        stream,
+        &Response::Error(error),
+        &ResponseExtensions::default(),
+    )
 }
 
 /// Writes the client's stream id into a frame made for another.
@@ -364,9 +395,10 @@ fn as_error(error: DriverError) -> ErrorBody {
             error_code::SERVER_ERROR,
             format!("communicator: no answer from the cluster within {after:?}"),
         ),
-        DriverError::Closed => {
-            ErrorBody::new(error_code::SERVER_ERROR, "communicator: stopping, reconnect")
-        }
+        DriverError::Closed => ErrorBody::new(
+            error_code::SERVER_ERROR,
+            "communicator: stopping, reconnect",
+        ),
         other => ErrorBody::new(error_code::SERVER_ERROR, format!("communicator: {other}")),
     }
 }
@@ -380,7 +412,10 @@ fn unprepared(id: &[u8]) -> ErrorBody {
 }
 
 fn malformed(e: impl std::fmt::Display) -> ErrorBody {
-    ErrorBody::new(error_code::PROTOCOL_ERROR, format!("malformed request: {e}"))
+    ErrorBody::new(
+        error_code::PROTOCOL_ERROR,
+        format!("malformed request: {e}"),
+    )
 }
 
 /// The token of a prepared statement's bound partition key.
@@ -398,7 +433,11 @@ fn prepared_token(
         let at = match names {
             None => usize::from(marker),
             Some(names) => {
-                let column = &prepared.metadata.bind_columns.get(usize::from(marker))?.name;
+                let column = &prepared
+                    .metadata
+                    .bind_columns
+                    .get(usize::from(marker))?
+                    .name;
                 names.iter().position(|n| **n == **column)?
             }
         };
@@ -419,7 +458,12 @@ impl Client {
         let _ = self.out.send((frame, permit)).await;
     }
 
-    async fn reply_error(&self, stream: i16, error: ErrorBody, permit: Option<OwnedSemaphorePermit>) {
+    async fn reply_error(
+        &self,
+        stream: i16,
+        error: ErrorBody,
+        permit: Option<OwnedSemaphorePermit>,
+    ) {
         let _ = self.out.send((error_frame(stream, error), permit)).await;
     }
 
@@ -430,7 +474,10 @@ impl Client {
     }
 
     fn keyspace(&self) -> Option<String> {
-        self.keyspace.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.keyspace
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn timeout(&self, hints: &Hints) -> Duration {
@@ -438,7 +485,12 @@ impl Client {
     }
 
     /// A request's response frame (stream id to be set), or the error to send.
-    async fn handle(&self, opcode: Opcode, frame_flags: u8, body: &[u8]) -> Result<Vec<u8>, ErrorBody> {
+    async fn handle(
+        &self,
+        opcode: Opcode,
+        frame_flags: u8,
+        body: &[u8],
+    ) -> Result<Vec<u8>, ErrorBody> {
         let (hints, start) = requests::take_payload(frame_flags, body).map_err(malformed)?;
         let message = &body[start..];
         // The custom payload was the daemon's; tracing goes on.
@@ -451,10 +503,15 @@ impl Client {
         }
     }
 
-    async fn query(&self, frame_flags: u8, message: &[u8], hints: &Hints) -> Result<Vec<u8>, ErrorBody> {
+    async fn query(
+        &self,
+        frame_flags: u8,
+        message: &[u8],
+        hints: &Hints,
+    ) -> Result<Vec<u8>, ErrorBody> {
         let (text, consistency_at) = requests::query_text(message).map_err(malformed)?;
         match local::recognise(text)? {
-            Some(Local::Use(keyspace)) => return self.use_keyspace(keyspace),
+            Some(Local::Use(keyspace)) => return self.use_keyspace(keyspace).await,
             Some(Local::SystemSelect { table, columns }) => {
                 let rows = local::system_rows(&self.shared.node, table, columns.as_deref())?;
                 let response = Response::Result(ResultBody::Rows(rows));
@@ -465,7 +522,11 @@ impl Client {
         let message = self.with_policy(message, consistency_at)?;
         let keyspace = hints.keyspace.clone().or_else(|| self.keyspace());
         let routing = match (&hints.routing_key, &keyspace) {
-            (Some(key), Some(keyspace)) => Some((keyspace.as_str(), hints.table.as_deref().unwrap_or(""), murmur3_token(key))),
+            (Some(key), Some(keyspace)) => Some((
+                keyspace.as_str(),
+                hints.table.as_deref().unwrap_or(""),
+                murmur3_token(key),
+            )),
             _ => None,
         };
         let request = RawRequest {
@@ -474,12 +535,22 @@ impl Client {
             body: &message,
         };
         let idempotent = hints.idempotent || requests::is_read(text);
-        self.forward(request, routing, false, idempotent, &[], hints).await
+        self.forward(request, routing, false, idempotent, &[], hints)
+            .await
     }
 
-    /// `USE`: the client's own keyspace, checked against the schema.
-    fn use_keyspace(&self, keyspace: String) -> Result<Vec<u8>, ErrorBody> {
-        if self.shared.session.cluster_state().keyspace(&keyspace).is_none() {
+    /// `USE`: the client's own keyspace, checked against the schema (read
+    /// again once if the keyspace is new to the daemon: another client may
+    /// have created it moments ago, not through the daemon).
+    async fn use_keyspace(&self, keyspace: String) -> Result<Vec<u8>, ErrorBody> {
+        let session = &self.shared.session;
+        let known = |session: &Session| session.cluster_state().keyspace(&keyspace).is_some();
+        let mut exists = known(session);
+        if !exists {
+            let timeout = self.shared.config.request_timeout;
+            exists = session.refresh_metadata(timeout).await && known(session);
+        }
+        if !exists {
             return Err(ErrorBody::new(
                 error_code::INVALID,
                 format!("Keyspace '{keyspace}' does not exist"),
@@ -491,7 +562,11 @@ impl Client {
     }
 
     /// The message with the daemon's forced consistency, if it has one.
-    fn with_policy<'m>(&self, message: &'m [u8], at: usize) -> Result<std::borrow::Cow<'m, [u8]>, ErrorBody> {
+    fn with_policy<'m>(
+        &self,
+        message: &'m [u8],
+        at: usize,
+    ) -> Result<std::borrow::Cow<'m, [u8]>, ErrorBody> {
         match self.shared.config.consistency {
             None => Ok(std::borrow::Cow::Borrowed(message)),
             Some(c) => requests::with_consistency(message, at, c)
@@ -514,18 +589,27 @@ impl Client {
         let mut metadata = prepared.metadata.clone();
         // Scylla's LWT mark is an extension the client did not negotiate.
         metadata.is_lwt = false;
-        let response = Response::Result(ResultBody::Prepared(scylla_shard::protocol::response::Prepared {
-            id: prepared.id.clone(),
-            metadata,
-            result_metadata: prepared.result_metadata.clone(),
-        }));
+        let response = Response::Result(ResultBody::Prepared(
+            scylla_shard::protocol::response::Prepared {
+                id: prepared.id.clone(),
+                metadata,
+                result_metadata: prepared.result_metadata.clone(),
+            },
+        ));
         Ok(response_frame(0, &response, &ResponseExtensions::default()))
     }
 
     /// Prepares an unqualified statement in the client's `USE` keyspace.
     async fn prepare_in(&self, keyspace: &str, text: &str) -> Result<Arc<Prepared>, ErrorBody> {
-        let conn = self.shared.keyspaces.get(&self.shared.session, keyspace).await.map_err(as_error)?;
-        let request = Request::Prepare { query: text.to_owned() };
+        let conn = self
+            .shared
+            .keyspaces
+            .get(&self.shared.session, keyspace)
+            .await
+            .map_err(as_error)?;
+        let request = Request::Prepare {
+            query: text.to_owned(),
+        };
         let timeout = self.shared.config.request_timeout;
         let frame = conn
             .send_with_timeout(&request, &RequestExtensions::default(), timeout)
@@ -547,7 +631,12 @@ impl Client {
         }
     }
 
-    async fn execute(&self, frame_flags: u8, message: &[u8], hints: &Hints) -> Result<Vec<u8>, ErrorBody> {
+    async fn execute(
+        &self,
+        frame_flags: u8,
+        message: &[u8],
+        hints: &Hints,
+    ) -> Result<Vec<u8>, ErrorBody> {
         let parts = requests::execute(message).map_err(malformed)?;
         let Some(prepared) = self.shared.registry.get(parts.id) else {
             return Err(unprepared(parts.id));
@@ -562,11 +651,23 @@ impl Client {
         let routing = token.and_then(|t| prepared.table().map(|(k, tb)| (k, tb, t)));
         let idempotent = hints.idempotent || requests::is_read(&prepared.query);
         let statements = [Statement::prepared(prepared.clone())];
-        self.forward(request, routing, prepared.is_lwt(), idempotent, &statements, hints)
-            .await
+        self.forward(
+            request,
+            routing,
+            prepared.is_lwt(),
+            idempotent,
+            &statements,
+            hints,
+        )
+        .await
     }
 
-    async fn batch(&self, frame_flags: u8, message: &[u8], hints: &Hints) -> Result<Vec<u8>, ErrorBody> {
+    async fn batch(
+        &self,
+        frame_flags: u8,
+        message: &[u8],
+        hints: &Hints,
+    ) -> Result<Vec<u8>, ErrorBody> {
         let batch = requests::batch(message).map_err(malformed)?;
         let mut statements = Vec::new();
         let mut token = None;
@@ -576,8 +677,11 @@ impl Client {
                     return Err(unprepared(id));
                 };
                 if token.is_none() {
-                    token = prepared_token(&prepared, values, None)
-                        .and_then(|t| prepared.table().map(|(k, tb)| (k.to_owned(), tb.to_owned(), t)));
+                    token = prepared_token(&prepared, values, None).and_then(|t| {
+                        prepared
+                            .table()
+                            .map(|(k, tb)| (k.to_owned(), tb.to_owned(), t))
+                    });
                 }
                 statements.push(Statement::prepared(prepared));
             }
@@ -585,7 +689,11 @@ impl Client {
         let keyspace = hints.keyspace.clone().or_else(|| self.keyspace());
         if token.is_none() {
             if let (Some(key), Some(keyspace)) = (&hints.routing_key, keyspace) {
-                token = Some((keyspace, hints.table.clone().unwrap_or_default(), murmur3_token(key)));
+                token = Some((
+                    keyspace,
+                    hints.table.clone().unwrap_or_default(),
+                    murmur3_token(key),
+                ));
             }
         }
         let message = self.with_policy(message, batch.consistency_at)?;
@@ -594,9 +702,18 @@ impl Client {
             flags: frame_flags,
             body: &message,
         };
-        let routing = token.as_ref().map(|(k, t, tok)| (k.as_str(), t.as_str(), *tok));
-        self.forward(request, routing, false, hints.idempotent, &statements, hints)
-            .await
+        let routing = token
+            .as_ref()
+            .map(|(k, t, tok)| (k.as_str(), t.as_str(), *tok));
+        self.forward(
+            request,
+            routing,
+            false,
+            hints.idempotent,
+            &statements,
+            hints,
+        )
+        .await
     }
 
     /// Through the session's plan; a statement that needed the client's
@@ -613,21 +730,33 @@ impl Client {
         let timeout = self.timeout(hints);
         let forward = Forward {
             request,
-            routing: routing.map(|(keyspace, table, token)| RoutingInfo { keyspace, table, token }),
+            routing: routing.map(|(keyspace, table, token)| RoutingInfo {
+                keyspace,
+                table,
+                token,
+            }),
             is_lwt,
             idempotent,
             timeout,
             prepared,
         };
         match self.shared.session.forward(&forward).await {
-            Ok(Forwarded { header, extensions, message, .. }) => {
-                Ok(forwarded_frame(header.opcode, &extensions, &message))
-            }
+            Ok(Forwarded {
+                header,
+                extensions,
+                message,
+                ..
+            }) => Ok(forwarded_frame(header.opcode, &extensions, &message)),
             Err(e) if needs_keyspace(&e) && request.opcode != Opcode::Execute => {
                 let Some(keyspace) = self.keyspace() else {
                     return Err(as_error(e));
                 };
-                let conn = self.shared.keyspaces.get(&self.shared.session, &keyspace).await.map_err(as_error)?;
+                let conn = self
+                    .shared
+                    .keyspaces
+                    .get(&self.shared.session, &keyspace)
+                    .await
+                    .map_err(as_error)?;
                 let raw = conn
                     .send_raw_with_timeout(request, timeout)
                     .await
@@ -643,8 +772,13 @@ impl Client {
 fn raw_frame(raw: &RawResponse) -> Result<Vec<u8>, ErrorBody> {
     let body = raw.plain_body().map_err(malformed)?;
     let (extensions, start) =
-        scylla_shard::protocol::frame::read_response_extensions(raw.header.flags, &body).map_err(malformed)?;
-    Ok(forwarded_frame(raw.header.opcode, &extensions, &body[start..]))
+        scylla_shard::protocol::frame::read_response_extensions(raw.header.flags, &body)
+            .map_err(malformed)?;
+    Ok(forwarded_frame(
+        raw.header.opcode,
+        &extensions,
+        &body[start..],
+    ))
 }
 
 #[cfg(test)]
@@ -653,7 +787,9 @@ mod tests {
 
     #[test]
     fn sasl_plain_tokens_are_checked() {
-        let users = [("alice".to_owned(), "pw".to_owned())].into_iter().collect();
+        let users = [("alice".to_owned(), "pw".to_owned())]
+            .into_iter()
+            .collect();
         assert!(check_password(&users, b"\0alice\0pw"));
         assert!(!check_password(&users, b"\0alice\0pW"));
         assert!(!check_password(&users, b"\0bob\0pw"));
@@ -666,14 +802,27 @@ mod tests {
         let extensions = ResponseExtensions {
             tracing_id: None,
             warnings: vec!["w".into()],
-            custom_payload: Some([("tablets-routing-v1".to_owned(), vec![1])].into_iter().collect()),
+            custom_payload: Some(
+                [("tablets-routing-v1".to_owned(), vec![1])]
+                    .into_iter()
+                    .collect(),
+            ),
         };
-        let frame = with_stream(forwarded_frame(Opcode::Result as u8, &extensions, &[0, 0, 0, 1]), 77);
+        let frame = with_stream(
+            forwarded_frame(Opcode::Result as u8, &extensions, &[0, 0, 0, 1]),
+            77,
+        );
         let head: [u8; HEADER_LEN] = frame[..HEADER_LEN].try_into().unwrap();
         let header = FrameHeader::parse(&head).unwrap();
-        assert_eq!((header.version, header.stream, header.flags), (RESPONSE_VERSION, 77, flags::WARNING));
-        let (back, start) =
-            scylla_shard::protocol::frame::read_response_extensions(header.flags, &frame[HEADER_LEN..]).unwrap();
+        assert_eq!(
+            (header.version, header.stream, header.flags),
+            (RESPONSE_VERSION, 77, flags::WARNING)
+        );
+        let (back, start) = scylla_shard::protocol::frame::read_response_extensions(
+            header.flags,
+            &frame[HEADER_LEN..],
+        )
+        .unwrap();
         assert_eq!(back.warnings, vec!["w".to_owned()]);
         assert_eq!(&frame[HEADER_LEN + start..], &[0, 0, 0, 1]);
     }

@@ -22,40 +22,195 @@ enum Kind {
 
 /// (section, key, kind, what it does): the help text and the parser.
 const SETTINGS: &[(&str, &str, Kind, &str)] = &[
-    ("cluster", "contact_points", Kind::List, "nodes to bootstrap from (host or host:port)"),
+    (
+        "cluster",
+        "contact_points",
+        Kind::List,
+        "nodes to bootstrap from (host or host:port)",
+    ),
     ("cluster", "port", Kind::Int, "CQL port of the nodes (9042)"),
     ("cluster", "local_dc", Kind::Text, "prefer this datacenter"),
     ("cluster", "local_rack", Kind::Text, "and this rack"),
-    ("cluster", "username", Kind::Text, "the daemon's own cluster credentials"),
-    ("cluster", "password", Kind::Text, "(never given to clients)"),
-    ("cluster", "password_file", Kind::Text, "read the password from this file"),
-    ("cluster", "keyspace", Kind::Text, "keyspace of the daemon's pools"),
-    ("cluster", "compression", Kind::Text, "lz4 towards the cluster (none)"),
-    ("cluster", "shard_aware_port", Kind::Bool, "use the shard-aware port (true)"),
-    ("cluster", "tablets", Kind::Bool, "learn tablet replicas (true)"),
-    ("cluster", "connect_timeout_ms", Kind::Int, "connect and handshake bound (5000)"),
-    ("cluster", "tls", Kind::Bool, "TLS to the cluster (refused: the library has no TLS yet)"),
-    ("listen", "unix", Kind::Text, "CQL Unix socket (/run/scylla-communicator/cql.sock)"),
-    ("listen", "unix_mode", Kind::Text, "its permissions, octal (0660)"),
-    ("listen", "unix_owner", Kind::Text, "its owner (user name or uid)"),
-    ("listen", "unix_group", Kind::Text, "its group (group name or gid)"),
-    ("listen", "tcp", Kind::Text, "CQL TCP listener, e.g. 127.0.0.1:9042 (off)"),
-    ("listen", "json_unix", Kind::Text, "JSON-lines Unix socket (off)"),
-    ("listen", "metrics", Kind::Text, "Prometheus HTTP address, e.g. 127.0.0.1:9180 (off)"),
-    ("listen", "rpc_address", Kind::Text, "address clients see in system.local (127.0.0.1 or the TCP one)"),
-    ("limits", "max_clients", Kind::Int, "client connections at once (4096)"),
-    ("limits", "max_in_flight_per_client", Kind::Int, "requests of one client at once (1024)"),
-    ("limits", "max_in_flight", Kind::Int, "requests of all clients at once (16384)"),
-    ("limits", "max_pending_bytes_per_client", Kind::Int, "responses waiting for a slow reader (4 MiB)"),
-    ("limits", "max_frame_bytes", Kind::Int, "largest request frame (32 MiB)"),
-    ("limits", "keyspace_connections", Kind::Int, "keyspaces with their own connection for USE (16)"),
-    ("limits", "shutdown_grace_ms", Kind::Int, "how long a stopping daemon lets requests finish (10000)"),
-    ("policy", "request_timeout_ms", Kind::Int, "deadline of every request (12000)"),
-    ("policy", "consistency", Kind::Text, "consistency forced on every request (off)"),
-    ("policy", "prepared_cache_size", Kind::Int, "prepared statements kept (10000)"),
-    ("auth", "users", Kind::Users, "clients must log in (PasswordAuthenticator) as one of these"),
-    ("auth", "users_file", Kind::Text, "or these: one user:password per line"),
-    ("log", "level", Kind::Text, "error, warn, info, debug or trace (info)"),
+    (
+        "cluster",
+        "username",
+        Kind::Text,
+        "the daemon's own cluster credentials",
+    ),
+    (
+        "cluster",
+        "password",
+        Kind::Text,
+        "(never given to clients)",
+    ),
+    (
+        "cluster",
+        "password_file",
+        Kind::Text,
+        "read the password from this file",
+    ),
+    (
+        "cluster",
+        "keyspace",
+        Kind::Text,
+        "keyspace of the daemon's pools",
+    ),
+    (
+        "cluster",
+        "compression",
+        Kind::Text,
+        "lz4 towards the cluster (none)",
+    ),
+    (
+        "cluster",
+        "shard_aware_port",
+        Kind::Bool,
+        "use the shard-aware port (true)",
+    ),
+    (
+        "cluster",
+        "tablets",
+        Kind::Bool,
+        "learn tablet replicas (true)",
+    ),
+    (
+        "cluster",
+        "connect_timeout_ms",
+        Kind::Int,
+        "connect and handshake bound (5000)",
+    ),
+    (
+        "cluster",
+        "tls",
+        Kind::Bool,
+        "TLS to the cluster (refused: the library has no TLS yet)",
+    ),
+    (
+        "listen",
+        "unix",
+        Kind::Text,
+        "CQL Unix socket (/run/scylla-communicator/cql.sock)",
+    ),
+    (
+        "listen",
+        "unix_mode",
+        Kind::Text,
+        "its permissions, octal (0660)",
+    ),
+    (
+        "listen",
+        "unix_owner",
+        Kind::Text,
+        "its owner (user name or uid)",
+    ),
+    (
+        "listen",
+        "unix_group",
+        Kind::Text,
+        "its group (group name or gid)",
+    ),
+    (
+        "listen",
+        "tcp",
+        Kind::Text,
+        "CQL TCP listener, e.g. 127.0.0.1:9042 (off)",
+    ),
+    (
+        "listen",
+        "json_unix",
+        Kind::Text,
+        "JSON-lines Unix socket (off)",
+    ),
+    (
+        "listen",
+        "metrics",
+        Kind::Text,
+        "Prometheus HTTP address, e.g. 127.0.0.1:9180 (off)",
+    ),
+    (
+        "listen",
+        "rpc_address",
+        Kind::Text,
+        "address clients see in system.local (127.0.0.1 or the TCP one)",
+    ),
+    (
+        "limits",
+        "max_clients",
+        Kind::Int,
+        "client connections at once (4096)",
+    ),
+    (
+        "limits",
+        "max_in_flight_per_client",
+        Kind::Int,
+        "requests of one client at once (1024)",
+    ),
+    (
+        "limits",
+        "max_in_flight",
+        Kind::Int,
+        "requests of all clients at once (16384)",
+    ),
+    (
+        "limits",
+        "max_pending_bytes_per_client",
+        Kind::Int,
+        "responses waiting for a slow reader (4 MiB)",
+    ),
+    (
+        "limits",
+        "max_frame_bytes",
+        Kind::Int,
+        "largest request frame (32 MiB)",
+    ),
+    (
+        "limits",
+        "keyspace_connections",
+        Kind::Int,
+        "keyspaces with their own connection for USE (16)",
+    ),
+    (
+        "limits",
+        "shutdown_grace_ms",
+        Kind::Int,
+        "how long a stopping daemon lets requests finish (10000)",
+    ),
+    (
+        "policy",
+        "request_timeout_ms",
+        Kind::Int,
+        "deadline of every request (12000)",
+    ),
+    (
+        "policy",
+        "consistency",
+        Kind::Text,
+        "consistency forced on every request (off)",
+    ),
+    (
+        "policy",
+        "prepared_cache_size",
+        Kind::Int,
+        "prepared statements kept (10000)",
+    ),
+    (
+        "auth",
+        "users",
+        Kind::Users,
+        "clients must log in (PasswordAuthenticator) as one of these",
+    ),
+    (
+        "auth",
+        "users_file",
+        Kind::Text,
+        "or these: one user:password per line",
+    ),
+    (
+        "log",
+        "level",
+        Kind::Text,
+        "error, warn, info, debug or trace (info)",
+    ),
 ];
 
 /// Where a Unix socket goes and who may use it.
@@ -140,8 +295,7 @@ pub fn from_args(args: &[String]) -> Result<Invocation, String> {
         }
     }
     if let Some(path) = &config_file {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
         read_toml(&text, &mut values).map_err(|e| format!("{path}: {e}"))?;
     }
     for (name, value) in flags {
@@ -238,7 +392,11 @@ impl Values<'_> {
     }
 
     fn int(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, String> {
-        let v = self.0.get(name).and_then(|v| v.as_integer()).unwrap_or(default);
+        let v = self
+            .0
+            .get(name)
+            .and_then(|v| v.as_integer())
+            .unwrap_or(default);
         if v < min || v > max {
             return Err(format!("{name} = {v}: must be within {min}..={max}"));
         }
@@ -246,25 +404,37 @@ impl Values<'_> {
     }
 
     fn bool(&self, name: &str, default: bool) -> bool {
-        self.0.get(name).and_then(|v| v.as_bool()).unwrap_or(default)
+        self.0
+            .get(name)
+            .and_then(|v| v.as_bool())
+            .unwrap_or(default)
     }
 
     fn list(&self, name: &str) -> Vec<String> {
         self.0
             .get(name)
             .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     fn address(&self, name: &str) -> Result<Option<SocketAddr>, String> {
         self.text(name)
-            .map(|t| t.parse().map_err(|_| format!("{name} = {t}: not an ip:port")))
+            .map(|t| {
+                t.parse()
+                    .map_err(|_| format!("{name} = {t}: not an ip:port"))
+            })
             .transpose()
     }
 
     fn ms(&self, name: &str, default: i64) -> Result<Duration, String> {
-        Ok(Duration::from_millis(self.int(name, default, 1, 86_400_000)? as u64))
+        Ok(Duration::from_millis(
+            self.int(name, default, 1, 86_400_000)? as u64,
+        ))
     }
 }
 
@@ -272,7 +442,9 @@ fn build(values: &HashMap<String, toml::Value>) -> Result<Config, String> {
     let v = Values(values);
     let contact_points = v.list("cluster.contact_points");
     if contact_points.is_empty() {
-        return Err("no contact points: set cluster.contact_points (--cluster-contact-points)".into());
+        return Err(
+            "no contact points: set cluster.contact_points (--cluster-contact-points)".into(),
+        );
     }
     if v.bool("cluster.tls", false) {
         return Err("cluster.tls: TLS to the cluster is not supported yet".into());
@@ -299,7 +471,10 @@ fn build(values: &HashMap<String, toml::Value>) -> Result<Config, String> {
     };
     let consistency = |name: &str| -> Result<Option<Consistency>, String> {
         v.text(name)
-            .map(|t| parse_consistency(&t).ok_or_else(|| format!("{name} = {t}: not a consistency level")))
+            .map(|t| {
+                parse_consistency(&t)
+                    .ok_or_else(|| format!("{name} = {t}: not a consistency level"))
+            })
             .transpose()
     };
     let unix_listen = |prefix: &str, default: Option<&str>| -> Result<Option<UnixListen>, String> {
@@ -329,8 +504,13 @@ fn build(values: &HashMap<String, toml::Value>) -> Result<Config, String> {
         }
     }
     if let Some(path) = v.text("auth.users_file") {
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("auth.users_file {path}: {e}"))?;
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("auth.users_file {path}: {e}"))?;
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             let (user, password) = line
                 .split_once(':')
                 .ok_or_else(|| format!("auth.users_file {path}: `{line}` is not user:password"))?;
@@ -346,14 +526,17 @@ fn build(values: &HashMap<String, toml::Value>) -> Result<Config, String> {
         }
     }
     let rpc_address = match v.text("listen.rpc_address") {
-        Some(t) => t.parse().map_err(|_| format!("listen.rpc_address = {t}: not an ip"))?,
+        Some(t) => t
+            .parse()
+            .map_err(|_| format!("listen.rpc_address = {t}: not an ip"))?,
         None => tcp.map_or(std::net::IpAddr::from([127, 0, 0, 1]), |a| a.ip()),
     };
     let level = v.text("log.level").unwrap_or_else(|| "info".into());
     let log_level = level
         .parse()
         .map_err(|_| format!("log.level = {level}: error, warn, info, debug or trace"))?;
-    let size = |name: &str, default: i64, max: i64| v.int(name, default, 1, max).map(|n| n as usize);
+    let size =
+        |name: &str, default: i64, max: i64| v.int(name, default, 1, max).map(|n| n as usize);
     Ok(Config {
         contact_points,
         port: v.int("cluster.port", 9042, 1, 65535)? as u16,
@@ -373,7 +556,11 @@ fn build(values: &HashMap<String, toml::Value>) -> Result<Config, String> {
         max_clients: size("limits.max_clients", 4096, 1 << 20)?,
         max_in_flight_per_client: size("limits.max_in_flight_per_client", 1024, 32768)?,
         max_in_flight: size("limits.max_in_flight", 16384, 1 << 24)?,
-        max_pending_bytes_per_client: size("limits.max_pending_bytes_per_client", 4 << 20, 1 << 30)?,
+        max_pending_bytes_per_client: size(
+            "limits.max_pending_bytes_per_client",
+            4 << 20,
+            1 << 30,
+        )?,
         max_frame_bytes: size("limits.max_frame_bytes", 32 << 20, 256 << 20)?,
         keyspace_connections: size("limits.keyspace_connections", 16, 4096)?,
         shutdown_grace: v.ms("limits.shutdown_grace_ms", 10_000)?,
@@ -433,7 +620,14 @@ mod tests {
             "[cluster]\ncontact_points = [\"127.0.0.1\"]\nport = 9000\n[policy]\nconsistency = \"local_quorum\"\n[auth]\nusers = { alice = \"pw\" }\n",
         )
         .unwrap();
-        let c = run(&["--config", file.to_str().unwrap(), "--cluster-port", "9100", "--listen-tcp=10.0.0.1:9042"]).unwrap();
+        let c = run(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--cluster-port",
+            "9100",
+            "--listen-tcp=10.0.0.1:9042",
+        ])
+        .unwrap();
         assert_eq!(c.port, 9100);
         assert_eq!(c.contact_points, vec!["127.0.0.1"]);
         assert_eq!(c.consistency, Some(Consistency::LocalQuorum));
@@ -446,15 +640,32 @@ mod tests {
     #[test]
     fn bad_settings_are_named() {
         assert!(run(&[]).unwrap_err().contains("contact points"));
-        assert!(run(&["--cluster-contact-points", "a", "--nope", "1"]).unwrap_err().contains("--nope"));
-        assert!(run(&["--cluster-contact-points", "a", "--listen-tcp", "10.1.1.1:1"])
+        assert!(run(&["--cluster-contact-points", "a", "--nope", "1"])
             .unwrap_err()
-            .contains("authentication"));
-        assert!(run(&["--cluster-contact-points", "a", "--policy-consistency", "most"])
-            .unwrap_err()
-            .contains("consistency"));
-        assert!(run(&["--cluster-contact-points", "a", "--limits-max-in-flight", "0"])
-            .unwrap_err()
-            .contains("max_in_flight"));
+            .contains("--nope"));
+        assert!(run(&[
+            "--cluster-contact-points",
+            "a",
+            "--listen-tcp",
+            "10.1.1.1:1"
+        ])
+        .unwrap_err()
+        .contains("authentication"));
+        assert!(run(&[
+            "--cluster-contact-points",
+            "a",
+            "--policy-consistency",
+            "most"
+        ])
+        .unwrap_err()
+        .contains("consistency"));
+        assert!(run(&[
+            "--cluster-contact-points",
+            "a",
+            "--limits-max-in-flight",
+            "0"
+        ])
+        .unwrap_err()
+        .contains("max_in_flight"));
     }
 }

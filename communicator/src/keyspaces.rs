@@ -72,7 +72,12 @@ impl KeyspaceConnections {
             }
         }
         let state = session.cluster_state();
-        let mut nodes: Vec<_> = state.nodes().iter().filter(|n| n.up).map(|n| n.address).collect();
+        let mut nodes: Vec<_> = state
+            .nodes()
+            .iter()
+            .filter(|n| n.up)
+            .map(|n| n.address)
+            .collect();
         if nodes.is_empty() {
             nodes = state.nodes().iter().map(|n| n.address).collect();
         }

@@ -137,15 +137,21 @@ fn syntax(message: &str) -> ErrorBody {
     ErrorBody::new(error_code::SYNTAX_ERROR, message)
 }
 
+/// A system table's columns: name and type.
+type Schema = Vec<(&'static str, ColumnType)>;
+
 /// The rows of a local system-table SELECT.
 pub fn system_rows(
     node: &LocalNode,
     table: SystemTable,
     columns: Option<&[String]>,
 ) -> Result<Rows, ErrorBody> {
-    let (name, schema, values): (&str, Vec<(&str, ColumnType)>, Vec<Option<CqlValue>>) = match table {
+    let (name, schema, values): (&str, Schema, Vec<Option<CqlValue>>) = match table {
         SystemTable::PeersV2 => {
-            return Err(ErrorBody::new(error_code::INVALID, "unconfigured table peers_v2"))
+            return Err(ErrorBody::new(
+                error_code::INVALID,
+                "unconfigured table peers_v2",
+            ))
         }
         SystemTable::Local => ("local", local_columns(), local_values(node)),
         SystemTable::Peers => ("peers", peers_columns(), Vec::new()),
@@ -225,7 +231,9 @@ fn local_values(node: &LocalNode) -> Vec<Option<CqlValue>> {
         inet,
         Some(CqlValue::Uuid(node.schema_version)),
         text(""),
-        Some(CqlValue::Set(vec![CqlValue::Text(WHOLE_RING_TOKEN.to_owned())])),
+        Some(CqlValue::Set(vec![CqlValue::Text(
+            WHOLE_RING_TOKEN.to_owned(),
+        )])),
         None,
     ]
 }
@@ -344,7 +352,10 @@ mod tests {
         assert!(recognise("USE a b").is_err());
         assert_eq!(
             recognise("SELECT * FROM system.local WHERE key='local'").unwrap(),
-            Some(Local::SystemSelect { table: SystemTable::Local, columns: None })
+            Some(Local::SystemSelect {
+                table: SystemTable::Local,
+                columns: None
+            })
         );
         assert_eq!(
             recognise("select peer, \"rpc_address\" from \"system\" . peers").unwrap(),
@@ -353,9 +364,18 @@ mod tests {
                 columns: Some(vec!["peer".into(), "rpc_address".into()])
             })
         );
-        assert_eq!(recognise("SELECT * FROM system_schema.tables").unwrap(), None);
-        assert_eq!(recognise("SELECT count(*) FROM system.local").unwrap(), None);
-        assert_eq!(recognise("INSERT INTO system.local (key) VALUES ('x')").unwrap(), None);
+        assert_eq!(
+            recognise("SELECT * FROM system_schema.tables").unwrap(),
+            None
+        );
+        assert_eq!(
+            recognise("SELECT count(*) FROM system.local").unwrap(),
+            None
+        );
+        assert_eq!(
+            recognise("INSERT INTO system.local (key) VALUES ('x')").unwrap(),
+            None
+        );
         assert_eq!(recognise("  ").unwrap(), None);
     }
 
@@ -381,9 +401,14 @@ mod tests {
         )
         .unwrap();
         let tokens = CqlValue::deserialize(&set_of_text(), some.cell(0, 0).unwrap()).unwrap();
-        assert_eq!(tokens, CqlValue::Set(vec![CqlValue::Text(WHOLE_RING_TOKEN.into())]));
+        assert_eq!(
+            tokens,
+            CqlValue::Set(vec![CqlValue::Text(WHOLE_RING_TOKEN.into())])
+        );
         assert_eq!(some.cell(0, 1), Some(&[127, 0, 0, 1][..]));
-        assert!(system_rows(&node, SystemTable::Peers, None).unwrap().is_empty());
+        assert!(system_rows(&node, SystemTable::Peers, None)
+            .unwrap()
+            .is_empty());
         assert_eq!(
             system_rows(&node, SystemTable::Local, Some(&["nope".to_owned()]))
                 .unwrap_err()

@@ -33,7 +33,10 @@ fn main() -> ExitCode {
         .with_max_level(config.log_level)
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("scylla-communicator: cannot start the runtime: {e}");

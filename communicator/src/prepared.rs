@@ -36,9 +36,10 @@ impl Registry {
     pub fn get(&self, id: &[u8]) -> Option<Arc<Prepared>> {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         let entry = map.get(id)?;
-        entry
-            .last_used
-            .store(self.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        entry.last_used.store(
+            self.clock.fetch_add(1, Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
         Some(entry.prepared.clone())
     }
 
@@ -53,7 +54,10 @@ impl Registry {
             },
         );
         if map.len() > self.capacity {
-            let mut uses: Vec<u64> = map.values().map(|e| e.last_used.load(Ordering::Relaxed)).collect();
+            let mut uses: Vec<u64> = map
+                .values()
+                .map(|e| e.last_used.load(Ordering::Relaxed))
+                .collect();
             uses.sort_unstable();
             let cutoff = uses[(map.len() - self.capacity) + self.capacity / 10];
             map.retain(|_, e| e.last_used.load(Ordering::Relaxed) >= cutoff);

@@ -191,7 +191,11 @@ mod tests {
         assert_eq!(parts.id, b"abc");
         assert_eq!(
             parts.values,
-            vec![BoundValue::Set(&[1, 2]), BoundValue::Null, BoundValue::Unset]
+            vec![
+                BoundValue::Set(&[1, 2]),
+                BoundValue::Null,
+                BoundValue::Unset
+            ]
         );
         let patched = with_consistency(&message, parts.consistency_at, Consistency::One).unwrap();
         let Request::Execute { params: back, .. } =
@@ -236,7 +240,10 @@ mod tests {
         assert!(
             matches!(&parsed.entries[1], BatchEntry::Prepared { id, values } if *id == b"id" && values == &[BoundValue::Set(&[9])])
         );
-        assert_eq!(&message[parsed.consistency_at..parsed.consistency_at + 2], &[0, 2]);
+        assert_eq!(
+            &message[parsed.consistency_at..parsed.consistency_at + 2],
+            &[0, 2]
+        );
         for cut in 0..message.len() - 2 {
             assert!(batch(&message[..cut]).is_err(), "cut at {cut}");
         }

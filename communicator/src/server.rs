@@ -63,7 +63,8 @@ fn bind_unix(listen: &UnixListen) -> Result<UnixListener, String> {
     if listen.owner.is_some() || listen.group.is_some() {
         let uid = listen.owner.as_deref().map(user_id).transpose()?;
         let gid = listen.group.as_deref().map(group_id).transpose()?;
-        std::os::unix::fs::chown(path, uid, gid).map_err(|e| format!("{}: chown: {e}", path.display()))?;
+        std::os::unix::fs::chown(path, uid, gid)
+            .map_err(|e| format!("{}: chown: {e}", path.display()))?;
     }
     Ok(listener)
 }
@@ -95,7 +96,10 @@ pub async fn run(config: Config) -> Result<(), String> {
     let session = Session::connect(session_config(&config))
         .await
         .map_err(|e| format!("cannot connect to the cluster: {e}"))?;
-    tracing::info!(shard_aware = session.is_shard_aware(), "connected to the cluster");
+    tracing::info!(
+        shard_aware = session.is_shard_aware(),
+        "connected to the cluster"
+    );
     let node = LocalNode::of_cluster(&session, config.rpc_address, config.local_dc.as_deref());
     let keyspace_connections = KeyspaceConnections::new(
         session_config(&config).connection,
@@ -112,7 +116,11 @@ pub async fn run(config: Config) -> Result<(), String> {
     });
     let unix = shared.config.unix.as_ref().map(bind_unix).transpose()?;
     let tcp = match shared.config.tcp {
-        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| format!("{addr}: {e}"))?),
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("{addr}: {e}"))?,
+        ),
         None => None,
     };
     if let Some(listen) = &shared.config.unix {
@@ -174,7 +182,8 @@ pub async fn run(config: Config) -> Result<(), String> {
         let _ = std::fs::remove_file(&listen.path);
     }
     let all = u32::try_from(shared.config.max_in_flight).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(shared.config.shutdown_grace, shared.total.acquire_many(all)).await;
+    let _ =
+        tokio::time::timeout(shared.config.shutdown_grace, shared.total.acquire_many(all)).await;
     shared.keyspaces.close().await;
     shared.session.close().await;
     Ok(())

@@ -13,12 +13,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::Duration;
 
 use common::{Emulator, EmulatorOptions};
 use scylla_shard::protocol::frame::{decode_response, encode_request, FrameHeader, HEADER_LEN};
-use scylla_shard::protocol::{QueryParameters, Request, RequestExtensions, Response, ResultBody, Value};
+use scylla_shard::protocol::{
+    QueryParameters, Request, RequestExtensions, Response, ResultBody, Value,
+};
 use scylla_shard::session::{Session, SessionConfig, Statement};
 use session_support::{routing, run, STEP};
 
@@ -89,13 +89,6 @@ impl Drop for Communicator {
     }
 }
 
-/// Client connections the emulator has open, over every node and shard.
-fn cluster_connections(emulator: &Emulator) -> f64 {
-    (0..emulator.nodes)
-        .filter_map(|i| emulator.metric(i, "emulator_connections_current"))
-        .sum()
-}
-
 /// Sum of `emulator_connections_current` samples per node (the metric has
 /// a label per shard).
 fn connections_now(emulator: &Emulator) -> f64 {
@@ -103,7 +96,11 @@ fn connections_now(emulator: &Emulator) -> f64 {
     for i in 0..emulator.nodes {
         for line in emulator.metrics(i).lines() {
             if line.starts_with("emulator_connections_current") {
-                total += line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+                total += line
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0);
             }
         }
     }
@@ -184,20 +181,29 @@ impl RawClient {
 #[ignore = "a worker process of sixteen_workers_share_one_pool"]
 async fn worker() {
     let socket = std::env::var("SSHARD_TEST_COMMUNICATOR").expect("the socket to use");
-    let index: i32 = std::env::var("SSHARD_TEST_WORKER").unwrap().parse().unwrap();
+    let index: i32 = std::env::var("SSHARD_TEST_WORKER")
+        .unwrap()
+        .parse()
+        .unwrap();
     let session = Session::connect(SessionConfig {
         communicator: Some(socket),
         ..SessionConfig::default()
     })
     .await
     .expect("connect through the communicator");
-    let insert = session.prepare("INSERT INTO cks.t (k, w, v) VALUES (?, ?, ?)").await.unwrap();
+    let insert = session
+        .prepare("INSERT INTO cks.t (k, w, v) VALUES (?, ?, ?)")
+        .await
+        .unwrap();
     for i in 0..ROWS_PER_WORKER {
         let mut statement = Statement::prepared(insert.clone());
         statement.values = vec![int(index * 1000 + i), int(index), int(i)];
         session.execute(&statement).await.expect("insert");
     }
-    let select = session.prepare("SELECT v FROM cks.t WHERE k = ?").await.unwrap();
+    let select = session
+        .prepare("SELECT v FROM cks.t WHERE k = ?")
+        .await
+        .unwrap();
     for i in 0..ROWS_PER_WORKER {
         let mut statement = Statement::prepared(select.clone());
         statement.values = vec![int(index * 1000 + i)];
@@ -214,7 +220,11 @@ async fn sixteen_workers_share_one_pool() {
     let communicator = Communicator::start(&emulator, &[]);
     let session = connect(&communicator).await;
     run(&session, "CREATE KEYSPACE cks WITH replication = {'class': 'NetworkTopologyStrategy', 'replication_factor': 2} AND tablets = {'enabled': false}").await;
-    run(&session, "CREATE TABLE cks.t (k int PRIMARY KEY, w int, v int)").await;
+    run(
+        &session,
+        "CREATE TABLE cks.t (k int PRIMARY KEY, w int, v int)",
+    )
+    .await;
     let before = routing(&emulator);
 
     let workers: Vec<Child> = (0..WORKERS)
@@ -230,7 +240,10 @@ async fn sixteen_workers_share_one_pool() {
         })
         .collect();
     let outcomes = tokio::task::spawn_blocking(move || {
-        workers.into_iter().map(|w| w.wait_with_output().unwrap()).collect::<Vec<_>>()
+        workers
+            .into_iter()
+            .map(|w| w.wait_with_output().unwrap())
+            .collect::<Vec<_>>()
     })
     .await
     .unwrap();
@@ -251,8 +264,11 @@ async fn sixteen_workers_share_one_pool() {
     // One connection per shard of every node, plus the control connection,
     // whatever the number of workers.
     let open = connections_now(&emulator);
-    assert_eq!(open, (NODES * usize::from(SHARDS) + 1) as f64, "cluster connections");
-    let _ = cluster_connections;
+    assert_eq!(
+        open,
+        (NODES * usize::from(SHARDS) + 1) as f64,
+        "cluster connections"
+    );
 
     let count = run(&session, "SELECT COUNT(*) FROM cks.t").await;
     let rows = count.rows.expect("rows");
@@ -271,24 +287,33 @@ async fn plain_clients_see_one_node_and_keep_their_keyspace() {
 
     let mut client = RawClient::connect(&communicator.socket);
     client.startup();
-    let Response::Result(ResultBody::Rows(local)) = client.query(11, "SELECT * FROM system.local WHERE key='local'") else {
+    let Response::Result(ResultBody::Rows(local)) =
+        client.query(11, "SELECT * FROM system.local WHERE key='local'")
+    else {
         panic!("system.local not answered with rows")
     };
     assert_eq!(local.len(), 1, "one node");
-    let Response::Result(ResultBody::Rows(peers)) = client.query(12, "SELECT * FROM system.peers") else {
+    let Response::Result(ResultBody::Rows(peers)) = client.query(12, "SELECT * FROM system.peers")
+    else {
         panic!("system.peers not answered with rows")
     };
     assert_eq!(peers.len(), 0, "no peers");
     // USE is this client's alone.
-    assert!(matches!(client.query(13, "USE uks"), Response::Result(ResultBody::SetKeyspace(k)) if k == "uks"));
-    let Response::Result(ResultBody::Rows(rows)) = client.query(14, "SELECT v FROM t WHERE k = 1") else {
+    assert!(
+        matches!(client.query(13, "USE uks"), Response::Result(ResultBody::SetKeyspace(k)) if k == "uks")
+    );
+    let Response::Result(ResultBody::Rows(rows)) = client.query(14, "SELECT v FROM t WHERE k = 1")
+    else {
         panic!("an unqualified SELECT after USE failed")
     };
     assert_eq!(rows.len(), 1);
     let mut other = RawClient::connect(&communicator.socket);
     other.startup();
     assert!(
-        matches!(other.query(5, "SELECT v FROM t WHERE k = 1"), Response::Error(_)),
+        matches!(
+            other.query(5, "SELECT v FROM t WHERE k = 1"),
+            Response::Error(_)
+        ),
         "another client did not USE the keyspace"
     );
     assert!(matches!(other.query(6, "USE nowhere"), Response::Error(_)));
@@ -299,7 +324,10 @@ async fn plain_clients_see_one_node_and_keep_their_keyspace() {
     bad.0.write_all(&[4, 0, 0, 1, 0x7f, 0, 0, 0, 0]).unwrap();
     assert!(matches!(bad.receive(), Some((1, Response::Error(_)))));
     assert!(bad.receive().is_none(), "the bad client is closed");
-    assert!(matches!(client.query(15, "SELECT v FROM t WHERE k = 1"), Response::Result(ResultBody::Rows(_))));
+    assert!(matches!(
+        client.query(15, "SELECT v FROM t WHERE k = 1"),
+        Response::Result(ResultBody::Rows(_))
+    ));
     run(&session, "SELECT v FROM uks.t WHERE k = 1").await;
 
     // An EXECUTE of an id the daemon never saw asks the client to prepare.
@@ -312,5 +340,4 @@ async fn plain_clients_see_one_node_and_keep_their_keyspace() {
     );
     assert!(matches!(client.receive(), Some((16, Response::Error(e))) if e.code == 0x2500));
     session.close().await;
-    drop(Arc::new(()));
 }

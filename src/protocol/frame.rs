@@ -293,7 +293,10 @@ pub fn read_response_extensions(
     Ok((extensions, body.len() - r.remaining()))
 }
 
-fn read_extensions(frame_flags: u8, r: &mut Reader<'_>) -> Result<ResponseExtensions, ProtocolError> {
+fn read_extensions(
+    frame_flags: u8,
+    r: &mut Reader<'_>,
+) -> Result<ResponseExtensions, ProtocolError> {
     let mut extensions = ResponseExtensions::default();
     if frame_flags & flags::TRACING != 0 {
         extensions.tracing_id = Some(r.uuid()?);

@@ -47,9 +47,22 @@ pub struct Forwarded {
     pub shard: Option<u16>,
 }
 
+impl Forwarded {
+    /// A RESULT of kind SCHEMA_CHANGE (DDL).
+    pub fn is_schema_change(&self) -> bool {
+        self.header.opcode == Opcode::Result as u8
+            && self.message.get(..4) == Some(&SCHEMA_CHANGE_KIND.to_be_bytes()[..])
+    }
+}
+
+/// The RESULT kind of a schema change.
+const SCHEMA_CHANGE_KIND: i32 = 5;
+
 impl Session {
     /// Sends `forward` along its plan and returns the raw answer: a RESULT
-    /// (any kind), or the server ERROR that ended the retries.
+    /// (any kind), or the server ERROR that ended the retries. After a
+    /// schema change it returns once the nodes agree and the metadata is
+    /// refreshed, as `execute` does.
     pub async fn forward(&self, forward: &Forward<'_>) -> Result<Forwarded, DriverError> {
         self.admit()?.forward(forward).await
     }
@@ -93,6 +106,15 @@ impl Admission {
                 }))
             })
             .await;
+        if let Ok(forwarded) = &outcome {
+            if forwarded.is_schema_change() {
+                // As `execute` does: the client's next statement (a `USE`
+                // of the new keyspace, an INSERT into the new table) must
+                // find it, whichever node coordinates it.
+                let budget = forward.timeout.saturating_sub(started.elapsed());
+                self.session().settle_schema(budget).await;
+            }
+        }
         inner.account(started, outcome)
     }
 }

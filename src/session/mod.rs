@@ -251,22 +251,29 @@ impl Session {
             self.switch_keyspace(keyspace).await?;
         }
         if result.schema_change.is_some() {
-            let wait = self.inner.config.schema_agreement_timeout;
-            let agreed = wait.is_zero()
-                || schema_agreement::wait(&self.inner.cluster.state_full(), wait).await;
-            if !agreed {
-                tracing::warn!(?wait, "nodes still disagree on the schema");
-            }
-            result.schema_in_agreement = Some(agreed);
-            let bound = budget.min(SCHEMA_REFRESH_BOUND);
-            if !self.inner.cluster.refresh(bound).await {
-                tracing::warn!(
-                    ?bound,
-                    "metadata refresh after a schema change not done in time"
-                );
-            }
+            result.schema_in_agreement = Some(self.settle_schema(budget).await);
         }
         Ok(())
+    }
+
+    /// After a schema change: waits (bounded) for the nodes to agree and
+    /// refreshes the metadata, so the next request finds and routes by the
+    /// new keyspace or table. Whether the nodes agreed.
+    async fn settle_schema(&self, budget: Duration) -> bool {
+        let wait = self.inner.config.schema_agreement_timeout;
+        let agreed =
+            wait.is_zero() || schema_agreement::wait(&self.inner.cluster.state_full(), wait).await;
+        if !agreed {
+            tracing::warn!(?wait, "nodes still disagree on the schema");
+        }
+        let bound = budget.min(SCHEMA_REFRESH_BOUND);
+        if !self.inner.cluster.refresh(bound).await {
+            tracing::warn!(
+                ?bound,
+                "metadata refresh after a schema change not done in time"
+            );
+        }
+        agreed
     }
 
     async fn switch_keyspace(&self, keyspace: &str) -> Result<(), DriverError> {
