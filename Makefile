@@ -16,13 +16,14 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 RELEASE_DIR := target/release
 EMULATOR := $(RELEASE_DIR)/scylla-emulator
+COMMUNICATOR := $(RELEASE_DIR)/scylla-communicator
 SCYLLA_PEER := $(RELEASE_DIR)/scylla-peer
 # The decoder fuzzer is a workspace of its own (it installs its own global
 # allocator); its builds go under target/fuzz.
 FUZZ_MANIFEST := fuzz/Cargo.toml
 FUZZ_TARGET := target/fuzz
 
-.PHONY: all build build-peer venv demo test lint rust-test fuzz-test fuzz conformance node-conformance clean \
+.PHONY: all build build-communicator build-peer venv demo test lint rust-test fuzz-test fuzz conformance node-conformance clean \
 	header c-header-check abi-check c-symbols symbols lib static-lib uninstall c-lib c-examples c-test c-install-test c-check install \
 	c-deps lua-deps lua-test openresty-test
 
@@ -30,6 +31,9 @@ all: build
 
 build:
 	$(CARGO) build --release -p scylla-shard -p scylla-emulator
+
+build-communicator:
+	$(CARGO) build --release -p scylla-communicator
 
 build-peer:
 	$(CARGO) build --release -p scylla-peer
@@ -112,7 +116,7 @@ SYMBOLS = debian/libscylla-shard$(patsubst libscylla_shard.so.%,%,$(LIB_SONAME))
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
-C_TESTS := test_api test_cluster test_sessions test_fork
+C_TESTS := test_api test_cluster test_sessions test_fork test_communicator
 C_EXAMPLES := basic async_queue callback demo
 
 $(CBINDGEN_STAMP):
@@ -208,8 +212,9 @@ abi-check: c-deps c-lib venv
 		SSHARD_LAYOUT=$(C_BUILD)/layout.txt $(PYTHON) -m pytest -q tests/abi
 
 # C tests against an emulated cluster, then again under valgrind.
-c-test: c-deps $(addprefix $(C_BUILD)/,$(C_TESTS)) c-examples
-	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) C_BUILD=$(C_BUILD) C_LIB_DIR=$(abspath $(C_LIB_DIR)) \
+c-test: c-deps $(addprefix $(C_BUILD)/,$(C_TESTS)) c-examples build-communicator
+	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) SCYLLA_COMMUNICATOR=$(abspath $(COMMUNICATOR)) \
+		C_BUILD=$(C_BUILD) C_LIB_DIR=$(abspath $(C_LIB_DIR)) \
 		bash scripts/c_tests.sh $(C_TESTS)
 
 INSTALLED := $(LIBDIR)/libscylla_shard.so.$(LIB_VERSION) $(LIBDIR)/libscylla_shard.so \
