@@ -469,8 +469,9 @@ typedef struct sshard_node_metrics {
    */
   uint64_t opened_regular;
   /**
-   * Shard-aware attempts that could not reach the port and were
-   * replaced by the regular port.
+   * Shard-aware attempts that could not connect (refused, timed out, no
+   * free source port); retried through the shard-aware port unless the
+   * port is judged unreachable, then through the regular port.
    */
   uint64_t shard_aware_fallbacks;
   /**

@@ -68,7 +68,7 @@ start_communicator() {
         --log-level warn 2>"$COMM_DIR/log" &
     COMM_PID=$!
     for _ in $(seq 300); do
-        grep -q "ready" "$COMM_DIR/log" && return 0
+        grep -qs "ready" "$COMM_DIR/log" && return 0
         kill -0 "$COMM_PID" 2>/dev/null || break
         sleep 0.1
     done

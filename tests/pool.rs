@@ -179,7 +179,7 @@ async fn fills_one_connection_per_shard_through_the_shard_aware_port() {
     assert_eq!(stats.connections_opened, 4, "{stats:?}");
     assert_eq!(stats.opened_shard_aware, 3, "{stats:?}");
     assert_eq!(stats.nat_detections, 0);
-    assert_eq!(stats.shard_aware_fallbacks, 0);
+    assert_eq!(stats.shard_aware_failures, 0);
 
     // Stays put: nothing more is opened once full.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -309,7 +309,7 @@ async fn unreachable_shard_aware_port_falls_back() {
     assert_eq!(pool.connection_counts(), vec![1, 1, 1, 1]);
     assert_routes_by_shard(&pool, 4);
     let stats = pool.stats();
-    assert!(stats.shard_aware_fallbacks >= 1, "{stats:?}");
+    assert!(stats.shard_aware_failures >= 1, "{stats:?}");
     assert_eq!(stats.opened_shard_aware, 0, "{stats:?}");
     assert!(!pool.shard_aware_port_in_use());
     wait_current(&emulator, 4).await;
@@ -318,14 +318,14 @@ async fn unreachable_shard_aware_port_falls_back() {
     assert!(counts.accepted_on(emulator.port) <= 8, "{counts:?}");
 
     // Remembered: a refill does not try the port again.
-    let fallbacks = stats.shard_aware_fallbacks;
+    let fallbacks = stats.shard_aware_failures;
     pool.connection(Some(1)).unwrap().close().await;
     wait_until("shard 1 refilled", BOUND, || {
         pool.connection(Some(1))
             .is_some_and(|c| c.shard() == Some(1) && !c.is_broken())
     })
     .await;
-    assert_eq!(pool.stats().shard_aware_fallbacks, fallbacks);
+    assert_eq!(pool.stats().shard_aware_failures, fallbacks);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

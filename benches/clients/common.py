@@ -23,12 +23,13 @@ and calls main(DriverClass).
 import argparse
 import json
 import math
+import queue
 import resource
 import sys
 import threading
 import time
 
-WORKLOADS = ("insert", "select", "mixed", "connect", "schema")
+WORKLOADS = ("insert", "select", "mixed", "connect", "schema", "hold")
 # Requesters of the read-back after the measured phase (at most).
 READBACK_CONCURRENCY = 32
 # How long --sync waits for the go-ahead, and the bound on any phase beyond
@@ -86,12 +87,14 @@ def parser(description):
     p.add_argument("--replication",
                    default="{'class': 'SimpleStrategy', 'replication_factor': 1}")
     p.add_argument("--sync", action="store_true")
+    p.add_argument("--sessions", type=int, default=1, help="sessions of the hold workload")
+    p.add_argument("--no-shard-aware-port", dest="shard_aware_port", action="store_false")
     return p
 
 
 def check_args(p, opts):
-    if opts.concurrency <= 0 or opts.keys <= 0:
-        p.error("--concurrency and --keys must be positive")
+    if opts.concurrency <= 0 or opts.keys <= 0 or opts.sessions <= 0:
+        p.error("--concurrency, --keys and --sessions must be positive")
     if opts.requests is None and opts.duration <= 0:
         p.error("--duration must be positive (or give --requests)")
     return opts
@@ -350,7 +353,81 @@ def wait_pools(driver, opts):
         time.sleep(0.02)
 
 
+# How long a session may take to notice a restarted node dropped its
+# connections, and how long the orchestrator may stay silent (hold workload).
+DROP_BOUND_S = 3.0
+COMMAND_TIMEOUT_S = 600.0
+
+
+def poll_until(bound_s, done):
+    deadline = time.monotonic() + bound_s
+    while True:
+        if done():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+def hold(driver_class, opts):
+    """The hold workload (one process's share of the restart storm): connect
+    --sessions sessions, wait for full pools, then time their refill after
+    every `restart` line on stdin; `exit` or end of input ends it. The same
+    events as bench-core's hold.rs."""
+    started = time.perf_counter()
+    drivers = []
+    try:
+        for _ in range(opts.sessions):
+            drivers.append(driver_class.connect(opts))
+
+        def full():
+            return all(d.pools_full(opts) for d in drivers)
+
+        def held():
+            return sum(d.connections() for d in drivers)
+
+        pools_full = poll_until(opts.pool_timeout, full)
+        connect_s = time.perf_counter() - started
+        emit({"event": "ready", "at": "pools", "pools_full": pools_full,
+              "connect_s": connect_s, "connections": held()})
+        commands = queue.Queue()
+
+        def read():
+            for line in sys.stdin:
+                commands.put(line.strip())
+            commands.put(None)
+        threading.Thread(target=read, daemon=True).start()
+        restarts = []
+        while True:
+            try:
+                command = commands.get(timeout=COMMAND_TIMEOUT_S)
+            except queue.Empty:
+                raise RuntimeError("no command on stdin within %.0f s"
+                                   % COMMAND_TIMEOUT_S) from None
+            if command in (None, "exit"):
+                break
+            if command != "restart":
+                raise RuntimeError("unknown command %r" % command)
+            t0 = time.perf_counter()
+            saw_drop = poll_until(DROP_BOUND_S, lambda: not full())
+            refilled = poll_until(opts.pool_timeout, full)
+            event = {"event": "refilled", "full_s": time.perf_counter() - t0,
+                     "pools_full": refilled, "saw_drop": saw_drop, "connections": held()}
+            restarts.append(event)
+            emit(event)
+        connections = held()
+    finally:
+        for d in drivers:
+            d.close()
+    return {"event": "result", "driver": driver_class.name, "workload": "hold",
+            "sessions": opts.sessions, "connect_s": connect_s, "pools_full": pools_full,
+            "restarts": restarts, "driver_connections": connections,
+            "process_cpu_s": rusage()}
+
+
 def run(driver_class, opts):
+    if opts.workload == "hold":
+        return hold(driver_class, opts)
     started = time.perf_counter()
     driver = driver_class.connect(opts)
     try:

@@ -31,7 +31,8 @@ class PythonDriver:
     @classmethod
     def connect(cls, opts):
         from cassandra import ConsistencyLevel
-        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+        from cassandra.cluster import (EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile,
+                                       ShardAwareOptions)
         from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
         from cassandra.query import tuple_factory
 
@@ -53,6 +54,8 @@ class PythonDriver:
             compression=False,
             connect_timeout=opts.pool_timeout,
             execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            shard_aware_options=ShardAwareOptions(
+                disable_shardaware_port=not opts.shard_aware_port),
             **kwargs,
         )
         try:

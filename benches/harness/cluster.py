@@ -31,8 +31,12 @@ def parse_metrics(text):
             v = float(value)
         except ValueError:
             continue
-        shard = dict(_LABEL.findall(labels or "")).get("shard")
-        out[(name, int(shard) if shard is not None else -1)] += v
+        labels = dict(_LABEL.findall(labels or ""))
+        shard = labels.get("shard")
+        shard = int(shard) if shard is not None else -1
+        out[(name, shard)] += v
+        if "port" in labels:
+            out[("%s{port=%s}" % (name, labels["port"]), shard)] += v
     return out
 
 
@@ -68,7 +72,7 @@ class EmulatorError(RuntimeError):
 
 class Cluster:
     def __init__(self, binary, nodes, shards, base_ip, tablets=True, port=9042,
-                 shard_aware_port=19042, metrics_port=9180, log_path=None):
+                 shard_aware_port=19042, metrics_port=9180, log_path=None, preexec_fn=None):
         self.binary = binary
         self.nodes = nodes
         self.shards = shards
@@ -78,6 +82,7 @@ class Cluster:
         self.shard_aware_port = shard_aware_port
         self.metrics_port = metrics_port
         self.log_path = log_path
+        self.preexec_fn = preexec_fn
         self.proc = None
         self.ready_line = None
 
@@ -96,7 +101,8 @@ class Cluster:
             args.append("--tablets")
         stderr = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr,
-                                     stdin=subprocess.DEVNULL, text=True)
+                                     stdin=subprocess.DEVNULL, text=True,
+                                     preexec_fn=self.preexec_fn)
         if stderr is not subprocess.DEVNULL:
             stderr.close()
         lines = []

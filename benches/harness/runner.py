@@ -8,6 +8,7 @@ import json
 import os
 import queue
 import re
+import resource
 import subprocess
 import threading
 import time
@@ -57,17 +58,35 @@ def client_args(cluster, case, settings, tag, contact_node=0):
             "--expect-nodes", str(cluster.nodes)]
 
 
+# Descriptors a storm process may hold (sessions x nodes x shards sockets).
+STORM_FD_LIMIT = 65536
+
+
+def raise_fd_limit():
+    """Raises this process's descriptor limit as far as allowed (up to
+    STORM_FD_LIMIT); run in a child before exec."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = max(soft, STORM_FD_LIMIT)
+    for limit in ((want, max(hard, want)), (min(want, hard), hard)):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, limit)
+            return
+        except (ValueError, OSError):
+            continue
+
+
 class ClientProcess:
     """A client process; its stdout JSON events arrive through a queue."""
 
-    def __init__(self, adapter, args, log_path):
+    def __init__(self, adapter, args, log_path, preexec_fn=None):
         self.log_path = log_path
         self.argv = adapter.argv + args
         with open(log_path, "wb") as log:
             log.write(("$ %s\n" % " ".join(self.argv)).encode())
         log = open(log_path, "ab")
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=log, env=adapter.environment(), text=True)
+                                     stderr=log, env=adapter.environment(), text=True,
+                                     preexec_fn=preexec_fn)
         log.close()
         self.events = queue.Queue()
         self.other_lines = []
@@ -93,7 +112,10 @@ class ClientProcess:
                                % (self.argv[0], timeout_s)) from None
 
     def go(self):
-        self.proc.stdin.write("go\n")
+        self.send("go")
+
+    def send(self, line):
+        self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
 
     def wait(self, timeout_s):
@@ -228,6 +250,94 @@ def run_storm(adapter, cluster, settings, clients, down_ms, tag, log_dir):
         "pools_full": sum(1 for r in results if r.get("pools_full")),
         "connect_s": sorted(r.get("connect_s", 0.0) for r in results),
     })
+    return record
+
+
+def split_sessions(sessions, processes):
+    """Sessions per process, as even as possible, no empty process."""
+    processes = max(1, min(processes, sessions))
+    base, extra = divmod(sessions, processes)
+    return [base + (1 if i < extra else 0) for i in range(processes)]
+
+
+def restart_counts(delta, cluster, node):
+    """What node `node` accepted over a snapshot difference: connections per
+    port, and those that REGISTERed (control connections)."""
+    regular = delta.total("emulator_connections_accepted_total{port=%d}" % cluster.port, node)
+    aware = delta.total("emulator_connections_accepted_total{port=%d}" % cluster.shard_aware_port,
+                        node)
+    control = delta.total("emulator_connections_registered_total", node)
+    return {"regular": regular, "shard_aware": aware, "control": control,
+            "pool": regular + aware - control}
+
+
+def run_restart_storm(adapter, cluster, sessions, processes, restart_nodes, down_ms,
+                      shard_aware_port, log_dir, connect_timeout_s=600.0):
+    """The restart storm at the founding experiment's scale: `sessions`
+    sessions (over `processes` client processes) hold full pools to every
+    node; each node of `restart_nodes` in turn restarts (down `down_ms`),
+    and the connections it accepts until every session's pools are full
+    again are counted against the ideal, sessions x shards (one per shard
+    per session), with control connections apart."""
+    mode = "shard-aware port" if shard_aware_port else "regular port only"
+    record = {"driver": adapter.name, "mode": mode, "sessions": sessions,
+              "processes": 0, "down_ms": down_ms, "restarts": []}
+    base = ["--contact", cluster.contact(0), "--workload", "hold",
+            "--expect-nodes", str(cluster.nodes), "--pool-timeout", "120"]
+    if not shard_aware_port:
+        base.append("--no-shard-aware-port")
+    shares = split_sessions(sessions, processes)
+    record["processes"] = len(shares)
+    before = cluster.snapshot()
+    started = time.monotonic()
+    procs = []
+    try:
+        for n, share in enumerate(shares):
+            log = os.path.join(log_dir, "restart-storm-%s-%s-%d.log"
+                               % (adapter.name, "sa" if shard_aware_port else "regular", n))
+            procs.append(ClientProcess(adapter, base + ["--sessions", str(share)], log,
+                                       preexec_fn=raise_fd_limit))
+        deadline = started + connect_timeout_s
+        ready = [_expect(p.next_event(max(deadline - time.monotonic(), 0.1)), "ready", p)
+                 for p in procs]
+        record["connect_s"] = time.monotonic() - started
+        record["connected_full"] = all(r.get("pools_full") for r in ready)
+        setup = cluster.snapshot() - before
+        record["setup_accepted"] = setup.total("emulator_connections_accepted_total")
+        for node in restart_nodes:
+            snap = cluster.snapshot()
+            cluster.restart(node, down_ms)
+            for p in procs:
+                p.send("restart")
+            events = [_expect(p.next_event(180.0), "refilled", p) for p in procs]
+            # Attempts still running when the last pool filled are counted.
+            time.sleep(1.0)
+            delta = cluster.snapshot() - snap
+            counts = restart_counts(delta, cluster, node)
+            diagnostics = {}
+            for e in events:
+                for k, v in (e.get("diagnostics") or {}).items():
+                    diagnostics[k] = diagnostics.get(k, 0) + v
+            ideal = sessions * cluster.shards
+            record["restarts"].append(dict(
+                counts, node=node, ideal=ideal,
+                excess_pct=(counts["pool"] - ideal) / ideal * 100.0,
+                control_total=delta.total("emulator_connections_registered_total"),
+                full_s=max(e.get("full_s", 0.0) for e in events),
+                all_full=all(e.get("pools_full") for e in events),
+                saw_drop=all(e.get("saw_drop") for e in events),
+                diagnostics=diagnostics,
+            ))
+        for p in procs:
+            p.send("exit")
+        for p in procs:
+            _expect(p.next_event(FINISH_SLACK_S), "result", p)
+            p.wait(EXIT_TIMEOUT_S)
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        record["failure"] = str(exc)
+    finally:
+        for p in procs:
+            p.kill()
     return record
 
 

@@ -51,8 +51,13 @@ pub struct Shared {
     pub config: Config,
 }
 
-/// A frame to write and the in-flight permit it releases once written.
-type Outgoing = (Vec<u8>, Option<OwnedSemaphorePermit>);
+/// A frame to write and what it releases once written: its request's
+/// in-flight permit and the bytes it holds of the client's pending budget.
+type Outgoing = (
+    Vec<u8>,
+    Option<OwnedSemaphorePermit>,
+    Option<OwnedSemaphorePermit>,
+);
 
 /// One client's state.
 struct Client {
@@ -60,6 +65,8 @@ struct Client {
     /// The keyspace of the client's `USE`.
     keyspace: Mutex<Option<String>>,
     out: mpsc::Sender<Outgoing>,
+    /// Bytes of responses not yet written (`limits.max_pending_bytes_per_client`).
+    pending_bytes: Arc<Semaphore>,
 }
 
 pub fn spawn<S>(shared: Arc<Shared>, stream: S)
@@ -88,18 +95,20 @@ where
     // One slot more than the requests: the replies the reader writes itself.
     let (out, mut to_write) = mpsc::channel::<Outgoing>(per_client + 16);
     let writing = tokio::spawn(async move {
-        while let Some((frame, permit)) = to_write.recv().await {
+        while let Some((frame, permit, bytes)) = to_write.recv().await {
             if writer.write_all(&frame).await.is_err() {
                 return;
             }
-            drop(permit);
+            drop((permit, bytes));
         }
         let _ = writer.shutdown().await;
     });
+    let shared_config_limit = shared.config.max_pending_bytes_per_client;
     let client = Arc::new(Client {
         shared,
         keyspace: Mutex::new(None),
         out,
+        pending_bytes: Arc::new(Semaphore::new(pending_budget(shared_config_limit))),
     });
     let in_flight = Arc::new(Semaphore::new(per_client));
     if let Err(why) = read_requests(&client, &mut reader, &in_flight).await {
@@ -107,6 +116,12 @@ where
     }
     drop(client);
     let _ = writing.await;
+}
+
+/// The pending-bytes budget as semaphore permits (a response larger than
+/// the whole budget takes all of it).
+fn pending_budget(limit: usize) -> usize {
+    limit.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize))
 }
 
 /// Why a client is closed.
@@ -261,9 +276,19 @@ async fn read_requests<R: AsyncRead + Unpin>(
                         Err(e) => error_frame(stream, e),
                     };
                     drop(total);
+                    // A slow reader's responses wait here, holding their
+                    // in-flight permits, so the reader stops reading it.
+                    let budget = pending_budget(client.shared.config.max_pending_bytes_per_client);
+                    let wanted = u32::try_from(frame.len().min(budget)).unwrap_or(u32::MAX);
+                    let bytes = client
+                        .pending_bytes
+                        .clone()
+                        .acquire_many_owned(wanted)
+                        .await
+                        .ok();
                     let _ = client
                         .out
-                        .send((with_stream(frame, stream), Some(permit)))
+                        .send((with_stream(frame, stream), Some(permit), bytes))
                         .await;
                 });
             }
@@ -331,7 +356,7 @@ async fn forward_events(
         };
         let frame = response_frame(-1, &Response::Event(event), &ResponseExtensions::default());
         // A client that does not read loses events rather than growing memory.
-        if out.try_send((frame, None)).is_err() && out.is_closed() {
+        if out.try_send((frame, None, None)).is_err() && out.is_closed() {
             return;
         }
     }
@@ -455,7 +480,7 @@ fn prepared_token(
 impl Client {
     async fn reply(&self, stream: i16, response: &Response, permit: Option<OwnedSemaphorePermit>) {
         let frame = response_frame(stream, response, &ResponseExtensions::default());
-        let _ = self.out.send((frame, permit)).await;
+        let _ = self.out.send((frame, permit, None)).await;
     }
 
     async fn reply_error(
@@ -464,7 +489,10 @@ impl Client {
         error: ErrorBody,
         permit: Option<OwnedSemaphorePermit>,
     ) {
-        let _ = self.out.send((error_frame(stream, error), permit)).await;
+        let _ = self
+            .out
+            .send((error_frame(stream, error), permit, None))
+            .await;
     }
 
     /// A PROTOCOL_ERROR before the connection is closed.
@@ -728,12 +756,16 @@ impl Client {
         hints: &Hints,
     ) -> Result<Vec<u8>, ErrorBody> {
         let timeout = self.timeout(hints);
+        // Only an EXECUTE binds its key with markers, so only its misroute
+        // brings a tablet payload (the library's rule for `learns`).
+        let learns = request.opcode == Opcode::Execute;
         let forward = Forward {
             request,
             routing: routing.map(|(keyspace, table, token)| RoutingInfo {
                 keyspace,
                 table,
                 token,
+                learns,
             }),
             is_lwt,
             idempotent,

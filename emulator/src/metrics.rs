@@ -23,6 +23,9 @@ pub struct ShardCounters {
     pub misrouted_node: AtomicU64,
     pub misrouted_shard: AtomicU64,
     pub tablet_payloads: AtomicU64,
+    /// Connections that sent REGISTER (a driver's control connection), so
+    /// storms can count them apart from the pools.
+    pub registered: AtomicU64,
     /// Routable requests (single partition, key known) that reached this
     /// shard: the denominator of the misroute counters.
     pub routable_requests: AtomicU64,
@@ -92,6 +95,10 @@ impl NodeMetrics {
         bump(&self.shard(shard).tablet_payloads);
     }
 
+    pub fn registered(&self, shard: u16) {
+        bump(&self.shard(shard).registered);
+    }
+
     /// The shard a new regular-port connection goes to: the one with the
     /// fewest open regular-port connections, ties to the lowest id.
     pub fn least_loaded_shard(&self) -> u16 {
@@ -132,7 +139,7 @@ impl NodeMetrics {
                 );
             }
         }
-        let per_shard: [(&str, &str, &str, CounterOf); 6] = [
+        let per_shard: [(&str, &str, &str, CounterOf); 7] = [
             (
                 "emulator_connections_current",
                 "gauge",
@@ -168,6 +175,12 @@ impl NodeMetrics {
                 "counter",
                 "RESULTs that carried a tablets-routing-v1 payload.",
                 |s| &s.tablet_payloads,
+            ),
+            (
+                "emulator_connections_registered_total",
+                "counter",
+                "Connections that sent REGISTER (drivers' control connections).",
+                |s| &s.registered,
             ),
         ];
         for (name, kind, help, field) in per_shard {

@@ -83,7 +83,12 @@ async fn listen(cluster: Arc<Cluster>, node: Arc<Node>, kind: PortKind, listener
                     let _ = stream.set_nodelay(true);
                     tokio::spawn(serve_connection(cluster.clone(), node.clone(), kind, stream, peer));
                 }
-                Err(e) => log(&cluster, format!("accept on node {}: {e}", node.info.ip)),
+                Err(e) => {
+                    // Out of descriptors, typically: let connections close
+                    // instead of spinning on the error.
+                    log(&cluster, format!("accept on node {}: {e}", node.info.ip));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
             },
             changed = lifecycle.changed() => {
                 if changed.is_err() {
@@ -415,6 +420,9 @@ impl Connection {
                 self.node.metrics.request(self.session.shard);
                 let reply = match request {
                     Request::Register { .. } => {
+                        if !self.session.registered {
+                            self.node.metrics.registered(self.session.shard);
+                        }
                         self.session.registered = true;
                         Reply::new(Response::Ready)
                     }

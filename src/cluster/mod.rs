@@ -13,6 +13,7 @@ pub mod node;
 pub mod rows;
 pub mod schema;
 pub mod state;
+mod tablet_learning;
 pub mod tablets;
 pub mod topology;
 mod worker;
@@ -20,7 +21,10 @@ mod worker;
 pub use control::{ControlConnection, Metadata, MetadataError, OpenFailure};
 pub use node::{NodeRuntime, ShardCounters};
 pub use state::{ClusterState, Node};
-pub use tablets::{TableTablets, Tablet, TabletMap, TabletStats};
+pub use tablets::{
+    Admission, Applied, LearningTicket, Lookup, Region, TableTablets, Tablet, TabletMap,
+    TabletStats,
+};
 pub use worker::{Cluster, ClusterConfig};
 
 /// Canonical text form of a UUID (for logs and metrics).

@@ -6,28 +6,123 @@
 //! copy the one affected table, edit it and publish a new snapshot. Replicas
 //! are kept as host ids, not node indexes, so they stay valid across
 //! topology refreshes and resolve once an unknown host appears.
+//!
+//! **Ordering.** `tablets-routing-v1` carries no version, so payloads are
+//! ordered by the send sequence of the request that brought them: an entry
+//! remembers the sequence it was learned (or last confirmed) at, and a
+//! payload from a request sent before that, arriving late, is ignored
+//! instead of undoing newer information. The window this leaves: two
+//! coordinators that disagree (one has not applied a migration yet) are
+//! believed in the order their requests were *sent*, so the older view can
+//! win until the next misroute corrects it (one misroute, then a payload
+//! from the up-to-date coordinator); nothing better exists before
+//! `TABLETS_ROUTING_V2`'s versions.
+//!
+//! **Trust.** An entry is *trusted* (requests route by it at once, without
+//! a lock or a wait) while responses keep confirming it: every answer
+//! without payload from one of its replicas refreshes it. An entry nothing
+//! confirmed for the trust window (1 s by default), or one put in doubt, is
+//! *suspect*: requests still go by it, but one at a time per tablet until a
+//! response confirms or corrects it (see `tablet_learning.rs`). So a
+//! migration during an idle moment costs one misroute per moved tablet, not
+//! one per request of the next burst; under steady load, entries never
+//! lapse and requests never wait.
+//!
+//! **Doubt.** A payload that contradicts an entry (the tablet moved, split
+//! or merged) shows that the table's layout changed: the table's entries
+//! no response confirmed since the contradicting request was sent are put
+//! in doubt, and only a request sent after that can confirm them again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
+pub use super::tablet_learning::{Admission, LearningTicket, Probe, TabletLearning};
 use crate::protocol::tablets_payload::TabletRoutingInfo;
+
+/// How long an entry stays trusted without a confirming response.
+pub const DEFAULT_TRUST_WINDOW: Duration = Duration::from_secs(1);
+
+/// Milliseconds on the process's monotonic clock, never 0.
+fn now_ms() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    let base = *BASE.get_or_init(Instant::now);
+    base.elapsed().as_millis() as u64 + 1
+}
+
+/// What responses said about an entry lately. Atomics, so a confirmation
+/// refreshes the published snapshot in place instead of copying it.
+#[derive(Debug, Default)]
+struct Trust {
+    /// Send sequence of the request whose answer taught or last confirmed
+    /// the entry (orders payloads).
+    learned: AtomicU64,
+    /// The map's sequence when that answer arrived.
+    known_at: AtomicU64,
+    /// Non-zero: in doubt since the map's sequence was this; only a request
+    /// sent after can confirm it.
+    doubted_at: AtomicU64,
+    /// When an answer last confirmed it ([`now_ms`]; 0: never).
+    confirmed_ms: AtomicU64,
+}
+
+impl Clone for Trust {
+    fn clone(&self) -> Trust {
+        let copy = |a: &AtomicU64| AtomicU64::new(a.load(Ordering::Relaxed));
+        Trust {
+            learned: copy(&self.learned),
+            known_at: copy(&self.known_at),
+            doubted_at: copy(&self.doubted_at),
+            confirmed_ms: copy(&self.confirmed_ms),
+        }
+    }
+}
+
+impl Trust {
+    fn taught(learned: u64, arrival: u64, now: u64) -> Trust {
+        Trust {
+            learned: AtomicU64::new(learned),
+            known_at: AtomicU64::new(arrival),
+            doubted_at: AtomicU64::new(0),
+            confirmed_ms: AtomicU64::new(now),
+        }
+    }
+
+    fn doubt(&self, since: u64) {
+        self.doubted_at.fetch_max(since, Ordering::Relaxed);
+    }
+
+    fn doubted(&self) -> bool {
+        self.doubted_at.load(Ordering::Relaxed) != 0
+    }
+}
 
 /// One tablet: tokens in `(first, last]` and their replicas in payload
 /// order (the order LWT keeps).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Tablet {
     /// Exclusive lower bound.
     pub first: i64,
     /// Inclusive upper bound.
     pub last: i64,
     pub replicas: Vec<([u8; 16], u16)>,
+    trust: Trust,
 }
 
+impl PartialEq for Tablet {
+    fn eq(&self, other: &Tablet) -> bool {
+        (self.first, self.last, &self.replicas) == (other.first, other.last, &other.replicas)
+    }
+}
+
+impl Eq for Tablet {}
+
 impl Tablet {
-    /// Converts a decoded payload; `None` when a shard does not fit a u16.
+    /// Converts a decoded payload; `None` when a shard does not fit a u16
+    /// or the range is empty.
     pub fn from_payload(info: &TabletRoutingInfo) -> Option<Tablet> {
         let replicas = info
             .replicas
@@ -38,13 +133,96 @@ impl Tablet {
             first: info.first_token,
             last: info.last_token,
             replicas,
+            trust: Trust::default(),
         })
     }
 
     fn contains(&self, token: i64) -> bool {
         self.first < token && token <= self.last
     }
+
+    /// Send sequence of the request that taught or last confirmed it.
+    pub fn learned(&self) -> u64 {
+        self.trust.learned.load(Ordering::Relaxed)
+    }
+
+    /// Whether requests may route by it without waiting: not in doubt, and
+    /// confirmed within `window_ms` before `now`.
+    fn trusted(&self, now: u64, window_ms: u64) -> bool {
+        let confirmed = self.trust.confirmed_ms.load(Ordering::Relaxed);
+        !self.trust.doubted() && confirmed != 0 && now.saturating_sub(confirmed) < window_ms
+    }
+
+    /// An answer without payload from one of its replicas, to a request
+    /// sent at `sequence`, arriving at map sequence `arrival`. Writes only
+    /// when it changes something or the last refresh is `refresh_ms` old,
+    /// so busy tablets do not bounce a cache line on every response.
+    fn confirm(&self, sequence: u64, arrival: u64, now: u64, refresh_ms: u64) -> bool {
+        let trust = &self.trust;
+        let doubted_at = trust.doubted_at.load(Ordering::Relaxed);
+        if doubted_at != 0 && sequence <= doubted_at {
+            // Sent before the doubt: may describe the old layout.
+            return false;
+        }
+        let confirmed = trust.confirmed_ms.load(Ordering::Relaxed);
+        if doubted_at == 0 && now.saturating_sub(confirmed) < refresh_ms {
+            return false;
+        }
+        trust.learned.fetch_max(sequence, Ordering::Relaxed);
+        trust.known_at.fetch_max(arrival, Ordering::Relaxed);
+        trust.confirmed_ms.store(now, Ordering::Relaxed);
+        if doubted_at != 0 {
+            // A doubt raised meanwhile stays.
+            let _ = trust.doubted_at.compare_exchange(
+                doubted_at,
+                0,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+        true
+    }
 }
+
+/// What applying one payload did to a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Filled a range the map knew nothing about.
+    Learned,
+    /// Said what the map already knew (the entry is confirmed).
+    Confirmed,
+    /// Contradicted entries: they were replaced (kept parts in doubt) and
+    /// the table's entries older than the request were put in doubt.
+    Replaced,
+    /// From a request sent before the overlapping entries were learned:
+    /// older than what the map holds, ignored.
+    Stale,
+}
+
+/// A range of a table without a trusted entry, where requests should learn
+/// before they all guess (see `tablet_learning.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    /// Exclusive lower bound.
+    pub first: i64,
+    /// Inclusive upper bound.
+    pub last: i64,
+}
+
+impl Region {
+    pub const RING: Region = Region {
+        first: i64::MIN,
+        last: i64::MAX,
+    };
+
+    pub fn contains(&self, token: i64) -> bool {
+        self.first < token && token <= self.last
+    }
+}
+
+/// Largest tablet count inferred from an entry's width (larger tables are
+/// not laid out in equal power-of-two tablets by any Scylla version).
+const MAX_INFERRED_TABLETS: u64 = 1 << 24;
 
 /// Tablets of one table, sorted by token, never overlapping.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,12 +240,97 @@ impl TableTablets {
     /// Inserts `tablet`, dropping every entry it overlaps: the newest
     /// feedback wins, which also covers tablet splits and merges.
     pub fn insert(&mut self, tablet: Tablet) {
-        // Sorted and disjoint, so both bounds grow monotonically and the
-        // overlapping entries form one contiguous run.
+        let run = self.overlapping(&tablet);
+        self.tablets.splice(run, std::iter::once(tablet));
+    }
+
+    /// The contiguous run of entries overlapping `tablet` (sorted and
+    /// disjoint, so both bounds grow monotonically).
+    fn overlapping(&self, tablet: &Tablet) -> std::ops::Range<usize> {
         let start = self.tablets.partition_point(|t| t.last <= tablet.first);
         let end = self.tablets.partition_point(|t| t.first < tablet.last);
-        let end = end.max(start);
-        self.tablets.splice(start..end, std::iter::once(tablet));
+        start..end.max(start)
+    }
+
+    /// Applies a payload that answered a request sent at `sequence` and
+    /// arrived at map sequence `arrival`.
+    ///
+    /// Entries it overlaps are replaced; the parts of them outside its
+    /// range are kept, in doubt (a split's other half usually stays where
+    /// it was). Nothing changes if an overlapping entry was learned from a
+    /// request sent later (a late, older payload).
+    fn apply(&mut self, tablet: Tablet, sequence: u64, arrival: u64, now: u64) -> Applied {
+        let run = self.overlapping(&tablet);
+        let overlapping = &self.tablets[run.clone()];
+        if overlapping.iter().any(|t| t.learned() > sequence) {
+            return Applied::Stale;
+        }
+        if let [known] = overlapping {
+            if *known == tablet {
+                known.confirm(sequence, arrival, now, 0);
+                return Applied::Confirmed;
+            }
+        }
+        let fresh = Tablet {
+            trust: Trust::taught(sequence, arrival, now),
+            ..tablet
+        };
+        if overlapping.is_empty() {
+            self.tablets.insert(run.start, fresh);
+            return Applied::Learned;
+        }
+        let mut replacement = Vec::with_capacity(3);
+        if let Some(left) = overlapping.first().filter(|l| l.first < fresh.first) {
+            let left = Tablet {
+                last: fresh.first,
+                ..left.clone()
+            };
+            left.trust.doubt(arrival);
+            replacement.push(left);
+        }
+        let right = overlapping
+            .last()
+            .filter(|r| r.last > fresh.last)
+            .map(|r| Tablet {
+                first: fresh.last,
+                ..r.clone()
+            });
+        replacement.push(fresh);
+        if let Some(right) = right {
+            right.trust.doubt(arrival);
+            replacement.push(right);
+        }
+        self.tablets.splice(run, replacement);
+        // The layout changed under the map: what no answer confirmed since
+        // this request left may be as outdated as what it contradicted.
+        for t in &self.tablets {
+            if t.trust.known_at.load(Ordering::Relaxed) < sequence {
+                t.trust.doubt(arrival);
+            }
+        }
+        Applied::Replaced
+    }
+
+    /// The range around `token` (which no entry holds) that one learning
+    /// request covers: the gap between the neighbouring entries, narrowed
+    /// to one tablet when the known entries show Scylla's layout of equal,
+    /// power-of-two-many tablets.
+    pub fn region_of(&self, token: i64) -> Region {
+        let i = self.tablets.partition_point(|t| t.last < token);
+        let gap = Region {
+            first: i.checked_sub(1).map_or(i64::MIN, |p| self.tablets[p].last),
+            last: self.tablets.get(i).map_or(i64::MAX, |n| n.first),
+        };
+        let Some(sample) = self.tablets.get(i).or_else(|| self.tablets.last()) else {
+            return gap;
+        };
+        match aligned_tablet(sample, token) {
+            Some(guess) => Region {
+                first: guess.first.max(gap.first),
+                last: guess.last.min(gap.last),
+            },
+            None => gap,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -83,6 +346,44 @@ impl TableTablets {
     }
 }
 
+/// The tablet holding `token` in the layout `sample` belongs to, if
+/// `sample` is one of `2^k` equal tablets aligned as Scylla lays them out.
+fn aligned_tablet(sample: &Tablet, token: i64) -> Option<Region> {
+    use crate::routing::tablets::{
+        tablet_first_token_exclusive, tablet_index_of, tablet_last_token,
+    };
+    let width = (sample.last as u64).wrapping_sub(sample.first as u64);
+    // The first tablet's exclusive bound is i64::MIN, so it is one token
+    // narrower than the others: width 2^n - 1.
+    let width = if sample.first == i64::MIN {
+        width.wrapping_add(1)
+    } else {
+        width
+    };
+    let count = if width == 0 {
+        1
+    } else if width >= 2 && width.is_power_of_two() {
+        (1u64 << 63) / (width / 2)
+    } else {
+        return None;
+    };
+    if count > MAX_INFERRED_TABLETS {
+        return None;
+    }
+    let count = usize::try_from(count).ok()?;
+    let index = tablet_index_of(sample.last, count)?;
+    if tablet_first_token_exclusive(index, count)? != sample.first
+        || tablet_last_token(index, count)? != sample.last
+    {
+        return None;
+    }
+    let index = tablet_index_of(token, count)?;
+    Some(Region {
+        first: tablet_first_token_exclusive(index, count)?,
+        last: tablet_last_token(index, count)?,
+    })
+}
+
 /// keyspace -> table -> tablets. Two levels so a lookup by `&str` needs no
 /// allocation.
 type Snapshot = HashMap<String, HashMap<String, Arc<TableTablets>>>;
@@ -92,21 +393,62 @@ type Snapshot = HashMap<String, HashMap<String, Arc<TableTablets>>>;
 pub struct TabletStats {
     pub tables: usize,
     pub tablets: usize,
+    /// Entries requests route by without waiting right now.
+    pub trusted: usize,
     pub payloads_received: u64,
+    /// Requests that learned a region or checked a suspect entry for the
+    /// requests behind them.
+    pub probes: u64,
+    /// Requests that waited for a probe's answer.
+    pub requests_held: u64,
+}
+
+/// What the map says about one token of a tablet table.
+#[derive(Debug, Clone, Copy)]
+pub enum Lookup<'a> {
+    /// Route by it.
+    Trusted(&'a Tablet),
+    /// Probably right, but one request must confirm it first.
+    Unconfirmed(&'a Tablet),
+    /// No entry: the range one learning request would cover.
+    Unknown(Region),
 }
 
 /// The session-wide tablet map.
-#[derive(Default)]
 pub struct TabletMap {
     snapshot: ArcSwap<Snapshot>,
     /// Serialises writers so no update is lost between load and store.
     write: Mutex<()>,
     payloads: AtomicU64,
+    /// Send sequence of tablet-routed requests (orders their payloads).
+    sequence: AtomicU64,
+    trust_window_ms: u64,
+    /// Who is learning which range right now.
+    pub learning: TabletLearning,
+}
+
+impl Default for TabletMap {
+    fn default() -> TabletMap {
+        TabletMap::with_trust_window(DEFAULT_TRUST_WINDOW)
+    }
 }
 
 impl TabletMap {
     pub fn new() -> TabletMap {
         TabletMap::default()
+    }
+
+    /// A map whose entries stay trusted for `window` after the last
+    /// response that confirmed them.
+    pub fn with_trust_window(window: Duration) -> TabletMap {
+        TabletMap {
+            snapshot: ArcSwap::default(),
+            write: Mutex::new(()),
+            payloads: AtomicU64::new(0),
+            sequence: AtomicU64::new(0),
+            trust_window_ms: (window.as_millis() as u64).max(1),
+            learning: TabletLearning::default(),
+        }
     }
 
     /// The tablets of one table, if any payload was seen for it.
@@ -127,22 +469,87 @@ impl TabletMap {
         Some(f(tablet))
     }
 
-    /// Records one decoded payload for `keyspace.table`.
+    /// Calls `f` with what the map knows about `token`, without cloning
+    /// anything.
+    pub fn lookup<R>(
+        &self,
+        keyspace: &str,
+        table: &str,
+        token: i64,
+        f: impl FnOnce(Lookup<'_>) -> R,
+    ) -> R {
+        let snapshot = self.snapshot.load();
+        let Some(tablets) = snapshot.get(keyspace).and_then(|t| t.get(table)) else {
+            return f(Lookup::Unknown(Region::RING));
+        };
+        match tablets.find(token) {
+            Some(t) if t.trusted(now_ms(), self.trust_window_ms) => f(Lookup::Trusted(t)),
+            Some(t) => f(Lookup::Unconfirmed(t)),
+            None => f(Lookup::Unknown(tablets.region_of(token))),
+        }
+    }
+
+    /// The send sequence of a tablet-routed request about to be sent.
+    pub fn next_sequence(&self) -> u64 {
+        self.sequence.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Records one decoded payload for `keyspace.table`, as if from a
+    /// request sent now.
     pub fn record(&self, keyspace: &str, table: &str, info: &TabletRoutingInfo) {
+        let sequence = self.next_sequence();
+        self.record_at(keyspace, table, info, sequence);
+    }
+
+    /// Records one decoded payload for `keyspace.table` that answered a
+    /// request sent at `sequence`; `None` if it was unusable.
+    pub fn record_at(
+        &self,
+        keyspace: &str,
+        table: &str,
+        info: &TabletRoutingInfo,
+        sequence: u64,
+    ) -> Option<Applied> {
         self.payloads.fetch_add(1, Ordering::Relaxed);
         let Some(tablet) = Tablet::from_payload(info) else {
             tracing::warn!(
                 keyspace,
                 table,
-                "tablet payload with an unusable shard ignored"
+                "tablet payload with an unusable shard or range ignored"
             );
-            return;
+            return None;
         };
+        let mut applied = Applied::Stale;
         self.update(|map| {
             let tables = map.entry(keyspace.to_owned()).or_default();
             let entry = tables.entry(table.to_owned()).or_default();
-            Arc::make_mut(entry).insert(tablet);
+            let arrival = self.sequence.load(Ordering::Relaxed);
+            applied = Arc::make_mut(entry).apply(tablet, sequence, arrival, now_ms());
         });
+        if applied == Applied::Stale {
+            tracing::debug!(
+                keyspace,
+                table,
+                sequence,
+                "late tablet payload older than the map ignored"
+            );
+        }
+        Some(applied)
+    }
+
+    /// An answer without payload, from one of the replicas the entry
+    /// holding `token` names, to a request sent at `sequence`: the entry is
+    /// right (cheap: no copy, usually no write).
+    pub fn confirm(&self, keyspace: &str, table: &str, token: i64, sequence: u64) {
+        let snapshot = self.snapshot.load();
+        if let Some(tablet) = snapshot
+            .get(keyspace)
+            .and_then(|t| t.get(table))
+            .and_then(|t| t.find(token))
+        {
+            let arrival = self.sequence.load(Ordering::Relaxed);
+            tablet.confirm(sequence, arrival, now_ms(), self.trust_window_ms / 4);
+        }
     }
 
     /// Forgets one table (dropped or altered).
@@ -198,15 +605,23 @@ impl TabletMap {
 
     pub fn stats(&self) -> TabletStats {
         let snapshot = self.snapshot.load();
-        let (tables, tablets) = snapshot
-            .values()
-            .flat_map(|t| t.values())
-            .fold((0, 0), |(n, m), t| (n + 1, m + t.len()));
-        TabletStats {
-            tables,
-            tablets,
+        let now = now_ms();
+        let mut stats = TabletStats {
             payloads_received: self.payloads.load(Ordering::Relaxed),
+            probes: self.learning.probes(),
+            requests_held: self.learning.held(),
+            ..TabletStats::default()
+        };
+        for table in snapshot.values().flat_map(|t| t.values()) {
+            stats.tables += 1;
+            stats.tablets += table.len();
+            stats.trusted += table
+                .tablets
+                .iter()
+                .filter(|t| t.trusted(now, self.trust_window_ms))
+                .count();
         }
+        stats
     }
 
     fn update(&self, edit: impl FnOnce(&mut Snapshot)) {
@@ -221,12 +636,169 @@ impl TabletMap {
 mod tests {
     use super::*;
 
+    const NOW: u64 = 10_000;
+
     fn tablet(first: i64, last: i64, host: u8) -> Tablet {
         Tablet {
             first,
             last,
             replicas: vec![([host; 16], host as u16)],
+            trust: Trust::default(),
         }
+    }
+
+    /// Applies the payload of a request sent at `at`, arriving at once.
+    fn apply(t: &mut TableTablets, first: i64, last: i64, host: u8, at: u64) -> Applied {
+        t.apply(tablet(first, last, host), at, at, NOW)
+    }
+
+    fn doubted(t: &TableTablets) -> Vec<bool> {
+        t.tablets().iter().map(|t| t.trust.doubted()).collect()
+    }
+
+    /// Scylla's layout: tablet `i` of `n`.
+    fn scylla(i: usize, n: usize) -> (i64, i64) {
+        use crate::routing::tablets::{tablet_first_token_exclusive, tablet_last_token};
+        (
+            tablet_first_token_exclusive(i, n).unwrap(),
+            tablet_last_token(i, n).unwrap(),
+        )
+    }
+
+    fn region((first, last): (i64, i64)) -> Region {
+        Region { first, last }
+    }
+
+    #[test]
+    fn payloads_apply_in_send_order_not_arrival_order() {
+        let mut t = TableTablets::default();
+        assert_eq!(apply(&mut t, 0, 10, 1, 5), Applied::Learned);
+        // The tablet moved; a request sent later says so.
+        assert_eq!(apply(&mut t, 0, 10, 2, 9), Applied::Replaced);
+        // A request sent before that answers late with the old placement:
+        // ignored, whether it says the same range or a wider one.
+        assert_eq!(apply(&mut t, 0, 10, 1, 7), Applied::Stale);
+        assert_eq!(apply(&mut t, -10, 20, 3, 8), Applied::Stale);
+        assert_eq!(t.find(5).unwrap().replicas[0].0, [2; 16]);
+        // The same information again confirms and advances the entry.
+        assert_eq!(apply(&mut t, 0, 10, 2, 12), Applied::Confirmed);
+        assert_eq!(t.find(5).unwrap().learned(), 12);
+        // A confirmation orders like a payload: older ones lose to it.
+        assert!(t.find(5).unwrap().confirm(20, 20, NOW, 0));
+        assert_eq!(apply(&mut t, 0, 10, 4, 15), Applied::Stale);
+    }
+
+    #[test]
+    fn a_contradiction_doubts_what_no_answer_confirmed_since() {
+        let mut t = TableTablets::default();
+        for (i, (a, b)) in [(0, 10), (10, 20), (20, 30), (30, 40)].iter().enumerate() {
+            apply(&mut t, *a, *b, i as u8, 1);
+        }
+        // (30, 40] was confirmed by an answer that arrived at 6.
+        assert!(t.tablets()[3].confirm(5, 6, NOW, 0));
+        assert_eq!(doubted(&t), [false; 4]);
+        // A request sent at 4 says (10, 20] moved: what was known before 4
+        // is in doubt, the entry confirmed at 6 is not.
+        assert_eq!(t.apply(tablet(10, 20, 7), 4, 8, NOW), Applied::Replaced);
+        assert_eq!(doubted(&t), [true, false, true, false]);
+        // Only a request sent after the doubt (at 8) lifts it.
+        assert!(
+            !t.tablets()[0].confirm(8, 9, NOW, 0),
+            "sent before the doubt"
+        );
+        assert!(t.tablets()[0].confirm(9, 10, NOW, 0));
+        assert_eq!(doubted(&t), [false, false, true, false]);
+        // A busy entry is not rewritten on every answer.
+        assert!(!t.tablets()[0].confirm(11, 11, NOW + 10, 100));
+        assert!(t.tablets()[0].confirm(12, 12, NOW + 200, 100));
+    }
+
+    #[test]
+    fn entries_lapse_without_confirmation() {
+        let mut t = TableTablets::default();
+        apply(&mut t, 0, 10, 1, 1);
+        let entry = t.find(5).unwrap();
+        assert!(entry.trusted(NOW + 999, 1000));
+        assert!(
+            !entry.trusted(NOW + 1000, 1000),
+            "nothing confirmed it for the window"
+        );
+        assert!(entry.confirm(2, 2, NOW + 1000, 250));
+        assert!(entry.trusted(NOW + 1999, 1000));
+    }
+
+    #[test]
+    fn splits_keep_the_other_half_in_doubt_and_merges_replace_both() {
+        let mut t = TableTablets::default();
+        apply(&mut t, 0, 100, 1, 1);
+        // A split whose right half moved: the left half keeps its old
+        // replicas, to be confirmed.
+        assert_eq!(apply(&mut t, 50, 100, 2, 2), Applied::Replaced);
+        assert_eq!(bounds(&t), [(0, 50), (50, 100)]);
+        assert_eq!(doubted(&t), [true, false]);
+        assert_eq!(t.find(10).unwrap().replicas[0].0, [1; 16]);
+        // A split inside one entry keeps both sides.
+        apply(&mut t, 10, 20, 3, 3);
+        assert_eq!(bounds(&t), [(0, 10), (10, 20), (20, 50), (50, 100)]);
+        // A merge over all of them replaces every one.
+        assert_eq!(apply(&mut t, 0, 100, 4, 4), Applied::Replaced);
+        assert_eq!(bounds(&t), [(0, 100)]);
+        assert_eq!(doubted(&t), [false]);
+    }
+
+    #[test]
+    fn regions_follow_scylla_layouts_and_gaps_otherwise() {
+        let mut t = TableTablets::default();
+        assert_eq!(t.region_of(0), Region::RING);
+        // One of 8 equal tablets known: every other tablet's bounds follow.
+        let (a, b) = scylla(3, 8);
+        apply(&mut t, a, b, 1, 1);
+        for (i, token) in [(0, i64::MIN + 1), (5, scylla(5, 8).1), (7, i64::MAX)] {
+            assert_eq!(t.region_of(token), region(scylla(i, 8)), "tablet {i}");
+        }
+        // The first tablet (one token narrower) is a sample too.
+        let mut t = TableTablets::default();
+        let (a, b) = scylla(0, 64);
+        apply(&mut t, a, b, 1, 1);
+        let want = scylla(40, 64);
+        assert_eq!(t.region_of(want.1 - 5), region(want));
+        // A single tablet covering the ring.
+        let mut t = TableTablets::default();
+        let (a, b) = scylla(0, 1);
+        apply(&mut t, a, b, 1, 1);
+        assert!(t.find(0).is_some());
+        // Not a Scylla layout: the gap between neighbours.
+        let mut t = TableTablets::default();
+        apply(&mut t, 0, 10, 1, 1);
+        apply(&mut t, 30, 77, 1, 1);
+        assert_eq!(
+            t.region_of(20),
+            Region {
+                first: 10,
+                last: 30
+            }
+        );
+        assert_eq!(
+            t.region_of(-5),
+            Region {
+                first: i64::MIN,
+                last: 0
+            }
+        );
+        assert_eq!(
+            t.region_of(100),
+            Region {
+                first: 77,
+                last: i64::MAX
+            }
+        );
+        // A guess never crosses a known neighbour.
+        let mut t = TableTablets::default();
+        let (a, b) = scylla(2, 4);
+        apply(&mut t, a, b, 1, 1);
+        let first = scylla(1, 4).0;
+        apply(&mut t, first, first + 100, 2, 2);
+        assert_eq!(t.region_of(first + 101).first, first + 100);
     }
 
     fn bounds(t: &TableTablets) -> Vec<(i64, i64)> {

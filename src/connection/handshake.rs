@@ -60,6 +60,12 @@ pub(crate) async fn connect(
                 )
             };
             let socket = socket.map_err(ConnectionError::Io)?;
+            // A port held by a connection to another node, or by one in
+            // TIME_WAIT, still serves this destination: only the whole
+            // 4-tuple must be unique, which `connect` checks. Without this,
+            // every socket of the machine in the range competes for the
+            // same few ports per shard.
+            socket.set_reuseaddr(true).map_err(ConnectionError::Io)?;
             socket.bind(local).map_err(port_error)?;
             // A 4-tuple clash only shows up here, as EADDRNOTAVAIL.
             socket.connect(addr).await.map_err(port_error)?

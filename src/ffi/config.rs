@@ -651,7 +651,7 @@ mod tests {
             assert_eq!((*c).session.communicator, None);
             assert_eq!(
                 sshard_config_set_communicator(c, std::ptr::null(), 3),
-                SSHARD_STATUS_INVALID_ARGUMENT
+                SSHARD_STATUS_NULL_ARGUMENT
             );
 
             let cfg = &(*c).session;

@@ -143,8 +143,9 @@ pub struct sshard_node_metrics {
     pub opened_shard_aware: u64,
     /// Connections established through the regular port.
     pub opened_regular: u64,
-    /// Shard-aware attempts that could not reach the port and were
-    /// replaced by the regular port.
+    /// Shard-aware attempts that could not connect (refused, timed out, no
+    /// free source port); retried through the shard-aware port unless the
+    /// port is judged unreachable, then through the regular port.
     pub shard_aware_fallbacks: u64,
     /// Shard-aware connections that landed on another shard (NAT).
     pub nat_detections: u64,
@@ -233,7 +234,7 @@ fn node_entry(node: &NodeMetrics) -> NodeEntry {
         errors: node.errors,
         opened_shard_aware: node.pool.opened_shard_aware,
         opened_regular: node.pool.opened_regular,
-        shard_aware_fallbacks: node.pool.shard_aware_fallbacks,
+        shard_aware_fallbacks: node.pool.shard_aware_failures,
         nat_detections: node.pool.nat_detections,
         latency: (&node.latency).into(),
     };

@@ -17,6 +17,7 @@
 //! the shard and the pool keeps, parks or closes what it gets.
 
 mod backoff;
+mod port_state;
 mod refiller;
 
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ use crate::connection::{Connection, ConnectionConfig, ConnectionError, RequestEr
 use crate::routing::sharder::{ShardAwarePortRange, Sharder};
 
 pub use backoff::Backoff;
+use port_state::PortState;
 
 /// How a [`NodePool`] opens and keeps its connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,9 +97,10 @@ pub struct PoolStats {
     pub connections_broken: u64,
     /// Shard-aware connections that landed on another shard than asked.
     pub nat_detections: u64,
-    /// Shard-aware attempts that could not reach the port (refused, timed
-    /// out, no free source port) and were replaced by the regular port.
-    pub shard_aware_fallbacks: u64,
+    /// Shard-aware attempts that could not connect (refused, timed out, no
+    /// free source port); retried through the shard-aware port unless the
+    /// port is judged unreachable (see `port_state.rs`).
+    pub shard_aware_failures: u64,
     /// Times the node reported a different sharding and the pool started
     /// over.
     pub reshards: u64,
@@ -113,7 +116,7 @@ struct Counters {
     connections_discarded: AtomicU64,
     connections_broken: AtomicU64,
     nat_detections: AtomicU64,
-    shard_aware_fallbacks: AtomicU64,
+    shard_aware_failures: AtomicU64,
     reshards: AtomicU64,
 }
 
@@ -133,7 +136,7 @@ impl Counters {
             connections_discarded: get(&self.connections_discarded),
             connections_broken: get(&self.connections_broken),
             nat_detections: get(&self.nat_detections),
-            shard_aware_fallbacks: get(&self.shard_aware_fallbacks),
+            shard_aware_failures: get(&self.shard_aware_failures),
             reshards: get(&self.reshards),
         }
     }
@@ -149,130 +152,6 @@ struct Snapshot {
     /// Live connections by shard; one bucket for servers without shards;
     /// empty until the first connection.
     buckets: Vec<Vec<Connection>>,
-}
-
-/// Failed shard-aware connects (since the last success of either port)
-/// that, once the regular port works, make the pool stop using the
-/// shard-aware port. More than one, so that a single attempt that raced a
-/// node restart (one port briefly refusing) is not taken for a firewall.
-const UNREACHABLE_STRIKES: u8 = 2;
-
-/// First period an unreachable shard-aware port is avoided; it doubles
-/// with every consecutive verdict up to `nat_block`. Short at first
-/// because a node coming up may open its ports a moment apart.
-const UNREACHABLE_FIRST_BLOCK: Duration = Duration::from_secs(10);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PortMode {
-    Usable,
-    /// A shard-aware attempt failed to connect; the regular port is used
-    /// meanwhile, and its result tells whether the port or the whole node
-    /// is unreachable.
-    Suspect,
-    /// Avoided until then (NAT seen, or unreachable while the node is up).
-    Blocked(Instant),
-}
-
-/// Whether the shard-aware port may be used, as the refiller last decided.
-/// Transitions are pure functions so they are tested without sockets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct PortState {
-    mode: PortMode,
-    /// Failed shard-aware connects since the last success of either port.
-    strikes: u8,
-    /// Consecutive "unreachable" blocks, for their growing length.
-    blocks: u32,
-}
-
-impl PortState {
-    const FRESH: PortState = PortState {
-        mode: PortMode::Usable,
-        strikes: 0,
-        blocks: 0,
-    };
-
-    fn usable(self, now: Instant) -> bool {
-        match self.mode {
-            PortMode::Usable => true,
-            PortMode::Suspect => false,
-            PortMode::Blocked(until) => now >= until,
-        }
-    }
-
-    fn is_blocked(self, now: Instant) -> bool {
-        matches!(self.mode, PortMode::Blocked(until) if now < until)
-    }
-
-    /// A shard-aware attempt could not connect.
-    fn shard_aware_failed(self, now: Instant) -> PortState {
-        if self.is_blocked(now) {
-            return self;
-        }
-        PortState {
-            mode: PortMode::Suspect,
-            strikes: self.strikes.saturating_add(1),
-            ..self
-        }
-    }
-
-    /// A shard-aware connection landed on the shard it asked for.
-    fn shard_aware_worked(self, now: Instant) -> PortState {
-        if self.is_blocked(now) {
-            // A right shard by chance does not disprove a NAT.
-            return self;
-        }
-        PortState::FRESH
-    }
-
-    /// A regular-port attempt failed: the node itself is unreachable, which
-    /// says nothing about its shard-aware port.
-    fn regular_failed(self, now: Instant) -> PortState {
-        if self.is_blocked(now) {
-            return self;
-        }
-        PortState {
-            mode: PortMode::Usable,
-            strikes: 0,
-            ..self
-        }
-    }
-
-    /// A regular-port connection was established while shard-aware ones
-    /// failed: after enough strikes the shard-aware port is avoided, first
-    /// briefly, then longer, up to `max_block`.
-    fn regular_worked(self, now: Instant, max_block: Duration) -> PortState {
-        if self.mode != PortMode::Suspect {
-            return self;
-        }
-        if self.strikes < UNREACHABLE_STRIKES {
-            return PortState {
-                mode: PortMode::Usable,
-                ..self
-            };
-        }
-        let factor = 1u32 << self.blocks.min(16);
-        let block = UNREACHABLE_FIRST_BLOCK
-            .saturating_mul(factor)
-            .min(max_block);
-        PortState {
-            mode: PortMode::Blocked(now + block),
-            strikes: 0,
-            blocks: self.blocks.saturating_add(1),
-        }
-    }
-
-    /// A shard-aware connection landed on another shard: avoid the port for
-    /// `block`, unless a block is already running (it is not extended).
-    fn nat_detected(self, now: Instant, block: Duration) -> PortState {
-        if self.is_blocked(now) {
-            return self;
-        }
-        PortState {
-            mode: PortMode::Blocked(now + block),
-            strikes: 0,
-            ..self
-        }
-    }
 }
 
 /// State shared by the handles and the refiller.
@@ -658,66 +537,6 @@ mod tests {
             .target(),
             1
         );
-    }
-
-    #[test]
-    fn blocks_expire() {
-        let now = Instant::now();
-        let later = now + Duration::from_secs(300);
-        assert!(PortState::FRESH.usable(now));
-        let nat = PortState::FRESH.nat_detected(now, Duration::from_secs(300));
-        assert!(!nat.usable(now) && nat.is_blocked(now));
-        assert!(nat.usable(later) && !nat.is_blocked(later));
-        // Not extended while active; nothing else lifts it early.
-        assert_eq!(
-            nat.nat_detected(now + Duration::from_secs(1), Duration::from_secs(300)),
-            nat
-        );
-        assert_eq!(nat.shard_aware_worked(now), nat);
-        assert_eq!(nat.regular_failed(now), nat);
-        assert_eq!(nat.regular_worked(now, Duration::from_secs(300)), nat);
-        assert_eq!(nat.shard_aware_failed(now), nat);
-        // After it, the port is tried again and judged afresh.
-        assert_eq!(nat.shard_aware_worked(later), PortState::FRESH);
-        assert_eq!(nat.shard_aware_failed(later).mode, PortMode::Suspect);
-    }
-
-    #[test]
-    fn unreachable_port_is_blocked_only_while_the_node_is_up() {
-        let now = Instant::now();
-        let max = Duration::from_secs(300);
-        // Node down: both ports fail, nothing is held against the port.
-        let s = PortState::FRESH.shard_aware_failed(now);
-        assert!(!s.usable(now));
-        let s = s.regular_failed(now);
-        assert_eq!(s, PortState::FRESH);
-        // One failure while the regular port works: still used.
-        let s = s.shard_aware_failed(now).regular_worked(now, max);
-        assert!(s.usable(now));
-        assert_eq!(s.strikes, 1);
-        // A shard-aware success forgives it.
-        assert_eq!(s.shard_aware_worked(now), PortState::FRESH);
-        // Two failures and a working regular port: blocked, 10 s at first.
-        let s = s.shard_aware_failed(now).regular_worked(now, max);
-        assert_eq!(s.mode, PortMode::Blocked(now + UNREACHABLE_FIRST_BLOCK));
-        // Then 20 s, 40 s ... up to the maximum.
-        let mut s = s;
-        let mut at = now;
-        let mut lengths = Vec::new();
-        for _ in 0..8 {
-            at += Duration::from_secs(1000);
-            s = s
-                .shard_aware_failed(at)
-                .shard_aware_failed(at)
-                .regular_worked(at, max);
-            let PortMode::Blocked(until) = s.mode else {
-                panic!("{s:?}")
-            };
-            lengths.push((until - at).as_secs());
-        }
-        assert_eq!(lengths, vec![20, 40, 80, 160, 300, 300, 300, 300]);
-        // A success after a block resets the growth.
-        assert_eq!(s.shard_aware_worked(at + max), PortState::FRESH);
     }
 
     #[test]

@@ -17,14 +17,17 @@ use tokio::task::{Id, JoinError, JoinSet};
 use tracing::{debug, warn};
 
 use super::backoff::{Backoff, Rng};
-use super::{Counters, PortMode, Shared, Snapshot};
+use super::port_state::PortMode;
+use super::{Counters, Shared, Snapshot};
 use crate::connection::{open, Connection, ConnectionConfig, ConnectionError, ServerFeatures};
 use crate::routing::sharder::{ShardAwarePortRange, Sharder};
 
-/// Source ports one shard-aware attempt tries before giving up on the
-/// shard-aware port for this attempt; each clash costs only a failed bind
-/// or connect, but a machine short of ports should fall back, not spin.
-const MAX_SOURCE_PORTS: usize = 64;
+/// Connection attempts one pool has in flight at most. Bounds the burst a
+/// node sees when every client reconnects to it at once (a restart), so
+/// its accept queue and handshakes keep up instead of timing attempts out;
+/// a handshake takes a round trip or two, so filling 30 shards this way
+/// costs a few round trips more than all at once.
+const MAX_ATTEMPTS_IN_FLIGHT: usize = 8;
 
 /// Regular-port connections that landed on an already full shard and are
 /// parked (per shard of the node). The server gives new connections to its
@@ -44,11 +47,13 @@ enum Route {
     /// The regular port: the server picks the shard.
     Regular,
     /// The shard-aware `port`, from a source port that selects `shard`
-    /// under `sharder`.
+    /// under `sharder`. A `probe` is the single attempt made while the
+    /// port is suspect (see `port_state.rs`).
     ShardAware {
         shard: u16,
         sharder: Sharder,
         port: u16,
+        probe: bool,
     },
 }
 
@@ -169,17 +174,29 @@ impl Refiller {
             self.close_parked();
             return None;
         }
-        if pending >= missing {
+        if pending >= missing.min(MAX_ATTEMPTS_IN_FLIGHT) {
             return None;
         }
         if held_back.is_some() {
             return held_back;
         }
-        // At most one outstanding attempt per missing connection.
-        let mut budget = missing - pending;
+        // At most one outstanding attempt per missing connection, and a
+        // bounded number in all.
+        let mut budget = (missing - pending).min(MAX_ATTEMPTS_IN_FLIGHT - pending);
         match self.shard_aware_route(now) {
-            Some((sharder, port)) => {
-                for shard in 0..self.buckets.len() {
+            Some((sharder, port, probing)) => {
+                if probing {
+                    // One probe at a time; the rest wait for its answer.
+                    if pending > 0 {
+                        return None;
+                    }
+                    budget = 1;
+                }
+                // Start at a random shard so probes and capped rounds do
+                // not always serve the same shards first.
+                let shards = self.buckets.len();
+                let first = (self.rng.next_u64() % shards as u64) as usize;
+                for shard in (0..shards).map(|i| (first + i) % shards) {
                     let want = target
                         .saturating_sub(self.buckets[shard].len())
                         .saturating_sub(self.pending_shard[shard])
@@ -190,6 +207,7 @@ impl Refiller {
                             shard: shard as u16,
                             sharder,
                             port,
+                            probe: probing,
                         });
                     }
                 }
@@ -203,16 +221,18 @@ impl Refiller {
         None
     }
 
-    /// The sharder and port to use for shard-aware attempts, if allowed.
-    fn shard_aware_route(&self, now: Instant) -> Option<(Sharder, u16)> {
+    /// The sharder and port to use for shard-aware attempts, if allowed,
+    /// and whether only a probe may go.
+    fn shard_aware_route(&self, now: Instant) -> Option<(Sharder, u16, bool)> {
         if !self.shared.config.shard_aware_port {
             return None;
         }
         let sharder = self.layout.flatten()?;
-        if sharder.nr_shards().get() < 2 || !self.shared.port_state().usable(now) {
+        let state = self.shared.port_state();
+        if sharder.nr_shards().get() < 2 || !state.usable(now) {
             return None;
         }
-        Some((sharder, self.shard_aware_port?))
+        Some((sharder, self.shard_aware_port?, state.probing(now)))
     }
 
     /// Drops connections that broke or are closing from the buckets (so
@@ -231,6 +251,11 @@ impl Refiller {
                 .fetch_add(removed, std::sync::atomic::Ordering::Relaxed);
             debug!(node = %self.shared.address, removed, "removed broken connections");
             self.publish();
+            // Replaced after a backoff delay, not at once: a node that is
+            // going down breaks its connections one by one, and a
+            // replacement opened in between would land on the dying node
+            // (or be refused and taken for a bad shard-aware port).
+            self.back_off();
         }
     }
 
@@ -302,27 +327,35 @@ impl Refiller {
 
     fn on_failed(&mut self, route: Route, e: ConnectionError) {
         let address = self.shared.address;
-        match route {
-            Route::ShardAware { shard, port, .. } if falls_back(&e) => {
-                // Not a backoff reason: the regular port is tried at once.
-                Counters::bump(&self.counters().shard_aware_fallbacks);
+        Counters::bump(&self.counters().failed_attempts);
+        if let Route::ShardAware {
+            shard, port, probe, ..
+        } = route
+        {
+            Counters::bump(&self.counters().shard_aware_failures);
+            // A busy local port is this machine's problem, not the port's.
+            if reaches_port(&e) {
+                let now = Instant::now();
+                let node_answers = self.buckets.iter().flatten().any(super::is_live);
                 let state = self.shared.port_state();
-                self.shared
-                    .set_port_state(state.shard_aware_failed(Instant::now()));
-                debug!(node = %address, shard, port, error = %e,
-                    "shard-aware port failed; falling back to the regular port");
-            }
-            _ => {
-                Counters::bump(&self.counters().failed_attempts);
-                if matches!(route, Route::Regular) {
-                    let state = self.shared.port_state();
-                    self.shared
-                        .set_port_state(state.regular_failed(Instant::now()));
+                let next = state.shard_aware_failed(
+                    now,
+                    probe,
+                    node_answers,
+                    self.shared.config.nat_block,
+                );
+                self.shared.set_port_state(next);
+                if let (false, PortMode::Blocked(until)) = (state.is_blocked(now), next.mode) {
+                    warn!(node = %address, block = ?until.saturating_duration_since(now),
+                        "not using the shard-aware port for a while: it cannot be reached \
+                         while the regular port can");
                 }
-                debug!(node = %address, error = %e, "connection attempt failed");
-                self.back_off();
             }
+            debug!(node = %address, shard, port, probe, error = %e, "shard-aware attempt failed");
+        } else {
+            debug!(node = %address, error = %e, "connection attempt failed");
         }
+        self.back_off();
     }
 
     /// Holds back further attempts by the next backoff delay, unless a
@@ -367,7 +400,13 @@ impl Refiller {
                 self.nat_detected(wanted, shard);
             }
         }
-        self.port_verdict(route, shard);
+        if let Route::ShardAware { shard: wanted, .. } = route {
+            if usize::from(wanted) == shard {
+                let state = self.shared.port_state();
+                self.shared
+                    .set_port_state(state.shard_aware_worked(Instant::now()));
+            }
+        }
         let target = self.shared.config.target();
         let shards = self.buckets.len();
         let bucket = shard.min(shards - 1);
@@ -429,26 +468,6 @@ impl Refiller {
         }
     }
 
-    /// What an established connection says about the shard-aware port.
-    fn port_verdict(&mut self, route: Route, shard: usize) {
-        let now = Instant::now();
-        let state = self.shared.port_state();
-        let next = match route {
-            Route::ShardAware { shard: wanted, .. } if usize::from(wanted) == shard => {
-                state.shard_aware_worked(now)
-            }
-            Route::ShardAware { .. } => state,
-            Route::Regular => state.regular_worked(now, self.shared.config.nat_block),
-        };
-        if next != state {
-            self.shared.set_port_state(next);
-            if let PortMode::Blocked(until) = next.mode {
-                warn!(node = %self.shared.address, block = ?until.saturating_duration_since(now),
-                    "not using the shard-aware port for a while: it cannot be reached while the regular port can");
-            }
-        }
-    }
-
     /// Spawns the task that wakes the loop when `conn` closes.
     fn watch(&mut self, conn: &Connection) {
         let conn = conn.clone();
@@ -495,16 +514,11 @@ impl Refiller {
     }
 }
 
-/// Errors after which the regular port should be tried instead of the
-/// shard-aware one: the port could not be reached, or no source port could
-/// be bound.
-fn falls_back(e: &ConnectionError) -> bool {
-    matches!(
-        e,
-        ConnectionError::Io(_)
-            | ConnectionError::Timeout(_)
-            | ConnectionError::AddressUnavailable { .. }
-    )
+/// Failures that say something about the remote shard-aware port (it
+/// refused or did not answer), as opposed to the local machine running out
+/// of source ports.
+fn reaches_port(e: &ConnectionError) -> bool {
+    matches!(e, ConnectionError::Io(_) | ConnectionError::Timeout(_))
 }
 
 fn close_in_background(conn: Connection) {
@@ -531,6 +545,7 @@ async fn attempt(
             shard,
             sharder,
             port,
+            ..
         } => {
             let target = SocketAddr::new(shared.address.ip(), port);
             open_shard_aware(target, shard, sharder, range, random, &config).await
@@ -546,7 +561,8 @@ async fn attempt(
 }
 
 /// Connects to the shard-aware port from source ports that select `shard`,
-/// moving to the next port only when the current one cannot be used.
+/// moving to the next port only when the current one cannot be used. Every
+/// candidate is tried: a clash costs one failed system call.
 async fn open_shard_aware(
     target: SocketAddr,
     shard: u16,
@@ -556,10 +572,7 @@ async fn open_shard_aware(
     config: &ConnectionConfig,
 ) -> Result<(Connection, ServerFeatures), ConnectionError> {
     let mut last = None;
-    for port in sharder
-        .source_ports_for_shard(range, shard, random)
-        .take(MAX_SOURCE_PORTS)
-    {
+    for port in sharder.source_ports_for_shard(range, shard, random) {
         match open(target, Some(port), config).await {
             Err(e) if e.is_address_unavailable() => last = Some(e),
             other => return other,

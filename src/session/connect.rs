@@ -36,9 +36,12 @@ pub async fn connect(config: SessionConfig) -> Result<Session, DriverError> {
         connection,
         ..PoolConfig::default()
     };
-    let cluster = Cluster::connect(cluster_config, Arc::new(TabletMap::new()))
-        .await
-        .map_err(connect_error)?;
+    let cluster = Cluster::connect(
+        cluster_config,
+        Arc::new(TabletMap::with_trust_window(config.tablet_trust_window)),
+    )
+    .await
+    .map_err(connect_error)?;
 
     if let Err(e) = wait_for_pools(&cluster, &config).await {
         cluster.close().await;

@@ -81,7 +81,10 @@ impl Inner {
     pub(crate) async fn run(&self, job: &Job<'_>) -> Result<QueryResult, DriverError> {
         self.run_with(job, |raw, conn, coordinator, learn| {
             let frame = conn.decode(&raw)?;
-            learn(&frame.extensions);
+            learn(
+                &frame.extensions,
+                matches!(frame.response, Response::Result(_)),
+            );
             match frame.response {
                 Response::Result(body) => Ok(Answer::Done(query_result(
                     body,
@@ -100,7 +103,8 @@ impl Inner {
     }
 
     /// The request loop: `accept` turns each response into an answer (and
-    /// calls `learn` with the frame's extensions, which records tablets).
+    /// calls `learn` with the frame's extensions and whether it is a
+    /// RESULT, which records or confirms tablets).
     pub(crate) async fn run_with<T>(
         &self,
         job: &Job<'_>,
@@ -108,7 +112,7 @@ impl Inner {
             RawResponse,
             &Connection,
             SocketAddr,
-            &dyn Fn(&ResponseExtensions),
+            &dyn Fn(&ResponseExtensions, bool),
         ) -> Result<Answer<T>, RequestError>,
     ) -> Result<T, DriverError> {
         let deadline = Instant::now() + job.timeout;
@@ -116,8 +120,18 @@ impl Inner {
         let tablets = self.cluster.tablets();
         let tablet_aware = self.config.tablet_awareness;
         let mut replicas = Vec::new();
+        let mut learning = route::Learning::default();
         if let Some(info) = &job.routing {
-            route::replicas(&state, tablets, tablet_aware, info, &mut replicas);
+            let resolution = route::replicas(&state, tablets, tablet_aware, info, &mut replicas);
+            learning = match resolution {
+                route::Resolution::Learn { .. } => {
+                    // Boxed: only requests whose tablet is unknown or
+                    // suspect wait here.
+                    let until = deadline.into_std();
+                    Box::pin(route::learn(&state, tablets, info, &mut replicas, until)).await
+                }
+                resolution => route::Learning::routed(resolution),
+            };
         }
         let mut plan = Vec::with_capacity(state.nodes().len() + replicas.len());
         {
@@ -162,14 +176,32 @@ impl Inner {
             runtime
                 .requests
                 .count(conn.shard(), || runtime.pool.nr_shards());
+            let sequence = match &job.routing {
+                Some(info) if tablet_aware && info.learns => tablets.next_sequence(),
+                _ => 0,
+            };
 
-            let learn = |extensions: &ResponseExtensions| {
-                if let (Some(info), true) = (&job.routing, tablet_aware) {
-                    route::learn_tablet(tablets, info, extensions);
+            let learns = job.routing.as_ref().filter(|i| tablet_aware && i.learns);
+            let by_map = learning.by_map && replicas.contains(&target);
+            let learn = |extensions: &ResponseExtensions, is_result: bool| {
+                if let Some(info) = learns {
+                    let taught = route::learn_tablet(tablets, info, extensions, sequence);
+                    if !taught && by_map && is_result {
+                        tablets.confirm(info.keyspace, info.table, info.token.value(), sequence);
+                    }
                 }
             };
             let answer = match conn.send_raw_with_timeout(job.request, remaining).await {
-                Ok(raw) => accept(raw, &conn, node.address, &learn),
+                Ok(raw) => {
+                    let answer = accept(raw, &conn, node.address, &learn);
+                    // Whatever the response taught is in the map: wake the waiters.
+                    if learns.is_some() {
+                        if let Some(ticket) = learning.ticket.take() {
+                            ticket.finish();
+                        }
+                    }
+                    answer
+                }
                 Err(e) => Err(e),
             };
             runtime.latency.record(sent.elapsed());

@@ -83,7 +83,9 @@ impl Admission {
         let outcome = inner
             .run_with(&job, |raw, conn, coordinator, learn| {
                 if raw.header.opcode == Opcode::Error as u8 {
-                    return Ok(match conn.decode(&raw)?.response {
+                    let frame = conn.decode(&raw)?;
+                    learn(&frame.extensions, false);
+                    return Ok(match frame.response {
                         Response::Error(e) => Answer::Error(e),
                         other => Answer::Fail(DriverError::Protocol(format!(
                             "ERROR frame decoded as {:?}",
@@ -96,7 +98,7 @@ impl Admission {
                     .map_err(crate::connection::RequestError::Protocol)?;
                 let (extensions, start) = read_response_extensions(raw.header.flags, &body)
                     .map_err(crate::connection::RequestError::Protocol)?;
-                learn(&extensions);
+                learn(&extensions, true);
                 Ok(Answer::Done(Forwarded {
                     header: raw.header,
                     extensions,

@@ -215,10 +215,12 @@ impl Session {
                 .then(|| inner.keyspace())
                 .flatten();
             let state = inner.cluster.state();
+            // Batches never bring tablet payloads: route, don't learn.
             let routing = batch
                 .statements
                 .iter()
-                .find_map(|s| routing_key::routing_of(s, use_keyspace.as_deref(), &state));
+                .find_map(|s| routing_key::routing_of(s, use_keyspace.as_deref(), &state))
+                .map(|r| route::RoutingInfo { learns: false, ..r });
             let is_lwt = batch
                 .statements
                 .iter()

@@ -145,11 +145,11 @@ fn render(m: &SessionMetrics) -> String {
         opened.sample(&format!("{l},port=\"regular\""), node.pool.opened_regular);
     }
     out.per_node(
-        "shard_aware_fallbacks_total",
+        "shard_aware_failures_total",
         "counter",
-        "Shard-aware port attempts replaced by the regular port.",
+        "Shard-aware port attempts that could not connect.",
         nodes(),
-        |n| n.pool.shard_aware_fallbacks,
+        |n| n.pool.shard_aware_failures,
     );
     out.per_node(
         "nat_detections_total",

@@ -79,6 +79,9 @@ pub fn routing_of<'a>(
             keyspace,
             table,
             token,
+            // Scylla answers with a tablet payload only when the key is
+            // bound with markers.
+            learns: !statement.values.is_empty(),
         });
     }
     routing_of_metadata(statement)
@@ -93,6 +96,7 @@ fn routing_of_metadata(statement: &Statement) -> Option<RoutingInfo<'_>> {
                 keyspace,
                 table,
                 token: token_of(p, &statement.values, statement.value_names.as_deref())?,
+                learns: true,
             })
         }
         Query::Simple(_) => None,

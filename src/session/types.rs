@@ -33,6 +33,10 @@ pub struct SessionConfig {
     pub permit_dc_failover: bool,
     /// Learn tablet replicas from `tablets-routing-v1` payloads.
     pub tablet_awareness: bool,
+    /// How long a learned tablet stays trusted without a response that
+    /// confirms it; after that, one request checks it before the others
+    /// follow (so a migration while idle costs one misroute per tablet).
+    pub tablet_trust_window: Duration,
     /// Per-connection settings: credentials, compression, connect timeout,
     /// heartbeat, application name.
     pub connection: ConnectionConfig,
@@ -71,6 +75,7 @@ impl Default for SessionConfig {
             local_rack: None,
             permit_dc_failover: true,
             tablet_awareness: true,
+            tablet_trust_window: crate::cluster::tablets::DEFAULT_TRUST_WINDOW,
             connection: ConnectionConfig::default(),
             request_timeout: Duration::from_secs(12),
             default_consistency: Consistency::LocalOne,

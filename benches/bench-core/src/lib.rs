@@ -8,6 +8,7 @@
 //! client follows, whatever its language (see `benches/README.md`): the
 //! orchestrator `benches/run.py` treats all clients alike.
 
+mod hold;
 mod options;
 mod runner;
 mod stats;
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 
 pub use options::{Options, Workload, USAGE};
 pub use runner::run;
+pub use serde_json;
 pub use stats::{percentile, Latencies, Rusage};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -50,6 +52,12 @@ pub trait Driver: Sized + Send + Sync + 'static {
 
     /// The prepared SELECT of partition `k`: its `(v, tag)`, if the row exists.
     fn select(&self, key: i64) -> impl Future<Output = Res<Option<(String, i64)>>> + Send;
+
+    /// Driver-specific counters worth reporting (e.g. connection attempts
+    /// by port), summed by the caller over sessions; `Null` if none.
+    fn diagnostics(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
 
     /// Closes the session.
     fn close(&self) -> impl Future<Output = ()> + Send;

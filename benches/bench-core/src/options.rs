@@ -5,10 +5,11 @@ use std::time::Duration;
 use crate::Res;
 
 pub const USAGE: &str = "usage: <client> --contact HOST:PORT \
---workload insert|select|mixed|connect|schema [--concurrency 1] \
+--workload insert|select|mixed|connect|schema|hold [--concurrency 1] \
 [--duration 5] [--warmup 2] [--requests N --warmup-requests N] [--keys 10000] \
 [--keyspace bench] [--table kv] [--tag 1] [--verify-max 1000] [--expect-nodes N] \
-[--pool-timeout 30] [--replication CLAUSE] [--sync]";
+[--pool-timeout 30] [--replication CLAUSE] [--sync] [--sessions 1] \
+[--no-shard-aware-port]";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload {
@@ -22,6 +23,9 @@ pub enum Workload {
     Connect,
     /// Create the keyspace (with `--replication`) and the table.
     Schema,
+    /// Connect `--sessions` sessions, hold them, and time their refill
+    /// after each restart the orchestrator announces (the restart storm).
+    Hold,
 }
 
 impl Workload {
@@ -32,6 +36,7 @@ impl Workload {
             "mixed" => Workload::Mixed,
             "connect" => Workload::Connect,
             "schema" => Workload::Schema,
+            "hold" => Workload::Hold,
             other => return Err(format!("unknown workload {other}").into()),
         })
     }
@@ -43,6 +48,7 @@ impl Workload {
             Workload::Mixed => "mixed",
             Workload::Connect => "connect",
             Workload::Schema => "schema",
+            Workload::Hold => "hold",
         }
     }
 
@@ -87,6 +93,10 @@ pub struct Options {
     /// warm-up; for `connect`, once the pools are full) and wait for a
     /// line on stdin, so the orchestrator can snapshot the cluster.
     pub sync: bool,
+    /// Sessions the `hold` workload opens.
+    pub sessions: usize,
+    /// Whether the driver may use the shard-aware port (its default).
+    pub shard_aware_port: bool,
 }
 
 impl Default for Options {
@@ -108,6 +118,8 @@ impl Default for Options {
             pool_timeout: Duration::from_secs(30),
             replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".to_string(),
             sync: false,
+            sessions: 1,
+            shard_aware_port: true,
         }
     }
 }
@@ -146,12 +158,14 @@ impl Options {
                 "--pool-timeout" => o.pool_timeout = seconds(value()?)?,
                 "--replication" => o.replication = value()?.clone(),
                 "--sync" => o.sync = true,
+                "--sessions" => o.sessions = value()?.parse()?,
+                "--no-shard-aware-port" => o.shard_aware_port = false,
                 "-h" | "--help" => return Err(USAGE.into()),
                 other => return Err(format!("unknown argument {other}\n{USAGE}").into()),
             }
         }
-        if o.concurrency == 0 || o.keys == 0 {
-            return Err("--concurrency and --keys must be positive".into());
+        if o.concurrency == 0 || o.keys == 0 || o.sessions == 0 {
+            return Err("--concurrency, --keys and --sessions must be positive".into());
         }
         if o.requests.is_none() && o.duration.is_zero() {
             return Err("--duration must be positive (or give --requests)".into());
@@ -185,6 +199,11 @@ mod tests {
         assert_eq!(o.tag, 7);
         assert!(o.sync);
         assert_eq!(o.expect_nodes, Some(3));
+        assert_eq!((o.sessions, o.shard_aware_port), (1, true));
+        let o =
+            Options::parse(&args("--workload hold --sessions 15 --no-shard-aware-port")).unwrap();
+        assert_eq!(o.workload, Workload::Hold);
+        assert_eq!((o.sessions, o.shard_aware_port), (15, false));
     }
 
     #[test]
@@ -194,6 +213,7 @@ mod tests {
         assert!(Options::parse(&args("--workload nope")).is_err());
         assert!(Options::parse(&args("--duration -1")).is_err());
         assert!(Options::parse(&args("--keys")).is_err());
+        assert!(Options::parse(&args("--sessions 0")).is_err());
     }
 
     #[test]

@@ -23,7 +23,7 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(300);
 /// Requesters of the read-back after the measured phase (at most).
 const READBACK_CONCURRENCY: usize = 32;
 /// Poll period while waiting for full pools.
-const POOL_POLL: Duration = Duration::from_millis(20);
+pub(crate) const POOL_POLL: Duration = Duration::from_millis(20);
 
 struct Ctx {
     workload: Workload,
@@ -235,6 +235,18 @@ async fn wait_pools<D: Driver>(driver: &D, opts: &Options) -> bool {
 
 /// Runs the workload of `opts` and returns the result line.
 pub async fn run<D: Driver>(opts: Options) -> Res<Value> {
+    if opts.workload == Workload::Hold {
+        let mut line = crate::hold::hold::<D>(&opts).await?;
+        if let Value::Object(line) = &mut line {
+            line.extend([
+                ("event".to_owned(), json!("result")),
+                ("driver".to_owned(), json!(D::NAME)),
+                ("workload".to_owned(), json!("hold")),
+                ("process_cpu_s".to_owned(), Rusage::now().json()),
+            ]);
+        }
+        return Ok(line);
+    }
     let started = Instant::now();
     let mut driver = tokio::time::timeout(opts.pool_timeout, D::connect(&opts))
         .await
@@ -255,6 +267,7 @@ pub async fn run<D: Driver>(opts: Options) -> Res<Value> {
     let outcome = match opts.workload {
         Workload::Schema => schema(&driver, &opts).await,
         Workload::Connect => checkpoint(&opts, "pools").await.map(|()| json!({})),
+        Workload::Hold => unreachable!("handled above"),
         _ => measure(&driver, &opts).await,
     };
     let connections = driver.connections();

@@ -27,6 +27,7 @@ impl Driver for ScyllaRust {
         // Defaults otherwise: token-aware, shard-aware, no compression.
         let session = SessionBuilder::new()
             .known_node(&opts.contact)
+            .disallow_shard_aware_port(!opts.shard_aware_port)
             .build()
             .await?;
         Ok(ScyllaRust {

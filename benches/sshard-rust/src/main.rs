@@ -47,6 +47,7 @@ impl Driver for SshardRust {
         let config = SessionConfig {
             contact_points: vec![host],
             port,
+            shard_aware_port: opts.shard_aware_port,
             ..SessionConfig::default()
         };
         Ok(SshardRust {
@@ -121,6 +122,30 @@ impl Driver for SshardRust {
             }
             other => Err(format!("unexpected row {other:?}").into()),
         }
+    }
+
+    fn diagnostics(&self) -> bench_core::serde_json::Value {
+        let state = self.session.cluster_state();
+        let mut total = scylla_shard::pool::PoolStats::default();
+        for pool in state.nodes().iter().filter_map(|n| n.pool()) {
+            let s = pool.stats();
+            total.attempts += s.attempts;
+            total.failed_attempts += s.failed_attempts;
+            total.opened_shard_aware += s.opened_shard_aware;
+            total.opened_regular += s.opened_regular;
+            total.connections_discarded += s.connections_discarded;
+            total.shard_aware_failures += s.shard_aware_failures;
+            total.nat_detections += s.nat_detections;
+        }
+        bench_core::serde_json::json!({
+            "attempts": total.attempts,
+            "failed_attempts": total.failed_attempts,
+            "opened_shard_aware": total.opened_shard_aware,
+            "opened_regular": total.opened_regular,
+            "discarded": total.connections_discarded,
+            "shard_aware_failures": total.shard_aware_failures,
+            "nat_detections": total.nat_detections,
+        })
     }
 
     async fn close(&self) {
