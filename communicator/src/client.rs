@@ -428,6 +428,11 @@ fn as_error(error: DriverError) -> ErrorBody {
     }
 }
 
+/// The server's answer to an unqualified statement outside a keyspace.
+fn is_no_keyspace(e: &ErrorBody) -> bool {
+    e.code == error_code::INVALID && e.message.contains("No keyspace has been specified")
+}
+
 fn unprepared(id: &[u8]) -> ErrorBody {
     ErrorBody {
         code: error_code::UNPREPARED,
@@ -627,22 +632,34 @@ impl Client {
         Ok(response_frame(0, &response, &ResponseExtensions::default()))
     }
 
-    /// Prepares an unqualified statement in the client's `USE` keyspace.
+    /// Prepares an unqualified statement in the client's `USE` keyspace,
+    /// on every node (see `KeyspaceConnections::on_every_node`).
     async fn prepare_in(&self, keyspace: &str, text: &str) -> Result<Arc<Prepared>, ErrorBody> {
-        let conn = self
+        let conns = self
             .shared
             .keyspaces
-            .get(&self.shared.session, keyspace)
+            .on_every_node(&self.shared.session, keyspace)
             .await
             .map_err(as_error)?;
         let request = Request::Prepare {
             query: text.to_owned(),
         };
         let timeout = self.shared.config.request_timeout;
-        let frame = conn
-            .send_with_timeout(&request, &RequestExtensions::default(), timeout)
-            .await
-            .map_err(|e| as_error(DriverError::ConnectionBroken(e.to_string())))?;
+        let extensions = RequestExtensions::default();
+        let mut first = None;
+        for conn in &conns {
+            let frame = conn
+                .send_with_timeout(&request, &extensions, timeout)
+                .await
+                .map_err(|e| as_error(DriverError::ConnectionBroken(e.to_string())))?;
+            first.get_or_insert(frame);
+        }
+        let Some(frame) = first else {
+            return Err(ErrorBody::new(
+                error_code::SERVER_ERROR,
+                "no node to prepare on",
+            ));
+        };
         match frame.response {
             Response::Result(ResultBody::Prepared(p)) => Ok(Arc::new(Prepared {
                 id: p.id,
@@ -679,15 +696,34 @@ impl Client {
         let routing = token.and_then(|t| prepared.table().map(|(k, tb)| (k, tb, t)));
         let idempotent = hints.idempotent || requests::is_read(&prepared.query);
         let statements = [Statement::prepared(prepared.clone())];
-        self.forward(
-            request,
-            routing,
-            prepared.is_lwt(),
-            idempotent,
-            &statements,
-            hints,
-        )
-        .await
+        let answer = self
+            .forward(
+                request,
+                routing,
+                prepared.is_lwt(),
+                idempotent,
+                &statements,
+                hints,
+            )
+            .await;
+        match (&answer, &prepared.keyspace) {
+            // A node that lost an unqualified statement (restarted) cannot
+            // re-prepare it without its keyspace: prepare it again in the
+            // keyspace on every node, then once more.
+            (Err(e), Some(keyspace)) if is_no_keyspace(e) => {
+                self.prepare_in(keyspace, &prepared.query).await?;
+                self.forward(
+                    request,
+                    routing,
+                    prepared.is_lwt(),
+                    idempotent,
+                    &statements,
+                    hints,
+                )
+                .await
+            }
+            _ => answer,
+        }
     }
 
     async fn batch(
