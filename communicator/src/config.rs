@@ -237,7 +237,6 @@ pub struct Config {
     pub connect_timeout: Duration,
     pub unix: Option<UnixListen>,
     pub tcp: Option<SocketAddr>,
-    #[allow(dead_code)] // the JSON and metrics front ends (next commits)
     pub json_unix: Option<UnixListen>,
     #[allow(dead_code)]
     pub metrics: Option<SocketAddr>,

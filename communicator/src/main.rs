@@ -8,6 +8,8 @@
 
 mod client;
 mod config;
+mod json_front;
+mod json_values;
 mod keyspaces;
 mod local;
 mod prepared;

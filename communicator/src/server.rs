@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 
 use crate::client::{self, Shared};
 use crate::config::{Config, UnixListen};
+use crate::json_front;
 use crate::keyspaces::KeyspaceConnections;
 use crate::local::LocalNode;
 use crate::prepared::Registry;
@@ -115,6 +116,12 @@ pub async fn run(config: Config) -> Result<(), String> {
         config,
     });
     let unix = shared.config.unix.as_ref().map(bind_unix).transpose()?;
+    let json_unix = shared
+        .config
+        .json_unix
+        .as_ref()
+        .map(bind_unix)
+        .transpose()?;
     let tcp = match shared.config.tcp {
         Some(addr) => Some(
             TcpListener::bind(addr)
@@ -128,6 +135,9 @@ pub async fn run(config: Config) -> Result<(), String> {
     }
     if let Some(addr) = shared.config.tcp {
         tracing::info!(%addr, "listening (CQL, TCP)");
+    }
+    if let Some(listen) = &shared.config.json_unix {
+        tracing::info!(path = %listen.path.display(), "listening (JSON lines, Unix)");
     }
     // Readiness for scripts and service managers that wait for it.
     eprintln!("scylla-communicator: ready");
@@ -169,16 +179,37 @@ pub async fn run(config: Config) -> Result<(), String> {
             }
         }
     };
+    let accept_json = {
+        let shared = shared.clone();
+        async move {
+            let Some(listener) = json_unix else {
+                return std::future::pending().await;
+            };
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => json_front::spawn(shared.clone(), stream),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
+    };
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("signal handler: {e}"))?;
     tokio::select! {
         _ = accept_unix => {}
         _ = accept_tcp => {}
+        _ = accept_json => {}
         _ = terminate.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
     tracing::info!("stopping: no new clients, in-flight requests may finish");
-    if let Some(listen) = &shared.config.unix {
+    for listen in [&shared.config.unix, &shared.config.json_unix]
+        .into_iter()
+        .flatten()
+    {
         let _ = std::fs::remove_file(&listen.path);
     }
     let all = u32::try_from(shared.config.max_in_flight).unwrap_or(u32::MAX);
