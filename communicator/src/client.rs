@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use crate::config::Config;
 use crate::keyspaces::{needs_keyspace, KeyspaceConnections};
 use crate::local::{self, Local, LocalNode};
+use crate::metrics::{Front, Metrics};
 use crate::prepared::Registry;
 use crate::requests;
 
@@ -49,6 +50,7 @@ pub struct Shared {
     pub clients: Arc<Semaphore>,
     pub node: LocalNode,
     pub config: Config,
+    pub metrics: Arc<Metrics>,
 }
 
 /// A frame to write and what it releases once written: its request's
@@ -69,11 +71,13 @@ struct Client {
     pending_bytes: Arc<Semaphore>,
 }
 
-pub fn spawn<S>(shared: Arc<Shared>, stream: S)
+/// Serves a client connection (`pid`: its process, known on a Unix socket).
+pub fn spawn<S>(shared: Arc<Shared>, stream: S, pid: Option<i32>)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let Ok(slot) = shared.clients.clone().try_acquire_owned() else {
+        shared.metrics.refused_client();
         tracing::warn!(
             limit = shared.config.max_clients,
             "refusing a client: limits.max_clients reached"
@@ -81,12 +85,12 @@ where
         return;
     };
     tokio::spawn(async move {
-        serve(shared, stream).await;
+        serve(shared, stream, pid).await;
         drop(slot);
     });
 }
 
-async fn serve<S>(shared: Arc<Shared>, stream: S)
+async fn serve<S>(shared: Arc<Shared>, stream: S, pid: Option<i32>)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -111,6 +115,10 @@ where
         pending_bytes: Arc::new(Semaphore::new(pending_budget(shared_config_limit))),
     });
     let in_flight = Arc::new(Semaphore::new(per_client));
+    let _listed = client
+        .shared
+        .metrics
+        .client(Front::Cql, pid, in_flight.clone(), per_client);
     if let Err(why) = read_requests(&client, &mut reader, &in_flight).await {
         tracing::debug!(%why, "client closed");
     }
@@ -261,6 +269,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
                     break Ok(());
                 };
                 let Ok(total) = client.shared.total.clone().try_acquire_owned() else {
+                    client.shared.metrics.overloaded(Front::Cql);
                     let e = ErrorBody::new(
                         error_code::OVERLOADED,
                         "the communicator has limits.max_in_flight requests in flight",
@@ -271,10 +280,16 @@ async fn read_requests<R: AsyncRead + Unpin>(
                 let client = client.clone();
                 tokio::spawn(async move {
                     let stream = header.stream;
+                    let started = std::time::Instant::now();
                     let frame = match client.handle(opcode, header.flags, &body).await {
                         Ok(frame) => frame,
                         Err(e) => error_frame(stream, e),
                     };
+                    let failed = frame.get(4) == Some(&(Opcode::Error as u8));
+                    client
+                        .shared
+                        .metrics
+                        .request(Front::Cql, started.elapsed(), failed);
                     drop(total);
                     // A slow reader's responses wait here, holding their
                     // in-flight permits, so the reader stops reading it.

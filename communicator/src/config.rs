@@ -238,7 +238,6 @@ pub struct Config {
     pub unix: Option<UnixListen>,
     pub tcp: Option<SocketAddr>,
     pub json_unix: Option<UnixListen>,
-    #[allow(dead_code)]
     pub metrics: Option<SocketAddr>,
     pub rpc_address: std::net::IpAddr,
     pub max_clients: usize,

@@ -38,12 +38,14 @@ use crate::client::Shared;
 use crate::config::parse_consistency;
 use crate::json_values::{from_json, hex, row_object};
 use crate::local::{self, Local};
+use crate::metrics::Front;
 
-pub fn spawn<S>(shared: Arc<Shared>, stream: S)
+pub fn spawn<S>(shared: Arc<Shared>, stream: S, pid: Option<i32>)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let Ok(slot) = shared.clients.clone().try_acquire_owned() else {
+        shared.metrics.refused_client();
         tracing::warn!(
             limit = shared.config.max_clients,
             "refusing a JSON client: limits.max_clients reached"
@@ -51,14 +53,14 @@ where
         return;
     };
     tokio::spawn(async move {
-        serve(shared, stream).await;
+        serve(shared, stream, pid).await;
         drop(slot);
     });
 }
 
 type Outgoing = (String, Option<OwnedSemaphorePermit>);
 
-async fn serve<S>(shared: Arc<Shared>, stream: S)
+async fn serve<S>(shared: Arc<Shared>, stream: S, pid: Option<i32>)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -76,6 +78,9 @@ where
         let _ = writer.shutdown().await;
     });
     let in_flight = Arc::new(Semaphore::new(per_client));
+    let _listed = shared
+        .metrics
+        .client(Front::Json, pid, in_flight.clone(), per_client);
     let limit = shared.config.max_frame_bytes;
     let mut reader = BufReader::new(reader);
     let mut line = Vec::new();
@@ -121,6 +126,7 @@ where
         };
         let id = request.get("id").cloned().unwrap_or(Json::Null);
         let Ok(total) = shared.total.clone().try_acquire_owned() else {
+            shared.metrics.overloaded(Front::Json);
             let message = "the communicator has limits.max_in_flight requests in flight";
             let code = error_code::OVERLOADED;
             let _ = out
@@ -131,7 +137,10 @@ where
         let shared = shared.clone();
         let out = out.clone();
         tokio::spawn(async move {
-            let response = match run(&shared, &request).await {
+            let started = std::time::Instant::now();
+            let outcome = run(&shared, &request).await;
+            let failed = outcome.is_err();
+            let response = match outcome {
                 Ok(result) => success(&id, result),
                 Err(Failure {
                     status,
@@ -139,6 +148,9 @@ where
                     message,
                 }) => failure(&id, status, code, &message),
             };
+            shared
+                .metrics
+                .request(Front::Json, started.elapsed(), failed);
             drop(total);
             let _ = out.send((response, Some(permit))).await;
         });

@@ -162,7 +162,6 @@ impl KeyspaceConnections {
     }
 
     /// (connections open now, opened in all).
-    #[allow(dead_code)] // read by the metrics endpoint (next commit)
     pub fn counts(&self) -> (usize, u64) {
         let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         (

@@ -12,6 +12,7 @@ mod json_front;
 mod json_values;
 mod keyspaces;
 mod local;
+mod metrics;
 mod prepared;
 mod requests;
 mod server;

@@ -64,7 +64,6 @@ impl Registry {
         }
     }
 
-    #[allow(dead_code)] // read by the metrics endpoint (next commit)
     pub fn len(&self) -> usize {
         self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
     }

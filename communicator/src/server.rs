@@ -15,6 +15,7 @@ use crate::config::{Config, UnixListen};
 use crate::json_front;
 use crate::keyspaces::KeyspaceConnections;
 use crate::local::LocalNode;
+use crate::metrics::{self, Metrics};
 use crate::prepared::Registry;
 
 fn session_config(config: &Config) -> SessionConfig {
@@ -93,6 +94,11 @@ fn lookup_id(file: &str, name: &str) -> Option<u32> {
     })
 }
 
+/// The process on the other end of a Unix socket (for the metrics).
+fn peer_pid(stream: &tokio::net::UnixStream) -> Option<i32> {
+    stream.peer_cred().ok().and_then(|c| c.pid())
+}
+
 pub async fn run(config: Config) -> Result<(), String> {
     let session = Session::connect(session_config(&config))
         .await
@@ -114,6 +120,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         node,
         session,
         config,
+        metrics: Arc::new(Metrics::default()),
     });
     let unix = shared.config.unix.as_ref().map(bind_unix).transpose()?;
     let json_unix = shared
@@ -130,8 +137,16 @@ pub async fn run(config: Config) -> Result<(), String> {
         ),
         None => None,
     };
+    let metrics_listener = match shared.config.metrics {
+        Some(addr) => Some(metrics::bind(addr).await?),
+        None => None,
+    };
     if let Some(listen) = &shared.config.unix {
         tracing::info!(path = %listen.path.display(), "listening (CQL, Unix)");
+    }
+    if let Some(listener) = metrics_listener {
+        tracing::info!(addr = ?shared.config.metrics, "serving metrics (Prometheus, HTTP)");
+        tokio::spawn(metrics::serve(shared.clone(), listener));
     }
     if let Some(addr) = shared.config.tcp {
         tracing::info!(%addr, "listening (CQL, TCP)");
@@ -150,7 +165,10 @@ pub async fn run(config: Config) -> Result<(), String> {
             };
             loop {
                 match listener.accept().await {
-                    Ok((stream, _)) => client::spawn(shared.clone(), stream),
+                    Ok((stream, _)) => {
+                        let pid = peer_pid(&stream);
+                        client::spawn(shared.clone(), stream, pid)
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -169,7 +187,7 @@ pub async fn run(config: Config) -> Result<(), String> {
                 match listener.accept().await {
                     Ok((stream, _)) => {
                         let _ = stream.set_nodelay(true);
-                        client::spawn(shared.clone(), stream)
+                        client::spawn(shared.clone(), stream, None)
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -187,7 +205,10 @@ pub async fn run(config: Config) -> Result<(), String> {
             };
             loop {
                 match listener.accept().await {
-                    Ok((stream, _)) => json_front::spawn(shared.clone(), stream),
+                    Ok((stream, _)) => {
+                        let pid = peer_pid(&stream);
+                        json_front::spawn(shared.clone(), stream, pid)
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
