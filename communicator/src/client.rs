@@ -51,6 +51,9 @@ pub struct Shared {
     pub node: LocalNode,
     pub config: Config,
     pub metrics: Arc<Metrics>,
+    /// Set when the daemon stops or hands over: clients are no longer
+    /// read from, and close once their requests are answered.
+    pub draining: tokio::sync::watch::Sender<bool>,
 }
 
 /// A frame to write and what it releases once written: its request's
@@ -143,9 +146,14 @@ async fn read_requests<R: AsyncRead + Unpin>(
     let config = &client.shared.config;
     let mut authenticated = config.users.is_empty();
     let mut events: Option<tokio::task::JoinHandle<()>> = None;
+    let mut draining = client.shared.draining.subscribe();
     let result = loop {
         let mut head = [0u8; HEADER_LEN];
-        if let Err(e) = reader.read_exact(&mut head).await {
+        let read = tokio::select! {
+            read = reader.read_exact(&mut head) => read,
+            _ = draining.wait_for(|d| *d) => break Ok(()),
+        };
+        if let Err(e) = read {
             break if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 Ok(())
             } else {

@@ -84,12 +84,14 @@ where
     let limit = shared.config.max_frame_bytes;
     let mut reader = BufReader::new(reader);
     let mut line = Vec::new();
+    let mut draining = shared.draining.subscribe();
     loop {
         line.clear();
-        let read = (&mut reader)
-            .take(limit as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .await;
+        let mut bounded = (&mut reader).take(limit as u64 + 1);
+        let read = tokio::select! {
+            read = bounded.read_until(b'\n', &mut line) => read,
+            _ = draining.wait_for(|d| *d) => break,
+        };
         match read {
             Ok(0) => break,
             Ok(_) if line.len() > limit && !line.ends_with(b"\n") => {

@@ -11,6 +11,7 @@ mod config;
 mod json_front;
 mod json_values;
 mod keyspaces;
+mod listeners;
 mod local;
 mod metrics;
 mod prepared;

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -347,11 +346,4 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
             let _ = stream.shutdown().await;
         });
     }
-}
-
-/// Where the metrics endpoint listens.
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("listen.metrics {addr}: {e}"))
 }

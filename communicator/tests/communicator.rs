@@ -27,11 +27,15 @@ const SHARDS: u16 = 4;
 const WORKERS: usize = 16;
 const ROWS_PER_WORKER: i32 = 50;
 
-/// A running daemon, killed (by its pid) on drop.
+/// A running daemon, killed (by its pid) on drop, as is the daemon it
+/// handed its sockets over to.
 struct Communicator {
     child: Child,
     socket: PathBuf,
     dir: PathBuf,
+    /// Its stderr (and its successor's) so far.
+    output: std::sync::Arc<std::sync::Mutex<String>>,
+    successor: Option<u32>,
 }
 
 impl Communicator {
@@ -54,23 +58,31 @@ impl Communicator {
             .expect("start scylla-communicator");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let seen = output.clone();
         std::thread::spawn(move || {
-            let mut seen = String::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("scylla-communicator: ready") {
                     let _ = tx.send(Ok(()));
                 }
+                let mut seen = seen.lock().unwrap();
                 seen.push_str(&line);
                 seen.push('\n');
             }
-            let _ = tx.send(Err(seen));
+            let _ = tx.send(Err(seen.lock().unwrap().clone()));
         });
         match rx.recv_timeout(STEP) {
             Ok(Ok(())) => {}
             Ok(Err(output)) => panic!("the communicator stopped: {output}"),
             Err(_) => panic!("the communicator was not ready within {STEP:?}"),
         }
-        Communicator { child, socket, dir }
+        Communicator {
+            child,
+            socket,
+            dir,
+            output,
+            successor: None,
+        }
     }
 
     fn config(&self) -> SessionConfig {
@@ -85,7 +97,42 @@ impl Drop for Communicator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(pid) = self.successor {
+            signal(pid, "KILL");
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Sends `kill -NAME` to `pid`.
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie is not alive (its status line says Z).
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// Polls `done` every 20 ms until it holds or `STEP` passes.
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + STEP;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
@@ -340,4 +387,131 @@ async fn plain_clients_see_one_node_and_keep_their_keyspace() {
     );
     assert!(matches!(client.receive(), Some((16, Response::Error(e))) if e.code == 0x2500));
     session.close().await;
+}
+
+/// SIGHUP under load: the daemon hands its listening socket to a new one
+/// and drains; the library's sessions reconnect to the new daemon through
+/// the same path, no acknowledged write is lost, and the cluster ends with
+/// the new daemon's nodes x shards + 1 connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_hands_over_under_load_without_losing_writes() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let emulator = EmulatorOptions::new(NODES, SHARDS).start();
+    let mut communicator = Communicator::start(&emulator, &[]);
+    let session = connect(&communicator).await;
+    run(&session, "CREATE KEYSPACE hks WITH replication = {'class': 'NetworkTopologyStrategy', 'replication_factor': 2} AND tablets = {'enabled': false}").await;
+    run(&session, "CREATE TABLE hks.t (k int PRIMARY KEY, v int)").await;
+
+    let acked = Arc::new(Mutex::new(Vec::<i32>::new()));
+    let errors = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let session = connect(&communicator).await;
+        let (acked, errors, stop) = (acked.clone(), errors.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let insert = session
+                .prepare("INSERT INTO hks.t (k, v) VALUES (?, ?)")
+                .await
+                .unwrap();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let key = w * 1_000_000 + i;
+                let mut statement = Statement::prepared(insert.clone());
+                statement.values = vec![int(key), int(i)];
+                statement.idempotent = true;
+                match session.execute(&statement).await {
+                    Ok(_) => {
+                        acked.lock().unwrap().push(key);
+                        i += 1;
+                    }
+                    // The same key again once the daemon is back.
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            session.close().await;
+        }));
+    }
+    let count = || acked.lock().unwrap().len();
+    wait_for("200 writes before the handover", || count() >= 200).await;
+
+    let old = communicator.child.id();
+    signal(old, "HUP");
+    let exited = tokio::time::timeout(STEP, async {
+        loop {
+            if let Some(status) = communicator.child.try_wait().unwrap() {
+                return status;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the old daemon drains and exits");
+    assert!(exited.success(), "the old daemon exited with {exited}");
+    let output = communicator.output.lock().unwrap().clone();
+    let successor: u32 = output
+        .lines()
+        .find_map(|l| l.strip_prefix("scylla-communicator: handed over to pid "))
+        .and_then(|pid| pid.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no handover in the daemon's output:\n{output}"));
+    communicator.successor = Some(successor);
+    assert_ne!(successor, old);
+    assert!(alive(successor), "the new daemon runs");
+
+    // The writers go on through the new daemon.
+    let at_exit = count();
+    wait_for("200 writes through the new daemon", || {
+        count() >= at_exit + 200
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    session.close().await;
+
+    // Only the new daemon's pools and control connection remain.
+    let expected = (NODES * usize::from(SHARDS) + 1) as f64;
+    wait_for("the old daemon's connections to close", || {
+        connections_now(&emulator) == expected
+    })
+    .await;
+
+    // Every acknowledged write is in the cluster (read directly).
+    let direct = Session::connect(session_support::config(&emulator))
+        .await
+        .expect("a direct session");
+    let select = direct
+        .prepare("SELECT v FROM hks.t WHERE k = ?")
+        .await
+        .unwrap();
+    let keys = acked.lock().unwrap().clone();
+    let mut missing = Vec::new();
+    for key in &keys {
+        let mut statement = Statement::prepared(select.clone());
+        statement.values = vec![int(*key)];
+        let rows = direct.execute(&statement).await.unwrap().rows.unwrap();
+        if rows.len() != 1 {
+            missing.push(*key);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "acknowledged writes missing: {missing:?}"
+    );
+    eprintln!(
+        "handover: {} writes acknowledged, {} failed attempts retried",
+        keys.len(),
+        errors.load(Ordering::Relaxed)
+    );
+    direct.close().await;
+
+    signal(successor, "TERM");
+    wait_for("the new daemon to stop", || !alive(successor)).await;
+    communicator.successor = None;
 }
