@@ -95,26 +95,37 @@ pub fn report_ready() {
     let _ = stream.write_all(READY);
 }
 
-fn take(inherited: &mut Vec<Inherited>, matches: impl Fn(&Inherited) -> bool) -> Option<Inherited> {
-    let at = inherited.iter().position(matches)?;
-    Some(inherited.remove(at))
+/// The inherited socket `at` says is at the listener's address, else the
+/// one carrying the listener's name (a systemd socket unit gives one name
+/// to all its sockets, so the address decides first).
+fn take(
+    inherited: &mut Vec<Inherited>,
+    at: impl Fn(&Inherited) -> bool,
+    name: &str,
+) -> Option<Inherited> {
+    let index = inherited.iter().position(at).or_else(|| {
+        inherited
+            .iter()
+            .position(|i| i.name.as_deref() == Some(name))
+    })?;
+    Some(inherited.remove(index))
 }
 
-/// A Unix listener: inherited (by `name` or path) or bound. The flag says
+/// A Unix listener: inherited (by path or `name`) or bound. The flag says
 /// whether this process created the socket file (and removes it on stop).
 pub fn unix(
     listen: &UnixListen,
     name: &str,
     inherited: &mut Vec<Inherited>,
 ) -> Result<(UnixListener, bool), String> {
-    let found = take(inherited, |i| {
-        let path =
-            i.fd.try_clone()
-                .ok()
-                .and_then(|fd| std::os::unix::net::UnixListener::from(fd).local_addr().ok())
-                .and_then(|a| a.as_pathname().map(Path::to_path_buf));
-        i.name.as_deref() == Some(name) || path.as_deref() == Some(listen.path.as_path())
-    });
+    let at = |i: &Inherited| {
+        let fd = i.fd.try_clone().ok();
+        let path = fd
+            .and_then(|fd| std::os::unix::net::UnixListener::from(fd).local_addr().ok())
+            .and_then(|a| a.as_pathname().map(Path::to_path_buf));
+        path.as_deref() == Some(listen.path.as_path())
+    };
+    let found = take(inherited, at, name);
     if let Some(found) = found {
         let std = std::os::unix::net::UnixListener::from(found.fd);
         std.set_nonblocking(true)
@@ -127,19 +138,17 @@ pub fn unix(
     bind_unix(listen).map(|l| (l, true))
 }
 
-/// A TCP listener: inherited (by `name` or address) or bound.
+/// A TCP listener: inherited (by address or `name`) or bound.
 pub async fn tcp(
     addr: SocketAddr,
     name: &str,
     inherited: &mut Vec<Inherited>,
 ) -> Result<TcpListener, String> {
-    let found = take(inherited, |i| {
-        let local =
-            i.fd.try_clone()
-                .ok()
-                .and_then(|fd| std::net::TcpListener::from(fd).local_addr().ok());
-        i.name.as_deref() == Some(name) || local == Some(addr)
-    });
+    let at = |i: &Inherited| {
+        let fd = i.fd.try_clone().ok();
+        fd.and_then(|fd| std::net::TcpListener::from(fd).local_addr().ok()) == Some(addr)
+    };
+    let found = take(inherited, at, name);
     if let Some(found) = found {
         let std = std::net::TcpListener::from(found.fd);
         std.set_nonblocking(true)

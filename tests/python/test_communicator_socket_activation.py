@@ -6,6 +6,7 @@ served once it does; real drivers then work through the inherited socket;
 the daemon leaves the socket file (its owner's) in place when it stops.
 """
 
+import json
 import os
 import signal
 import socket
@@ -36,23 +37,31 @@ def test_inherited_socket_serves_clients_that_came_first(
     early.connect(path)
     early.sendall(OPTIONS)
 
+    # A second socket of the same unit (so of the same name, as systemd
+    # names every socket of a unit alike): its address tells it apart.
+    json_path = str(tmp_path / "activated-json.sock")
+    json_listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    json_listener.bind(json_path)
+    json_listener.listen(64)
+
     stderr_path = tmp_path / "communicator.stderr"
-    script = 'export LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=cql; exec "$0" "$@" 3<&%d' \
-        % listener.fileno()
+    script = ('export LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=cql:cql; '
+              'exec "$0" "$@" 3<&%d 4<&%d' % (json_listener.fileno(), listener.fileno()))
     with open(stderr_path, "wb") as stderr:
         proc = subprocess.Popen(
             ["bash", "-c", script, communicator_binary,
              "--cluster-contact-points", "%s:%d" % (emu.ip(0), emu.port),
-             "--listen-unix", path, "--log-level", "info"],
-            pass_fds=(listener.fileno(),), stdin=subprocess.DEVNULL,
+             "--listen-unix", path, "--listen-json-unix", json_path, "--log-level", "info"],
+            pass_fds=(listener.fileno(), json_listener.fileno()), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=stderr)
     listener.close()
+    json_listener.close()
     try:
         log = lambda: stderr_path.read_text(errors="replace")
         wait_until(lambda: "scylla-communicator: ready" in log() or proc.poll() is not None,
                    30, what="the daemon ready", describe=log)
         assert proc.poll() is None, log()
-        assert "using an inherited socket" in log()
+        assert log().count("using an inherited socket") == 2, log()
 
         header = b""
         while len(header) < 9:
@@ -70,6 +79,16 @@ def test_inherited_socket_serves_clients_that_came_first(
             assert session.execute("SELECT key FROM system.local").one().key == "local"
         finally:
             cluster.shutdown()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as js:
+            js.settimeout(30)
+            js.connect(json_path)
+            js.sendall(b'{"id": 1, "query": "SELECT key FROM system.local"}\n')
+            answer = b""
+            while not answer.endswith(b"\n"):
+                chunk = js.recv(65536)
+                assert chunk, "the JSON socket was closed"
+                answer += chunk
+            assert json.loads(answer)["rows"] == [{"key": "local"}]
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -79,4 +98,4 @@ def test_inherited_socket_serves_clients_that_came_first(
             proc.wait()
     assert proc.returncode == 0, log()
     # The socket file belongs to whoever bound it (systemd): still there.
-    assert os.path.exists(path)
+    assert os.path.exists(path) and os.path.exists(json_path)
