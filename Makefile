@@ -356,8 +356,9 @@ lua-deps:
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
 		apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
 
-openresty-test: lua-deps c-lib
-	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) SCYLLA_SHARD_LIBRARY=$(abspath $(C_LIB_DIR))/libscylla_shard.so \
+openresty-test: lua-deps c-lib build-communicator
+	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) SCYLLA_COMMUNICATOR=$(abspath $(COMMUNICATOR)) \
+		SCYLLA_SHARD_LIBRARY=$(abspath $(C_LIB_DIR))/libscylla_shard.so \
 		SCYLLA_SHARD_CDEF=$(abspath $(CDEF)) python3 tests/lua/test_openresty.py
 
 lua-test: lua-deps c-lib openresty-test

@@ -638,6 +638,25 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_config_parses() {
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/communicator.toml");
+        // The cluster's password file exists only where it is deployed.
+        let c = run(&["--config", file, "--cluster-password", "pw"]).unwrap();
+        assert_eq!(c.contact_points.len(), 3);
+        assert_eq!(c.local_dc.as_deref(), Some("dc1"));
+        assert_eq!(c.credentials, Some(("app".into(), "pw".into())));
+        let unix = c.unix.unwrap();
+        assert_eq!(unix.path, PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(unix.mode, 0o660);
+        assert_eq!(
+            c.json_unix.unwrap().path,
+            PathBuf::from("/run/scylla-communicator/json.sock")
+        );
+        assert_eq!(c.metrics, Some("127.0.0.1:9181".parse().unwrap()));
+        assert_eq!(c.max_in_flight, 65536);
+    }
+
+    #[test]
     fn bad_settings_are_named() {
         assert!(run(&[]).unwrap_err().contains("contact points"));
         assert!(run(&["--cluster-contact-points", "a", "--nope", "1"])
