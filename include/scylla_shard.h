@@ -1077,6 +1077,17 @@ sshard_status sshard_config_set_page_size(struct sshard_config *config, int32_t 
 sshard_status sshard_config_set_keyspace(struct sshard_config *config, const char *keyspace, size_t keyspace_len);
 
 /**
+ * Use the communicator (the per-machine daemon, `scylla-communicator`)
+ * at `path`: its Unix socket path (or `unix:PATH`), or `host:port` of its
+ * TCP listener; empty: connect to the cluster directly. In this mode the
+ * session opens one connection, to the daemon, and no control connection
+ * or pools; contact points are not needed, and the runtime runs one
+ * worker thread unless `sshard_config_set_worker_threads` says otherwise.
+ * Credentials, if set, are the daemon's users', not the cluster's.
+ */
+sshard_status sshard_config_set_communicator(struct sshard_config *config, const char *path, size_t path_len);
+
+/**
  * Prepared statements the session keeps for reuse (default 1024, at most
  * `SSHARD_MAX_PREPARED_CACHE_SIZE`; 0: only those a caller holds). The
  * least recently used go first; a handle the caller holds stays valid

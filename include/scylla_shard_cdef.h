@@ -326,6 +326,8 @@ sshard_status sshard_config_set_page_size(struct sshard_config *config, int32_t 
 
 sshard_status sshard_config_set_keyspace(struct sshard_config *config, const char *keyspace, size_t keyspace_len);
 
+sshard_status sshard_config_set_communicator(struct sshard_config *config, const char *path, size_t path_len);
+
 sshard_status sshard_config_set_prepared_cache_size(struct sshard_config *config, size_t size);
 
 sshard_status sshard_config_set_client_timestamps(struct sshard_config *config, bool enabled);

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Runs the C tests (and the C examples) against emulated clusters, then the
 # tests again under valgrind (no definite leaks, no memory errors).
-#   scripts/c_tests.sh test_api test_cluster test_sessions test_fork test_ssl test_retry
-# Environment: SCYLLA_EMULATOR (binary), C_BUILD (test binaries),
+#   scripts/c_tests.sh test_api test_cluster test_sessions test_fork test_ssl test_retry test_communicator
+# Environment: SCYLLA_EMULATOR (binary), SCYLLA_COMMUNICATOR (the daemon,
+# for test_communicator), C_BUILD (test binaries),
 # C_LIB_DIR (libscylla_shard.so with its soname link), C_TESTS_VALGRIND=0
 # to skip the valgrind pass.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 EMULATOR=${SCYLLA_EMULATOR:-target/release/scylla-emulator}
+COMMUNICATOR=${SCYLLA_COMMUNICATOR:-target/release/scylla-communicator}
 C_BUILD=${C_BUILD:-target/c}
 export LD_LIBRARY_PATH=${C_LIB_DIR:-$PWD/target/c/lib}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 TESTS=("$@")
-[ ${#TESTS[@]} -gt 0 ] || TESTS=(test_api test_cluster test_sessions test_fork test_ssl test_retry)
+[ ${#TESTS[@]} -gt 0 ] || TESTS=(test_api test_cluster test_sessions test_fork test_ssl test_retry test_communicator)
 # --child-silent-after-fork: see tests/c/test_fork.c (the forked child
 # leaks the parent's runtime on purpose; it reports through a pipe).
 # SSHARD_ALLOCATOR=system: the library allocates through malloc, whose
@@ -29,9 +31,16 @@ EMU_PID=
 EMU_LOG=$(mktemp)
 # Certificates for the TLS test, made for each start (--tls-generate).
 TLS_DIR=$(mktemp -d)
-trap 'stop_emulator; rm -f "$EMU_LOG"; rm -rf "$TLS_DIR"' EXIT
+COMM_PID=
+COMM_DIR=$(mktemp -d)
+trap 'stop_emulator; rm -f "$EMU_LOG"; rm -rf "$TLS_DIR" "$COMM_DIR"' EXIT
 
 stop_emulator() {
+    if [ -n "$COMM_PID" ]; then
+        kill "$COMM_PID" 2>/dev/null
+        wait "$COMM_PID" 2>/dev/null
+        COMM_PID=
+    fi
     if [ -n "$EMU_PID" ]; then
         kill "$EMU_PID" 2>/dev/null
         wait "$EMU_PID" 2>/dev/null
@@ -66,6 +75,23 @@ start_emulator() {
     return 1
 }
 
+# start_communicator: a daemon in front of the running emulator, its
+# socket at $COMM_SOCKET (waits for its "ready" line).
+start_communicator() {
+    COMM_SOCKET="$COMM_DIR/cql.sock"
+    "$COMMUNICATOR" --cluster-contact-points "$BASE_IP" --listen-unix "$COMM_SOCKET" \
+        --log-level warn 2>"$COMM_DIR/log" &
+    COMM_PID=$!
+    for _ in $(seq 300); do
+        grep -qs "ready" "$COMM_DIR/log" && return 0
+        kill -0 "$COMM_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "communicator did not start:"; cat "$COMM_DIR/log"
+    return 1
+}
+
+# The arguments of each test after the first node's address.
 passed=0
 failed=0
 failures=()
@@ -100,9 +126,12 @@ flags_of() {
 
 # The arguments of each test: the first node, and for test_ssl the
 # certificate directory.
+# The arguments of each test after its cluster is up (false if what it
+# needs could not be started).
 args_of() {
     case "$1" in
         test_ssl) args=("$BASE_IP" "$TLS_DIR") ;;
+        test_communicator) start_communicator && args=("$BASE_IP" "$COMM_SOCKET") ;;
         *) args=("$BASE_IP") ;;
     esac
 }
@@ -110,7 +139,7 @@ args_of() {
 for t in "${TESTS[@]}"; do
     flags_of "$t"
     start_emulator "${flags[@]}" || { failed=$((failed + 1)); failures+=("$t: emulator"); continue; }
-    args_of "$t"
+    args_of "$t" || { failed=$((failed + 1)); failures+=("$t: communicator"); continue; }
     run "$t" 300 "$C_BUILD/$t" "${args[@]}"
 done
 
@@ -136,7 +165,7 @@ if [ "${C_TESTS_VALGRIND:-1}" != 0 ]; then
         for t in "${TESTS[@]}"; do
             flags_of "$t"
             start_emulator "${flags[@]}" || { failed=$((failed + 1)); failures+=("$t (valgrind): emulator"); continue; }
-            args_of "$t"
+            args_of "$t" || { failed=$((failed + 1)); failures+=("$t (valgrind): communicator"); continue; }
             run "$t (valgrind)" 600 env SSHARD_TEST_SMALL=1 SSHARD_TEST_VALGRIND=1 "${VALGRIND[@]}" "$C_BUILD/$t" "${args[@]}"
         done
     else

@@ -1060,6 +1060,7 @@ local CONFIG = {
   serial_consistency = consistency_setter("sshard_config_set_serial_consistency"),
   page_size = number_setter("sshard_config_set_page_size", -I32 - 1, I32),
   keyspace = string_setter("sshard_config_set_keyspace"),
+  communicator = string_setter("sshard_config_set_communicator"),
   prepared_cache_size = number_setter("sshard_config_set_prepared_cache_size", 0, MS),
   tablet_awareness = bool_setter("sshard_config_set_tablet_awareness"),
   max_frame_size = number_setter("sshard_config_set_max_frame_size", 0, MS),
@@ -1080,7 +1081,9 @@ local function make_config(options)
   if type(options) ~= "table" then return invalid("connect{...}: a table of options expected") end
   local ok, err = check_keys(options, KNOWN_CONFIG, "connect")
   if not ok then return invalid(err) end
-  if not options.contact_points then return invalid("connect{...}: contact_points is required") end
+  if not options.contact_points and not options.communicator then
+    return invalid("connect{...}: contact_points (or communicator) is required")
+  end
   local settings = { _int64 = values.INT64_CDATA, _ordered_maps = false, _prepared_limit = 1024 }
   if options.int64 ~= nil then
     settings._int64 = INT64_MODES[options.int64]

@@ -7,6 +7,7 @@
 //! the node pools.
 
 pub mod control;
+mod endpoint;
 pub mod cql_type;
 pub mod node;
 pub mod rows;

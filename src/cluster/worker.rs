@@ -67,25 +67,41 @@ const RECONNECT_MAX: Duration = Duration::from_millis(500);
 /// Bound on closing pools and the control connection at shutdown.
 const CLOSE_BOUND: Duration = Duration::from_secs(5);
 
-enum Command {
+pub(super) enum Command {
     /// Refresh now; answers whether it succeeded.
     Refresh(oneshot::Sender<bool>),
     Shutdown(oneshot::Sender<()>),
 }
 
+/// Server events a [`Cluster`] keeps for its subscribers before the
+/// slowest misses the oldest.
+const EVENT_BROADCAST: usize = 256;
+
 /// What readers share with the worker.
-struct Shared {
-    state: ArcSwap<ClusterState>,
-    tablets: Arc<TabletMap>,
+pub(super) struct Shared {
+    pub(super) state: ArcSwap<ClusterState>,
+    pub(super) tablets: Arc<TabletMap>,
+    /// Every server event the control connection receives.
+    pub(super) events: tokio::sync::broadcast::Sender<Event>,
+}
+
+impl Shared {
+    pub(super) fn new(state: ClusterState, tablets: Arc<TabletMap>) -> Shared {
+        Shared {
+            state: ArcSwap::from_pointee(state),
+            tablets,
+            events: tokio::sync::broadcast::channel(EVENT_BROADCAST).0,
+        }
+    }
 }
 
 /// Handle to the cluster layer; cheap to clone.
 #[derive(Clone)]
 pub struct Cluster {
-    shared: Arc<Shared>,
-    commands: mpsc::UnboundedSender<Command>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) commands: mpsc::UnboundedSender<Command>,
     /// Keyspace of pools created from now on (read by the worker).
-    keyspace: Arc<Mutex<Option<String>>>,
+    pub(super) keyspace: Arc<Mutex<Option<String>>>,
 }
 
 impl Cluster {
@@ -131,10 +147,7 @@ impl Cluster {
         };
         tracing::debug!(control = %control.address(), nodes = metadata.nodes.len(), "control connection ready");
         let keyspace = Arc::new(Mutex::new(config.pool.connection.keyspace.clone()));
-        let shared = Arc::new(Shared {
-            state: ArcSwap::from_pointee(ClusterState::empty()),
-            tablets,
-        });
+        let shared = Arc::new(Shared::new(ClusterState::empty(), tablets));
         let (tx, rx) = mpsc::unbounded_channel();
         let mut worker = Worker {
             shared: shared.clone(),
@@ -167,6 +180,13 @@ impl Cluster {
 
     pub fn tablets(&self) -> &Arc<TabletMap> {
         &self.shared.tablets
+    }
+
+    /// Server events (topology, status, schema) from now on, as the
+    /// control connection receives them. A receiver that falls more than
+    /// 256 events behind misses the oldest.
+    pub fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
     }
 
     /// Refreshes metadata now and waits (at most `timeout`) for the new
@@ -267,6 +287,8 @@ impl Worker {
                     return;
                 }
                 Wake::Event(Some(event)) => {
+                    // Nobody subscribed is not an error.
+                    let _ = self.shared.events.send(event.clone());
                     if self.on_event(event) {
                         let now = Instant::now();
                         let first = pending.map_or(now, |(first, _)| first);

@@ -41,6 +41,7 @@ async fn nodes_keep_gain_and_lose_pools_and_status() {
     let shared = Arc::new(Shared {
         state: ArcSwap::from_pointee(ClusterState::empty()),
         tablets: Arc::new(TabletMap::new()),
+        events: tokio::sync::broadcast::channel(1).0,
     });
     let (_tx, rx) = mpsc::unbounded_channel();
     let mut config = ClusterConfig::new(Vec::new());

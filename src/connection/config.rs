@@ -31,6 +31,9 @@ pub struct ConnectionConfig {
     pub tcp_nodelay: bool,
     /// TLS on every connection (and the shard-aware TLS port), if set.
     pub tls: Option<TlsConnector>,
+    /// Connect to this Unix stream socket (the communicator's) instead of
+    /// the TCP address, which then only names the peer.
+    pub unix_socket: Option<std::path::PathBuf>,
     /// Largest response frame body accepted, in bytes, and the most a
     /// compressed body may inflate to. A larger one is a protocol
     /// violation: the connection is closed and its requests follow the
@@ -52,6 +55,7 @@ impl Default for ConnectionConfig {
             keyspace: None,
             tcp_nodelay: true,
             tls: None,
+            unix_socket: None,
             max_frame_len: MAX_BODY_LEN,
         }
     }

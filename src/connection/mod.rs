@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
 pub use config::ConnectionConfig;
@@ -85,11 +86,49 @@ async fn open_unbounded(
     source_port: Option<u16>,
     config: &ConnectionConfig,
 ) -> Result<(Connection, ServerFeatures), ConnectionError> {
+    let connection = match &config.unix_socket {
+        Some(path) => open_unix(path, addr, config).await?,
+        None => open_tcp(addr, source_port, config).await?,
+    };
+    let features = connection.features().clone();
+    if let Some(keyspace) = &config.keyspace {
+        connection.use_keyspace(keyspace).await?;
+    }
+    Ok((connection, features))
+}
+
+/// A connection over the communicator's Unix stream socket.
+async fn open_unix(
+    path: &std::path::Path,
+    addr: SocketAddr,
+    config: &ConnectionConfig,
+) -> Result<Connection, ConnectionError> {
+    let mut stream = UnixStream::connect(path)
+        .await
+        .map_err(ConnectionError::Io)?;
+    let negotiated = handshake::handshake(&mut stream, config).await?;
+    let (read_half, write_half) = stream.into_split();
+    // A Unix peer has no IP address: both ends are named `addr`.
+    Ok(Connection::start(
+        read_half,
+        write_half,
+        (addr, addr),
+        negotiated,
+        config,
+    ))
+}
+
+/// A TCP connection (from `source_port` if given), over TLS if configured.
+async fn open_tcp(
+    addr: SocketAddr,
+    source_port: Option<u16>,
+    config: &ConnectionConfig,
+) -> Result<Connection, ConnectionError> {
     let mut stream = handshake::connect(addr, source_port, config.tcp_nodelay).await?;
     let local_addr = stream.local_addr().map_err(ConnectionError::Io)?;
     let peer_addr = stream.peer_addr().map_err(ConnectionError::Io)?;
     let addrs = (local_addr, peer_addr);
-    let connection = match &config.tls {
+    Ok(match &config.tls {
         None => {
             let negotiated = handshake::handshake(&mut stream, config).await?;
             let (read_half, write_half) = stream.into_split();
@@ -112,12 +151,7 @@ async fn open_unbounded(
             let (read_half, write_half) = tokio::io::split(stream);
             Connection::start(read_half, write_half, addrs, negotiated, config)
         }
-    };
-    let features = connection.features().clone();
-    if let Some(keyspace) = &config.keyspace {
-        connection.use_keyspace(keyspace).await?;
-    }
-    Ok((connection, features))
+    })
 }
 
 /// Breaks the connection when the last handle goes away, so its tasks and
@@ -215,6 +249,19 @@ impl Connection {
         self.shared.roundtrip(Outgoing::Raw(request)).await
     }
 
+    /// [`send_raw`](Self::send_raw) bounded by `timeout` (the stream id
+    /// stays reserved until a late response, as with
+    /// [`send_with_timeout`](Self::send_with_timeout)).
+    pub async fn send_raw_with_timeout(
+        &self,
+        request: RawRequest<'_>,
+        timeout: Duration,
+    ) -> Result<RawResponse, RequestError> {
+        tokio::time::timeout(timeout, self.send_raw(request))
+            .await
+            .unwrap_or(Err(RequestError::Timeout(timeout)))
+    }
+
     /// A pre-encoded request bounded by `timeout`, its response decoded
     /// (as [`send_with_timeout`](Self::send_with_timeout)).
     pub async fn send_encoded_with_timeout(
@@ -222,9 +269,7 @@ impl Connection {
         request: RawRequest<'_>,
         timeout: Duration,
     ) -> Result<ResponseFrame, RequestError> {
-        let raw = tokio::time::timeout(timeout, self.send_raw(request))
-            .await
-            .unwrap_or(Err(RequestError::Timeout(timeout)))?;
+        let raw = self.send_raw_with_timeout(request, timeout).await?;
         self.decode(&raw)
     }
 

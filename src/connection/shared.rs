@@ -62,6 +62,20 @@ impl RawResponse {
             response,
         })
     }
+
+    /// The body uncompressed (shared with the reader's buffer when it was
+    /// not compressed).
+    pub fn plain_body(&self) -> Result<Bytes, ProtocolError> {
+        if self.header.flags & flags::COMPRESSION == 0 {
+            return Ok(self.body.clone());
+        }
+        match self.compression {
+            Some(c) => Ok(Bytes::from(c.decompress(&self.body)?)),
+            None => Err(ProtocolError::Invalid(
+                "compressed frame without negotiated compression".into(),
+            )),
+        }
+    }
 }
 
 /// Refuses a compressed body whose announced inflated size (the lz4

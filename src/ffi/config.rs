@@ -487,6 +487,29 @@ pub unsafe extern "C" fn sshard_config_set_keyspace(
     }
 }
 
+/// Use the communicator (the per-machine daemon, `scylla-communicator`)
+/// at `path`: its Unix socket path (or `unix:PATH`), or `host:port` of its
+/// TCP listener; empty: connect to the cluster directly. In this mode the
+/// session opens one connection, to the daemon, and no control connection
+/// or pools; contact points are not needed, and the runtime runs one
+/// worker thread unless `sshard_config_set_worker_threads` says otherwise.
+/// Credentials, if set, are the daemon's users', not the cluster's.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_config_set_communicator(
+    config: *mut sshard_config,
+    path: *const c_char,
+    path_len: usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live config (API contract).
+        let config = unsafe { box_mut(config, "config") }?;
+        // SAFETY: `(path, path_len)` is readable memory (API contract).
+        let path = unsafe { str_arg(path, path_len, "path") }?.trim();
+        config.session.communicator = (!path.is_empty()).then(|| path.to_owned());
+        Ok(())
+    }
+}
+
 /// Prepared statements the session keeps for reuse (default 1024, at most
 /// `SSHARD_MAX_PREPARED_CACHE_SIZE`; 0: only those a caller holds). The
 /// least recently used go first; a handle the caller holds stays valid
@@ -663,6 +686,19 @@ mod tests {
             assert_eq!(sshard_config_set_keyspace(c, p, n), 0);
             assert_eq!(sshard_config_set_tablet_awareness(c, false), 0);
             assert_eq!(sshard_config_set_client_timestamps(c, false), 0);
+            let (p, n) = s(" /run/sshard/cql.sock ");
+            assert_eq!(sshard_config_set_communicator(c, p, n), 0);
+            assert_eq!(
+                (*c).session.communicator.as_deref(),
+                Some("/run/sshard/cql.sock")
+            );
+            let (p, n) = s("");
+            assert_eq!(sshard_config_set_communicator(c, p, n), 0);
+            assert_eq!((*c).session.communicator, None);
+            assert_eq!(
+                sshard_config_set_communicator(c, std::ptr::null(), 3),
+                SSHARD_STATUS_NULL_ARGUMENT
+            );
 
             let cfg = &(*c).session;
             assert_eq!(cfg.contact_points, vec!["127.0.0.1:9042".to_owned()]);

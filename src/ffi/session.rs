@@ -126,11 +126,17 @@ pub unsafe extern "C" fn sshard_session_connect(
         // SAFETY: NULL or a live config (API contract).
         let config = unsafe { handle_ref(config, "config") }?;
         let out = out_arg(future, "future")?;
-        if config.session.contact_points.is_empty() {
+        let communicator = config.session.communicator.is_some();
+        if config.session.contact_points.is_empty() && !communicator {
             return Err(Fail::invalid("the config has no contact point"));
         }
+        // One connection to the daemon needs one thread, not one per CPU.
+        let worker_threads = match config.worker_threads {
+            0 if communicator => 1,
+            n => n as usize,
+        };
         let runtime = Runtime::new(RuntimeConfig {
-            worker_threads: config.worker_threads as usize,
+            worker_threads,
             thread_name: "sshard-worker".into(),
             dispatch: Some(super::log::dispatch()),
             caller_driven: config.caller_driven,

@@ -202,19 +202,7 @@ pub fn encode_response(
     compression: Option<Compression>,
 ) -> Result<Vec<u8>, ProtocolError> {
     let mut body = Vec::new();
-    let mut flags = 0;
-    if let Some(id) = &extensions.tracing_id {
-        flags |= flags::TRACING;
-        body.extend_from_slice(id);
-    }
-    if !extensions.warnings.is_empty() {
-        flags |= flags::WARNING;
-        put_string_list(&mut body, &extensions.warnings)?;
-    }
-    if let Some(payload) = &extensions.custom_payload {
-        flags |= flags::CUSTOM_PAYLOAD;
-        put_bytes_map(&mut body, payload)?;
-    }
+    let flags = write_response_extensions(extensions, &mut body)?;
     response.write_body(&mut body)?;
     assemble(
         VERSION | RESPONSE_BIT,
@@ -289,18 +277,59 @@ fn read_response(
     mut r: Reader<'_>,
 ) -> Result<(ResponseExtensions, Response), ProtocolError> {
     let opcode = Opcode::from_u8(header.opcode)?;
-    let mut extensions = ResponseExtensions::default();
-    if header.flags & flags::TRACING != 0 {
-        extensions.tracing_id = Some(r.uuid()?);
-    }
-    if header.flags & flags::WARNING != 0 {
-        extensions.warnings = r.string_list()?;
-    }
-    if header.flags & flags::CUSTOM_PAYLOAD != 0 {
-        extensions.custom_payload = Some(r.bytes_map()?);
-    }
+    let extensions = read_extensions(header.flags, &mut r)?;
     let response = Response::read(opcode, r)?;
     Ok((extensions, response))
+}
+
+/// The extensions at the start of an uncompressed response body, and where
+/// the message starts (for callers that pass the message on undecoded).
+pub fn read_response_extensions(
+    frame_flags: u8,
+    body: &[u8],
+) -> Result<(ResponseExtensions, usize), ProtocolError> {
+    let mut r = Reader::new(body);
+    let extensions = read_extensions(frame_flags, &mut r)?;
+    Ok((extensions, body.len() - r.remaining()))
+}
+
+fn read_extensions(
+    frame_flags: u8,
+    r: &mut Reader<'_>,
+) -> Result<ResponseExtensions, ProtocolError> {
+    let mut extensions = ResponseExtensions::default();
+    if frame_flags & flags::TRACING != 0 {
+        extensions.tracing_id = Some(r.uuid()?);
+    }
+    if frame_flags & flags::WARNING != 0 {
+        extensions.warnings = r.string_list()?;
+    }
+    if frame_flags & flags::CUSTOM_PAYLOAD != 0 {
+        extensions.custom_payload = Some(r.bytes_map()?);
+    }
+    Ok(extensions)
+}
+
+/// Writes response extensions (the flags they need are returned), as
+/// they precede a response body.
+pub fn write_response_extensions(
+    extensions: &ResponseExtensions,
+    out: &mut Vec<u8>,
+) -> Result<u8, ProtocolError> {
+    let mut frame_flags = 0;
+    if let Some(id) = &extensions.tracing_id {
+        frame_flags |= flags::TRACING;
+        out.extend_from_slice(id);
+    }
+    if !extensions.warnings.is_empty() {
+        frame_flags |= flags::WARNING;
+        put_string_list(out, &extensions.warnings)?;
+    }
+    if let Some(payload) = &extensions.custom_payload {
+        frame_flags |= flags::CUSTOM_PAYLOAD;
+        put_bytes_map(out, payload)?;
+    }
+    Ok(frame_flags)
 }
 
 #[cfg(test)]

@@ -14,6 +14,10 @@ use crate::pool::PoolConfig;
 use crate::routing::plan::LoadBalancing;
 
 pub async fn connect(config: SessionConfig) -> Result<Session, DriverError> {
+    if let Some(endpoint) = &config.communicator {
+        let endpoint = endpoint.clone();
+        return connect_communicator(config, &endpoint).await;
+    }
     let contact_points = resolve(&config.contact_points, config.port).await?;
     let keyspace = config
         .keyspace
@@ -44,7 +48,80 @@ pub async fn connect(config: SessionConfig) -> Result<Session, DriverError> {
         cluster.close().await;
         return Err(e);
     }
+    start(config, cluster, keyspace).await
+}
 
+/// A session whose one connection goes to the communicator at `endpoint`
+/// (a Unix socket path, or `host:port` of its TCP listener): no control
+/// connection, no topology, no shard awareness (the daemon has them).
+async fn connect_communicator(
+    config: SessionConfig,
+    endpoint: &str,
+) -> Result<Session, DriverError> {
+    let (address, unix_socket) = communicator_address(endpoint, config.port).await?;
+    let keyspace = config
+        .keyspace
+        .clone()
+        .or_else(|| config.connection.keyspace.clone());
+    let mut connection = config.connection.clone();
+    connection.keyspace = None;
+    connection.unix_socket = unix_socket;
+    let pool = PoolConfig {
+        local_port_range: config.local_port_range,
+        connection: connection.clone(),
+        ..PoolConfig::default()
+    };
+    let cluster = Cluster::single_endpoint(address, pool);
+    if let Err(e) = wait_for_pools(&cluster, &config).await {
+        cluster.close().await;
+        // Say why: one direct attempt reports the refusal (credentials,
+        // protocol) or the socket error.
+        return Err(
+            match crate::connection::open(address, None, &connection).await {
+                Ok((probe, _)) => {
+                    probe.close().await;
+                    e
+                }
+                Err(crate::connection::ConnectionError::Server(body)) => DriverError::Server(body),
+                Err(why) => {
+                    DriverError::NoHostAvailable(vec![format!("communicator {endpoint}: {why}")])
+                }
+            },
+        );
+    }
+    start(config, cluster, keyspace).await
+}
+
+/// Where the communicator listens: a path (anything with a `/`, or
+/// `unix:PATH`) is a Unix socket, named by a placeholder address;
+/// otherwise `host:port` (or `host` with the session's port).
+async fn communicator_address(
+    endpoint: &str,
+    port: u16,
+) -> Result<(SocketAddr, Option<std::path::PathBuf>), DriverError> {
+    let endpoint = endpoint.trim();
+    if let Some(path) = endpoint
+        .strip_prefix("unix:")
+        .or(endpoint.contains('/').then_some(endpoint))
+    {
+        if path.is_empty() {
+            return Err(DriverError::InvalidArgument(
+                "empty communicator path".into(),
+            ));
+        }
+        let placeholder = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0));
+        return Ok((placeholder, Some(path.into())));
+    }
+    let address = resolve(&[endpoint.to_owned()], port).await?[0];
+    Ok((address, None))
+}
+
+/// The session over a connected cluster layer, switched to `keyspace`.
+async fn start(
+    config: SessionConfig,
+    cluster: Cluster,
+    keyspace: Option<String>,
+) -> Result<Session, DriverError> {
     let prepared_cache_size = config.prepared_cache_size;
     let session = Session {
         inner: Arc::new(Inner {

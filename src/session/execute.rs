@@ -8,24 +8,29 @@ use tokio::time::Instant;
 
 use super::metrics::Totals;
 use super::prepared_cache::{reprepare, request_error};
-use super::request::{query_result, EncodedRequest};
+use super::request::{self, query_result};
 use super::retry::{Decision, RetryPolicy, RetryState};
 use super::route::{self, RoutingInfo};
 use super::types::{DriverError, Prepared, Query, QueryResult, Statement};
 use super::Inner;
-use crate::connection::Connection;
+use std::net::SocketAddr;
+
+use crate::connection::{Connection, RawRequest, RawResponse, RequestError};
 use crate::protocol::response::{ErrorBody, ErrorDetails};
-use crate::protocol::{Opcode, Response};
+use crate::protocol::{Opcode, Response, ResponseExtensions};
 use crate::routing::plan::NodeFacts;
 
 /// One request, ready to send.
 pub struct Job<'a> {
-    pub request: EncodedRequest,
+    pub request: RawRequest<'a>,
     pub routing: Option<RoutingInfo<'a>>,
     /// Keep replica order (primary first) instead of spreading.
     pub is_lwt: bool,
     pub idempotent: bool,
     pub retry_policy: RetryPolicy,
+    /// Where the body's consistency is, for a retry at a lower level
+    /// (`None`: the request cannot be downgraded).
+    pub consistency_at: Option<usize>,
     /// End-to-end budget, all attempts included.
     pub timeout: Duration,
     /// Statements an UNPREPARED error may refer to.
@@ -64,10 +69,66 @@ fn rotation() -> u64 {
     })
 }
 
+/// What one attempt's response means for the request.
+pub(crate) enum Answer<T> {
+    /// Done: the caller's result.
+    Done(T),
+    /// A server ERROR, for the retry rules.
+    Error(ErrorBody),
+    /// A response that makes no sense here: give up.
+    Fail(DriverError),
+}
+
 impl Inner {
     /// Runs `job` along its plan until it succeeds or the retry rules say
-    /// stop.
+    /// stop, decoding the result.
     pub(crate) async fn run(&self, job: &Job<'_>) -> Result<QueryResult, DriverError> {
+        let ignored = |coordinator, shard| {
+            Some(QueryResult {
+                coordinator: Some(coordinator),
+                shard,
+                ..QueryResult::default()
+            })
+        };
+        self.run_with(job, ignored, |raw, conn, coordinator, learn| {
+            let frame = conn.decode(&raw)?;
+            learn(
+                &frame.extensions,
+                matches!(frame.response, Response::Result(_)),
+            );
+            match frame.response {
+                Response::Result(body) => Ok(Answer::Done(query_result(
+                    body,
+                    frame.extensions,
+                    coordinator,
+                    conn.shard(),
+                ))),
+                Response::Error(e) => Ok(Answer::Error(e)),
+                other => Ok(Answer::Fail(DriverError::Protocol(format!(
+                    "unexpected {:?} response",
+                    other.opcode()
+                )))),
+            }
+        })
+        .await
+    }
+
+    /// The request loop: `accept` turns each response into an answer (and
+    /// calls `learn` with the frame's extensions and whether it is a
+    /// RESULT, which records or confirms tablets); `ignored` is the answer
+    /// for a write timeout the retry policy ignores (`None`: returned as
+    /// the error instead).
+    pub(crate) async fn run_with<T>(
+        &self,
+        job: &Job<'_>,
+        ignored: impl Fn(SocketAddr, Option<u16>) -> Option<T>,
+        accept: impl Fn(
+            RawResponse,
+            &Connection,
+            SocketAddr,
+            &dyn Fn(&ResponseExtensions, bool),
+        ) -> Result<Answer<T>, RequestError>,
+    ) -> Result<T, DriverError> {
         let deadline = Instant::now() + job.timeout;
         let state = self.cluster.state_full();
         let tablets = self.cluster.tablets();
@@ -102,8 +163,8 @@ impl Inner {
         }
 
         let mut retry = RetryState::new(job.retry_policy);
-        // The request at a lower level, once the policy downgraded it.
-        let mut downgraded = None;
+        // The body at a lower level, once the policy downgraded it.
+        let mut downgraded: Option<Vec<u8>> = None;
         let mut reasons = Vec::new();
         let mut last_server_error = None;
         let mut attempts = 0u32;
@@ -136,65 +197,57 @@ impl Inner {
                 _ => 0,
             };
 
-            let request = downgraded.as_ref().unwrap_or(&job.request);
-            let answer = conn
-                .send_encoded_with_timeout(request.raw(), remaining)
-                .await;
-            runtime.latency.record(sent.elapsed());
-            if !matches!(&answer, Ok(frame) if matches!(frame.response, Response::Result(_))) {
-                Totals::bump(&runtime.errors);
-            }
-            let (decision, error) = match answer {
-                Ok(frame) => {
-                    if let Some(info) = job.routing.as_ref().filter(|i| tablet_aware && i.learns) {
-                        let taught =
-                            route::learn_tablet(tablets, info, &frame.extensions, sequence);
-                        let by_map = learning.by_map && replicas.contains(&target);
-                        if !taught && by_map && matches!(frame.response, Response::Result(_)) {
-                            tablets.confirm(
-                                info.keyspace,
-                                info.table,
-                                info.token.value(),
-                                sequence,
-                            );
-                        }
-                        // Whatever it taught is in the map: wake the waiters.
+            let learns = job.routing.as_ref().filter(|i| tablet_aware && i.learns);
+            let by_map = learning.by_map && replicas.contains(&target);
+            let learn = |extensions: &ResponseExtensions, is_result: bool| {
+                if let Some(info) = learns {
+                    let taught = route::learn_tablet(tablets, info, extensions, sequence);
+                    if !taught && by_map && is_result {
+                        tablets.confirm(info.keyspace, info.table, info.token.value(), sequence);
+                    }
+                }
+            };
+            let request = match &downgraded {
+                Some(body) => RawRequest {
+                    body,
+                    ..job.request
+                },
+                None => job.request,
+            };
+            let answer = match conn.send_raw_with_timeout(request, remaining).await {
+                Ok(raw) => {
+                    let answer = accept(raw, &conn, node.address, &learn);
+                    // Whatever the response taught is in the map: wake the waiters.
+                    if learns.is_some() {
                         if let Some(ticket) = learning.ticket.take() {
                             ticket.finish();
                         }
                     }
-                    match frame.response {
-                        Response::Result(body) => {
-                            return Ok(query_result(
-                                body,
-                                frame.extensions,
-                                node.address,
-                                conn.shard(),
-                            ))
-                        }
-                        Response::Error(e) => match retry.on_error(&e, job.idempotent) {
-                            Decision::Reprepare => {
-                                // Boxed: rare, and inline it would triple the size of every
-                                // request's future.
-                                match Box::pin(self.reprepare(job, &e, &conn, remaining)).await {
-                                    // Same node and shard again.
-                                    Ok(()) => continue,
-                                    Err(err @ DriverError::Server(_)) => (Decision::Fail, err),
-                                    // The EXECUTE was not sent again: safe anywhere.
-                                    Err(err) => (Decision::NextTarget, err),
-                                }
-                            }
-                            decision => (decision, DriverError::Server(e)),
-                        },
-                        other => (
-                            Decision::Fail,
-                            DriverError::Protocol(format!(
-                                "unexpected {:?} response",
-                                other.opcode()
-                            )),
-                        ),
-                    }
+                    answer
                 }
+                Err(e) => Err(e),
+            };
+            runtime.latency.record(sent.elapsed());
+            if !matches!(answer, Ok(Answer::Done(_))) {
+                Totals::bump(&runtime.errors);
+            }
+            let (decision, error) = match answer {
+                Ok(Answer::Done(done)) => return Ok(done),
+                Ok(Answer::Error(e)) => match retry.on_error(&e, job.idempotent) {
+                    Decision::Reprepare => {
+                        // Boxed: rare, and inline it would triple the size of every
+                        // request's future.
+                        match Box::pin(self.reprepare(job, &e, &conn, remaining)).await {
+                            // Same node and shard again.
+                            Ok(()) => continue,
+                            Err(err @ DriverError::Server(_)) => (Decision::Fail, err),
+                            // The EXECUTE was not sent again: safe anywhere.
+                            Err(err) => (Decision::NextTarget, err),
+                        }
+                    }
+                    decision => (decision, DriverError::Server(e)),
+                },
+                Ok(Answer::Fail(e)) => (Decision::Fail, e),
                 Err(e) => (
                     retry.on_request_error(&e, job.idempotent),
                     request_error(e, job.timeout),
@@ -204,18 +257,17 @@ impl Inner {
             match decision {
                 Decision::Downgrade(consistency) => {
                     tracing::debug!(node = %node.address, error = %error, %consistency, "retrying at a lower consistency");
-                    match job.request.with_consistency(consistency) {
-                        Some(request) => downgraded = Some(request),
+                    let body = job.consistency_at.and_then(|at| {
+                        request::with_consistency(job.request.body, at, consistency)
+                    });
+                    match body {
+                        Some(body) => downgraded = Some(body),
                         None => return Err(error),
                     }
                 }
                 Decision::Ignore => {
                     tracing::debug!(node = %node.address, error = %error, "ignoring the write timeout");
-                    return Ok(QueryResult {
-                        coordinator: Some(node.address),
-                        shard: conn.shard(),
-                        ..QueryResult::default()
-                    });
+                    return ignored(node.address, conn.shard()).ok_or(error);
                 }
                 Decision::NextTarget => {
                     tracing::debug!(node = %node.address, error = %error, "trying the next target");

@@ -9,7 +9,9 @@
 mod binding;
 mod connect;
 mod execute;
+mod forward;
 mod gate;
+pub mod hints;
 mod latency;
 mod metrics;
 mod paging;
@@ -36,10 +38,12 @@ use prepared_cache::PreparedCache;
 use timestamps::MonotonicTimestamps;
 
 pub use binding::MAX_VALUES;
+pub use forward::{Forward, Forwarded};
 pub use latency::{LatencyHistogram, LatencySummary};
 pub use metrics::{ErrorCounts, NodeMetrics, RetryDecisionCounts, SessionMetrics};
 pub use paging::Pager;
 pub use retry::RetryPolicy;
+pub use route::RoutingInfo;
 pub use types::{
     Batch, DriverError, Prepared, Query, QueryResult, RoutingKey, SessionConfig, Statement,
     StatementRouting,
@@ -180,7 +184,8 @@ impl Session {
         let is_lwt = matches!(&statement.query, Query::Prepared(p) if p.is_lwt());
         let timeout = statement.timeout.unwrap_or(inner.config.request_timeout);
         let job = Job {
-            request,
+            request: request.raw(),
+            consistency_at: request.consistency_at,
             routing,
             is_lwt: is_lwt || statement.consistency.is_some_and(|c| c.is_serial()),
             idempotent: statement.idempotent,
@@ -226,7 +231,8 @@ impl Session {
                 .iter()
                 .any(|s| matches!(&s.query, Query::Prepared(p) if p.is_lwt()));
             let job = Job {
-                request,
+                request: request.raw(),
+                consistency_at: request.consistency_at,
                 routing,
                 is_lwt,
                 idempotent: batch.idempotent,
@@ -256,22 +262,29 @@ impl Session {
             self.switch_keyspace(keyspace).await?;
         }
         if result.schema_change.is_some() {
-            let wait = self.inner.config.schema_agreement_timeout;
-            let agreed = wait.is_zero()
-                || schema_agreement::wait(&self.inner.cluster.state_full(), wait).await;
-            if !agreed {
-                tracing::warn!(?wait, "nodes still disagree on the schema");
-            }
-            result.schema_in_agreement = Some(agreed);
-            let bound = budget.min(SCHEMA_REFRESH_BOUND);
-            if !self.inner.cluster.refresh(bound).await {
-                tracing::warn!(
-                    ?bound,
-                    "metadata refresh after a schema change not done in time"
-                );
-            }
+            result.schema_in_agreement = Some(self.settle_schema(budget).await);
         }
         Ok(())
+    }
+
+    /// After a schema change: waits (bounded) for the nodes to agree and
+    /// refreshes the metadata, so the next request finds and routes by the
+    /// new keyspace or table. Whether the nodes agreed.
+    async fn settle_schema(&self, budget: Duration) -> bool {
+        let wait = self.inner.config.schema_agreement_timeout;
+        let agreed =
+            wait.is_zero() || schema_agreement::wait(&self.inner.cluster.state_full(), wait).await;
+        if !agreed {
+            tracing::warn!(?wait, "nodes still disagree on the schema");
+        }
+        let bound = budget.min(SCHEMA_REFRESH_BOUND);
+        if !self.inner.cluster.refresh(bound).await {
+            tracing::warn!(
+                ?bound,
+                "metadata refresh after a schema change not done in time"
+            );
+        }
+        agreed
     }
 
     async fn switch_keyspace(&self, keyspace: &str) -> Result<(), DriverError> {
@@ -337,6 +350,14 @@ impl Session {
         );
         metrics.prepared_cached = inner.prepared.sizes().0;
         metrics
+    }
+
+    /// Server events (topology, status, schema) the control connection
+    /// receives from now on (none in communicator mode).
+    pub fn subscribe_events(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<crate::protocol::response::Event> {
+        self.inner.cluster.subscribe_events()
     }
 
     /// The current metadata snapshot.

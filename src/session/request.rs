@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use super::hints::Hints;
 use super::types::{Batch, DriverError, Query, QueryResult, SessionConfig, Statement};
 use crate::connection::RawRequest;
 use crate::protocol::request::{
@@ -36,16 +37,6 @@ impl EncodedRequest {
         })
     }
 
-    /// The same request at `consistency` (`None` if it has no level).
-    pub fn with_consistency(&self, consistency: Consistency) -> Option<EncodedRequest> {
-        let at = self.consistency_at?;
-        let mut copy = self.clone();
-        copy.body
-            .get_mut(at..at + 2)?
-            .copy_from_slice(&(consistency as u16).to_be_bytes());
-        Some(copy)
-    }
-
     /// The request as the connection sends it.
     pub fn raw(&self) -> RawRequest<'_> {
         RawRequest {
@@ -54,6 +45,15 @@ impl EncodedRequest {
             body: &self.body,
         }
     }
+}
+
+/// A copy of `body` whose consistency (the `[short]` at `at`) is
+/// `consistency`; `None` if `at` is out of the body.
+pub fn with_consistency(body: &[u8], at: usize, consistency: Consistency) -> Option<Vec<u8>> {
+    let mut copy = body.to_vec();
+    copy.get_mut(at..at + 2)?
+        .copy_from_slice(&(consistency as u16).to_be_bytes());
+    Some(copy)
 }
 
 fn invalid_request(e: ProtocolError) -> DriverError {
@@ -105,7 +105,14 @@ pub fn statement_request(
         timestamp: statement.timestamp.or(timestamp),
     };
     let mut body = Vec::with_capacity(64 + statement.values.iter().map(value_len).sum::<usize>());
-    // The level follows the query (`[long string]`) or the id (`[short bytes]`).
+    let mut flags = tracing_flag(statement.tracing);
+    if config.communicator.is_some() {
+        let timeout = statement.timeout.unwrap_or(config.request_timeout);
+        flags |= Hints::of_statement(statement, Some(timeout)).write_payload(&mut body);
+    }
+    // The custom payload (if any) comes first; then the level follows the
+    // query (`[long string]`) or the id (`[short bytes]`).
+    let payload_len = body.len();
     let (opcode, consistency_at) = match &statement.query {
         Query::Simple(text) => {
             write_query_body(&mut body, text, &params).map_err(invalid_request)?;
@@ -118,9 +125,9 @@ pub fn statement_request(
     };
     Ok(EncodedRequest {
         opcode,
-        flags: tracing_flag(statement.tracing),
+        flags,
         body,
-        consistency_at: Some(consistency_at),
+        consistency_at: Some(payload_len + consistency_at),
     })
 }
 
@@ -189,6 +196,21 @@ pub fn batch_request(
     let tail = 2 + 1 + wire.serial_consistency.map_or(0, |_| 2) + wire.timestamp.map_or(0, |_| 8);
     let mut request = EncodedRequest::of(&Request::Batch(wire))?;
     request.flags = tracing_flag(batch.tracing);
+    if config.communicator.is_some() {
+        // Routed by its first statement with a routing key, as direct.
+        let mut hints = batch
+            .statements
+            .iter()
+            .map(|s| Hints::of_statement(s, None))
+            .find(|h| h.routing_key.is_some())
+            .unwrap_or_default();
+        hints.idempotent = batch.idempotent;
+        hints.timeout = Some(batch.timeout.unwrap_or(config.request_timeout));
+        let mut body = Vec::with_capacity(request.body.len() + 64);
+        request.flags |= hints.write_payload(&mut body);
+        body.extend_from_slice(&request.body);
+        request.body = body;
+    }
     request.consistency_at = request.body.len().checked_sub(tail);
     Ok(request)
 }
@@ -362,7 +384,11 @@ mod tests {
             let at_quorum = statement_request(st, &config, Some(5)).unwrap();
             st.consistency = Some(Consistency::Two);
             let at_two = statement_request(st, &config, Some(5)).unwrap();
-            assert_eq!(at_quorum.with_consistency(Consistency::Two), Some(at_two));
+            let at = at_quorum.consistency_at.unwrap();
+            assert_eq!(
+                with_consistency(&at_quorum.body, at, Consistency::Two),
+                Some(at_two.body)
+            );
         }
         for (serial, timestamp) in [(None, None), (Some(Consistency::Serial), Some(9))] {
             let mut batch = Batch {
@@ -375,7 +401,11 @@ mod tests {
             let at_all = batch_request(&batch, &config, None).unwrap();
             batch.consistency = Some(Consistency::One);
             let at_one = batch_request(&batch, &config, None).unwrap();
-            assert_eq!(at_all.with_consistency(Consistency::One), Some(at_one));
+            let at = at_all.consistency_at.unwrap();
+            assert_eq!(
+                with_consistency(&at_all.body, at, Consistency::One),
+                Some(at_one.body)
+            );
         }
     }
 

@@ -54,6 +54,10 @@ pub struct SessionConfig {
     /// Prepared statements the session keeps for reuse (least recently
     /// used first to go); those a caller holds are kept regardless.
     pub prepared_cache_size: usize,
+    /// Use the communicator at this endpoint (a Unix socket path, or
+    /// `host:port` of its TCP listener) instead of the contact points: one
+    /// connection, no pools, routing done by the daemon.
+    pub communicator: Option<String>,
     /// Give every request a client-side timestamp, strictly increasing
     /// within the session (else the coordinator's clock decides).
     pub client_timestamps: bool,
@@ -83,6 +87,7 @@ impl Default for SessionConfig {
             default_page_size: 5000,
             keyspace: None,
             prepared_cache_size: super::prepared_cache::DEFAULT_CAPACITY,
+            communicator: None,
             client_timestamps: true,
             schema_agreement_timeout: Duration::from_secs(10),
         }

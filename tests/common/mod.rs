@@ -28,7 +28,12 @@ pub fn emulator_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("SCYLLA_EMULATOR") {
         return PathBuf::from(path);
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/scylla-emulator")
+    // The workspace's target directory, from this crate or a member crate.
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|dir| dir.join("target/release/scylla-emulator"))
+        .find(|path| path.exists())
+        .unwrap_or_else(|| here.join("target/release/scylla-emulator"))
 }
 
 /// A pseudo-random number that differs between processes and calls.

@@ -46,6 +46,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 EMULATOR = os.environ.get("SCYLLA_EMULATOR", os.path.join(ROOT, "target/release/scylla-emulator"))
 LIBRARY = os.environ.get("SCYLLA_SHARD_LIBRARY", os.path.join(ROOT, "target/c/lib/libscylla_shard.so"))
 CDEF = os.environ.get("SCYLLA_SHARD_CDEF", os.path.join(ROOT, "include/scylla_shard_cdef.h"))
+COMMUNICATOR = os.environ.get("SCYLLA_COMMUNICATOR", os.path.join(ROOT, "target/release/scylla-communicator"))
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 MODULES = "/usr/lib/nginx/modules"
 
@@ -150,6 +151,7 @@ worker_rlimit_nofile 16384;
 env SCYLLA_SHARD_LIBRARY;
 env SCYLLA_SHARD_CDEF;
 env SSHARD_TEST_CONTACT;
+env SSHARD_TEST_COMMUNICATOR;
 load_module {modules}/ndk_http_module.so;
 load_module {modules}/ngx_http_lua_module.so;
 
@@ -194,7 +196,8 @@ http {{
 
 
 class Nginx:
-    def __init__(self, emulator, workers, init="", init_worker='require("app").init_worker()'):
+    def __init__(self, emulator, workers, init="", init_worker='require("app").init_worker()',
+                 communicator=""):
         self.prefix = tempfile.mkdtemp(prefix="sshard-nginx-")
         os.chmod(self.prefix, 0o755)
         self.address = (emulator.node(200), 8080)
@@ -206,7 +209,8 @@ class Nginx:
                                 log_level=os.environ.get("SSHARD_NGINX_LOG_LEVEL", "warn"),
                                 init_worker=init_worker))
         env = dict(os.environ, SCYLLA_SHARD_LIBRARY=LIBRARY, SCYLLA_SHARD_CDEF=CDEF,
-                   SSHARD_TEST_CONTACT=emulator.node(1), TMPDIR="/tmp")
+                   SSHARD_TEST_CONTACT=emulator.node(1), SSHARD_TEST_COMMUNICATOR=communicator,
+                   TMPDIR="/tmp")
         # What nginx says before its error log is open (init_by_lua*) goes
         # to stderr.
         self.stderr = open(os.path.join(self.prefix, "stderr.log"), "w")
@@ -387,6 +391,7 @@ def main():
               str(connection_counts(emulator)))
         run(emulator)
         example_config(emulator)
+        through_communicator(emulator)
     finally:
         emulator.stop()
 
@@ -480,6 +485,59 @@ def run(emulator):
         check("nginx stops gracefully (SIGQUIT): every worker exits", nginx.stop(), nginx.stop_problem)
     check("nginx stopped: its connections closed", wait_until(30, lambda: connection_counts(emulator)[0] == 0),
           str(connection_counts(emulator)))
+
+
+def through_communicator(emulator):
+    """4 nginx workers, each with a session through one scylla-communicator:
+    the cluster sees the daemon's nodes x shards + 1 connections, not 4
+    times that, and every request is answered right."""
+    if not check("scylla-communicator is built", os.path.exists(COMMUNICATOR), COMMUNICATOR):
+        return
+    directory = tempfile.mkdtemp(prefix="sshard-comm-")
+    os.chmod(directory, 0o755)
+    path = os.path.join(directory, "cql.sock")
+    log = tempfile.TemporaryFile()
+    # nginx's workers run as nobody: the socket is theirs to use.
+    daemon = subprocess.Popen([COMMUNICATOR, "--cluster-contact-points", emulator.node(1),
+                               "--listen-unix", path, "--listen-unix-mode", "0666",
+                               "--log-level", "warn"], stdout=subprocess.DEVNULL, stderr=log)
+
+    def output():
+        log.seek(0)
+        return log.read().decode(errors="replace")
+
+    try:
+        if not check("the communicator starts",
+                     wait_until(30, lambda: "ready" in output() or daemon.poll() is not None)
+                     and daemon.poll() is None, output()):
+            return
+        nginx = Nginx(emulator, workers=WORKERS,
+                      init_worker='require("app").init_worker_communicator()', communicator=path)
+        try:
+            status, body, _ = nginx.get("/setup")
+            check("communicator: schema made from a request", status == 200 and body == "ok", body)
+            results, _ = asyncio.run(put_all(nginx.address))
+            check("communicator: %d rows written by the workers" % KEYS,
+                  all(r == 200 for r in results), [r for r in results if r != 200][:5])
+            results, _ = asyncio.run(http_round(nginx.address, list(range(0, KEYS, 4))))
+            wrong = [x for x in results if x[1] != 200 or x[2] != expected(x[0])]
+            check("communicator: concurrent reads all correct", not wrong, wrong[:5])
+            single = NODES * SHARDS + 1
+            current, _ = connection_counts(emulator)
+            check("communicator: the cluster holds %d connections for %d workers" % (single, WORKERS),
+                  current == single, current)
+        finally:
+            check("communicator: nginx stops gracefully", nginx.stop(), nginx.stop_problem)
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(15)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+        shutil.rmtree(directory, ignore_errors=True)
+    check("communicator stopped: its connections closed",
+          wait_until(30, lambda: connection_counts(emulator)[0] == 0), str(connection_counts(emulator)))
 
 
 EXAMPLE = os.path.join(ROOT, "examples", "lua", "openresty", "nginx.conf")

@@ -14,6 +14,7 @@ import os
 
 import pytest
 
+from communicator_harness import DEFAULT_COMMUNICATOR, Communicator, CommunicatorError
 from emulator_harness import DEFAULT_EMULATOR, DEFAULT_PEER, Emulator, EmulatorError
 
 
@@ -64,6 +65,42 @@ def emulator_factory(request, emulator_binary, tmp_path):
         if rc is not None and emu.ready_ok:
             died.append("emulator exited by itself with status %s during the test\n%s"
                         % (rc, emu.describe()))
+    if died:
+        pytest.fail("\n\n".join(died), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def communicator_binary():
+    path = os.environ.get("SCYLLA_COMMUNICATOR", DEFAULT_COMMUNICATOR)
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail("scylla-communicator binary not found at %r: build it with "
+                    "`cargo build --release -p scylla-communicator` or set SCYLLA_COMMUNICATOR"
+                    % path, pytrace=False)
+    return path
+
+
+@pytest.fixture
+def communicator_factory(request, communicator_binary, emulator_factory, tmp_path):
+    """`communicator_factory(emulator, *flags)`: a daemon in front of the
+    emulator, stopped (by its pid) before the emulator."""
+    started = []
+
+    def start(emu, *flags):
+        comm = Communicator(communicator_binary, emu, str(tmp_path), args=[str(f) for f in flags])
+        started.append(comm)
+        try:
+            comm.start()
+        except CommunicatorError as e:
+            pytest.fail(str(e), pytrace=False)
+        return comm
+
+    yield start
+
+    died = []
+    for comm in reversed(started):
+        text = comm.describe()
+        if comm.stop() is not None:
+            died.append("the communicator exited by itself during the test\n" + text)
     if died:
         pytest.fail("\n\n".join(died), pytrace=False)
 

@@ -18,6 +18,15 @@ function app.init_worker()
   if not session then ngx.log(ngx.ERR, "scylla_shard connect: ", err) end
 end
 
+-- The same through the communicator (SSHARD_TEST_COMMUNICATOR: its socket):
+-- one connection per worker, to the daemon.
+function app.init_worker_communicator()
+  local err
+  session, err = scylla.connect { communicator = os.getenv("SSHARD_TEST_COMMUNICATOR"),
+    worker_threads = 1, request_timeout_ms = 10000, application_name = "openresty-test" }
+  if not session then ngx.log(ngx.ERR, "scylla_shard connect (communicator): ", err) end
+end
+
 -- A session made in init_by_lua* (the master): workers must be refused it.
 function app.init_master()
   local err

@@ -1,0 +1,517 @@
+//! The daemon against a 3-node x 4-shard emulator: many clients through
+//! one communicator cost the cluster one connection per shard plus one
+//! control connection; prepared statements route with zero misroutes; USE
+//! is per client; the daemon answers system tables as one node; a
+//! malformed client frame closes only that client.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+#[path = "../../tests/session_support/mod.rs"]
+mod session_support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::{Emulator, EmulatorOptions};
+use scylla_shard::protocol::frame::{decode_response, encode_request, FrameHeader, HEADER_LEN};
+use scylla_shard::protocol::{
+    QueryParameters, Request, RequestExtensions, Response, ResultBody, Value,
+};
+use scylla_shard::session::{Session, SessionConfig, Statement};
+use session_support::{routing, run, STEP};
+
+const NODES: usize = 3;
+const SHARDS: u16 = 4;
+const WORKERS: usize = 16;
+const ROWS_PER_WORKER: i32 = 50;
+
+/// A running daemon, killed (by its pid) on drop, as is the daemon it
+/// handed its sockets over to.
+struct Communicator {
+    child: Child,
+    socket: PathBuf,
+    dir: PathBuf,
+    /// Its stderr (and its successor's) so far.
+    output: std::sync::Arc<std::sync::Mutex<String>>,
+    successor: Option<u32>,
+}
+
+impl Communicator {
+    fn start(emulator: &Emulator, extra: &[&str]) -> Communicator {
+        let dir = std::env::temp_dir().join(format!(
+            "sshard-communicator-{}-{}",
+            std::process::id(),
+            emulator.node_ip(0)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("cql.sock");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_scylla-communicator"))
+            .args(["--cluster-contact-points", &emulator.addr(0).to_string()])
+            .args(["--cluster-port", &emulator.port.to_string()])
+            .args(["--listen-unix", socket.to_str().unwrap()])
+            .args(["--log-level", "warn"])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start scylla-communicator");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let seen = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("scylla-communicator: ready") {
+                    let _ = tx.send(Ok(()));
+                }
+                let mut seen = seen.lock().unwrap();
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            let _ = tx.send(Err(seen.lock().unwrap().clone()));
+        });
+        match rx.recv_timeout(STEP) {
+            Ok(Ok(())) => {}
+            Ok(Err(output)) => panic!("the communicator stopped: {output}"),
+            Err(_) => panic!("the communicator was not ready within {STEP:?}"),
+        }
+        Communicator {
+            child,
+            socket,
+            dir,
+            output,
+            successor: None,
+        }
+    }
+
+    fn config(&self) -> SessionConfig {
+        SessionConfig {
+            communicator: Some(self.socket.to_str().unwrap().to_owned()),
+            ..SessionConfig::default()
+        }
+    }
+}
+
+impl Drop for Communicator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(pid) = self.successor {
+            signal(pid, "KILL");
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Sends `kill -NAME` to `pid`.
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie is not alive (its status line says Z).
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// Polls `done` every 20 ms until it holds or `STEP` passes.
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + STEP;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Sum of `emulator_connections_current` samples per node (the metric has
+/// a label per shard).
+fn connections_now(emulator: &Emulator) -> f64 {
+    let mut total = 0.0;
+    for i in 0..emulator.nodes {
+        for line in emulator.metrics(i).lines() {
+            if line.starts_with("emulator_connections_current") {
+                total += line
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0);
+            }
+        }
+    }
+    total
+}
+
+async fn connect(communicator: &Communicator) -> Session {
+    tokio::time::timeout(STEP, Session::connect(communicator.config()))
+        .await
+        .expect("connect within the step")
+        .expect("connect through the communicator")
+}
+
+fn int(v: i32) -> Value {
+    Value::Set(v.to_be_bytes().to_vec())
+}
+
+/// One raw CQL client on the daemon's socket.
+struct RawClient(UnixStream);
+
+impl RawClient {
+    fn connect(socket: &Path) -> RawClient {
+        let stream = UnixStream::connect(socket).unwrap();
+        stream.set_read_timeout(Some(STEP)).unwrap();
+        RawClient(stream)
+    }
+
+    fn send(&mut self, stream: i16, request: &Request) {
+        let frame = encode_request(stream, request, &RequestExtensions::default(), None).unwrap();
+        self.0.write_all(&frame).unwrap();
+    }
+
+    /// The next response, or `None` when the daemon closed the socket.
+    fn receive(&mut self) -> Option<(i16, Response)> {
+        let mut head = [0u8; HEADER_LEN];
+        self.0.read_exact(&mut head).ok()?;
+        let header = FrameHeader::parse(&head).unwrap();
+        let mut body = vec![0u8; header.body_len];
+        self.0.read_exact(&mut body).unwrap();
+        let (_, response) = decode_response(&header, &body, None).unwrap();
+        Some((header.stream, response))
+    }
+
+    fn query(&mut self, stream: i16, text: &str) -> Response {
+        self.send(
+            stream,
+            &Request::Query {
+                query: text.into(),
+                params: QueryParameters::default(),
+            },
+        );
+        let (at, response) = self.receive().expect("a response");
+        assert_eq!(at, stream, "the client's stream id comes back");
+        response
+    }
+
+    fn startup(&mut self) {
+        self.send(7, &Request::Options);
+        let Some((7, Response::Supported { options })) = self.receive() else {
+            panic!("OPTIONS not answered with SUPPORTED")
+        };
+        assert!(
+            options.iter().all(|(k, _)| !k.starts_with("SCYLLA")),
+            "no Scylla sharding keys are advertised: {options:?}"
+        );
+        self.send(
+            8,
+            &Request::Startup {
+                options: vec![("CQL_VERSION".into(), "3.0.0".into())],
+            },
+        );
+        assert!(matches!(self.receive(), Some((8, Response::Ready))));
+    }
+}
+
+/// Run by `sixteen_workers_share_one_pool` in a child process.
+#[tokio::test]
+#[ignore = "a worker process of sixteen_workers_share_one_pool"]
+async fn worker() {
+    let socket = std::env::var("SSHARD_TEST_COMMUNICATOR").expect("the socket to use");
+    let index: i32 = std::env::var("SSHARD_TEST_WORKER")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let session = Session::connect(SessionConfig {
+        communicator: Some(socket),
+        ..SessionConfig::default()
+    })
+    .await
+    .expect("connect through the communicator");
+    let insert = session
+        .prepare("INSERT INTO cks.t (k, w, v) VALUES (?, ?, ?)")
+        .await
+        .unwrap();
+    for i in 0..ROWS_PER_WORKER {
+        let mut statement = Statement::prepared(insert.clone());
+        statement.values = vec![int(index * 1000 + i), int(index), int(i)];
+        session.execute(&statement).await.expect("insert");
+    }
+    let select = session
+        .prepare("SELECT v FROM cks.t WHERE k = ?")
+        .await
+        .unwrap();
+    for i in 0..ROWS_PER_WORKER {
+        let mut statement = Statement::prepared(select.clone());
+        statement.values = vec![int(index * 1000 + i)];
+        let result = session.execute(&statement).await.expect("select");
+        let rows = result.rows.expect("rows");
+        assert_eq!(rows.len(), 1, "row {i} of worker {index}");
+    }
+    session.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_workers_share_one_pool() {
+    let emulator = EmulatorOptions::new(NODES, SHARDS).start();
+    let communicator = Communicator::start(&emulator, &[]);
+    let session = connect(&communicator).await;
+    run(&session, "CREATE KEYSPACE cks WITH replication = {'class': 'NetworkTopologyStrategy', 'replication_factor': 2} AND tablets = {'enabled': false}").await;
+    run(
+        &session,
+        "CREATE TABLE cks.t (k int PRIMARY KEY, w int, v int)",
+    )
+    .await;
+    let before = routing(&emulator);
+
+    let workers: Vec<Child> = (0..WORKERS)
+        .map(|i| {
+            Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "worker", "--ignored", "--quiet"])
+                .env("SSHARD_TEST_COMMUNICATOR", &communicator.socket)
+                .env("SSHARD_TEST_WORKER", i.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start a worker")
+        })
+        .collect();
+    let outcomes = tokio::task::spawn_blocking(move || {
+        workers
+            .into_iter()
+            .map(|w| w.wait_with_output().unwrap())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for (i, out) in outcomes.iter().enumerate() {
+        assert!(
+            out.status.success(),
+            "worker {i} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let delta = routing(&emulator).since(&before);
+    assert!(
+        delta.routable >= (WORKERS as f64) * f64::from(ROWS_PER_WORKER) * 2.0,
+        "every prepared request was routable: {delta:?}"
+    );
+    assert_eq!(delta.misrouted(), 0.0, "{delta:?}");
+    // One connection per shard of every node, plus the control connection,
+    // whatever the number of workers.
+    let open = connections_now(&emulator);
+    assert_eq!(
+        open,
+        (NODES * usize::from(SHARDS) + 1) as f64,
+        "cluster connections"
+    );
+
+    let count = run(&session, "SELECT COUNT(*) FROM cks.t").await;
+    let rows = count.rows.expect("rows");
+    assert_eq!(rows.len(), 1);
+    session.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_clients_see_one_node_and_keep_their_keyspace() {
+    let emulator = EmulatorOptions::new(NODES, SHARDS).start();
+    let communicator = Communicator::start(&emulator, &[]);
+    let session = connect(&communicator).await;
+    run(&session, "CREATE KEYSPACE uks WITH replication = {'class': 'NetworkTopologyStrategy', 'replication_factor': 1}").await;
+    run(&session, "CREATE TABLE uks.t (k int PRIMARY KEY, v text)").await;
+    run(&session, "INSERT INTO uks.t (k, v) VALUES (1, 'one')").await;
+
+    let mut client = RawClient::connect(&communicator.socket);
+    client.startup();
+    let Response::Result(ResultBody::Rows(local)) =
+        client.query(11, "SELECT * FROM system.local WHERE key='local'")
+    else {
+        panic!("system.local not answered with rows")
+    };
+    assert_eq!(local.len(), 1, "one node");
+    let Response::Result(ResultBody::Rows(peers)) = client.query(12, "SELECT * FROM system.peers")
+    else {
+        panic!("system.peers not answered with rows")
+    };
+    assert_eq!(peers.len(), 0, "no peers");
+    // USE is this client's alone.
+    assert!(
+        matches!(client.query(13, "USE uks"), Response::Result(ResultBody::SetKeyspace(k)) if k == "uks")
+    );
+    let Response::Result(ResultBody::Rows(rows)) = client.query(14, "SELECT v FROM t WHERE k = 1")
+    else {
+        panic!("an unqualified SELECT after USE failed")
+    };
+    assert_eq!(rows.len(), 1);
+    let mut other = RawClient::connect(&communicator.socket);
+    other.startup();
+    assert!(
+        matches!(
+            other.query(5, "SELECT v FROM t WHERE k = 1"),
+            Response::Error(_)
+        ),
+        "another client did not USE the keyspace"
+    );
+    assert!(matches!(other.query(6, "USE nowhere"), Response::Error(_)));
+
+    // A malformed frame closes that client only.
+    let mut bad = RawClient::connect(&communicator.socket);
+    bad.startup();
+    bad.0.write_all(&[4, 0, 0, 1, 0x7f, 0, 0, 0, 0]).unwrap();
+    assert!(matches!(bad.receive(), Some((1, Response::Error(_)))));
+    assert!(bad.receive().is_none(), "the bad client is closed");
+    assert!(matches!(
+        client.query(15, "SELECT v FROM t WHERE k = 1"),
+        Response::Result(ResultBody::Rows(_))
+    ));
+    run(&session, "SELECT v FROM uks.t WHERE k = 1").await;
+
+    // An EXECUTE of an id the daemon never saw asks the client to prepare.
+    client.send(
+        16,
+        &Request::Execute {
+            id: vec![1; 16],
+            params: QueryParameters::default(),
+        },
+    );
+    assert!(matches!(client.receive(), Some((16, Response::Error(e))) if e.code == 0x2500));
+    session.close().await;
+}
+
+/// SIGHUP under load: the daemon hands its listening socket to a new one
+/// and drains; the library's sessions reconnect to the new daemon through
+/// the same path, no acknowledged write is lost, and the cluster ends with
+/// the new daemon's nodes x shards + 1 connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_hands_over_under_load_without_losing_writes() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let emulator = EmulatorOptions::new(NODES, SHARDS).start();
+    let mut communicator = Communicator::start(&emulator, &[]);
+    let session = connect(&communicator).await;
+    run(&session, "CREATE KEYSPACE hks WITH replication = {'class': 'NetworkTopologyStrategy', 'replication_factor': 2} AND tablets = {'enabled': false}").await;
+    run(&session, "CREATE TABLE hks.t (k int PRIMARY KEY, v int)").await;
+
+    let acked = Arc::new(Mutex::new(Vec::<i32>::new()));
+    let errors = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let session = connect(&communicator).await;
+        let (acked, errors, stop) = (acked.clone(), errors.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let insert = session
+                .prepare("INSERT INTO hks.t (k, v) VALUES (?, ?)")
+                .await
+                .unwrap();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let key = w * 1_000_000 + i;
+                let mut statement = Statement::prepared(insert.clone());
+                statement.values = vec![int(key), int(i)];
+                statement.idempotent = true;
+                match session.execute(&statement).await {
+                    Ok(_) => {
+                        acked.lock().unwrap().push(key);
+                        i += 1;
+                    }
+                    // The same key again once the daemon is back.
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            session.close().await;
+        }));
+    }
+    let count = || acked.lock().unwrap().len();
+    wait_for("200 writes before the handover", || count() >= 200).await;
+
+    let old = communicator.child.id();
+    signal(old, "HUP");
+    let exited = tokio::time::timeout(STEP, async {
+        loop {
+            if let Some(status) = communicator.child.try_wait().unwrap() {
+                return status;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the old daemon drains and exits");
+    assert!(exited.success(), "the old daemon exited with {exited}");
+    let output = communicator.output.lock().unwrap().clone();
+    let successor: u32 = output
+        .lines()
+        .find_map(|l| l.strip_prefix("scylla-communicator: handed over to pid "))
+        .and_then(|pid| pid.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no handover in the daemon's output:\n{output}"));
+    communicator.successor = Some(successor);
+    assert_ne!(successor, old);
+    assert!(alive(successor), "the new daemon runs");
+
+    // The writers go on through the new daemon.
+    let at_exit = count();
+    wait_for("200 writes through the new daemon", || {
+        count() >= at_exit + 200
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    session.close().await;
+
+    // Only the new daemon's pools and control connection remain.
+    let expected = (NODES * usize::from(SHARDS) + 1) as f64;
+    wait_for("the old daemon's connections to close", || {
+        connections_now(&emulator) == expected
+    })
+    .await;
+
+    // Every acknowledged write is in the cluster (read directly).
+    let direct = Session::connect(session_support::config(&emulator))
+        .await
+        .expect("a direct session");
+    let select = direct
+        .prepare("SELECT v FROM hks.t WHERE k = ?")
+        .await
+        .unwrap();
+    let keys = acked.lock().unwrap().clone();
+    let mut missing = Vec::new();
+    for key in &keys {
+        let mut statement = Statement::prepared(select.clone());
+        statement.values = vec![int(*key)];
+        let rows = direct.execute(&statement).await.unwrap().rows.unwrap();
+        if rows.len() != 1 {
+            missing.push(*key);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "acknowledged writes missing: {missing:?}"
+    );
+    eprintln!(
+        "handover: {} writes acknowledged, {} failed attempts retried",
+        keys.len(),
+        errors.load(Ordering::Relaxed)
+    );
+    direct.close().await;
+
+    signal(successor, "TERM");
+    wait_for("the new daemon to stop", || !alive(successor)).await;
+    communicator.successor = None;
+}
