@@ -314,6 +314,13 @@ def exception_for(status, message, err=None, timeout=None, contact=None):
         return OperationTimedOut(errors=message, timeout=timeout)
     if status == lib.SSHARD_STATUS_NO_HOSTS:
         return NoHostAvailable(message or "Unable to connect to any servers", {})
+    if contact is not None and status in (lib.SSHARD_STATUS_SSL_INVALID_PEER_CERT,
+                                          lib.SSHARD_STATUS_SSL_IDENTITY_MISMATCH,
+                                          lib.SSHARD_STATUS_SSL_PROTOCOL_ERROR):
+        # As scylla-driver: a failed TLS handshake at connect is no host.
+        import ssl
+        return NoHostAvailable("Unable to connect to any servers", {contact: ssl.SSLError(
+            "%s: %s" % (status_name(status), message))})
     if status == lib.SSHARD_STATUS_FORKED:
         return ForkedError(FORKED_MESSAGE)
     if status in (lib.SSHARD_STATUS_TYPE_MISMATCH, lib.SSHARD_STATUS_INVALID_ARGUMENT,

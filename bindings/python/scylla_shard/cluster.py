@@ -16,7 +16,7 @@ import os
 import threading
 import weakref
 
-from scylla_shard import _metrics
+from scylla_shard import _metrics, _tls
 from scylla_shard._native import ffi, lib, OK
 from scylla_shard._errors import (DriverException, ForkedError, FORKED_MESSAGE,
                                   NoHostAvailable, OperationTimedOut, check as _check,
@@ -113,8 +113,9 @@ class Cluster(object):
                  worker_threads=None, connections_per_shard=1, shard_aware_port=True,
                  local_port_range=None, tablet_awareness=True, prepared_cache_size=None,
                  local_dc=None, local_rack=None):
-        if ssl_options is not None or ssl_context is not None:
-            raise DriverException("TLS is not supported by libscylla_shard yet")
+        # TLS through the library (rustls); see scylla_shard._tls.
+        self.ssl_context = ssl_context
+        self.ssl_options = ssl_options
         if protocol_version is not None and protocol_version != 4 and \
                 not isinstance(protocol_version, int):
             raise ValueError("protocol_version must be an int")
@@ -190,6 +191,8 @@ class Cluster(object):
             _check(lib.sshard_config_set_heartbeat_interval_ms(
                 config, int((self.idle_heartbeat_interval or 0) * 1000)))
             _check(lib.sshard_config_set_worker_threads(config, self.worker_threads))
+            if self.ssl_context is not None or self.ssl_options is not None:
+                _tls.apply(config, self.ssl_context, self.ssl_options)
             # As in scylla-driver, DDL waits this long for schema agreement (0: no wait).
             _check(lib.sshard_config_set_schema_agreement_timeout_ms(
                 config, max(0, int((self.max_schema_agreement_wait or 0) * 1000))))
