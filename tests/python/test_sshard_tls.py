@@ -13,8 +13,8 @@ import pytest
 from scylla_shard import Cluster, NoHostAvailable
 
 from emulator_harness import Emulator, next_base_ip
-from sshard_support import SIMPLE_RF1, wait_pools
-from test_python_tls import TLS_PORT, TLS_SHARD_AWARE_PORT, generate_certificates
+from sshard_support import wait_pools
+from test_python_tls import TLS_PORT, TLS_SHARD_AWARE_PORT, generate_certificates, round_trip
 
 NODES, SHARDS = 3, 4
 
@@ -51,17 +51,6 @@ def context(certs, ca="ca.pem"):
 
 def accepted(emu, port, node=None):
     return emu.snapshot().get("emulator_connections_accepted_total", node=node, port=port)
-
-
-def round_trip(session, ks):
-    session.execute("CREATE KEYSPACE %s WITH replication = %s" % (ks, SIMPLE_RF1))
-    session.execute("CREATE TABLE %s.t (k int PRIMARY KEY, v text)" % ks)
-    insert = session.prepare("INSERT INTO %s.t (k, v) VALUES (?, ?)" % ks)
-    select = session.prepare("SELECT v FROM %s.t WHERE k = ?" % ks)
-    for k in range(100):
-        session.execute(insert, (k, "tls-%d" % k))
-    for k in range(0, 100, 7):
-        assert session.execute(select, (k,)).one().v == "tls-%d" % k
 
 
 def test_ssl_context_session_is_shard_aware_on_the_tls_ports(tls_cluster):
