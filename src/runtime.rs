@@ -468,6 +468,31 @@ impl Driver {
         Some(out)
     }
 
+    /// Drives the runtime until `ready` says so or `deadline` passes;
+    /// `ready` is given the waker to store where the awaited event will
+    /// wake it. `None` when it cannot be driven from here (see `drive`).
+    pub fn drive_until(
+        &self,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut(&std::task::Waker) -> bool,
+    ) -> Option<()> {
+        let ready = std::future::poll_fn(move |cx| {
+            if ready(cx.waker()) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        });
+        self.drive(async {
+            match deadline {
+                None => ready.await,
+                Some(at) => {
+                    let _ = tokio::time::timeout_at(at.into(), ready).await;
+                }
+            }
+        })
+    }
+
     /// Whether both drive the same runtime.
     pub fn same(&self, other: &Driver) -> bool {
         self.0.ptr_eq(&other.0)

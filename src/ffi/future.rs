@@ -8,9 +8,8 @@
 //! under the future's lock; the delivery itself happens outside it.
 
 use std::ffi::c_void;
-use std::future::poll_fn;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::task::{Poll, Waker};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::enums::sshard_future_kind;
@@ -216,21 +215,13 @@ impl sshard_future {
         }
         let deadline = timeout.map(|t| Instant::now() + t);
         if let Some(driver) = &self.driver {
-            let completed = poll_fn(|cx| {
+            let driven = driver.drive_until(deadline, |waker| {
                 let mut state = self.lock();
                 if state.outcome.is_some() {
-                    return Poll::Ready(());
+                    return true;
                 }
-                state.driving = Some(cx.waker().clone());
-                Poll::Pending
-            });
-            let driven = driver.drive(async {
-                match deadline {
-                    None => completed.await,
-                    Some(at) => {
-                        let _ = tokio::time::timeout_at(at.into(), completed).await;
-                    }
-                }
+                state.driving = Some(waker.clone());
+                false
             });
             if driven.is_some() {
                 return Ok(self.status());

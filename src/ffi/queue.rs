@@ -10,14 +10,13 @@
 
 use std::collections::VecDeque;
 use std::ffi::{c_char, OsStr};
-use std::future::poll_fn;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::task::{Poll, Waker};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::enums::sshard_future_kind;
@@ -253,22 +252,14 @@ impl sshard_queue {
             DriverSlot::One(d) => d.clone(),
             _ => return false,
         };
-        let ready = poll_fn(|cx| {
-            let mut events = self.lock();
-            if !events.pending.is_empty() {
-                return Poll::Ready(());
-            }
-            events.driving = Some(cx.waker().clone());
-            Poll::Pending
-        });
         driver
-            .drive(async {
-                match deadline {
-                    None => ready.await,
-                    Some(at) => {
-                        let _ = tokio::time::timeout_at(at.into(), ready).await;
-                    }
+            .drive_until(deadline, |waker| {
+                let mut events = self.lock();
+                if !events.pending.is_empty() {
+                    return true;
                 }
+                events.driving = Some(waker.clone());
+                false
             })
             .is_some()
     }
