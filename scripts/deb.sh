@@ -12,11 +12,12 @@ src="$out/libscylla-shard-$version"
 rm -rf "$out"
 mkdir -p "$src"
 git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$src"
-# The library's workspace only: the emulator and the benchmarks are not
+# The library and the communicator: the emulator and the benchmarks are not
 # packaged and their crates are not vendored.
-sed -i 's/^members = \[.*\]/members = ["."]/; s/^default-members = \[.*\]/default-members = ["."]/' "$src/Cargo.toml"
+sed -i 's/^members = \[.*\]/members = [".", "communicator"]/; s/^default-members = \[.*\]/default-members = [".", "communicator"]/' "$src/Cargo.toml"
 (cd "$src" && { cargo vendor --offline --versioned-dirs vendor >/dev/null 2>&1 \
                  || cargo vendor --versioned-dirs vendor >/dev/null; })
+python3 scripts/vendor_licences.py "$src/vendor" debian/copyright
 mkdir -p "$src/.cargo"
 cat > "$src/.cargo/config.toml" <<'CONFIG'
 [source.crates-io]

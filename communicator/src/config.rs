@@ -638,6 +638,19 @@ mod tests {
     }
 
     #[test]
+    fn the_manual_page_names_every_setting() {
+        let manual = include_str!("../doc/scylla-communicator.8");
+        for (section, key, _, _) in SETTINGS {
+            // roff writes a flag's dashes as `\-`.
+            let flag = format!("--{section}-{}", key.replace('_', "-")).replace('-', "\\-");
+            assert!(
+                manual.contains(&format!("{flag} ")) || manual.contains(&format!("{flag}\n")),
+                "doc/scylla-communicator.8 does not describe {flag}"
+            );
+        }
+    }
+
+    #[test]
     fn the_shipped_example_config_parses() {
         let file = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/communicator.toml");
         // The cluster's password file exists only where it is deployed.
