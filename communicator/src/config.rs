@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use scylla_shard::connection::tls::{read_pem_file, VERIFY_PEER_CERT, VERIFY_PEER_IDENTITY};
+use scylla_shard::connection::{TlsConnector, TlsSettings};
 use scylla_shard::protocol::{Compression, Consistency};
 
 /// Kind of value a setting takes.
@@ -83,7 +85,43 @@ const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "cluster",
         "tls",
         Kind::Bool,
-        "TLS to the cluster (refused: the library has no TLS yet)",
+        "TLS to the cluster (off; cluster.port is then the TLS port, often 9142)",
+    ),
+    (
+        "cluster",
+        "tls_ca_file",
+        Kind::Text,
+        "PEM bundle of the CA(s) that signed the nodes' certificates",
+    ),
+    (
+        "cluster",
+        "tls_system_roots",
+        Kind::Bool,
+        "also trust the system's CA store (false)",
+    ),
+    (
+        "cluster",
+        "tls_cert_file",
+        Kind::Text,
+        "client certificate chain, PEM, for mutual TLS",
+    ),
+    (
+        "cluster",
+        "tls_key_file",
+        Kind::Text,
+        "its private key, PEM, unencrypted",
+    ),
+    (
+        "cluster",
+        "tls_verify_hostname",
+        Kind::Bool,
+        "the certificate must name the node's IP or tls_server_name (true)",
+    ),
+    (
+        "cluster",
+        "tls_server_name",
+        Kind::Text,
+        "name sent as SNI and checked instead of the node's IP",
     ),
     (
         "listen",
@@ -235,6 +273,8 @@ pub struct Config {
     pub shard_aware_port: bool,
     pub tablets: bool,
     pub connect_timeout: Duration,
+    /// TLS to the cluster (`cluster.tls`), checked at startup.
+    pub tls: Option<TlsConnector>,
     pub unix: Option<UnixListen>,
     pub tcp: Option<SocketAddr>,
     pub json_unix: Option<UnixListen>,
@@ -446,9 +486,7 @@ fn build(values: &HashMap<String, toml::Value>) -> Result<Config, String> {
             "no contact points: set cluster.contact_points (--cluster-contact-points)".into(),
         );
     }
-    if v.bool("cluster.tls", false) {
-        return Err("cluster.tls: TLS to the cluster is not supported yet".into());
-    }
+    let tls = tls(&v)?;
     let password = match (v.text("cluster.password"), v.text("cluster.password_file")) {
         (Some(p), _) => Some(p),
         (None, Some(path)) => Some(
@@ -548,6 +586,7 @@ fn build(values: &HashMap<String, toml::Value>) -> Result<Config, String> {
         shard_aware_port: v.bool("cluster.shard_aware_port", true),
         tablets: v.bool("cluster.tablets", true),
         connect_timeout: v.ms("cluster.connect_timeout_ms", 5000)?,
+        tls,
         unix: unix_listen("listen.unix", Some(DEFAULT_SOCKET))?,
         tcp,
         json_unix: unix_listen("listen.json_unix", None)?,
@@ -570,6 +609,90 @@ fn build(values: &HashMap<String, toml::Value>) -> Result<Config, String> {
         users,
         log_level,
     })
+}
+
+/// The `cluster.tls*` settings as the library's TLS settings (files read
+/// and checked now, so that a bad one stops the daemon at startup with
+/// its setting named, as `sshard_config_set_ssl` does for a C program).
+fn tls(v: &Values<'_>) -> Result<Option<TlsConnector>, String> {
+    const FILES: [&str; 3] = [
+        "cluster.tls_ca_file",
+        "cluster.tls_cert_file",
+        "cluster.tls_key_file",
+    ];
+    if !v.bool("cluster.tls", false) {
+        let set = FILES
+            .iter()
+            .chain(&[
+                "cluster.tls_system_roots",
+                "cluster.tls_verify_hostname",
+                "cluster.tls_server_name",
+            ])
+            .find(|name| v.0.contains_key(**name));
+        return match set {
+            // Never plain text to a cluster the settings say is TLS.
+            Some(name) => Err(format!(
+                "{name} is set but cluster.tls is off: set cluster.tls = true (--cluster-tls true)"
+            )),
+            None => Ok(None),
+        };
+    }
+    let read = |name: &str| -> Result<Option<(String, Vec<u8>)>, String> {
+        v.text(name)
+            .map(|path| {
+                read_pem_file(path.as_ref())
+                    .map(|pem| (path, pem))
+                    .map_err(|e| format!("{name}: {e}"))
+            })
+            .transpose()
+    };
+    let mut settings = TlsSettings::default();
+    let ca = read(FILES[0])?;
+    if let Some((path, pem)) = &ca {
+        settings
+            .add_trusted_pem(pem)
+            .map_err(|e| format!("{} {path}: {e}", FILES[0]))?;
+    }
+    let system_roots = v.bool("cluster.tls_system_roots", false);
+    if ca.is_none() && !system_roots {
+        return Err(
+            "cluster.tls: no CA to check the nodes' certificates against: set cluster.tls_ca_file \
+             or cluster.tls_system_roots = true"
+                .into(),
+        );
+    }
+    settings.set_system_roots(system_roots);
+    match (read(FILES[1])?, read(FILES[2])?) {
+        (Some((cert_path, cert)), Some((key_path, key))) => {
+            settings
+                .set_client_cert_pem(&cert)
+                .map_err(|e| format!("{} {cert_path}: {e}", FILES[1]))?;
+            settings
+                .set_client_key_pem(&key)
+                .map_err(|e| format!("{} {key_path}: {e}", FILES[2]))?;
+        }
+        (None, None) => {}
+        _ => return Err("cluster.tls_cert_file and cluster.tls_key_file go together".into()),
+    }
+    let flags = if v.bool("cluster.tls_verify_hostname", true) {
+        VERIFY_PEER_CERT | VERIFY_PEER_IDENTITY
+    } else {
+        VERIFY_PEER_CERT
+    };
+    settings
+        .set_verify_flags(flags)
+        .map_err(|e| format!("cluster.tls_verify_hostname: {e}"))?;
+    if let Some(name) = v.text("cluster.tls_server_name") {
+        settings
+            .set_server_name(&name)
+            .map_err(|e| format!("cluster.tls_server_name = {name}: {e}"))?;
+    }
+    // What is left to check: the key against its certificate, the CA
+    // certificates as trust anchors.
+    settings
+        .build()
+        .map(Some)
+        .map_err(|e| format!("cluster.tls: {e}"))
 }
 
 /// `LOCAL_QUORUM`, `local_quorum`, `LocalQuorum`...
