@@ -777,6 +777,195 @@ mod tests {
         );
         assert_eq!(c.metrics, Some("127.0.0.1:9181".parse().unwrap()));
         assert_eq!(c.max_in_flight, 65536);
+        assert!(c.tls.is_none(), "the TLS block is commented out");
+    }
+
+    #[test]
+    fn the_shipped_tls_block_parses_when_uncommented() {
+        let shipped = include_str!("../deploy/communicator.toml");
+        let uncommented: String = shipped
+            .lines()
+            .map(|line| match line.strip_prefix('#') {
+                Some(setting) if setting.starts_with("tls") || setting.starts_with("port") => {
+                    format!("{setting}\n")
+                }
+                _ => format!("{line}\n"),
+            })
+            .collect();
+        assert_ne!(uncommented.trim_end(), shipped.trim_end());
+        let scratch = Scratch::new("tls-shipped");
+        let file = scratch.file("c.toml", &uncommented);
+        // Every key is known and of the right kind; the first file it
+        // reads exists only where it is deployed.
+        let e = run(&["--config", &file, "--cluster-password", "pw"]).unwrap_err();
+        assert!(
+            e.starts_with(
+                "cluster.tls_ca_file: cannot read /etc/scylla-communicator/cluster-ca.pem:"
+            ),
+            "{e}"
+        );
+    }
+
+    /// A scratch directory of this test process, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir =
+                std::env::temp_dir().join(format!("sshard-config-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+
+        fn file(&self, name: &str, text: &str) -> String {
+            let path = self.0.join(name);
+            std::fs::write(&path, text).unwrap();
+            path.to_str().unwrap().to_owned()
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// The error of a run with contact points and `list`.
+    fn fails(list: &[&str]) -> String {
+        let mut all = vec!["--cluster-contact-points", "a"];
+        all.extend_from_slice(list);
+        match run(&all) {
+            Ok(c) => panic!("{list:?} accepted: tls = {:?}", c.tls),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn tls_is_off_unless_asked_and_never_half_set() {
+        let c = run(&["--cluster-contact-points", "a"]).unwrap();
+        assert!(c.tls.is_none());
+        let scratch = Scratch::new("tls-off");
+        let ca = scratch.file("ca.pem", "");
+        // A CA (or any TLS setting) with TLS off would mean plain text to
+        // a cluster the config describes as TLS.
+        let e = fails(&["--cluster-tls-ca-file", &ca]);
+        assert!(
+            e.contains("cluster.tls_ca_file") && e.contains("cluster.tls is off"),
+            "{e}"
+        );
+        let e = fails(&[
+            "--cluster-tls",
+            "false",
+            "--cluster-tls-server-name",
+            "db.test",
+        ]);
+        assert!(e.contains("cluster.tls_server_name"), "{e}");
+        let e = fails(&["--cluster-tls", "maybe"]);
+        assert!(e.contains("maybe"), "{e}");
+    }
+
+    #[test]
+    fn tls_needs_something_to_trust() {
+        let e = fails(&["--cluster-tls", "true"]);
+        assert!(
+            e.contains("cluster.tls_ca_file") && e.contains("tls_system_roots"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unreadable_and_bad_pem_files_are_named() {
+        let scratch = Scratch::new("tls-files");
+        let missing = scratch.0.join("missing.pem");
+        let missing = missing.to_str().unwrap();
+        let e = fails(&["--cluster-tls", "on", "--cluster-tls-ca-file", missing]);
+        assert!(e.starts_with("cluster.tls_ca_file: cannot read"), "{e}");
+        assert!(e.contains(missing), "{e}");
+        // A directory is no PEM file either.
+        let dir = scratch.0.to_str().unwrap();
+        let e = fails(&["--cluster-tls", "on", "--cluster-tls-ca-file", dir]);
+        assert!(e.starts_with("cluster.tls_ca_file"), "{e}");
+
+        let garbage = scratch.file("garbage.pem", "not a certificate\n");
+        let e = fails(&["--cluster-tls", "on", "--cluster-tls-ca-file", &garbage]);
+        assert!(
+            e.starts_with(&format!("cluster.tls_ca_file {garbage}:")),
+            "{e}"
+        );
+        assert!(e.contains("no CERTIFICATE"), "{e}");
+        let broken = scratch.file(
+            "broken.pem",
+            "-----BEGIN CERTIFICATE-----\n@@not base64@@\n-----END CERTIFICATE-----\n",
+        );
+        let e = fails(&["--cluster-tls", "on", "--cluster-tls-ca-file", &broken]);
+        assert!(
+            e.contains("cluster.tls_ca_file") && e.contains("bad PEM"),
+            "{e}"
+        );
+
+        // The client certificate and key (the system store as the CA, so
+        // that they are what fails).
+        let roots = ["--cluster-tls", "on", "--cluster-tls-system-roots", "true"];
+        let with = |extra: &[&str]| {
+            let mut list = roots.to_vec();
+            list.extend_from_slice(extra);
+            fails(&list)
+        };
+        let e = with(&[
+            "--cluster-tls-cert-file",
+            &garbage,
+            "--cluster-tls-key-file",
+            &garbage,
+        ]);
+        assert!(e.starts_with("cluster.tls_cert_file"), "{e}");
+        let e = with(&[
+            "--cluster-tls-cert-file",
+            &garbage,
+            "--cluster-tls-key-file",
+            missing,
+        ]);
+        assert!(e.starts_with("cluster.tls_key_file: cannot read"), "{e}");
+        let e = with(&["--cluster-tls-cert-file", &garbage]);
+        assert!(
+            e.contains("tls_cert_file and cluster.tls_key_file go together"),
+            "{e}"
+        );
+        let e = with(&["--cluster-tls-key-file", &garbage]);
+        assert!(e.contains("go together"), "{e}");
+        let e = with(&["--cluster-tls-server-name", "not a name!"]);
+        assert!(
+            e.starts_with("cluster.tls_server_name = not a name!"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tls_settings_come_from_the_file_too() {
+        let scratch = Scratch::new("tls-toml");
+        let garbage = scratch.file("garbage.pem", "nothing\n");
+        let file = scratch.file(
+            "c.toml",
+            &format!(
+                "[cluster]\ncontact_points = [\"a\"]\ntls = true\ntls_ca_file = \"{garbage}\"\n"
+            ),
+        );
+        let e = run(&["--config", &file]).unwrap_err();
+        assert!(e.starts_with("cluster.tls_ca_file"), "{e}");
+        let wrong = scratch.file(
+            "w.toml",
+            "[cluster]\ncontact_points = [\"a\"]\ntls = \"yes\"\n",
+        );
+        let e = run(&["--config", &wrong]).unwrap_err();
+        assert!(e.contains("cluster.tls: wrong kind of value"), "{e}");
+        // The flag turns it off again, and nothing else TLS is set.
+        let on = scratch.file(
+            "on.toml",
+            "[cluster]\ncontact_points = [\"a\"]\ntls = true\n",
+        );
+        assert!(run(&["--config", &on, "--cluster-tls", "off"])
+            .unwrap()
+            .tls
+            .is_none());
     }
 
     #[test]
