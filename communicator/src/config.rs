@@ -85,7 +85,7 @@ const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "cluster",
         "tls",
         Kind::Bool,
-        "TLS to the cluster (off; cluster.port is then the TLS port, often 9142)",
+        "TLS to the cluster (off; set cluster.port to the nodes' TLS port, often 9142)",
     ),
     (
         "cluster",
@@ -97,7 +97,7 @@ const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "cluster",
         "tls_system_roots",
         Kind::Bool,
-        "also trust the system's CA store (false)",
+        "trust the system's CA store too, or instead (false)",
     ),
     (
         "cluster",

@@ -672,6 +672,19 @@ async fn tls_to_the_cluster_serves_clients() {
         connections_now(&emulator) == expected
     })
     .await;
+    // USE: the daemon's connection in the keyspace is TLS too.
+    let mut in_keyspace = RawClient::connect(&communicator.socket);
+    in_keyspace.startup();
+    assert!(matches!(
+        in_keyspace.query(4, "USE tks"),
+        Response::Result(ResultBody::SetKeyspace(_))
+    ));
+    let Response::Result(ResultBody::Rows(rows)) =
+        in_keyspace.query(5, "SELECT v FROM t WHERE k = 6")
+    else {
+        panic!("an unqualified SELECT after USE failed")
+    };
+    assert_eq!(rows.len(), 1);
     let tls = emulator.tls();
     assert!(accepted_on(&emulator, tls.port) >= 1.0);
     assert_eq!(
@@ -683,7 +696,7 @@ async fn tls_to_the_cluster_serves_clients() {
         assert_eq!(accepted_on(&emulator, plain), 0.0, "plain port {plain}");
     }
     session.close().await;
-    drop(raw);
+    drop((raw, in_keyspace));
     drop(communicator);
 
     // Plain CQL to the TLS port: refused at startup, not hung.
