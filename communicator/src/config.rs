@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use scylla_shard::connection::tls::{read_pem_file, VERIFY_PEER_CERT, VERIFY_PEER_IDENTITY};
+use scylla_shard::connection::{TlsConnector, TlsSettings};
 use scylla_shard::protocol::{Compression, Consistency};
 
 /// Kind of value a setting takes.
@@ -83,7 +85,43 @@ const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "cluster",
         "tls",
         Kind::Bool,
-        "TLS to the cluster (refused: the library has no TLS yet)",
+        "TLS to the cluster (off; set cluster.port to the nodes' TLS port, often 9142)",
+    ),
+    (
+        "cluster",
+        "tls_ca_file",
+        Kind::Text,
+        "PEM bundle of the CA(s) that signed the nodes' certificates",
+    ),
+    (
+        "cluster",
+        "tls_system_roots",
+        Kind::Bool,
+        "trust the system's CA store too, or instead (false)",
+    ),
+    (
+        "cluster",
+        "tls_cert_file",
+        Kind::Text,
+        "client certificate chain, PEM, for mutual TLS",
+    ),
+    (
+        "cluster",
+        "tls_key_file",
+        Kind::Text,
+        "its private key, PEM, unencrypted",
+    ),
+    (
+        "cluster",
+        "tls_verify_hostname",
+        Kind::Bool,
+        "the certificate must name the node's IP or tls_server_name (true)",
+    ),
+    (
+        "cluster",
+        "tls_server_name",
+        Kind::Text,
+        "name sent as SNI and checked instead of the node's IP",
     ),
     (
         "listen",
@@ -235,6 +273,8 @@ pub struct Config {
     pub shard_aware_port: bool,
     pub tablets: bool,
     pub connect_timeout: Duration,
+    /// TLS to the cluster (`cluster.tls`), checked at startup.
+    pub tls: Option<TlsConnector>,
     pub unix: Option<UnixListen>,
     pub tcp: Option<SocketAddr>,
     pub json_unix: Option<UnixListen>,
@@ -446,9 +486,7 @@ fn build(values: &HashMap<String, toml::Value>) -> Result<Config, String> {
             "no contact points: set cluster.contact_points (--cluster-contact-points)".into(),
         );
     }
-    if v.bool("cluster.tls", false) {
-        return Err("cluster.tls: TLS to the cluster is not supported yet".into());
-    }
+    let tls = tls(&v)?;
     let password = match (v.text("cluster.password"), v.text("cluster.password_file")) {
         (Some(p), _) => Some(p),
         (None, Some(path)) => Some(
@@ -548,6 +586,7 @@ fn build(values: &HashMap<String, toml::Value>) -> Result<Config, String> {
         shard_aware_port: v.bool("cluster.shard_aware_port", true),
         tablets: v.bool("cluster.tablets", true),
         connect_timeout: v.ms("cluster.connect_timeout_ms", 5000)?,
+        tls,
         unix: unix_listen("listen.unix", Some(DEFAULT_SOCKET))?,
         tcp,
         json_unix: unix_listen("listen.json_unix", None)?,
@@ -570,6 +609,90 @@ fn build(values: &HashMap<String, toml::Value>) -> Result<Config, String> {
         users,
         log_level,
     })
+}
+
+/// The `cluster.tls*` settings as the library's TLS settings (files read
+/// and checked now, so that a bad one stops the daemon at startup with
+/// its setting named, as `sshard_config_set_ssl` does for a C program).
+fn tls(v: &Values<'_>) -> Result<Option<TlsConnector>, String> {
+    const FILES: [&str; 3] = [
+        "cluster.tls_ca_file",
+        "cluster.tls_cert_file",
+        "cluster.tls_key_file",
+    ];
+    if !v.bool("cluster.tls", false) {
+        let set = FILES
+            .iter()
+            .chain(&[
+                "cluster.tls_system_roots",
+                "cluster.tls_verify_hostname",
+                "cluster.tls_server_name",
+            ])
+            .find(|name| v.0.contains_key(**name));
+        return match set {
+            // Never plain text to a cluster the settings say is TLS.
+            Some(name) => Err(format!(
+                "{name} is set but cluster.tls is off: set cluster.tls = true (--cluster-tls true)"
+            )),
+            None => Ok(None),
+        };
+    }
+    let read = |name: &str| -> Result<Option<(String, Vec<u8>)>, String> {
+        v.text(name)
+            .map(|path| {
+                read_pem_file(path.as_ref())
+                    .map(|pem| (path, pem))
+                    .map_err(|e| format!("{name}: {e}"))
+            })
+            .transpose()
+    };
+    let mut settings = TlsSettings::default();
+    let ca = read(FILES[0])?;
+    if let Some((path, pem)) = &ca {
+        settings
+            .add_trusted_pem(pem)
+            .map_err(|e| format!("{} {path}: {e}", FILES[0]))?;
+    }
+    let system_roots = v.bool("cluster.tls_system_roots", false);
+    if ca.is_none() && !system_roots {
+        return Err(
+            "cluster.tls: no CA to check the nodes' certificates against: set cluster.tls_ca_file \
+             or cluster.tls_system_roots = true"
+                .into(),
+        );
+    }
+    settings.set_system_roots(system_roots);
+    match (read(FILES[1])?, read(FILES[2])?) {
+        (Some((cert_path, cert)), Some((key_path, key))) => {
+            settings
+                .set_client_cert_pem(&cert)
+                .map_err(|e| format!("{} {cert_path}: {e}", FILES[1]))?;
+            settings
+                .set_client_key_pem(&key)
+                .map_err(|e| format!("{} {key_path}: {e}", FILES[2]))?;
+        }
+        (None, None) => {}
+        _ => return Err("cluster.tls_cert_file and cluster.tls_key_file go together".into()),
+    }
+    let flags = if v.bool("cluster.tls_verify_hostname", true) {
+        VERIFY_PEER_CERT | VERIFY_PEER_IDENTITY
+    } else {
+        VERIFY_PEER_CERT
+    };
+    settings
+        .set_verify_flags(flags)
+        .map_err(|e| format!("cluster.tls_verify_hostname: {e}"))?;
+    if let Some(name) = v.text("cluster.tls_server_name") {
+        settings
+            .set_server_name(&name)
+            .map_err(|e| format!("cluster.tls_server_name = {name}: {e}"))?;
+    }
+    // What is left to check: the key against its certificate, the CA
+    // certificates as trust anchors.
+    settings
+        .build()
+        .map(Some)
+        .map_err(|e| format!("cluster.tls: {e}"))
 }
 
 /// `LOCAL_QUORUM`, `local_quorum`, `LocalQuorum`...
@@ -667,6 +790,195 @@ mod tests {
         );
         assert_eq!(c.metrics, Some("127.0.0.1:9181".parse().unwrap()));
         assert_eq!(c.max_in_flight, 65536);
+        assert!(c.tls.is_none(), "the TLS block is commented out");
+    }
+
+    #[test]
+    fn the_shipped_tls_block_parses_when_uncommented() {
+        let shipped = include_str!("../deploy/communicator.toml");
+        let uncommented: String = shipped
+            .lines()
+            .map(|line| match line.strip_prefix('#') {
+                Some(setting) if setting.starts_with("tls") || setting.starts_with("port") => {
+                    format!("{setting}\n")
+                }
+                _ => format!("{line}\n"),
+            })
+            .collect();
+        assert_ne!(uncommented.trim_end(), shipped.trim_end());
+        let scratch = Scratch::new("tls-shipped");
+        let file = scratch.file("c.toml", &uncommented);
+        // Every key is known and of the right kind; the first file it
+        // reads exists only where it is deployed.
+        let e = run(&["--config", &file, "--cluster-password", "pw"]).unwrap_err();
+        assert!(
+            e.starts_with(
+                "cluster.tls_ca_file: cannot read /etc/scylla-communicator/cluster-ca.pem:"
+            ),
+            "{e}"
+        );
+    }
+
+    /// A scratch directory of this test process, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir =
+                std::env::temp_dir().join(format!("sshard-config-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+
+        fn file(&self, name: &str, text: &str) -> String {
+            let path = self.0.join(name);
+            std::fs::write(&path, text).unwrap();
+            path.to_str().unwrap().to_owned()
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// The error of a run with contact points and `list`.
+    fn fails(list: &[&str]) -> String {
+        let mut all = vec!["--cluster-contact-points", "a"];
+        all.extend_from_slice(list);
+        match run(&all) {
+            Ok(c) => panic!("{list:?} accepted: tls = {:?}", c.tls),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn tls_is_off_unless_asked_and_never_half_set() {
+        let c = run(&["--cluster-contact-points", "a"]).unwrap();
+        assert!(c.tls.is_none());
+        let scratch = Scratch::new("tls-off");
+        let ca = scratch.file("ca.pem", "");
+        // A CA (or any TLS setting) with TLS off would mean plain text to
+        // a cluster the config describes as TLS.
+        let e = fails(&["--cluster-tls-ca-file", &ca]);
+        assert!(
+            e.contains("cluster.tls_ca_file") && e.contains("cluster.tls is off"),
+            "{e}"
+        );
+        let e = fails(&[
+            "--cluster-tls",
+            "false",
+            "--cluster-tls-server-name",
+            "db.test",
+        ]);
+        assert!(e.contains("cluster.tls_server_name"), "{e}");
+        let e = fails(&["--cluster-tls", "maybe"]);
+        assert!(e.contains("maybe"), "{e}");
+    }
+
+    #[test]
+    fn tls_needs_something_to_trust() {
+        let e = fails(&["--cluster-tls", "true"]);
+        assert!(
+            e.contains("cluster.tls_ca_file") && e.contains("tls_system_roots"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unreadable_and_bad_pem_files_are_named() {
+        let scratch = Scratch::new("tls-files");
+        let missing = scratch.0.join("missing.pem");
+        let missing = missing.to_str().unwrap();
+        let e = fails(&["--cluster-tls", "on", "--cluster-tls-ca-file", missing]);
+        assert!(e.starts_with("cluster.tls_ca_file: cannot read"), "{e}");
+        assert!(e.contains(missing), "{e}");
+        // A directory is no PEM file either.
+        let dir = scratch.0.to_str().unwrap();
+        let e = fails(&["--cluster-tls", "on", "--cluster-tls-ca-file", dir]);
+        assert!(e.starts_with("cluster.tls_ca_file"), "{e}");
+
+        let garbage = scratch.file("garbage.pem", "not a certificate\n");
+        let e = fails(&["--cluster-tls", "on", "--cluster-tls-ca-file", &garbage]);
+        assert!(
+            e.starts_with(&format!("cluster.tls_ca_file {garbage}:")),
+            "{e}"
+        );
+        assert!(e.contains("no CERTIFICATE"), "{e}");
+        let broken = scratch.file(
+            "broken.pem",
+            "-----BEGIN CERTIFICATE-----\n@@not base64@@\n-----END CERTIFICATE-----\n",
+        );
+        let e = fails(&["--cluster-tls", "on", "--cluster-tls-ca-file", &broken]);
+        assert!(
+            e.contains("cluster.tls_ca_file") && e.contains("bad PEM"),
+            "{e}"
+        );
+
+        // The client certificate and key (the system store as the CA, so
+        // that they are what fails).
+        let roots = ["--cluster-tls", "on", "--cluster-tls-system-roots", "true"];
+        let with = |extra: &[&str]| {
+            let mut list = roots.to_vec();
+            list.extend_from_slice(extra);
+            fails(&list)
+        };
+        let e = with(&[
+            "--cluster-tls-cert-file",
+            &garbage,
+            "--cluster-tls-key-file",
+            &garbage,
+        ]);
+        assert!(e.starts_with("cluster.tls_cert_file"), "{e}");
+        let e = with(&[
+            "--cluster-tls-cert-file",
+            &garbage,
+            "--cluster-tls-key-file",
+            missing,
+        ]);
+        assert!(e.starts_with("cluster.tls_key_file: cannot read"), "{e}");
+        let e = with(&["--cluster-tls-cert-file", &garbage]);
+        assert!(
+            e.contains("tls_cert_file and cluster.tls_key_file go together"),
+            "{e}"
+        );
+        let e = with(&["--cluster-tls-key-file", &garbage]);
+        assert!(e.contains("go together"), "{e}");
+        let e = with(&["--cluster-tls-server-name", "not a name!"]);
+        assert!(
+            e.starts_with("cluster.tls_server_name = not a name!"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tls_settings_come_from_the_file_too() {
+        let scratch = Scratch::new("tls-toml");
+        let garbage = scratch.file("garbage.pem", "nothing\n");
+        let file = scratch.file(
+            "c.toml",
+            &format!(
+                "[cluster]\ncontact_points = [\"a\"]\ntls = true\ntls_ca_file = \"{garbage}\"\n"
+            ),
+        );
+        let e = run(&["--config", &file]).unwrap_err();
+        assert!(e.starts_with("cluster.tls_ca_file"), "{e}");
+        let wrong = scratch.file(
+            "w.toml",
+            "[cluster]\ncontact_points = [\"a\"]\ntls = \"yes\"\n",
+        );
+        let e = run(&["--config", &wrong]).unwrap_err();
+        assert!(e.contains("cluster.tls: wrong kind of value"), "{e}");
+        // The flag turns it off again, and nothing else TLS is set.
+        let on = scratch.file(
+            "on.toml",
+            "[cluster]\ncontact_points = [\"a\"]\ntls = true\n",
+        );
+        assert!(run(&["--config", &on, "--cluster-tls", "off"])
+            .unwrap()
+            .tls
+            .is_none());
     }
 
     #[test]

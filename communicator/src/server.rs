@@ -27,6 +27,7 @@ fn session_config(config: &Config) -> SessionConfig {
         credentials: config.credentials.clone(),
         connect_timeout: config.connect_timeout,
         tablets_routing: config.tablets,
+        tls: config.tls.clone(),
         application_name: Some("scylla-communicator".into()),
         ..ConnectionConfig::default()
     };

@@ -2,7 +2,8 @@
 //! one communicator cost the cluster one connection per shard plus one
 //! control connection; prepared statements route with zero misroutes; USE
 //! is per client; the daemon answers system tables as one node; a
-//! malformed client frame closes only that client.
+//! malformed client frame closes only that client; TLS to the cluster
+//! (verified, mutual, by server name) and its failures at startup.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
@@ -10,11 +11,12 @@ mod common;
 mod session_support;
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{Emulator, EmulatorOptions};
+use common::{Emulator, EmulatorOptions, ServerCert};
 use scylla_shard::protocol::frame::{decode_response, encode_request, FrameHeader, HEADER_LEN};
 use scylla_shard::protocol::{
     QueryParameters, Request, RequestExtensions, Response, ResultBody, Value,
@@ -40,6 +42,11 @@ struct Communicator {
 
 impl Communicator {
     fn start(emulator: &Emulator, extra: &[&str]) -> Communicator {
+        Communicator::start_to(emulator, emulator.addr(0), extra)
+    }
+
+    /// A daemon whose contact point (and cluster port) is `contact`.
+    fn start_to(emulator: &Emulator, contact: SocketAddr, extra: &[&str]) -> Communicator {
         let dir = std::env::temp_dir().join(format!(
             "sshard-communicator-{}-{}",
             std::process::id(),
@@ -48,8 +55,8 @@ impl Communicator {
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("cql.sock");
         let mut child = Command::new(env!("CARGO_BIN_EXE_scylla-communicator"))
-            .args(["--cluster-contact-points", &emulator.addr(0).to_string()])
-            .args(["--cluster-port", &emulator.port.to_string()])
+            .args(["--cluster-contact-points", &contact.to_string()])
+            .args(["--cluster-port", &contact.port().to_string()])
             .args(["--listen-unix", socket.to_str().unwrap()])
             .args(["--log-level", "warn"])
             .args(extra)
@@ -514,4 +521,298 @@ async fn sighup_hands_over_under_load_without_losing_writes() {
     signal(successor, "TERM");
     wait_for("the new daemon to stop", || !alive(successor)).await;
     communicator.successor = None;
+}
+
+/// Runs a daemon that must fail to start: its exit code and stderr, within
+/// `STEP` (killed by its pid, and the test failed, if it is still running).
+/// Its connect timeout is longer than `STEP`: exiting in time means the
+/// failure was seen, not waited out.
+fn start_fails(contact: SocketAddr, extra: &[&str]) -> (i32, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "sshard-communicator-failing-{}-{}",
+        std::process::id(),
+        contact.ip()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scylla-communicator"))
+        .args(["--cluster-contact-points", &contact.to_string()])
+        .args(["--cluster-port", &contact.port().to_string()])
+        .args(["--cluster-connect-timeout-ms", "60000"])
+        .args(["--listen-unix", dir.join("cql.sock").to_str().unwrap()])
+        .args(["--log-level", "warn"])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start scylla-communicator");
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let deadline = std::time::Instant::now() + STEP;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&dir);
+            panic!("the daemon {extra:?} still runs after {STEP:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let output = reader.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        !output.contains("scylla-communicator: ready"),
+        "{extra:?}: ready, then {status}: {output}"
+    );
+    (status.code().unwrap_or(-1), output)
+}
+
+/// Connections the emulator accepted on `port`, all nodes and shards.
+fn accepted_on(emulator: &Emulator, port: u16) -> f64 {
+    let prefix = format!("emulator_connections_accepted_total{{port=\"{port}\",");
+    let mut samples = 0;
+    let mut total = 0.0;
+    for i in 0..emulator.nodes {
+        for line in emulator.metrics(i).lines() {
+            if line.starts_with(&prefix) {
+                samples += 1;
+                total += line
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or_else(|| panic!("not a sample: {line}"));
+            }
+        }
+    }
+    assert_eq!(
+        samples,
+        emulator.nodes * usize::from(emulator.shards),
+        "a sample per node and shard for port {port}"
+    );
+    total
+}
+
+/// The daemon's flags for TLS to `emulator`, trusting its test CA.
+fn tls_flags(emulator: &Emulator, ca: &str) -> Vec<String> {
+    vec![
+        "--cluster-tls".into(),
+        "true".into(),
+        "--cluster-tls-ca-file".into(),
+        emulator.tls().path(ca).to_str().unwrap().to_owned(),
+    ]
+}
+
+fn as_strs(flags: &[String]) -> Vec<&str> {
+    flags.iter().map(String::as_str).collect()
+}
+
+/// Writes and reads `rows` rows of a table of its own (prepared, routed).
+async fn round_trip(session: &Session, keyspace: &str, rows: i32) {
+    run(session, &format!("CREATE KEYSPACE {keyspace} WITH replication = {{'class': 'NetworkTopologyStrategy', 'replication_factor': 2}} AND tablets = {{'enabled': false}}")).await;
+    run(
+        session,
+        &format!("CREATE TABLE {keyspace}.t (k int PRIMARY KEY, v int)"),
+    )
+    .await;
+    let insert = session
+        .prepare(&format!("INSERT INTO {keyspace}.t (k, v) VALUES (?, ?)"))
+        .await
+        .unwrap();
+    for k in 0..rows {
+        let mut statement = Statement::prepared(insert.clone());
+        statement.values = vec![int(k), int(k * 7)];
+        session.execute(&statement).await.expect("insert");
+    }
+    let select = session
+        .prepare(&format!("SELECT v FROM {keyspace}.t WHERE k = ?"))
+        .await
+        .unwrap();
+    for k in 0..rows {
+        let mut statement = Statement::prepared(select.clone());
+        statement.values = vec![int(k)];
+        let rows = session.execute(&statement).await.unwrap().rows.unwrap();
+        let decoded = session_support::decode(&rows);
+        assert_eq!(
+            decoded,
+            vec![vec![Some(scylla_shard::protocol::CqlValue::Int(k * 7))]],
+            "row {k}"
+        );
+    }
+}
+
+/// The cluster listens with TLS: the daemon's every connection is TLS
+/// (none reaches the plain ports), clients through it write and read, and
+/// the cluster sees nodes x shards + 1 connections. A daemon without TLS
+/// to the same port stops with an error instead of hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_the_cluster_serves_clients() {
+    let emulator = EmulatorOptions::new(NODES, SHARDS)
+        .tls(ServerCert::Valid, false)
+        .start();
+    let flags = tls_flags(&emulator, "ca.pem");
+    let communicator = Communicator::start_to(&emulator, emulator.tls_addr(0), &as_strs(&flags));
+    let session = connect(&communicator).await;
+    round_trip(&session, "tks", 40).await;
+    // A second client, raw CQL on the socket, reads what the first wrote.
+    let mut raw = RawClient::connect(&communicator.socket);
+    raw.startup();
+    let Response::Result(ResultBody::Rows(rows)) = raw.query(3, "SELECT v FROM tks.t WHERE k = 5")
+    else {
+        panic!("the raw client's SELECT failed")
+    };
+    assert_eq!(rows.len(), 1);
+
+    let expected = (NODES * usize::from(SHARDS) + 1) as f64;
+    wait_for("nodes x shards + 1 cluster connections", || {
+        connections_now(&emulator) == expected
+    })
+    .await;
+    // USE: the daemon's connection in the keyspace is TLS too.
+    let mut in_keyspace = RawClient::connect(&communicator.socket);
+    in_keyspace.startup();
+    assert!(matches!(
+        in_keyspace.query(4, "USE tks"),
+        Response::Result(ResultBody::SetKeyspace(_))
+    ));
+    let Response::Result(ResultBody::Rows(rows)) =
+        in_keyspace.query(5, "SELECT v FROM t WHERE k = 6")
+    else {
+        panic!("an unqualified SELECT after USE failed")
+    };
+    assert_eq!(rows.len(), 1);
+    let tls = emulator.tls();
+    assert!(accepted_on(&emulator, tls.port) >= 1.0);
+    assert_eq!(
+        accepted_on(&emulator, tls.shard_aware_port),
+        (NODES * (usize::from(SHARDS) - 1)) as f64,
+        "every shard but the first through the shard-aware TLS port"
+    );
+    for plain in [emulator.port, emulator.shard_aware_port] {
+        assert_eq!(accepted_on(&emulator, plain), 0.0, "plain port {plain}");
+    }
+    session.close().await;
+    drop((raw, in_keyspace));
+    drop(communicator);
+
+    // Plain CQL to the TLS port: refused at startup, not hung.
+    let (code, output) = start_fails(emulator.tls_addr(0), &[]);
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("cannot connect to the cluster"), "{output}");
+}
+
+/// A CA that did not sign the nodes' certificates: the daemon exits with
+/// the TLS error, naming the certificate problem, at once. Unreadable and
+/// bad PEM files stop it before it connects, naming the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_ca_stops_the_daemon_with_a_tls_error() {
+    let emulator = EmulatorOptions::new(NODES, SHARDS)
+        .tls(ServerCert::Valid, false)
+        .start();
+    let contact = emulator.tls_addr(0);
+    let (code, output) = start_fails(contact, &as_strs(&tls_flags(&emulator, "other-ca.pem")));
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("cannot connect to the cluster"), "{output}");
+    assert!(output.contains("TLS handshake failed"), "{output}");
+    assert!(output.contains("UnknownIssuer"), "{output}");
+
+    let tls = emulator.tls();
+    let missing = tls.path("missing.pem");
+    let missing = missing.to_str().unwrap();
+    let (code, output) = start_fails(
+        contact,
+        &["--cluster-tls", "true", "--cluster-tls-ca-file", missing],
+    );
+    assert_eq!(code, 2, "{output}");
+    assert!(
+        output.contains(&format!("cluster.tls_ca_file: cannot read {missing}")),
+        "{output}"
+    );
+    // A key where the CA should be.
+    let key = tls.path("server-key.pem");
+    let (code, output) = start_fails(
+        contact,
+        &[
+            "--cluster-tls",
+            "true",
+            "--cluster-tls-ca-file",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 2, "{output}");
+    assert!(
+        output.contains("cluster.tls_ca_file") && output.contains("no CERTIFICATE"),
+        "{output}"
+    );
+    // Another certificate's key.
+    let mut flags = tls_flags(&emulator, "ca.pem");
+    for (flag, file) in [
+        ("--cluster-tls-cert-file", "client.pem"),
+        ("--cluster-tls-key-file", "server-key.pem"),
+    ] {
+        flags.push(flag.into());
+        flags.push(tls.path(file).to_str().unwrap().to_owned());
+    }
+    let (code, output) = start_fails(contact, &as_strs(&flags));
+    assert_eq!(code, 2, "{output}");
+    assert!(
+        output.contains("cluster.tls: client certificate and key"),
+        "{output}"
+    );
+    for plain in [emulator.port, emulator.shard_aware_port] {
+        assert_eq!(accepted_on(&emulator, plain), 0.0, "plain port {plain}");
+    }
+}
+
+/// Mutual TLS, and certificates that name the cluster rather than the
+/// nodes' addresses: the client certificate and the server name are what
+/// it takes, and each missing one is a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_and_the_server_name_through_the_daemon() {
+    let emulator = EmulatorOptions::new(NODES, SHARDS)
+        .tls(ServerCert::OtherAddresses, true)
+        .start();
+    let contact = emulator.tls_addr(0);
+    let tls = emulator.tls();
+    let by_name = ["--cluster-tls-server-name", "scylla.test"];
+
+    // No client certificate.
+    let mut flags = tls_flags(&emulator, "ca.pem");
+    flags.extend(by_name.map(String::from));
+    let (code, output) = start_fails(contact, &as_strs(&flags));
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("requires a client certificate"), "{output}");
+
+    let mut flags = tls_flags(&emulator, "ca.pem");
+    for (flag, file) in [
+        ("--cluster-tls-cert-file", "client.pem"),
+        ("--cluster-tls-key-file", "client-key.pem"),
+    ] {
+        flags.push(flag.into());
+        flags.push(tls.path(file).to_str().unwrap().to_owned());
+    }
+    // The certificates do not name the nodes' addresses.
+    let (code, output) = start_fails(contact, &as_strs(&flags));
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("not valid for name"), "{output}");
+    // The chain alone is checked when asked.
+    let mut chain_only = flags.clone();
+    chain_only.extend(["--cluster-tls-verify-hostname", "false"].map(String::from));
+    let communicator = Communicator::start_to(&emulator, contact, &as_strs(&chain_only));
+    drop(communicator);
+
+    flags.extend(by_name.map(String::from));
+    let communicator = Communicator::start_to(&emulator, contact, &as_strs(&flags));
+    let session = connect(&communicator).await;
+    round_trip(&session, "mks", 20).await;
+    let expected = (NODES * usize::from(SHARDS) + 1) as f64;
+    wait_for("nodes x shards + 1 cluster connections", || {
+        connections_now(&emulator) == expected
+    })
+    .await;
+    session.close().await;
 }

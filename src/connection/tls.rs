@@ -141,6 +141,24 @@ impl Default for TlsSettings {
     }
 }
 
+/// Largest certificate or key file read (1 MiB; a CA bundle is ~250 KiB).
+pub const MAX_PEM_FILE: u64 = 1024 * 1024;
+
+/// The bytes of a PEM file (at most [`MAX_PEM_FILE`]), with its name in
+/// any error: for the `_file` setters of the C API and for the
+/// communicator's certificate settings.
+pub fn read_pem_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let shown = path.display();
+    let failed = |e: std::io::Error| format!("cannot read {shown}: {e}");
+    let size = std::fs::metadata(path).map_err(failed)?.len();
+    if size > MAX_PEM_FILE {
+        return Err(format!(
+            "{shown} has {size} bytes: a PEM file is at most {MAX_PEM_FILE}"
+        ));
+    }
+    std::fs::read(path).map_err(failed)
+}
+
 /// Every certificate of a PEM text (at least one).
 fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_slice_iter(pem)

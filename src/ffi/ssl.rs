@@ -12,7 +12,7 @@ use super::config::sshard_config;
 use super::handle::{box_free, box_into_raw, box_mut, bytes_arg, out_arg, str_arg, Generational};
 use super::status::{sshard_status, tls_status, Fail, FfiResult};
 use crate::connection::tls::{
-    VERIFY_NONE, VERIFY_PEER_CERT, VERIFY_PEER_IDENTITY, VERIFY_PEER_IDENTITY_DNS,
+    self, VERIFY_NONE, VERIFY_PEER_CERT, VERIFY_PEER_IDENTITY, VERIFY_PEER_IDENTITY_DNS,
 };
 use crate::connection::{TlsError, TlsSettings};
 use crate::runtime;
@@ -37,9 +37,6 @@ const _: () = assert!(
         && SSHARD_SSL_VERIFY_PEER_IDENTITY_DNS == VERIFY_PEER_IDENTITY_DNS
 );
 
-/// Largest certificate or key file read (1 MiB; a CA bundle is ~250 KiB).
-const MAX_PEM_FILE: u64 = 1024 * 1024;
-
 /// TLS settings. Caller-owned, not thread-safe; free with `sshard_ssl_free`.
 pub struct sshard_ssl {
     generation: u64,
@@ -58,14 +55,7 @@ fn tls_fail(e: TlsError) -> Fail {
 
 /// The bytes of a PEM file, with its name in any error.
 fn read_pem_file(path: &str) -> FfiResult<Vec<u8>> {
-    let failed = |e: std::io::Error| Fail::invalid(format!("cannot read {path}: {e}"));
-    let size = std::fs::metadata(path).map_err(failed)?.len();
-    if size > MAX_PEM_FILE {
-        return Err(Fail::invalid(format!(
-            "{path} has {size} bytes: a PEM file is at most {MAX_PEM_FILE}"
-        )));
-    }
-    std::fs::read(path).map_err(failed)
+    tls::read_pem_file(std::path::Path::new(path)).map_err(Fail::invalid)
 }
 
 /// Makes empty TLS settings: no trusted certificate, no client certificate,
