@@ -34,6 +34,7 @@ use std::io;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
@@ -499,6 +500,51 @@ impl Driver {
     }
 }
 
+/// The threads driving a caller-driven runtime until one event (a future's
+/// completion, an event in a queue): every one of them must be woken by it.
+/// Several threads can wait on one future or one queue; a thread that is
+/// not the one woken goes on driving (or waiting for the runtime) without
+/// ever looking again, so keeping only the last waker would leave the
+/// others blocked for good. A thread registers each time it looks; the
+/// same thread's waker is kept once.
+#[derive(Default)]
+pub struct DriveWakers {
+    /// The usual case, one waiting thread, without an allocation.
+    first: Option<Waker>,
+    more: Vec<Waker>,
+}
+
+impl DriveWakers {
+    /// Notes that `waker` waits for the event.
+    pub fn register(&mut self, waker: &Waker) {
+        match &self.first {
+            None => self.first = Some(waker.clone()),
+            Some(first) if first.will_wake(waker) => {}
+            Some(_) => {
+                if !self.more.iter().any(|w| w.will_wake(waker)) {
+                    self.more.push(waker.clone());
+                }
+            }
+        }
+    }
+
+    /// Takes every registered waker out, to wake them once the lock that
+    /// guards the event is released.
+    pub fn take(&mut self) -> DriveWakers {
+        std::mem::take(self)
+    }
+
+    /// Wakes every thread that registered.
+    pub fn wake(self) {
+        if let Some(first) = self.first {
+            first.wake();
+        }
+        for waker in self.more {
+            waker.wake();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -648,6 +694,71 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
+    }
+
+    /// One event, as a future's completion or a queue's push: whether it
+    /// happened, and the threads driving until it does.
+    #[derive(Default)]
+    struct Event {
+        happened: bool,
+        waiting: DriveWakers,
+        /// Distinct threads that registered.
+        registered: std::collections::HashSet<std::thread::ThreadId>,
+    }
+
+    #[test]
+    fn every_thread_driving_until_one_event_is_woken_by_it() {
+        let rt = Arc::new(caller_driven());
+        let event = Arc::new(Mutex::new(Event::default()));
+        let (done_tx, done_rx) = mpsc::channel();
+        for _ in 0..3 {
+            let (driver, event, done) = (rt.driver().unwrap(), event.clone(), done_tx.clone());
+            // No deadline: only the event ends the wait. A waiter that is
+            // never woken stays blocked (the channel below times out).
+            std::thread::spawn(move || {
+                let driven = driver.drive_until(None, |waker| {
+                    let mut e = event.lock().unwrap();
+                    if e.happened {
+                        return true;
+                    }
+                    e.waiting.register(waker);
+                    e.registered.insert(std::thread::current().id());
+                    false
+                });
+                let _ = done.send(driven.is_some());
+            });
+        }
+        // The event happens once all three wait for it (one drives, the
+        // others wait for the runtime or drive after it).
+        let happen = event.clone();
+        rt.spawn(async move {
+            while happen.lock().unwrap().registered.len() < 3 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let wakers = {
+                let mut e = happen.lock().unwrap();
+                e.happened = true;
+                e.waiting.take()
+            };
+            wakers.wake();
+        });
+        for n in 0..3 {
+            let woken = done_rx.recv_timeout(Duration::from_secs(30));
+            assert_eq!(woken, Ok(true), "waiter {n} of 3 was woken by the event");
+        }
+    }
+
+    #[test]
+    fn drive_wakers_keep_each_thread_once() {
+        let mut wakers = DriveWakers::default();
+        let noop = Waker::noop();
+        for _ in 0..10 {
+            wakers.register(noop);
+        }
+        assert!(wakers.first.is_some() && wakers.more.is_empty());
+        let taken = wakers.take();
+        assert!(wakers.first.is_none());
+        taken.wake();
     }
 
     #[test]

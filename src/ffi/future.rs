@@ -9,7 +9,6 @@
 
 use std::ffi::c_void;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::enums::sshard_future_kind;
@@ -23,7 +22,7 @@ use super::status::{
     sshard_status, Fail, FfiResult, SSHARD_STATUS_OK, SSHARD_STATUS_PENDING,
     SSHARD_STATUS_WOULD_DEADLOCK,
 };
-use crate::runtime::{self, Driver};
+use crate::runtime::{self, DriveWakers, Driver};
 
 /// Called once when a future completes, with the future (borrowed for the
 /// duration of the call) and the caller's `data`. Runs on a library
@@ -59,8 +58,8 @@ struct State {
     /// Threads blocked in `wait`: completion wakes them only when there
     /// are some (a condvar notify is a system call even with no waiter).
     waiters: usize,
-    /// A thread driving the runtime until this completes.
-    driving: Option<Waker>,
+    /// The threads driving the runtime until this completes.
+    driving: DriveWakers,
 }
 
 /// A pending or completed asynchronous call. Shared and thread-safe; free
@@ -105,7 +104,7 @@ impl sshard_future {
                 outcome: None,
                 target: Target::None,
                 waiters: 0,
-                driving: None,
+                driving: DriveWakers::default(),
             }),
             done: Condvar::new(),
             driver,
@@ -150,9 +149,7 @@ impl sshard_future {
             (target, state.driving.take())
         };
         let (target, driving) = target;
-        if let Some(waker) = driving {
-            waker.wake();
-        }
+        driving.wake();
         self.deliver(target, status);
     }
 
@@ -220,7 +217,7 @@ impl sshard_future {
                 if state.outcome.is_some() {
                     return true;
                 }
-                state.driving = Some(waker.clone());
+                state.driving.register(waker);
                 false
             });
             if driven.is_some() {

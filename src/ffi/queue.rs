@@ -16,7 +16,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::enums::sshard_future_kind;
@@ -25,7 +24,7 @@ use super::handle::{arc_free, arc_into_raw, bytes_arg, handle_ref, out_arg, Gene
 use super::status::{
     sshard_status, Fail, FfiResult, SSHARD_STATUS_INTERNAL, SSHARD_STATUS_WOULD_DEADLOCK,
 };
-use crate::runtime::{self, Driver};
+use crate::runtime::{self, DriveWakers, Driver};
 
 /// One completion. `future` is a new reference owned by the receiver:
 /// read its result / error, then `sshard_future_free` it.
@@ -68,8 +67,8 @@ struct Events {
     /// The caller-driven runtime its futures complete on, if they all
     /// complete on one: a wait drives it instead of sleeping.
     driver: DriverSlot,
-    /// A thread driving that runtime until an event is waiting.
-    driving: Option<Waker>,
+    /// The threads driving that runtime until an event is waiting.
+    driving: DriveWakers,
 }
 
 /// Which runtime a wait on the queue may drive.
@@ -229,9 +228,7 @@ impl sshard_queue {
         if wake {
             self.ready.notify_one();
         }
-        if let Some(waker) = driving {
-            waker.wake();
-        }
+        driving.wake();
     }
 
     /// Notes the runtime a future delivered here completes on.
@@ -258,7 +255,7 @@ impl sshard_queue {
                 if !events.pending.is_empty() {
                     return true;
                 }
-                events.driving = Some(waker.clone());
+                events.driving.register(waker);
                 false
             })
             .is_some()
@@ -497,10 +494,18 @@ pub unsafe extern "C" fn sshard_queue_wait(
             .ok()
             .map(|us| Instant::now() + Duration::from_micros(us));
         let mut pending = q.lock();
-        if pending.pending.is_empty() {
+        while pending.pending.is_empty() {
             drop(pending);
-            q.drive_until_event(deadline);
-            pending = q.wait_for_event(q.lock(), deadline);
+            if !q.drive_until_event(deadline) {
+                pending = q.wait_for_event(q.lock(), deadline);
+                break;
+            }
+            pending = q.lock();
+            // Another waiter may have taken the event that ended the drive:
+            // drive again (not sleep) until the deadline.
+            if deadline.is_some_and(|at| Instant::now() >= at) {
+                break;
+            }
         }
         count.write(q.drain_into(&mut pending, out));
         Ok(())

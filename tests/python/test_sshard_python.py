@@ -9,6 +9,7 @@ keyspace.
 
 import datetime
 import decimal
+import gc
 import ipaddress
 import os
 import subprocess
@@ -29,7 +30,8 @@ from scylla_shard.protocol import SyntaxException
 from scylla_shard.query import UNSET_VALUE, ValueSequence
 from scylla_shard.util import Date, Duration, OrderedMapSerializedKey, SortedSet, Time
 
-from sshard_support import SIMPLE_RF1, assert_no_misroutes, library_env, start_emulator, wait_pools
+from sshard_support import SIMPLE_RF1, assert_no_misroutes, library_env, start_emulator, wait_pools, \
+    wait_until
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +132,90 @@ def test_schema_and_host_metadata(cluster, session, emu, ks):
     assert all(h.is_up and h.datacenter and h.host_id.int for h in hosts), hosts
     assert cluster.metadata.get_host(emu.ip(1)).address == emu.ip(1)
     assert cluster.metadata.get_host("127.0.0.254") is None
+
+
+def _library_threads():
+    """The ids of this process's threads named as the library names its
+    runtime threads (the worker threads, or the standby thread of a
+    caller-driven session)."""
+    tids = set()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open("/proc/self/task/%s/comm" % tid) as f:
+                if f.read().strip() == "sshard-worker":
+                    tids.add(tid)
+        except OSError:  # the thread ended meanwhile
+            pass
+    return tids
+
+
+def test_caller_driven_io_serves_sync_async_and_callbacks(emu, ks, session):
+    """caller_driven_io=True: the threads that wait (result(), sync execute,
+    the completion thread that runs the callbacks) run the library's I/O;
+    several of them wait at once, some on one future."""
+    session.execute("CREATE TABLE %s.cd (k int PRIMARY KEY, v text)" % ks)
+    before = _library_threads()
+    # worker_threads is ignored with caller-driven I/O: one standby thread.
+    with Cluster([emu.ip(0)], port=emu.port, caller_driven_io=True, worker_threads=3) as driven:
+        s = driven.connect(ks)
+        assert len(_library_threads() - before) == 1, "one standby thread, no workers"
+        insert = s.prepare("INSERT INTO cd (k, v) VALUES (?, ?)")
+        for k in range(100):
+            s.execute(insert, (k, "d%d" % k))
+        # result() on this thread while the completion thread waits on the
+        # queue the same futures go to.
+        futures = [s.execute_async("SELECT v FROM cd WHERE k = %s", (k,)) for k in range(100)]
+        assert [f.result().one().v for f in futures] == ["d%d" % k for k in range(100)]
+
+        seen, failures, threads = [], [], set()
+        done = threading.Event()
+
+        def on_rows(rows):
+            # Callbacks get the page's rows (a list), as scylla-driver's do.
+            try:
+                seen.append(rows[0].v)
+                threads.add(threading.current_thread().name)
+            except Exception as exc:
+                failures.append(exc)
+            if len(seen) + len(failures) == 50:
+                done.set()
+
+        def on_error(exc):
+            failures.append(exc)
+            done.set()
+        for k in range(50):
+            s.execute_async("SELECT v FROM cd WHERE k = %s", (k,)).add_callbacks(on_rows, on_error)
+        # Sync requests while the callbacks' requests complete.
+        assert [s.execute(insert, (k, "d%d" % k)) is not None for k in range(50, 70)] == [True] * 20
+        assert done.wait(30), (len(seen), failures)
+        assert not failures and sorted(seen) == sorted("d%d" % k for k in range(50)), failures
+        assert threads == {"scylla_shard-completions"}, threads
+
+        # Two threads waiting on one future (responses delayed so both wait
+        # when it completes), the completion thread waiting on the queue.
+        for i in range(emu.nodes):
+            assert emu.admin(i, "/admin/delay?us=20000")[0] == 200
+        try:
+            for k in range(5):
+                f = s.execute_async("SELECT v FROM cd WHERE k = %s", (k,))
+                got = []
+                # No time limit on the waits: a waiter its completion does
+                # not wake stays blocked (daemon threads, given up on below).
+                waiters = [threading.Thread(target=lambda: got.append(f.result().one().v),
+                                            daemon=True) for _ in range(2)]
+                for w in waiters:
+                    w.start()
+                for w in waiters:
+                    w.join(30)
+                assert got == ["d%d" % k] * 2, "%d of 2 waiters woken" % len(got)
+        finally:
+            for i in range(emu.nodes):
+                emu.admin(i, "/admin/delay?us=0")
+    # Once the session's objects are gone too, its runtime and thread go.
+    del s, insert, futures, f
+    gc.collect()
+    wait_until(lambda: not (_library_threads() - before), 10,
+               what="the standby thread ends with its session")
 
 
 def test_context_managers_and_keyspace(emu, ks, session):

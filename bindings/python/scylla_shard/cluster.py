@@ -112,7 +112,7 @@ class Cluster(object):
                  # libscylla_shard's own settings (worker_threads: see _WORKER_THREADS)
                  worker_threads=None, connections_per_shard=1, shard_aware_port=True,
                  local_port_range=None, tablet_awareness=True, prepared_cache_size=None,
-                 local_dc=None, local_rack=None):
+                 local_dc=None, local_rack=None, caller_driven_io=False):
         # TLS through the library (rustls); see scylla_shard._tls.
         self.ssl_context = ssl_context
         self.ssl_options = ssl_options
@@ -143,6 +143,7 @@ class Cluster(object):
         self.local_rack = local_rack or getattr(policy, "local_rack", None)
         self.worker_threads = _WORKER_THREADS if worker_threads is None else worker_threads
         self.connections_per_shard = connections_per_shard
+        self.caller_driven_io = caller_driven_io
         self.shard_aware_port = shard_aware_port
         self.local_port_range = local_port_range
         self.tablet_awareness = tablet_awareness
@@ -191,6 +192,7 @@ class Cluster(object):
             _check(lib.sshard_config_set_heartbeat_interval_ms(
                 config, int((self.idle_heartbeat_interval or 0) * 1000)))
             _check(lib.sshard_config_set_worker_threads(config, self.worker_threads))
+            _check(lib.sshard_config_set_caller_driven_io(config, bool(self.caller_driven_io)))
             if self.ssl_context is not None or self.ssl_options is not None:
                 _tls.apply(config, self.ssl_context, self.ssl_options)
             # As in scylla-driver, DDL waits this long for schema agreement (0: no wait).
