@@ -750,15 +750,30 @@ mod tests {
 
     #[test]
     fn drive_wakers_keep_each_thread_once() {
-        let mut wakers = DriveWakers::default();
-        let noop = Waker::noop();
-        for _ in 0..10 {
-            wakers.register(noop);
+        // Counts its wakes (Waker::noop's vtable may be duplicated by the
+        // optimiser, so will_wake cannot be relied on for it).
+        struct Counted(std::sync::atomic::AtomicUsize);
+        impl std::task::Wake for Counted {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
         }
-        assert!(wakers.first.is_some() && wakers.more.is_empty());
+        let (a, b) = (
+            Arc::new(Counted(Default::default())),
+            Arc::new(Counted(Default::default())),
+        );
+        let (waker_a, waker_b) = (Waker::from(a.clone()), Waker::from(b.clone()));
+        let mut wakers = DriveWakers::default();
+        for _ in 0..10 {
+            wakers.register(&waker_a);
+            wakers.register(&waker_b);
+        }
+        assert!(wakers.first.is_some() && wakers.more.len() == 1);
         let taken = wakers.take();
-        assert!(wakers.first.is_none());
+        assert!(wakers.first.is_none() && wakers.more.is_empty());
         taken.wake();
+        let woken = |c: &Counted| c.0.load(Ordering::SeqCst);
+        assert_eq!((woken(&a), woken(&b)), (1, 1), "each thread woken once");
     }
 
     #[test]
