@@ -748,17 +748,36 @@ mod tests {
         }
     }
 
-    #[test]
-    fn drive_wakers_keep_each_thread_once() {
-        let mut wakers = DriveWakers::default();
-        let noop = Waker::noop();
-        for _ in 0..10 {
-            wakers.register(noop);
+    /// A waker counting its wakes.
+    struct Counted(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Counted {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
         }
-        assert!(wakers.first.is_some() && wakers.more.is_empty());
-        let taken = wakers.take();
-        assert!(wakers.first.is_none());
+    }
+
+    #[test]
+    fn drive_wakers_keep_each_waker_once_and_wake_each_once() {
+        let counts: Vec<_> = (0..3)
+            .map(|_| Arc::new(Counted(std::sync::atomic::AtomicUsize::new(0))))
+            .collect();
+        let wakers: Vec<Waker> = counts.iter().map(|c| Waker::from(c.clone())).collect();
+        let mut waiting = DriveWakers::default();
+        for _ in 0..5 {
+            for waker in &wakers {
+                // A clone is the same waker (what a thread registers anew
+                // each time it looks).
+                waiting.register(&waker.clone());
+            }
+        }
+        assert_eq!(waiting.more.len(), 2, "three wakers, each kept once");
+        let taken = waiting.take();
+        assert!(waiting.first.is_none() && waiting.more.is_empty());
         taken.wake();
+        for count in &counts {
+            assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        }
     }
 
     #[test]
