@@ -35,6 +35,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::task::Waker;
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
@@ -505,26 +506,37 @@ impl Driver {
 /// Several threads can wait on one future or one queue; a thread that is
 /// not the one woken goes on driving (or waiting for the runtime) without
 /// ever looking again, so keeping only the last waker would leave the
-/// others blocked for good. A thread registers each time it looks; the
-/// same thread's waker is kept once.
+/// others blocked for good. A thread registers each time it looks, and its
+/// latest waker replaces its earlier one (a thread waits for one thing at a
+/// time): at most one entry per thread.
 #[derive(Default)]
 pub struct DriveWakers {
     /// The usual case, one waiting thread, without an allocation.
-    first: Option<Waker>,
-    more: Vec<Waker>,
+    first: Option<(ThreadId, Waker)>,
+    more: Vec<(ThreadId, Waker)>,
 }
 
 impl DriveWakers {
-    /// Notes that `waker` waits for the event.
+    /// Notes that the calling thread waits for the event, to be woken
+    /// through `waker`.
     pub fn register(&mut self, waker: &Waker) {
-        match &self.first {
-            None => self.first = Some(waker.clone()),
-            Some(first) if first.will_wake(waker) => {}
-            Some(_) => {
-                if !self.more.iter().any(|w| w.will_wake(waker)) {
-                    self.more.push(waker.clone());
-                }
+        let me = std::thread::current().id();
+        let mine = match &mut self.first {
+            None => {
+                self.first = Some((me, waker.clone()));
+                return;
             }
+            Some((thread, kept)) if *thread == me => kept,
+            Some(_) => match self.more.iter_mut().find(|(thread, _)| *thread == me) {
+                Some((_, kept)) => kept,
+                None => {
+                    self.more.push((me, waker.clone()));
+                    return;
+                }
+            },
+        };
+        if !mine.will_wake(waker) {
+            *mine = waker.clone();
         }
     }
 
@@ -536,10 +548,10 @@ impl DriveWakers {
 
     /// Wakes every thread that registered.
     pub fn wake(self) {
-        if let Some(first) = self.first {
+        if let Some((_, first)) = self.first {
             first.wake();
         }
-        for waker in self.more {
+        for (_, waker) in self.more {
             waker.wake();
         }
     }
@@ -748,32 +760,49 @@ mod tests {
         }
     }
 
+    /// A waker counting its wakes.
+    struct Counted(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Counted {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
     #[test]
-    fn drive_wakers_keep_each_thread_once() {
-        // Counts its wakes (Waker::noop's vtable may be duplicated by the
-        // optimiser, so will_wake cannot be relied on for it).
-        struct Counted(std::sync::atomic::AtomicUsize);
-        impl std::task::Wake for Counted {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
+    fn drive_wakers_keep_each_threads_latest_waker_and_wake_each_once() {
+        let counts: Vec<_> = (0..4)
+            .map(|_| Arc::new(Counted(std::sync::atomic::AtomicUsize::new(0))))
+            .collect();
+        let wakers: Vec<Waker> = counts.iter().map(|c| Waker::from(c.clone())).collect();
+        let waiting = Arc::new(Mutex::new(DriveWakers::default()));
+        // This thread looks five times with one waker, then with another
+        // (it went from waiting for the runtime to driving it).
+        for _ in 0..5 {
+            waiting.lock().unwrap().register(&wakers[0].clone());
         }
-        let (a, b) = (
-            Arc::new(Counted(Default::default())),
-            Arc::new(Counted(Default::default())),
-        );
-        let (waker_a, waker_b) = (Waker::from(a.clone()), Waker::from(b.clone()));
-        let mut wakers = DriveWakers::default();
-        for _ in 0..10 {
-            wakers.register(&waker_a);
-            wakers.register(&waker_b);
+        waiting.lock().unwrap().register(&wakers[1]);
+        // Two other threads, each twice.
+        for waker in &wakers[2..] {
+            let (waiting, waker) = (waiting.clone(), waker.clone());
+            std::thread::spawn(move || {
+                for _ in 0..2 {
+                    waiting.lock().unwrap().register(&waker);
+                }
+            })
+            .join()
+            .unwrap();
         }
-        assert!(wakers.first.is_some() && wakers.more.len() == 1);
-        let taken = wakers.take();
-        assert!(wakers.first.is_none() && wakers.more.is_empty());
+        let taken = {
+            let mut waiting = waiting.lock().unwrap();
+            assert_eq!(waiting.more.len(), 2, "one entry per thread");
+            let taken = waiting.take();
+            assert!(waiting.first.is_none() && waiting.more.is_empty());
+            taken
+        };
         taken.wake();
-        let woken = |c: &Counted| c.0.load(Ordering::SeqCst);
-        assert_eq!((woken(&a), woken(&b)), (1, 1), "each thread woken once");
+        let woken: Vec<usize> = counts.iter().map(|c| c.0.load(Ordering::SeqCst)).collect();
+        assert_eq!(woken, [0, 1, 1, 1], "each thread's latest waker, once");
     }
 
     #[test]
