@@ -343,8 +343,10 @@ soak: build
 #                        vendored crates; lintian: no errors, no warnings)
 #   make deb-test        installs them, builds and runs a C program against
 #                        /usr, loads them from LuaJIT, purges them
+#   make vendor          only the source tree with its crates vendored, as a
+#                        packager takes it (target/deb/libscylla-shard-VERSION)
 #   make repro-check     the library built in another directory is identical
-.PHONY: deb deb-deps deb-test repro-check packaging-check
+.PHONY: deb deb-deps deb-test vendor repro-check packaging-check
 
 # The Debian tools, and what debian/control's Build-Depends name for the
 # Python binding's package.
@@ -357,6 +359,9 @@ deb-deps:
 
 deb: deb-deps
 	bash scripts/deb.sh
+
+vendor:
+	bash scripts/deb.sh --source-only
 
 deb-test: deb c-deps lua-deps build
 	SCYLLA_EMULATOR=$(abspath $(EMULATOR)) bash scripts/deb_test.sh

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds the Debian packages into target/deb/ (make deb): a copy of the
-# sources whose workspace is the library alone, its crates vendored
-# (`cargo vendor`, from the local cache when it has them), then
+# sources whose workspace is the library and the communicator, their crates
+# vendored (`cargo vendor`, from the local cache when it has them), then
 # dpkg-buildpackage with no network (CARGO_NET_OFFLINE in debian/rules),
 # then lintian on the result (errors and warnings fail, overrides say why).
+#   scripts/deb.sh                 the packages
+#   scripts/deb.sh --source-only   the vendored source tree only (make vendor)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
@@ -26,6 +28,10 @@ replace-with = "vendored-sources"
 [source.vendored-sources]
 directory = "vendor"
 CONFIG
+if [ "${1:-}" = "--source-only" ]; then
+    echo "$src: the sources with their crates vendored; dpkg-buildpackage -us -uc -b builds them offline"
+    exit 0
+fi
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
 (cd "$src" && dpkg-buildpackage -us -uc -b >../build.log 2>&1) \
     || { tail -40 "$out/build.log"; echo "deb: dpkg-buildpackage failed (log: $out/build.log)"; exit 1; }
