@@ -1,9 +1,11 @@
 //! The daemon against a 3-node x 4-shard emulator: many clients through
 //! one communicator cost the cluster one connection per shard plus one
-//! control connection; prepared statements route with zero misroutes; USE
-//! is per client; the daemon answers system tables as one node; a
-//! malformed client frame closes only that client; TLS to the cluster
-//! (verified, mutual, by server name) and its failures at startup.
+//! control connection; prepared statements route with zero misroutes (and
+//! converge on tablet tables); USE is per client; the daemon answers
+//! system tables as one node; a malformed client frame closes only that
+//! client; a client that stops reading is held to its limits; what a
+//! client connection costs; TLS to the cluster (verified, mutual, by
+//! server name) and its failures at startup.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
@@ -239,6 +241,7 @@ async fn worker() {
         .unwrap()
         .parse()
         .unwrap();
+    let table = std::env::var("SSHARD_TEST_TABLE").expect("the table to use");
     let session = Session::connect(SessionConfig {
         communicator: Some(socket),
         ..SessionConfig::default()
@@ -246,7 +249,7 @@ async fn worker() {
     .await
     .expect("connect through the communicator");
     let insert = session
-        .prepare("INSERT INTO cks.t (k, w, v) VALUES (?, ?, ?)")
+        .prepare(&format!("INSERT INTO {table} (k, w, v) VALUES (?, ?, ?)"))
         .await
         .unwrap();
     for i in 0..ROWS_PER_WORKER {
@@ -255,7 +258,7 @@ async fn worker() {
         session.execute(&statement).await.expect("insert");
     }
     let select = session
-        .prepare("SELECT v FROM cks.t WHERE k = ?")
+        .prepare(&format!("SELECT v FROM {table} WHERE k = ?"))
         .await
         .unwrap();
     for i in 0..ROWS_PER_WORKER {
@@ -268,25 +271,23 @@ async fn worker() {
     session.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sixteen_workers_share_one_pool() {
-    let emulator = EmulatorOptions::new(NODES, SHARDS).start();
-    let communicator = Communicator::start(&emulator, &[]);
-    let session = connect(&communicator).await;
-    run(&session, "CREATE KEYSPACE cks WITH replication = {'class': 'NetworkTopologyStrategy', 'replication_factor': 2} AND tablets = {'enabled': false}").await;
-    run(
-        &session,
-        "CREATE TABLE cks.t (k int PRIMARY KEY, w int, v int)",
-    )
-    .await;
-    let before = routing(&emulator);
-
+/// Starts `WORKERS` worker processes at once on `table` (worker `i` writes
+/// and reads keys `first + i * 1000 ..`), waits for them all and returns
+/// the routing they caused.
+async fn run_workers(
+    emulator: &Emulator,
+    communicator: &Communicator,
+    table: &str,
+    first: i32,
+) -> session_support::Routing {
+    let before = routing(emulator);
     let workers: Vec<Child> = (0..WORKERS)
         .map(|i| {
             Command::new(std::env::current_exe().unwrap())
                 .args(["--exact", "worker", "--ignored", "--quiet"])
                 .env("SSHARD_TEST_COMMUNICATOR", &communicator.socket)
-                .env("SSHARD_TEST_WORKER", i.to_string())
+                .env("SSHARD_TEST_WORKER", (first + i as i32).to_string())
+                .env("SSHARD_TEST_TABLE", table)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -309,11 +310,27 @@ async fn sixteen_workers_share_one_pool() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let delta = routing(&emulator).since(&before);
+    let delta = routing(emulator).since(&before);
     assert!(
         delta.routable >= (WORKERS as f64) * f64::from(ROWS_PER_WORKER) * 2.0,
         "every prepared request was routable: {delta:?}"
     );
+    delta
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_workers_share_one_pool() {
+    let emulator = EmulatorOptions::new(NODES, SHARDS).start();
+    let communicator = Communicator::start(&emulator, &[]);
+    let session = connect(&communicator).await;
+    run(&session, "CREATE KEYSPACE cks WITH replication = {'class': 'NetworkTopologyStrategy', 'replication_factor': 2} AND tablets = {'enabled': false}").await;
+    run(
+        &session,
+        "CREATE TABLE cks.t (k int PRIMARY KEY, w int, v int)",
+    )
+    .await;
+
+    let delta = run_workers(&emulator, &communicator, "cks.t", 0).await;
     assert_eq!(delta.misrouted(), 0.0, "{delta:?}");
     // One connection per shard of every node, plus the control connection,
     // whatever the number of workers.
@@ -327,6 +344,212 @@ async fn sixteen_workers_share_one_pool() {
     let count = run(&session, "SELECT COUNT(*) FROM cks.t").await;
     let rows = count.rows.expect("rows");
     assert_eq!(rows.len(), 1);
+    session.close().await;
+}
+
+/// On a tablet table the daemon's one session learns the tablets for every
+/// worker: the first workers' requests misroute at most twice per tablet
+/// (the library's bound at any concurrency), the next workers' none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_workers_converge_on_a_tablet_table() {
+    const TABLETS: usize = 8;
+    let emulator = EmulatorOptions::new(NODES, SHARDS).arg("--tablets").start();
+    let communicator = Communicator::start(&emulator, &[]);
+    let session = connect(&communicator).await;
+    run(&session, &format!("CREATE KEYSPACE tks WITH replication = {{'class': 'NetworkTopologyStrategy', 'replication_factor': 2}} AND tablets = {{'enabled': true, 'initial': {TABLETS}}}")).await;
+    run(
+        &session,
+        "CREATE TABLE tks.t (k int PRIMARY KEY, w int, v int)",
+    )
+    .await;
+
+    let learning = run_workers(&emulator, &communicator, "tks.t", 0).await;
+    assert!(
+        learning.misrouted() <= (2 * TABLETS) as f64,
+        "misroutes while the daemon learns {TABLETS} tablets: {learning:?}"
+    );
+    let learned = run_workers(&emulator, &communicator, "tks.t", WORKERS as i32).await;
+    assert_eq!(learned.misrouted(), 0.0, "once learned: {learned:?}");
+    assert_eq!(
+        connections_now(&emulator),
+        (NODES * usize::from(SHARDS) + 1) as f64,
+        "cluster connections"
+    );
+    session.close().await;
+}
+
+/// The resident memory of process `pid`, in bytes.
+fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc status");
+    kib * 1024
+}
+
+/// The 99th percentile of `reads` sequential reads of `statement`.
+async fn p99_of_reads(
+    session: &Session,
+    statement: &Statement,
+    reads: usize,
+) -> std::time::Duration {
+    let mut took = Vec::with_capacity(reads);
+    for _ in 0..reads {
+        let started = std::time::Instant::now();
+        tokio::time::timeout(STEP, session.execute(statement))
+            .await
+            .expect("a read within the step")
+            .expect("a read");
+        took.push(started.elapsed());
+    }
+    took.sort();
+    took[reads * 99 / 100]
+}
+
+/// A client that sends requests for large rows and never reads its socket
+/// is no longer read from once its in-flight limit is taken (its requests
+/// back up in its own socket), the daemon's memory stays within that
+/// client's limits, and other clients are served as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_held_to_its_limits() {
+    const IN_FLIGHT: usize = 16;
+    const PENDING: usize = 1 << 20;
+    const BLOB: usize = 256 << 10;
+    // More requests than fit in a socket's buffers many times over: if the
+    // daemon kept reading them, their responses would take 100,000 x BLOB.
+    const FLOOD: usize = 100_000;
+    let emulator = EmulatorOptions::new(NODES, SHARDS).start();
+    let communicator = Communicator::start(
+        &emulator,
+        &[
+            "--limits-max-in-flight-per-client",
+            &IN_FLIGHT.to_string(),
+            "--limits-max-pending-bytes-per-client",
+            &PENDING.to_string(),
+        ],
+    );
+    let session = connect(&communicator).await;
+    run(&session, "CREATE KEYSPACE sks WITH replication = {'class': 'NetworkTopologyStrategy', 'replication_factor': 1} AND tablets = {'enabled': false}").await;
+    run(&session, "CREATE TABLE sks.t (k int PRIMARY KEY, b blob)").await;
+    let insert = session
+        .prepare("INSERT INTO sks.t (k, b) VALUES (?, ?)")
+        .await
+        .unwrap();
+    for (k, size) in [(0, BLOB), (1, 16)] {
+        let mut statement = Statement::prepared(insert.clone());
+        statement.values = vec![int(k), Value::Set(vec![7u8; size])];
+        session.execute(&statement).await.expect("insert");
+    }
+    let select = session
+        .prepare("SELECT b FROM sks.t WHERE k = ?")
+        .await
+        .unwrap();
+    let mut small = Statement::prepared(select.clone());
+    small.values = vec![int(1)];
+    let before = p99_of_reads(&session, &small, 300).await;
+    let pid = communicator.child.id();
+    let rss_before = resident_bytes(pid);
+
+    let mut slow = RawClient::connect(&communicator.socket);
+    slow.startup();
+    slow.0
+        .set_write_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let flooding = std::thread::spawn(move || {
+        let query = Request::Query {
+            query: "SELECT b FROM sks.t WHERE k = 0".into(),
+            params: QueryParameters::default(),
+        };
+        let frame = |stream: i16| {
+            encode_request(stream, &query, &RequestExtensions::default(), None).unwrap()
+        };
+        let sent = (0..FLOOD)
+            .take_while(|&i| slow.0.write_all(&frame((i % 32_000) as i16)).is_ok())
+            .count();
+        (sent, slow)
+    });
+    let (sent, slow) = tokio::task::spawn_blocking(move || flooding.join().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        sent < FLOOD,
+        "the daemon stops reading a client that does not read: it took all {sent} requests"
+    );
+    let during = p99_of_reads(&session, &small, 300).await;
+    let grown = resident_bytes(pid).saturating_sub(rss_before);
+    eprintln!(
+        "slow client: {sent} requests sent before its socket filled; daemon grew {} KiB; \
+         other client p99 {before:?} before, {during:?} during",
+        grown >> 10
+    );
+    // Its responses held: the pending budget plus one response per request
+    // in flight, with room for the allocator and the socket buffers.
+    let bound = (PENDING + IN_FLIGHT * BLOB) as u64 * 2 + (16 << 20);
+    assert!(
+        grown <= bound,
+        "the daemon grew {grown} bytes for one slow client (bound {bound})"
+    );
+    assert!(
+        during <= before * 4 + std::time::Duration::from_millis(50),
+        "another client's p99 went from {before:?} to {during:?} beside a slow client"
+    );
+    // Closing the slow client gives everything back: the next client is
+    // served at once.
+    drop(slow);
+    let mut next = RawClient::connect(&communicator.socket);
+    next.startup();
+    assert!(matches!(
+        next.query(3, "SELECT k FROM sks.t WHERE k = 1"),
+        Response::Result(ResultBody::Rows(_))
+    ));
+    session.close().await;
+}
+
+/// What one more client connection costs the daemon, measured over many
+/// connected clients that have each run a query (the figure the README
+/// states).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_per_client_connection_is_small() {
+    const CLIENTS: usize = 400;
+    const STATED_BOUND: u64 = 16 << 10;
+    let emulator = EmulatorOptions::new(NODES, SHARDS).start();
+    let communicator = Communicator::start(&emulator, &[]);
+    let session = connect(&communicator).await;
+    run(&session, "CREATE KEYSPACE mks WITH replication = {'class': 'NetworkTopologyStrategy', 'replication_factor': 1} AND tablets = {'enabled': false}").await;
+    run(&session, "CREATE TABLE mks.t (k int PRIMARY KEY, v int)").await;
+    run(&session, "INSERT INTO mks.t (k, v) VALUES (1, 1)").await;
+    let socket = communicator.socket.clone();
+    let pid = communicator.child.id();
+    let (before, after) = tokio::task::spawn_blocking(move || {
+        let open = |n: usize| {
+            (0..n)
+                .map(|_| {
+                    let mut client = RawClient::connect(&socket);
+                    client.startup();
+                    let rows = client.query(1, "SELECT v FROM mks.t WHERE k = 1");
+                    assert!(matches!(rows, Response::Result(ResultBody::Rows(_))));
+                    client
+                })
+                .collect::<Vec<_>>()
+        };
+        // Warm the daemon's allocator and tasks first.
+        drop(open(20));
+        let before = resident_bytes(pid);
+        let clients = open(CLIENTS);
+        let after = resident_bytes(pid);
+        drop(clients);
+        (before, after)
+    })
+    .await
+    .unwrap();
+    let per_client = after.saturating_sub(before) / CLIENTS as u64;
+    eprintln!("memory per client connection: {} bytes", per_client);
+    assert!(
+        per_client <= STATED_BOUND,
+        "one client connection costs the daemon {per_client} bytes (stated: at most {STATED_BOUND})"
+    );
     session.close().await;
 }
 
@@ -607,6 +830,20 @@ fn tls_flags(emulator: &Emulator, ca: &str) -> Vec<String> {
     ]
 }
 
+/// `tls_flags` with a client certificate and key (files of the test CA's
+/// directory).
+fn tls_flags_with_client_cert(emulator: &Emulator, cert: &str, key: &str) -> Vec<String> {
+    let mut flags = tls_flags(emulator, "ca.pem");
+    for (flag, file) in [
+        ("--cluster-tls-cert-file", cert),
+        ("--cluster-tls-key-file", key),
+    ] {
+        flags.push(flag.into());
+        flags.push(emulator.tls().path(file).to_str().unwrap().to_owned());
+    }
+    flags
+}
+
 fn as_strs(flags: &[String]) -> Vec<&str> {
     flags.iter().map(String::as_str).collect()
 }
@@ -749,14 +986,7 @@ async fn a_wrong_ca_stops_the_daemon_with_a_tls_error() {
         "{output}"
     );
     // Another certificate's key.
-    let mut flags = tls_flags(&emulator, "ca.pem");
-    for (flag, file) in [
-        ("--cluster-tls-cert-file", "client.pem"),
-        ("--cluster-tls-key-file", "server-key.pem"),
-    ] {
-        flags.push(flag.into());
-        flags.push(tls.path(file).to_str().unwrap().to_owned());
-    }
+    let flags = tls_flags_with_client_cert(&emulator, "client.pem", "server-key.pem");
     let (code, output) = start_fails(contact, &as_strs(&flags));
     assert_eq!(code, 2, "{output}");
     assert!(
@@ -777,7 +1007,6 @@ async fn mutual_tls_and_the_server_name_through_the_daemon() {
         .tls(ServerCert::OtherAddresses, true)
         .start();
     let contact = emulator.tls_addr(0);
-    let tls = emulator.tls();
     let by_name = ["--cluster-tls-server-name", "scylla.test"];
 
     // No client certificate.
@@ -787,14 +1016,7 @@ async fn mutual_tls_and_the_server_name_through_the_daemon() {
     assert_eq!(code, 1, "{output}");
     assert!(output.contains("requires a client certificate"), "{output}");
 
-    let mut flags = tls_flags(&emulator, "ca.pem");
-    for (flag, file) in [
-        ("--cluster-tls-cert-file", "client.pem"),
-        ("--cluster-tls-key-file", "client-key.pem"),
-    ] {
-        flags.push(flag.into());
-        flags.push(tls.path(file).to_str().unwrap().to_owned());
-    }
+    let mut flags = tls_flags_with_client_cert(&emulator, "client.pem", "client-key.pem");
     // The certificates do not name the nodes' addresses.
     let (code, output) = start_fails(contact, &as_strs(&flags));
     assert_eq!(code, 1, "{output}");
