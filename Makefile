@@ -280,7 +280,8 @@ c-check: c-header-check c-symbols abi-check c-test c-install-test
 #   make bench BENCH_ARGS='--drivers sshard-rust --cases mixed/c256 --reps 5'
 # Writes benches/results/latest.{json,png} and the results section of
 # benches/README.md. The C client is built when examples/c/bench.c exists.
-# Then the client memory benchmark (bench-memory below, about 3 minutes).
+# Then the client memory benchmark (bench-memory below, about 3 minutes) and
+# the restart storm at the shard-aware port post's scale (bench-storm below).
 BENCH_ARGS ?=
 BENCH_QUICK ?=
 
@@ -295,6 +296,22 @@ bench: $(VENV)/.bench-installed python-binding
 	$(PYTHON) benches/run.py --update-readme $(if $(filter-out 0,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)
 	$(MAKE) $(C_BUILD)/examples/bench_memory
 	$(BENCH_MEMORY)
+	$(BENCH_STORM)
+
+# The restart storm at the shard-aware port post's scale
+# (benches/restart_storm.py): 3 nodes x 30 shards, 150 sessions over 10
+# processes, one node restarted; this library from C, the Rust scylla crate
+# and the Python scylla-driver, with the shard-aware port and without.
+# Rewrites the restart storm table of README.md; about 15 minutes.
+#   make bench-storm BENCH_STORM_ARGS='--drivers sshard-c --modes shard-aware'
+BENCH_STORM_ARGS ?=
+BENCH_STORM = $(PYTHON) benches/restart_storm.py --update-readme $(if $(filter-out 0,$(BENCH_QUICK)),--quick) $(BENCH_STORM_ARGS)
+
+.PHONY: bench-storm
+bench-storm: $(VENV)/.bench-installed
+	$(CARGO) build --release -p scylla-shard -p scylla-emulator -p scylla-peer
+	$(MAKE) $(C_BUILD)/examples/bench
+	$(BENCH_STORM)
 
 # Client memory (benches/memory.py): RSS per connection, bytes per request in
 # flight at 256 and 10,000, peak RSS paging through 100 MB; this library from

@@ -272,13 +272,14 @@ def restart_counts(delta, cluster, node):
 
 
 def run_restart_storm(adapter, cluster, sessions, processes, restart_nodes, down_ms,
-                      shard_aware_port, log_dir, connect_timeout_s=600.0):
+                      shard_aware_port, log_dir, connect_timeout_s=600.0, before_exit=None):
     """The restart storm at the founding experiment's scale: `sessions`
     sessions (over `processes` client processes) hold full pools to every
     node; each node of `restart_nodes` in turn restarts (down `down_ms`),
     and the connections it accepts until every session's pools are full
     again are counted against the ideal, sessions x shards (one per shard
-    per session), with control connections apart."""
+    per session), with control connections apart. `before_exit` runs once
+    the counts are taken, before the clients are told to exit."""
     mode = "shard-aware port" if shard_aware_port else "regular port only"
     record = {"driver": adapter.name, "mode": mode, "sessions": sessions,
               "processes": 0, "down_ms": down_ms, "restarts": []}
@@ -312,8 +313,13 @@ def run_restart_storm(adapter, cluster, sessions, processes, restart_nodes, down
             events = [_expect(p.next_event(180.0), "refilled", p) for p in procs]
             # Attempts still running when the last pool filled are counted.
             time.sleep(1.0)
-            delta = cluster.snapshot() - snap
+            after = cluster.snapshot()
+            delta = after - snap
             counts = restart_counts(delta, cluster, node)
+            # What the node holds, as a check of the drivers' own word that
+            # their pools are full: every shard needs one per session.
+            per_shard = [v for (n, name, shard), v in after.values.items()
+                         if n == node and name == "emulator_connections_current" and shard >= 0]
             diagnostics = {}
             for e in events:
                 for k, v in (e.get("diagnostics") or {}).items():
@@ -323,11 +329,15 @@ def run_restart_storm(adapter, cluster, sessions, processes, restart_nodes, down
                 counts, node=node, ideal=ideal,
                 excess_pct=(counts["pool"] - ideal) / ideal * 100.0,
                 control_total=delta.total("emulator_connections_registered_total"),
+                held=after.total("emulator_connections_current", node),
+                held_fewest_on_a_shard=min(per_shard) if per_shard else 0.0,
                 full_s=max(e.get("full_s", 0.0) for e in events),
                 all_full=all(e.get("pools_full") for e in events),
                 saw_drop=all(e.get("saw_drop") for e in events),
                 diagnostics=diagnostics,
             ))
+        if before_exit:
+            before_exit()
         for p in procs:
             p.send("exit")
         for p in procs:

@@ -320,3 +320,43 @@ def test_memory_medians_and_ratios():
     assert rows["peak RSS paging 100 MB"] == ["8.0 MiB", "4.0 MiB", "2.00"]
     assert "bytes per request, 256 in flight" not in rows
     assert "| RSS per connection | 50 KiB | 100 KiB | 0.50 |" in memory.markdown_report(doc)
+
+
+# ---------------------------------------------------------------------------
+# Restart storm at the post's scale (benches/restart_storm.py)
+
+def test_restart_storm_targets_and_rows():
+    sys.path.insert(0, os.path.dirname(HERE))
+    import restart_storm
+
+    def record(pool, all_full=True, fewest=150.0):
+        return {"connect_s": 1.0, "sessions": 150, "restarts": [
+            {"pool": pool, "ideal": 4500, "excess_pct": (pool - 4500) / 45.0, "control": 0.0,
+             "full_s": 2.5, "all_full": all_full, "saw_drop": True, "held": pool,
+             "held_fewest_on_a_shard": fewest}]}
+
+    runs = []
+    for driver, mode, rec in [("sshard-c", "shard-aware port", record(4501)),
+                              ("scylla-rust", "shard-aware port", record(4600)),
+                              ("python-driver", "shard-aware port", record(4000, fewest=90)),
+                              ("sshard-c", "regular port only", record(9000, all_full=False)),
+                              ("scylla-rust", "shard-aware port",
+                               {"failure": "client error: boom", "restarts": []})]:
+        runs.append({"driver": driver, "mode": mode, "record": rec,
+                     "summary": restart_storm.summary(rec)})
+    doc = {"date": "d", "nodes": 3, "shards": 30, "sessions": 150, "processes": 10,
+           "restart_node": 1, "down_ms": 300, "runs": runs}
+    doc["targets"] = restart_storm.targets(doc)
+    # Within 1%, over it, a shard of the node without every session (not
+    # full, whatever the driver says) and a failed run; the regular-port
+    # run is no target.
+    assert [t.split(":")[1].split("(")[0].strip() for t in doc["targets"]] == [
+        "met", "not met", "not met", "not measured"]
+    rows = list(restart_storm.rows(doc))
+    assert rows[0] == ("sshard-c", "shard-aware port", "4501", "4500", "+0.0%", "0", "2.50", "yes")
+    assert rows[2][-1] == "NO (driver says full)"
+    assert rows[3][2:] == ("9000", "4500", "+100.0%", "0", "2.50", "NO (driver says not full)")
+    assert rows[4][2].startswith("failed: client error: boom")
+    text = restart_storm.markdown_report(doc)
+    assert "| sshard-c | shard-aware port | 4501 | 4500 | +0.0% | 0 | 2.50 | yes |" in text
+    assert "4,830" in text and "15,830" in text

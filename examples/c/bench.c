@@ -16,11 +16,18 @@
  * connections), as suits a submit-and-wait loop; --io threads uses the
  * library's worker threads instead.
  *
- *   bench --contact HOST:PORT --workload insert|select|mixed|connect|schema
+ * `hold` is one process's share of the restart storm (benches/storm.py):
+ * --sessions sessions with full pools; after each "restart" line on stdin,
+ * the time until every pool is full again ("refilled" event, as
+ * bench-core's hold.rs); "exit" or the end of stdin ends it. Its sessions
+ * run on their own worker threads (nobody drives them while it waits).
+ *
+ *   bench --contact HOST:PORT --workload insert|select|mixed|connect|schema|hold
  *         [--concurrency 1] [--duration 5] [--warmup 2]
  *         [--requests N --warmup-requests N] [--keys 10000] [--keyspace bench]
  *         [--table kv] [--tag 1] [--verify-max 1000] [--expect-nodes N]
  *         [--pool-timeout 30] [--replication CLAUSE] [--sync] [--io caller|threads]
+ *         [--sessions 1] [--no-shard-aware-port]
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -45,8 +52,8 @@
 
 /* ---------------------------------------------------------------- options */
 
-enum workload { W_INSERT, W_SELECT, W_MIXED, W_CONNECT, W_SCHEMA };
-static const char *const workload_names[] = {"insert", "select", "mixed", "connect", "schema"};
+enum workload { W_INSERT, W_SELECT, W_MIXED, W_CONNECT, W_SCHEMA, W_HOLD };
+static const char *const workload_names[] = {"insert", "select", "mixed", "connect", "schema", "hold"};
 
 struct options {
   const char *contact;
@@ -68,6 +75,8 @@ struct options {
   const char *replication;
   int sync;
   int threaded_io;
+  uint64_t sessions;
+  int no_shard_aware_port;
 };
 
 static struct options opts = {
@@ -83,6 +92,7 @@ static struct options opts = {
     .verify_max = 1000,
     .pool_timeout = 30.0,
     .replication = "{'class': 'SimpleStrategy', 'replication_factor': 1}",
+    .sessions = 1,
 };
 
 /* ------------------------------------------------------------ JSON output */
@@ -258,9 +268,9 @@ static const sshard_prepared *prepare(const char *cql) {
 }
 
 /* A connection on every shard of every node (and --expect-nodes nodes). */
-static int pools_full(void) {
+static int pools_full_of(const sshard_session *of) {
   const sshard_metrics_snapshot *snap = NULL;
-  if (sshard_session_get_metrics_snapshot(session, &snap) != SSHARD_STATUS_OK) return 0;
+  if (sshard_session_get_metrics_snapshot(of, &snap) != SSHARD_STATUS_OK) return 0;
   size_t nodes = 0;
   int full = sshard_metrics_snapshot_node_count(snap, &nodes) == SSHARD_STATUS_OK && nodes > 0;
   if (opts.has_expect_nodes && nodes != opts.expect_nodes) full = 0;
@@ -277,12 +287,16 @@ static int pools_full(void) {
   return full;
 }
 
+static int pools_full(void) { return pools_full_of(session); }
+
 /* Connections the driver holds to the nodes' shards (as sshard-rust counts). */
-static uint64_t driver_connections(void) {
+static uint64_t connections_of(const sshard_session *of) {
   static sshard_metrics metrics;
-  if (sshard_session_get_metrics(session, &metrics, sizeof metrics) != SSHARD_STATUS_OK) return 0;
+  if (sshard_session_get_metrics(of, &metrics, sizeof metrics) != SSHARD_STATUS_OK) return 0;
   return metrics.connections;
 }
+
+static uint64_t driver_connections(void) { return connections_of(session); }
 
 static int wait_pools(void) {
   uint64_t deadline = now_ns() + (uint64_t)(opts.pool_timeout * 1e9);
@@ -664,11 +678,12 @@ static void measure(struct buf *line) {
 
 static void usage(const char *why) {
   fprintf(stderr,
-          "usage: bench --contact HOST:PORT --workload insert|select|mixed|connect|schema\n"
+          "usage: bench --contact HOST:PORT --workload insert|select|mixed|connect|schema|hold\n"
           "             [--concurrency 1] [--duration 5] [--warmup 2]\n"
           "             [--requests N --warmup-requests N] [--keys 10000] [--keyspace bench]\n"
           "             [--table kv] [--tag 1] [--verify-max 1000] [--expect-nodes N]\n"
           "             [--pool-timeout 30] [--replication CLAUSE] [--sync] [--io caller|threads]\n"
+          "             [--sessions 1] [--no-shard-aware-port]\n"
           "bench: error: %s\n",
           why);
   exit(2);
@@ -709,6 +724,10 @@ static void parse_args(int argc, char **argv) {
       opts.sync = 1;
       continue;
     }
+    if (strcmp(name, "--no-shard-aware-port") == 0) {
+      opts.no_shard_aware_port = 1;
+      continue;
+    }
     if (strcmp(name, "--help") == 0) usage("help");
     if (!val) {
       if (i + 1 >= argc) usage(name);
@@ -718,12 +737,12 @@ static void parse_args(int argc, char **argv) {
       opts.contact = val;
     } else if (strcmp(name, "--workload") == 0) {
       int found = 0;
-      for (int w = 0; w <= W_SCHEMA; w++)
+      for (int w = 0; w <= W_HOLD; w++)
         if (strcmp(val, workload_names[w]) == 0) {
           opts.workload = (enum workload)w;
           found = 1;
         }
-      if (!found) usage("--workload: insert|select|mixed|connect|schema");
+      if (!found) usage("--workload: insert|select|mixed|connect|schema|hold");
     } else if (strcmp(name, "--concurrency") == 0) {
       opts.concurrency = parse_u64(name, val);
     } else if (strcmp(name, "--duration") == 0) {
@@ -756,6 +775,8 @@ static void parse_args(int argc, char **argv) {
       opts.pool_timeout = parse_f64(name, val);
     } else if (strcmp(name, "--replication") == 0) {
       opts.replication = val;
+    } else if (strcmp(name, "--sessions") == 0) {
+      opts.sessions = parse_u64(name, val);
     } else if (strcmp(name, "--io") == 0) {
       if (strcmp(val, "caller") != 0 && strcmp(val, "threads") != 0) usage("--io: caller|threads");
       opts.threaded_io = strcmp(val, "threads") == 0;
@@ -763,18 +784,16 @@ static void parse_args(int argc, char **argv) {
       usage(name);
     }
   }
-  if (opts.concurrency == 0 || opts.keys == 0)
-    usage("--concurrency and --keys must be positive");
+  if (opts.concurrency == 0 || opts.keys == 0 || opts.sessions == 0)
+    usage("--concurrency, --keys and --sessions must be positive");
   if (!opts.has_requests && opts.duration <= 0)
     usage("--duration must be positive (or give --requests)");
   if (opts.warmup < 0) opts.warmup = 0;
   if (opts.pool_timeout < 0) opts.pool_timeout = 0;
 }
 
-int main(int argc, char **argv) {
-  parse_args(argc, argv);
-  uint64_t started = now_ns();
-
+/* A connected session to HOST:PORT of --contact (dies on failure). */
+static const sshard_session *connect_session(void) {
   /* HOST:PORT (the port every node listens on). */
   char host[256];
   uint16_t port = 9042;
@@ -792,27 +811,160 @@ int main(int argc, char **argv) {
    * awareness; LOCAL_ONE and no compression, set explicitly. */
   sshard_config *config = NULL;
   const sshard_future *f = NULL;
+  int threaded = opts.threaded_io || opts.workload == W_HOLD;
   if (sshard_config_new(&config) != SSHARD_STATUS_OK ||
       sshard_config_add_contact_point(config, host, strlen(host)) != SSHARD_STATUS_OK ||
       sshard_config_set_port(config, port) != SSHARD_STATUS_OK ||
       sshard_config_set_compression(config, SSHARD_COMPRESSION_NONE) != SSHARD_STATUS_OK ||
       sshard_config_set_consistency(config, SSHARD_CONSISTENCY_LOCAL_ONE) != SSHARD_STATUS_OK ||
-      sshard_config_set_application_name(config, DRIVER_NAME, strlen(DRIVER_NAME)) != SSHARD_STATUS_OK) {
+      sshard_config_set_application_name(config, DRIVER_NAME, strlen(DRIVER_NAME)) != SSHARD_STATUS_OK ||
+      sshard_config_set_shard_aware_port(config, !opts.no_shard_aware_port) != SSHARD_STATUS_OK ||
+      /* Many sessions of one process each take one thread, not one per CPU. */
+      (opts.workload == W_HOLD && sshard_config_set_worker_threads(config, 1) != SSHARD_STATUS_OK)) {
     const char *m = "";
     size_t n = 0;
     sshard_last_error_message(&m, &n);
     die("configuring the session: %.*s", (int)n, m);
   }
-  if (sshard_config_set_caller_driven_io(config, !opts.threaded_io) != SSHARD_STATUS_OK)
+  if (sshard_config_set_caller_driven_io(config, !threaded) != SSHARD_STATUS_OK)
     die("configuring the I/O mode");
+  const sshard_session *connected = NULL;
   sshard_status s = sshard_session_connect(config, &f);
   sshard_config_free(config);
   if (s != SSHARD_STATUS_OK) die("connect failed: %s", sshard_status_str(s));
   wait_or_die(f, opts.pool_timeout > 0 ? opts.pool_timeout : 1.0, "connect");
-  if (sshard_future_get_session(f, &session) != SSHARD_STATUS_OK || !session)
+  if (sshard_future_get_session(f, &connected) != SSHARD_STATUS_OK || !connected)
     die("connect yielded no session");
   sshard_future_free(f);
+  return connected;
+}
 
+static void close_session(const sshard_session *closing) {
+  const sshard_future *f = NULL;
+  if (sshard_session_close(closing, &f) == SSHARD_STATUS_OK) {
+    sshard_future_wait_timed(f, 30 * 1000000ull);
+    sshard_future_free(f);
+  }
+  sshard_session_free(closing);
+}
+
+/* ------------------------------------------------------------------- hold */
+
+/* How long a session may take to notice that the restarted node dropped
+ * its connections, and how long the orchestrator may stay silent. */
+#define DROP_BOUND_S 3.0
+#define COMMAND_TIMEOUT_S 600.0
+
+static int all_full(const sshard_session *const *held, uint64_t n) {
+  for (uint64_t i = 0; i < n; i++)
+    if (!pools_full_of(held[i])) return 0;
+  return 1;
+}
+
+static uint64_t all_connections(const sshard_session *const *held, uint64_t n) {
+  uint64_t sum = 0;
+  for (uint64_t i = 0; i < n; i++) sum += connections_of(held[i]);
+  return sum;
+}
+
+/* Polls until all_full(held) == want or bound_s passed; whether it did. */
+static int poll_full(const sshard_session *const *held, uint64_t n, int want, double bound_s) {
+  uint64_t deadline = now_ns() + (uint64_t)(bound_s * 1e9);
+  struct timespec pause = {0, POOL_POLL_NS};
+  for (;;) {
+    if (all_full(held, n) == want) return 1;
+    if (now_ns() >= deadline) return 0;
+    nanosleep(&pause, NULL);
+  }
+}
+
+/* One line of stdin into line (without its newline); 0 at the end of input. */
+static int read_command(char *line, size_t cap) {
+  size_t len = 0;
+  uint64_t deadline = now_ns() + (uint64_t)(COMMAND_TIMEOUT_S * 1e9);
+  for (;;) {
+    uint64_t now = now_ns();
+    if (now >= deadline) die("no command on stdin within %.0f s", COMMAND_TIMEOUT_S);
+    struct pollfd p = {.fd = 0, .events = POLLIN};
+    int r = poll(&p, 1, (int)((deadline - now) / 1000000 + 1));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) die("waiting for a command: %s", strerror(errno));
+    if (r == 0) continue;
+    char c;
+    ssize_t got = read(0, &c, 1);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) die("reading a command: %s", strerror(errno));
+    if (got == 0) {
+      line[len] = 0;
+      return len > 0;
+    }
+    if (c == '\n') {
+      line[len] = 0;
+      return 1;
+    }
+    if (len + 1 < cap) line[len++] = c;
+  }
+}
+
+static void hold(uint64_t started) {
+  const sshard_session **held = calloc(opts.sessions, sizeof *held);
+  if (!held) die("out of memory for %" PRIu64 " sessions", opts.sessions);
+  for (uint64_t i = 0; i < opts.sessions; i++) held[i] = connect_session();
+  int full = poll_full(held, opts.sessions, 1, opts.pool_timeout);
+  double connect_s = (double)(now_ns() - started) / 1e9;
+  struct buf b = {0};
+  buf_printf(&b, "{\"event\": \"ready\", \"at\": \"pools\", \"pools_full\": %s, \"connect_s\": ",
+             full ? "true" : "false");
+  buf_json_num(&b, connect_s);
+  buf_printf(&b, ", \"connections\": %" PRIu64 "}", all_connections(held, opts.sessions));
+  emit(&b);
+
+  uint64_t restarts = 0;
+  char command[64];
+  while (read_command(command, sizeof command)) {
+    if (strcmp(command, "exit") == 0) break;
+    if (strcmp(command, "restart") != 0) die("unknown command \"%s\"", command);
+    uint64_t t0 = now_ns();
+    int saw_drop = poll_full(held, opts.sessions, 0, DROP_BOUND_S);
+    int refilled = poll_full(held, opts.sessions, 1, opts.pool_timeout);
+    b.len = 0;
+    buf_printf(&b, "{\"event\": \"refilled\", \"full_s\": ");
+    buf_json_num(&b, (double)(now_ns() - t0) / 1e9);
+    buf_printf(&b, ", \"pools_full\": %s, \"saw_drop\": %s, \"connections\": %" PRIu64
+                   ", \"diagnostics\": {}}",
+               refilled ? "true" : "false", saw_drop ? "true" : "false",
+               all_connections(held, opts.sessions));
+    emit(&b);
+    restarts++;
+  }
+  uint64_t connections = all_connections(held, opts.sessions);
+  for (uint64_t i = 0; i < opts.sessions; i++) close_session(held[i]);
+  free(held);
+  struct cpu proc = rusage_now();
+  b.len = 0;
+  buf_printf(&b, "{\"event\": \"result\", \"driver\": \"" DRIVER_NAME "\", \"workload\": \"hold\", "
+                 "\"sessions\": %" PRIu64 ", \"restarts\": %" PRIu64 ", \"connect_s\": ",
+             opts.sessions, restarts);
+  buf_json_num(&b, connect_s);
+  buf_printf(&b, ", \"pools_full\": %s, \"driver_connections\": %" PRIu64
+                 ", \"process_cpu_s\": {\"user\": ",
+             full ? "true" : "false", connections);
+  buf_json_num(&b, proc.user);
+  buf_printf(&b, ", \"sys\": ");
+  buf_json_num(&b, proc.sys);
+  buf_printf(&b, "}}");
+  emit(&b);
+  free(b.p);
+}
+
+int main(int argc, char **argv) {
+  parse_args(argc, argv);
+  uint64_t started = now_ns();
+  if (opts.workload == W_HOLD) {
+    hold(started);
+    return 0;
+  }
+  session = connect_session();
   int full = wait_pools();
   double connect_s = (double)(now_ns() - started) / 1e9;
 
@@ -856,11 +1008,7 @@ int main(int argc, char **argv) {
   sshard_statement_free(select_st);
   sshard_prepared_free(insert_prepared);
   sshard_prepared_free(select_prepared);
-  if (sshard_session_close(session, &f) == SSHARD_STATUS_OK) {
-    sshard_future_wait_timed(f, 30 * 1000000ull);
-    sshard_future_free(f);
-  }
-  sshard_session_free(session);
+  close_session(session);
   sshard_queue_free(queue);
   free(payloads);
 
