@@ -291,7 +291,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed benches/requirements.txt
 
 .PHONY: bench
 bench: $(VENV)/.bench-installed python-binding
-	$(CARGO) build --release -p scylla-shard -p scylla-emulator -p scylla-peer -p sshard-rust -p sshard-floor
+	$(CARGO) build --release -p scylla-shard -p scylla-emulator -p scylla-peer -p sshard-rust -p sshard-floor -p scylla-communicator
 	$(if $(wildcard examples/c/bench.c),$(MAKE) $(C_BUILD)/examples/bench)
 	$(PYTHON) benches/run.py --update-readme $(if $(filter-out 0,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)
 	$(MAKE) $(C_BUILD)/examples/bench_memory

@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.join(ROOT, "benches"))
 
 from harness import drivers, report, runner, stats  # noqa: E402
 from harness.cluster import Cluster, EmulatorError  # noqa: E402
+from harness.communicator import Communicator, CommunicatorError  # noqa: E402
 from harness.plot import plot  # noqa: E402
 
 MODES = {
@@ -63,6 +64,12 @@ def parse_args(argv=None):
     p.add_argument("--storm-clients", type=int, help="client processes of the storm")
     p.add_argument("--storm-down-ms", type=int, default=300)
     p.add_argument("--no-storm", action="store_true")
+    p.add_argument("--workers", type=int, default=16,
+                   help="client processes of the workers case (through the communicator "
+                        "against a session each)")
+    p.add_argument("--worker-storm-clients", type=int, default=32,
+                   help="workers starting at once after a restart, with and without the "
+                        "communicator")
     p.add_argument("--no-callgrind", action="store_true")
     p.add_argument("--no-tablets", action="store_true")
     p.add_argument("--base-ip", default="127.77.%d.1" % (20 + os.getpid() % 200))
@@ -151,6 +158,25 @@ def summarize_storm(records):
     return out
 
 
+def summarize_workers(records):
+    """Total throughput of the workers case per driver, median over the
+    repetitions, with the failed runs."""
+    out = {}
+    for driver in sorted({r["driver"] for r in records}):
+        mine = [r for r in records if r["driver"] == driver]
+        ok = [r for r in mine if "failure" not in r]
+        out[driver] = {"case": mine[0]["case"], "processes": mine[0]["processes"],
+                       "rps": stats.spread([r["rps"] for r in ok]),
+                       "problems": [r["failure"] for r in mine if "failure" in r]
+                       + ["%d errors" % r["errors"] for r in ok if r["errors"]]
+                       + ["%d rows wrong" % r["mismatches"] for r in ok if r["mismatches"]]
+                       + ["%d misroutes" % (r["measured"]["misrouted_node"]
+                                            + r["measured"]["misrouted_shard"])
+                          for r in ok if r["measured"]["misrouted_node"]
+                          + r["measured"]["misrouted_shard"]]}
+    return out
+
+
 def publish(doc, args):
     """Writes latest.json and latest.png, prints the table, and with
     --update-readme rewrites the README's results section."""
@@ -214,10 +240,18 @@ def main(argv=None):
                       tablets=not args.no_tablets, log_path=os.path.join(logs, "emulator.log"))
     machine = report.machine()
     records, storms, callgrind = [], {}, {}
+    worker_runs, worker_storms = [], {}
+    communicator = None
     try:
         cluster.start()
         progress("cluster: " + cluster.ready_line)
         setup(cluster, reference, args, logs)
+        communicator = None
+        if any(a.communicator for a in adapters):
+            communicator = Communicator(drivers.communicator_binary(ROOT), cluster,
+                                        drivers.communicator_socket(ROOT),
+                                        os.path.join(logs, "communicator.log")).start()
+            cluster.communicator = communicator
         tag = 0
         for rep in range(args.reps):
             for case in cases:
@@ -235,6 +269,29 @@ def main(argv=None):
                         "%10.0f req/s  p99 %8.0f us  misroutes %d" % (
                             figs["rps"], figs["p99_us"], figs["misroutes"]) if figs else "failed",
                         "  PROBLEMS: " + "; ".join(problems) if problems else ""))
+        worker_pair = [a for a in adapters if a.name in ("sshard-c", "sshard-c-communicator")]
+        if communicator and len(worker_pair) == 2 and args.workers > 0:
+            # A machine's workers: through one communicator against a
+            # session each, 256 in flight in all.
+            case = runner.Case("workers-mixed/%dx%d" % (args.workers,
+                                                       max(args.concurrency // args.workers, 1)),
+                               "mixed", max(args.concurrency // args.workers, 1),
+                               VNODE_KEYSPACE, throughput=True)
+            for rep in range(args.reps):
+                for adapter in rotated(worker_pair, rep):
+                    tag += 1
+                    rec = runner.run_processes(adapter, cluster, case, settings, args.workers,
+                                               tag, logs)
+                    worker_runs.append(rec)
+                    progress("[rep %d/%d] %s %-22s %s" % (
+                        rep + 1, args.reps, case.id, adapter.name,
+                        rec.get("failure") or "%.0f req/s, %d errors" % (rec["rps"],
+                                                                        rec["errors"])))
+        if communicator:
+            # Its reconnections after the storm's restarts would count in
+            # the other drivers' storms; the worker storm starts it again.
+            communicator.stop()
+            cluster.communicator = None
         if not args.no_storm:
             storm_case = runner.Case("storm", "connect", 1, VNODE_KEYSPACE)
             storm_adapters = [a for a in adapters if a.runs(storm_case)]
@@ -248,6 +305,24 @@ def main(argv=None):
                         rep + 1, args.reps, adapter.name,
                         rec.get("failure") or "accepted %d, ideal %d (%+.1f%%)" % (
                             rec["accepted"], rec["ideal"], rec["excess_pct"])))
+            if communicator and len(worker_pair) == 2:
+                for adapter in worker_pair:
+                    tag += 1
+                    if adapter.communicator:
+                        communicator.start()
+                        cluster.communicator = communicator
+                    try:
+                        rec = runner.run_storm(adapter, cluster, settings,
+                                               args.worker_storm_clients, args.storm_down_ms,
+                                               tag, logs)
+                    finally:
+                        communicator.stop()
+                        cluster.communicator = None
+                    worker_storms[adapter.name] = rec
+                    progress("worker storm (%d) %-22s %s" % (
+                        args.worker_storm_clients, adapter.name,
+                        rec.get("failure") or "accepted %d, held %d" % (rec["accepted"],
+                                                                        rec["held_total"])))
         valgrind = shutil.which("valgrind")
         if args.no_callgrind:
             pass
@@ -262,10 +337,12 @@ def main(argv=None):
                 progress("callgrind %-22s %s" % (adapter.name, rec.get("failure") or
                                                  "%.0f instructions/request"
                                                  % rec["instructions_per_request"]))
-    except (EmulatorError, RuntimeError, OSError) as exc:
+    except (EmulatorError, CommunicatorError, RuntimeError, OSError) as exc:
         progress("benchmark aborted: %s (logs in %s)" % (exc, logs))
         return 1
     finally:
+        if communicator:
+            communicator.stop()
         cluster.stop()
 
     results = {}
@@ -322,6 +399,8 @@ def main(argv=None):
         "cases": [dataclasses.asdict(c) for c in cases],
         "results": results,
         "storm": {name: summarize_storm(recs) for name, recs in storms.items()},
+        "workers": summarize_workers(worker_runs),
+        "worker_storm": worker_storms,
         "callgrind": callgrind,
         "notes": notes,
         "runs": records,

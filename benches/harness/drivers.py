@@ -16,9 +16,16 @@ REFERENCE = "scylla-rust"
 
 # Drivers the issue names that have no benchmark client yet, and what each
 # waits for. They are listed in the output so a reader sees the gap.
-PENDING = [
-    ("communicator", "the communicator", "the communicator does not exist yet"),
-]
+PENDING = []
+
+
+def communicator_socket(root):
+    """Where the harness's communicator daemon listens."""
+    return os.path.join(root, "target", "bench-communicator", "cql.sock")
+
+
+def communicator_binary(root):
+    return os.path.join(root, "target", "release", "scylla-communicator")
 
 
 @dataclass
@@ -36,6 +43,8 @@ class Adapter:
     # Which cases it runs: a predicate on a Case (None: every case, the
     # connection storm included).
     only: object = None
+    # Goes through the communicator daemon (the harness starts it).
+    communicator: bool = False
 
     def missing(self):
         return [p for p in self.requires if not os.path.exists(p)]
@@ -93,6 +102,18 @@ def adapters(root, python=None):
                          "into target/c/examples/bench",
             env={"LD_LIBRARY_PATH": c_lib_dir},
             callgrind=True,
+        ),
+        Adapter(
+            name="sshard-c-communicator",
+            label="libscylla_shard from C through the communicator (CPU: client + daemon)",
+            argv=[c_bench, "--communicator", communicator_socket(root)],
+            requires=[os.path.join(release, "libscylla_shard.so"), c_bench,
+                      communicator_binary(root)],
+            missing_note="build it: cargo build --release -p scylla-communicator",
+            env={"LD_LIBRARY_PATH": c_lib_dir},
+            communicator=True,
+            # Requests (its added latency); the worker storm is its own case.
+            only=lambda case: case.workload in ("insert", "select", "mixed"),
         ),
         Adapter(
             name="sshard-rust",

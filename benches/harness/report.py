@@ -168,9 +168,67 @@ def targets(doc):
                              % (s["median"], storm["accepted"]["median"], storm["ideal"],
                                 storm["excess_with_control_pct"]["median"])})
 
+    out.extend(communicator_targets(doc))
+    return out
+
+
+COMMUNICATOR = "sshard-c-communicator"
+WORKERS_TARGET = 0.8
+
+
+def communicator_targets(doc):
+    """Latency the communicator adds (the C client through it against the
+    same client direct), the throughput of a machine's workers through it
+    against a session each, and the connections a machine holds."""
+    out = []
+    added = []
+    for case_id, by in sorted(doc["results"].items()):
+        mine, direct = by.get(COMMUNICATOR), by.get("sshard-c")
+        if not mine or not direct:
+            continue
+        try:
+            p50 = mine["figures"]["p50_us"]["median"] - direct["figures"]["p50_us"]["median"]
+            p99 = mine["figures"]["p99_us"]["median"] - direct["figures"]["p99_us"]["median"]
+        except KeyError:
+            continue
+        added.append((case_id, p50, p99))
+    c1 = [p50 for case_id, p50, _ in added if case_id.endswith("/c1")]
     out.append({"target": "communicator adds < %.0f us at p50" % COMMUNICATOR_P50_TARGET_US,
-                "subject": "communicator", "status": "pending",
-                "value": "the communicator is not benchmarked yet"})
+                "subject": "communicator",
+                "status": ("pending" if not c1 else
+                           "met" if max(c1) < COMMUNICATOR_P50_TARGET_US else "not met"),
+                "value": ("the C client was not measured both ways" if not added else
+                          "; ".join("%s p50 %+.0f us, p99 %+.0f us" % a for a in added))})
+
+    workers = doc.get("workers", {})
+    mine, direct = workers.get(COMMUNICATOR, {}), workers.get("sshard-c", {})
+    ratio = (mine["rps"]["median"] / direct["rps"]["median"]
+             if mine.get("rps") and direct.get("rps") and direct["rps"]["median"] else None)
+    out.append({"target": "workers through the communicator >= %.1fx the throughput of a "
+                          "session each" % WORKERS_TARGET,
+                "subject": "communicator",
+                "status": ("pending" if ratio is None else
+                           "met" if ratio >= WORKERS_TARGET else "not met"),
+                "value": ("not measured" if ratio is None else
+                          "%s: %.0f req/s against %.0f (%.2fx)"
+                          % (mine["case"], mine["rps"]["median"], direct["rps"]["median"],
+                             ratio))})
+
+    storms = doc.get("worker_storm", {})
+    mine, direct = storms.get(COMMUNICATOR, {}), storms.get("sshard-c", {})
+    if "held_total" in mine:
+        per_machine = mine["ideal"] // mine["clients"] + 1
+        out.append({"target": "connections from a machine = nodes x shards + 1 whatever its "
+                              "workers", "subject": "communicator",
+                    "status": "met" if mine["held_total"] == per_machine else "not met",
+                    "value": "%d workers started after a restart: %d held, %d accepted "
+                             "(a session each: %s held, %s accepted)"
+                             % (mine["clients"], mine["held_total"], mine["accepted"],
+                                _num(direct.get("held_total")), _num(direct.get("accepted")))})
+    else:
+        out.append({"target": "connections from a machine = nodes x shards + 1 whatever its "
+                              "workers", "subject": "communicator", "status": "pending",
+                    "value": mine.get("failure", "not measured")})
     return out
 
 

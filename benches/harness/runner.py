@@ -154,7 +154,8 @@ def run_measured(adapter, cluster, case, settings, tag, log_path):
     """One measured run. Returns the raw record: the client's result line and
     the emulator's counter differences over the client's lifetime
     ("lifetime") and from the end of warm-up to the client's exit ("measured")."""
-    record = {"driver": adapter.name, "case": case.id, "tag": tag, "log": log_path}
+    record = {"driver": adapter.name, "case": case.id, "tag": tag, "log": log_path,
+              "through_communicator": adapter.communicator}
     before = cluster.snapshot()
     process = ClientProcess(adapter, client_args(cluster, case, settings, tag) + ["--sync"],
                             log_path)
@@ -182,10 +183,13 @@ def run_measured(adapter, cluster, case, settings, tag, log_path):
 
 
 def _cpu_now(cluster, process):
+    communicator = getattr(cluster, "communicator", None)
     return {
         "t": time.monotonic(),
         "machine_s": cpu.machine_busy_s(),
         "emulator_s": cpu.process_cpu_s(cluster.pid),
+        # The communicator daemon, when one runs in front of the cluster.
+        "communicator_s": cpu.process_cpu_s(communicator.pid) if communicator else 0.0,
         "harness_s": cpu.own_cpu_s(),
         # Until the client exits, its CPU so far; after, filled by the caller.
         "client_s": cpu.process_cpu_s(process.proc.pid) if process else 0.0,
@@ -195,11 +199,14 @@ def _cpu_now(cluster, process):
 def _cpu_window(start, end, client_total_s):
     """Where the machine's CPU went from the end of the warm-up to the
     client's exit. `background_cores` is what neither the client, the
-    emulator nor this harness used: other processes on the machine."""
+    emulator, the communicator nor this harness used: other processes on
+    the machine."""
     wall = end["t"] - start["t"]
-    used = {k: end[k] - start[k] for k in ("machine_s", "emulator_s", "harness_s")}
+    used = {k: end[k] - start[k]
+            for k in ("machine_s", "emulator_s", "communicator_s", "harness_s")}
     used["client_s"] = client_total_s - start["client_s"]
-    other = used["machine_s"] - used["emulator_s"] - used["harness_s"] - used["client_s"]
+    other = (used["machine_s"] - used["emulator_s"] - used["communicator_s"]
+             - used["harness_s"] - used["client_s"])
     return dict(used, wall_s=wall, background_cores=max(other, 0.0) / wall if wall > 0 else 0.0)
 
 
@@ -243,12 +250,52 @@ def run_storm(adapter, cluster, settings, clients, down_ms, tag, log_dir):
         "ideal": ideal,
         "accepted": accepted,
         "held": during.total("emulator_connections_current"),
+        # Every connection the cluster holds once all are ready: the
+        # clients' own, or the communicator's for all of them.
+        "held_total": held.total("emulator_connections_current"),
         "excess_pct": (accepted - ideal) / ideal * 100.0,
         # Drivers open a control connection besides their pools.
         "excess_with_control_pct": (accepted - ideal - clients) / (ideal + clients) * 100.0,
         "all_ready_s": all_ready_s,
         "pools_full": sum(1 for r in results if r.get("pools_full")),
         "connect_s": sorted(r.get("connect_s", 0.0) for r in results),
+    })
+    return record
+
+
+def run_processes(adapter, cluster, case, settings, processes, tag, log_dir):
+    """`processes` client processes of one case at once, their measured
+    phases started together once all have warmed up: the total
+    throughput of a machine's workers. They share one tag (every process
+    writes the same value for a key), so their read-backs hold."""
+    record = {"driver": adapter.name, "case": case.id, "processes": processes}
+    args = client_args(cluster, case, settings, tag) + ["--sync"]
+    procs = [ClientProcess(adapter, args, os.path.join(
+        log_dir, "%s-%s-%d.log" % (case.id.replace("/", "-"), adapter.name, n)))
+        for n in range(processes)]
+    try:
+        deadline = time.monotonic() + settings.warmup + CONNECT_SLACK_S
+        for p in procs:
+            _expect(p.next_event(max(deadline - time.monotonic(), 0.1)), "ready", p)
+        before = cluster.snapshot()
+        for p in procs:
+            p.go()
+        results = [_expect(p.next_event(settings.duration + FINISH_SLACK_S), "result", p)
+                   for p in procs]
+        for p in procs:
+            p.wait(EXIT_TIMEOUT_S)
+        after = cluster.snapshot()
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        for p in procs:
+            p.kill()
+        record["failure"] = str(exc)
+        return record
+    record.update({
+        "rps": sum(r.get("rps", 0.0) for r in results),
+        "requests": sum(r.get("requests", 0) for r in results),
+        "errors": sum(r.get("errors", 0) for r in results),
+        "mismatches": sum(r.get("mismatches", 0) for r in results),
+        "measured": (after - before).routing(),
     })
     return record
 

@@ -280,11 +280,14 @@ def test_callgrind_totals(tmp_path):
 
 
 def test_cpu_window_attributes_the_rest_to_background():
-    start = {"t": 10.0, "machine_s": 100.0, "emulator_s": 5.0, "harness_s": 1.0, "client_s": 2.0}
-    end = {"t": 12.0, "machine_s": 104.0, "emulator_s": 6.0, "harness_s": 1.0, "client_s": 0.0}
+    start = {"t": 10.0, "machine_s": 100.0, "emulator_s": 5.0, "communicator_s": 0.0,
+             "harness_s": 1.0, "client_s": 2.0}
+    end = {"t": 12.0, "machine_s": 104.0, "emulator_s": 6.0, "communicator_s": 0.5,
+           "harness_s": 1.0, "client_s": 0.0}
     w = runner._cpu_window(start, end, client_total_s=3.5)
     assert w["client_s"] == 1.5 and w["emulator_s"] == 1.0 and w["wall_s"] == 2.0
-    assert w["background_cores"] == (4.0 - 1.0 - 1.5) / 2.0
+    assert w["communicator_s"] == 0.5
+    assert w["background_cores"] == (4.0 - 1.0 - 0.5 - 1.5) / 2.0
 
 
 def test_cpu_readings_are_sane():
@@ -360,3 +363,41 @@ def test_restart_storm_targets_and_rows():
     text = restart_storm.markdown_report(doc)
     assert "| sshard-c | shard-aware port | 4501 | 4500 | +0.0% | 0 | 2.50 | yes |" in text
     assert "4,830" in text and "15,830" in text
+
+
+def test_communicator_cpu_counts_for_its_clients_only():
+    result = {"requests": 1000, "rps": 1.0, "cpu_s": {"user": 0.002, "sys": 0.0},
+              "latency_us": {"p50": 1, "p99": 2, "p999": 3}}
+    record = {"result": result, "measured": {"misrouted_node": 0, "misrouted_shard": 0},
+              "lifetime": {"connections_accepted": 0},
+              "window": {"communicator_s": 0.003, "background_cores": 0.0}}
+    assert round(stats.run_figures(record)["cpu_us"], 6) == 2.0
+    record["through_communicator"] = True
+    assert round(stats.run_figures(record)["cpu_us"], 6) == 5.0
+
+
+def test_communicator_targets():
+    def by(p50, p99):
+        return {"figures": {"p50_us": {"median": p50}, "p99_us": {"median": p99}}}
+    doc = {"results": {"select/c1": {"sshard-c": by(40, 90),
+                                     report.COMMUNICATOR: by(70, 150)},
+                       "mixed/c256": {"sshard-c": by(900, 2000),
+                                      report.COMMUNICATOR: by(1000, 2600)}},
+           "workers": {"sshard-c": {"case": "workers-mixed/16x16", "rps": {"median": 100000}},
+                       report.COMMUNICATOR: {"case": "workers-mixed/16x16",
+                                             "rps": {"median": 85000}}},
+           "worker_storm": {"sshard-c": {"clients": 32, "ideal": 384, "held_total": 416,
+                                         "accepted": 416},
+                            report.COMMUNICATOR: {"clients": 32, "ideal": 384,
+                                                  "held_total": 13, "accepted": 4}}}
+    latency, workers, machine = report.communicator_targets(doc)
+    assert latency["status"] == "met"
+    assert "select/c1 p50 +30 us, p99 +60 us" in latency["value"]
+    assert "mixed/c256 p50 +100 us" in latency["value"]
+    assert workers["status"] == "met" and "0.85x" in workers["value"]
+    assert machine["status"] == "met" and "13 held" in machine["value"]
+    doc["results"]["select/c1"][report.COMMUNICATOR] = by(100, 150)
+    doc["worker_storm"][report.COMMUNICATOR]["held_total"] = 26
+    doc["workers"][report.COMMUNICATOR]["rps"]["median"] = 70000
+    assert [t["status"] for t in report.communicator_targets(doc)] == ["not met"] * 3
+    assert [t["status"] for t in report.communicator_targets({"results": {}})] == ["pending"] * 3

@@ -22,12 +22,16 @@
  * bench-core's hold.rs); "exit" or the end of stdin ends it. Its sessions
  * run on their own worker threads (nobody drives them while it waits).
  *
+ * --communicator PATH runs every workload through the communicator daemon
+ * at PATH (sshard_config_set_communicator): the daemon holds the pools, so
+ * the client's are full once it is connected.
+ *
  *   bench --contact HOST:PORT --workload insert|select|mixed|connect|schema|hold
  *         [--concurrency 1] [--duration 5] [--warmup 2]
  *         [--requests N --warmup-requests N] [--keys 10000] [--keyspace bench]
  *         [--table kv] [--tag 1] [--verify-max 1000] [--expect-nodes N]
  *         [--pool-timeout 30] [--replication CLAUSE] [--sync] [--io caller|threads]
- *         [--sessions 1] [--no-shard-aware-port]
+ *         [--sessions 1] [--no-shard-aware-port] [--communicator PATH]
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -77,6 +81,7 @@ struct options {
   int threaded_io;
   uint64_t sessions;
   int no_shard_aware_port;
+  const char *communicator;
 };
 
 static struct options opts = {
@@ -269,6 +274,7 @@ static const sshard_prepared *prepare(const char *cql) {
 
 /* A connection on every shard of every node (and --expect-nodes nodes). */
 static int pools_full_of(const sshard_session *of) {
+  if (opts.communicator) return 1;
   const sshard_metrics_snapshot *snap = NULL;
   if (sshard_session_get_metrics_snapshot(of, &snap) != SSHARD_STATUS_OK) return 0;
   size_t nodes = 0;
@@ -683,7 +689,7 @@ static void usage(const char *why) {
           "             [--requests N --warmup-requests N] [--keys 10000] [--keyspace bench]\n"
           "             [--table kv] [--tag 1] [--verify-max 1000] [--expect-nodes N]\n"
           "             [--pool-timeout 30] [--replication CLAUSE] [--sync] [--io caller|threads]\n"
-          "             [--sessions 1] [--no-shard-aware-port]\n"
+          "             [--sessions 1] [--no-shard-aware-port] [--communicator PATH]\n"
           "bench: error: %s\n",
           why);
   exit(2);
@@ -775,6 +781,8 @@ static void parse_args(int argc, char **argv) {
       opts.pool_timeout = parse_f64(name, val);
     } else if (strcmp(name, "--replication") == 0) {
       opts.replication = val;
+    } else if (strcmp(name, "--communicator") == 0) {
+      opts.communicator = val;
     } else if (strcmp(name, "--sessions") == 0) {
       opts.sessions = parse_u64(name, val);
     } else if (strcmp(name, "--io") == 0) {
@@ -828,6 +836,9 @@ static const sshard_session *connect_session(void) {
   }
   if (sshard_config_set_caller_driven_io(config, !threaded) != SSHARD_STATUS_OK)
     die("configuring the I/O mode");
+  if (opts.communicator &&
+      sshard_config_set_communicator(config, opts.communicator, strlen(opts.communicator)) != SSHARD_STATUS_OK)
+    die("configuring the communicator %s", opts.communicator);
   const sshard_session *connected = NULL;
   sshard_status s = sshard_session_connect(config, &f);
   sshard_config_free(config);
