@@ -102,11 +102,36 @@ where
     // One slot more than the requests: the replies the reader writes itself.
     let (out, mut to_write) = mpsc::channel::<Outgoing>(per_client + 16);
     let writing = tokio::spawn(async move {
-        while let Some((frame, permit, bytes)) = to_write.recv().await {
-            if writer.write_all(&frame).await.is_err() {
+        // The responses ready together go out in one write: one system call
+        // (and one wake-up of the client) for many requests in flight.
+        let mut batch = Vec::new();
+        let mut written = Vec::new();
+        while let Some((first, permit, bytes)) = to_write.recv().await {
+            written.push((permit, bytes));
+            let mut next = to_write.try_recv().ok();
+            let out = if next.is_none() {
+                first
+            } else {
+                batch.extend_from_slice(&first);
+                while let Some((frame, permit, bytes)) = next.take() {
+                    batch.extend_from_slice(&frame);
+                    written.push((permit, bytes));
+                    if batch.len() < WRITE_BATCH_BYTES {
+                        next = to_write.try_recv().ok();
+                    }
+                }
+                std::mem::take(&mut batch)
+            };
+            if writer.write_all(&out).await.is_err() {
                 return;
             }
-            drop((permit, bytes));
+            // Written: their in-flight slots and pending bytes are free.
+            written.clear();
+            // The buffer is kept for the next batch, up to a size an idle
+            // client may hold.
+            batch = out;
+            batch.clear();
+            batch.shrink_to(KEPT_BATCH_BYTES);
         }
         let _ = writer.shutdown().await;
     });
@@ -128,6 +153,11 @@ where
     drop(client);
     let _ = writing.await;
 }
+
+/// Responses gathered into one write at most (a larger one goes alone),
+/// and the part of that buffer a client keeps between writes.
+const WRITE_BATCH_BYTES: usize = 256 << 10;
+const KEPT_BATCH_BYTES: usize = 16 << 10;
 
 /// The pending-bytes budget as semaphore permits (a response larger than
 /// the whole budget takes all of it).
