@@ -8,8 +8,8 @@ use super::handle::{out_arg, view_ref};
 use super::status::{
     server_status, sshard_status, tls_status, Fail, FfiResult, SSHARD_STATUS_CLOSED,
     SSHARD_STATUS_CONNECTION_LOST, SSHARD_STATUS_DECODE, SSHARD_STATUS_INVALID_ARGUMENT,
-    SSHARD_STATUS_NAME_NOT_FOUND,
-    SSHARD_STATUS_NOT_PRESENT, SSHARD_STATUS_NO_HOSTS, SSHARD_STATUS_TIMEOUT,
+    SSHARD_STATUS_NAME_NOT_FOUND, SSHARD_STATUS_NOT_PRESENT, SSHARD_STATUS_NO_HOSTS,
+    SSHARD_STATUS_TIMEOUT,
 };
 use crate::protocol::response::ErrorDetails;
 use crate::protocol::{Consistency, ErrorBody};

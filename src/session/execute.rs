@@ -20,10 +20,10 @@ use super::types::{DriverError, Prepared, Query, QueryResult, Statement};
 use super::Inner;
 use std::net::SocketAddr;
 
+use crate::cluster::{ClusterState, LearningTicket, TabletMap};
 use crate::connection::{Connection, RawRequest, RawResponse, RequestError};
 use crate::protocol::response::{ErrorBody, ErrorDetails};
 use crate::protocol::{Opcode, Response, ResponseExtensions};
-use crate::cluster::{ClusterState, LearningTicket, TabletMap};
 use crate::routing::plan::{LoadBalancing, NodeFacts, Target};
 
 /// One request, ready to send.
@@ -320,7 +320,11 @@ impl Inner {
                 return Poll::Pending;
             }
             Totals::bump(&self.totals.speculative_executions);
-            tracing::debug!(execution = started, ?delay, "starting a speculative execution");
+            tracing::debug!(
+                execution = started,
+                ?delay,
+                "starting a speculative execution"
+            );
             running.push((started, Box::pin(self.execution(run, ignored, accept))));
             started += 1;
             timer.as_mut().reset(Instant::now() + delay);

@@ -99,10 +99,7 @@ impl Inner {
     }
 
     /// The profile a statement or batch names, if any.
-    fn profile(
-        &self,
-        name: Option<ProfileName>,
-    ) -> Result<Option<&ExecutionProfile>, DriverError> {
+    fn profile(&self, name: Option<ProfileName>) -> Result<Option<&ExecutionProfile>, DriverError> {
         match name {
             None => Ok(None),
             Some(name) => self
@@ -258,8 +255,7 @@ impl Session {
             let profile = inner.profile(batch.execution_profile)?;
             let own = (batch.consistency, batch.serial_consistency, batch.timeout);
             let levels = request::Levels::of(own, profile, &inner.config);
-            let request =
-                request::batch_request(batch, &inner.config, &levels, inner.timestamp())?;
+            let request = request::batch_request(batch, &inner.config, &levels, inner.timestamp())?;
             let use_keyspace = batch
                 .statements
                 .iter()

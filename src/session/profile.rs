@@ -37,7 +37,7 @@ impl ExecutionProfile {
     /// The profile's load-balancing preferences, made on first use with
     /// the defaults (no local datacenter or rack, failover allowed).
     pub fn load_balancing_mut(&mut self) -> &mut LoadBalancing {
-        self.load_balancing.get_or_insert_with(|| LoadBalancing {
+        self.load_balancing.get_or_insert(LoadBalancing {
             local_dc: None,
             local_rack: None,
             permit_dc_failover: true,

@@ -295,11 +295,19 @@ mod tests {
     use std::sync::Arc;
 
     fn levels_of_st(st: &Statement, config: &SessionConfig) -> Levels {
-        Levels::of((st.consistency, st.serial_consistency, st.timeout), None, config)
+        Levels::of(
+            (st.consistency, st.serial_consistency, st.timeout),
+            None,
+            config,
+        )
     }
 
     fn levels_of_batch(b: &Batch, config: &SessionConfig) -> Levels {
-        Levels::of((b.consistency, b.serial_consistency, b.timeout), None, config)
+        Levels::of(
+            (b.consistency, b.serial_consistency, b.timeout),
+            None,
+            config,
+        )
     }
 
     /// What the server reads from an encoded request.
@@ -315,7 +323,8 @@ mod tests {
             ..Default::default()
         };
         let mut st = Statement::simple("SELECT 1");
-        let Request::Query { params, .. } = decoded(statement_request(&st, &config, &levels_of_st(&st, &config), None).unwrap())
+        let Request::Query { params, .. } =
+            decoded(statement_request(&st, &config, &levels_of_st(&st, &config), None).unwrap())
         else {
             panic!()
         };
@@ -324,7 +333,8 @@ mod tests {
         st.page_size = Some(0);
         st.consistency = Some(Consistency::One);
         st.values = vec![Value::Null];
-        let Request::Query { params, .. } = decoded(statement_request(&st, &config, &levels_of_st(&st, &config), None).unwrap())
+        let Request::Query { params, .. } =
+            decoded(statement_request(&st, &config, &levels_of_st(&st, &config), None).unwrap())
         else {
             panic!()
         };
@@ -381,7 +391,9 @@ mod tests {
             ],
             ..Batch::new(crate::protocol::request::BatchKind::Unlogged)
         };
-        let Request::Batch(wire) = decoded(batch_request(&batch, &config, &levels_of_batch(&batch, &config), Some(7)).unwrap()) else {
+        let Request::Batch(wire) = decoded(
+            batch_request(&batch, &config, &levels_of_batch(&batch, &config), Some(7)).unwrap(),
+        ) else {
             panic!()
         };
         assert_eq!(wire.statements.len(), 2);
@@ -396,7 +408,9 @@ mod tests {
             timestamp: Some(3),
             ..batch
         };
-        let Request::Batch(wire) = decoded(batch_request(&own, &config, &levels_of_batch(&own, &config), Some(7)).unwrap()) else {
+        let Request::Batch(wire) = decoded(
+            batch_request(&own, &config, &levels_of_batch(&own, &config), Some(7)).unwrap(),
+        ) else {
             panic!()
         };
         assert_eq!(wire.timestamp, Some(3));
@@ -428,9 +442,11 @@ mod tests {
         execute.serial_consistency = Some(Consistency::Serial);
         for st in [&mut simple, &mut execute] {
             st.consistency = Some(Consistency::Quorum);
-            let at_quorum = statement_request(st, &config, &levels_of_st(st, &config), Some(5)).unwrap();
+            let at_quorum =
+                statement_request(st, &config, &levels_of_st(st, &config), Some(5)).unwrap();
             st.consistency = Some(Consistency::Two);
-            let at_two = statement_request(st, &config, &levels_of_st(st, &config), Some(5)).unwrap();
+            let at_two =
+                statement_request(st, &config, &levels_of_st(st, &config), Some(5)).unwrap();
             let at = at_quorum.consistency_at.unwrap();
             assert_eq!(
                 with_consistency(&at_quorum.body, at, Consistency::Two),
@@ -445,9 +461,11 @@ mod tests {
                 timestamp,
                 ..Batch::new(crate::protocol::request::BatchKind::Logged)
             };
-            let at_all = batch_request(&batch, &config, &levels_of_batch(&batch, &config), None).unwrap();
+            let at_all =
+                batch_request(&batch, &config, &levels_of_batch(&batch, &config), None).unwrap();
             batch.consistency = Some(Consistency::One);
-            let at_one = batch_request(&batch, &config, &levels_of_batch(&batch, &config), None).unwrap();
+            let at_one =
+                batch_request(&batch, &config, &levels_of_batch(&batch, &config), None).unwrap();
             let at = at_all.consistency_at.unwrap();
             assert_eq!(
                 with_consistency(&at_all.body, at, Consistency::One),

@@ -336,7 +336,10 @@ impl fmt::Display for DriverError {
             DriverError::Protocol(what) => write!(f, "protocol error: {what}"),
             DriverError::Closed => f.write_str("the session is closed"),
             DriverError::UnknownExecutionProfile(name) => {
-                write!(f, "no execution profile named `{name}` in the session's config")
+                write!(
+                    f,
+                    "no execution profile named `{name}` in the session's config"
+                )
             }
             DriverError::Tls(e) => e.fmt(f),
         }
