@@ -146,8 +146,12 @@ typedef struct sshard_data_type sshard_data_type;
 typedef struct sshard_error sshard_error;
 
 /**
- * A named set of request options. Caller-owned, not thread-safe; free
- * with `sshard_execution_profile_free`.
+ * A named set of request options (consistency, serial consistency,
+ * request timeout, retry policy, speculative execution, load-balancing
+ * preferences). Caller-owned, not thread-safe; free with
+ * `sshard_execution_profile_free`. Precedence, option by option: the
+ * statement's (or batch's) own setting, then its profile's, then the
+ * config's.
  */
 typedef struct sshard_execution_profile sshard_execution_profile;
 
@@ -2580,7 +2584,11 @@ sshard_status sshard_execution_profile_set_dc_failover(struct sshard_execution_p
  * `SSHARD_MAX_PROFILE_NAME` bytes, case-sensitive); a name registered
  * again is replaced. Statements and batches choose it with
  * `sshard_statement_set_execution_profile` /
- * `sshard_batch_set_execution_profile`.
+ * `sshard_batch_set_execution_profile`. Each option a request does not
+ * set itself comes from its profile, else from the config; a profile that
+ * sets any of local DC, local rack or DC failover has load-balancing
+ * preferences of its own (the others at their defaults: none, none,
+ * failover allowed), otherwise the config's apply.
  */
 sshard_status sshard_config_set_execution_profile(struct sshard_config *config, const char *name, size_t name_len, const struct sshard_execution_profile *profile);
 

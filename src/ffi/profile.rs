@@ -31,8 +31,12 @@ use crate::session::{ExecutionProfile, ProfileName};
 /// Longest profile name accepted, in bytes.
 pub const SSHARD_MAX_PROFILE_NAME: usize = 256;
 
-/// A named set of request options. Caller-owned, not thread-safe; free
-/// with `sshard_execution_profile_free`.
+/// A named set of request options (consistency, serial consistency,
+/// request timeout, retry policy, speculative execution, load-balancing
+/// preferences). Caller-owned, not thread-safe; free with
+/// `sshard_execution_profile_free`. Precedence, option by option: the
+/// statement's (or batch's) own setting, then its profile's, then the
+/// config's.
 pub struct sshard_execution_profile {
     generation: u64,
     pub(crate) profile: ExecutionProfile,
@@ -202,7 +206,11 @@ pub unsafe extern "C" fn sshard_execution_profile_set_dc_failover(
 /// `SSHARD_MAX_PROFILE_NAME` bytes, case-sensitive); a name registered
 /// again is replaced. Statements and batches choose it with
 /// `sshard_statement_set_execution_profile` /
-/// `sshard_batch_set_execution_profile`.
+/// `sshard_batch_set_execution_profile`. Each option a request does not
+/// set itself comes from its profile, else from the config; a profile that
+/// sets any of local DC, local rack or DC failover has load-balancing
+/// preferences of its own (the others at their defaults: none, none,
+/// failover allowed), otherwise the config's apply.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_config_set_execution_profile(
     config: *mut sshard_config,
