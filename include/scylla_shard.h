@@ -104,7 +104,12 @@
  * Version of the `sshard_metrics` and `sshard_node_metrics` layouts this
  * header describes.
  */
-#define SSHARD_METRICS_VERSION 3
+#define SSHARD_METRICS_VERSION 4
+
+/**
+ * Longest profile name accepted, in bytes.
+ */
+#define SSHARD_MAX_PROFILE_NAME 256
 
 /**
  * Several statements applied together. Caller-owned, not thread-safe.
@@ -139,6 +144,16 @@ typedef struct sshard_data_type sshard_data_type;
  * future or completion event that holds it; never freed).
  */
 typedef struct sshard_error sshard_error;
+
+/**
+ * A named set of request options (consistency, serial consistency,
+ * request timeout, retry policy, speculative execution, load-balancing
+ * preferences). Caller-owned, not thread-safe; free with
+ * `sshard_execution_profile_free`. Precedence, option by option: the
+ * statement's (or batch's) own setting, then its profile's, then the
+ * config's.
+ */
+typedef struct sshard_execution_profile sshard_execution_profile;
 
 /**
  * A pending or completed asynchronous call. Shared and thread-safe; free
@@ -443,6 +458,11 @@ typedef struct sshard_metrics {
    * Errors the policy could have retried and returned instead.
    */
   uint64_t retry_rethrown;
+  /**
+   * Requests a speculative execution answered first (version 4; the
+   * attempts started are `speculative_executions`).
+   */
+  uint64_t speculative_wins;
 } sshard_metrics;
 
 /**
@@ -2507,6 +2527,160 @@ sshard_status sshard_metrics_snapshot_node(const struct sshard_metrics_snapshot 
  * is freed.
  */
 sshard_status sshard_metrics_snapshot_prometheus(const struct sshard_metrics_snapshot *snapshot, const char **text, size_t *len);
+
+/**
+ * Makes an empty profile: every option unset (the config's apply). Free
+ * it with `sshard_execution_profile_free`.
+ */
+sshard_status sshard_execution_profile_new(struct sshard_execution_profile **profile);
+
+/**
+ * Frees a profile (NULL: no-op). Configs it was registered on keep their
+ * copies.
+ */
+sshard_status sshard_execution_profile_free(struct sshard_execution_profile *profile);
+
+/**
+ * Consistency level of the profile's requests.
+ */
+sshard_status sshard_execution_profile_set_consistency(struct sshard_execution_profile *profile, sshard_consistency level);
+
+/**
+ * Serial consistency of the profile's conditional requests (SERIAL or
+ * LOCAL_SERIAL).
+ */
+sshard_status sshard_execution_profile_set_serial_consistency(struct sshard_execution_profile *profile, sshard_consistency level);
+
+/**
+ * End-to-end timeout of the profile's requests in milliseconds (0: the
+ * config's).
+ */
+sshard_status sshard_execution_profile_set_request_timeout_ms(struct sshard_execution_profile *profile, uint64_t timeout_ms);
+
+/**
+ * Retry policy of the profile's requests (`SSHARD_RETRY_POLICY_*`).
+ */
+sshard_status sshard_execution_profile_set_retry_policy(struct sshard_execution_profile *profile, sshard_retry_policy policy);
+
+/**
+ * The profile's requests prefer nodes of this datacenter (empty: none).
+ */
+sshard_status sshard_execution_profile_set_local_dc(struct sshard_execution_profile *profile, const char *dc, size_t dc_len);
+
+/**
+ * The profile's requests prefer nodes of this rack within the local
+ * datacenter (empty: none).
+ */
+sshard_status sshard_execution_profile_set_local_rack(struct sshard_execution_profile *profile, const char *rack, size_t rack_len);
+
+/**
+ * Whether the profile's requests may go to other datacenters when the
+ * local one cannot serve them.
+ */
+sshard_status sshard_execution_profile_set_dc_failover(struct sshard_execution_profile *profile, bool enabled);
+
+/**
+ * Registers a copy of `profile` under `name` (1 to
+ * `SSHARD_MAX_PROFILE_NAME` bytes, case-sensitive); a name registered
+ * again is replaced. Statements and batches choose it with
+ * `sshard_statement_set_execution_profile` /
+ * `sshard_batch_set_execution_profile`. Each option a request does not
+ * set itself comes from its profile, else from the config; a profile that
+ * sets any of local DC, local rack or DC failover has load-balancing
+ * preferences of its own (the others at their defaults: none, none,
+ * failover allowed), otherwise the config's apply.
+ */
+sshard_status sshard_config_set_execution_profile(struct sshard_config *config, const char *name, size_t name_len, const struct sshard_execution_profile *profile);
+
+/**
+ * Runs the statement with the options of the profile named `name` where
+ * it sets none itself (empty: no profile). The name is checked when the
+ * statement executes: one the session's config lacks fails the request
+ * with `SSHARD_STATUS_NAME_NOT_FOUND`.
+ */
+sshard_status sshard_statement_set_execution_profile(struct sshard_statement *statement, const char *name, size_t name_len);
+
+/**
+ * As `sshard_statement_set_execution_profile`, for a batch.
+ */
+sshard_status sshard_batch_set_execution_profile(struct sshard_batch *batch, const char *name, size_t name_len);
+
+/**
+ * The session's default: an idempotent request not answered after
+ * `delay_ms` milliseconds is sent to the next node of its plan (another
+ * replica), and again after each further `delay_ms`, up to `max_attempts`
+ * executions in total, the first included (1..=16; 1: no speculation).
+ * The first answer wins; the other attempts are cancelled. Counted in
+ * `sshard_metrics` (`speculative_executions`, `speculative_wins`).
+ */
+sshard_status sshard_config_set_constant_speculative_execution(struct sshard_config *config, uint64_t delay_ms, uint32_t max_attempts);
+
+/**
+ * As `sshard_config_set_constant_speculative_execution`, with the delay
+ * the session's request latency at `percentile` (above 0, below 100,
+ * e.g. 99.0) so far; requests do not speculate until the session
+ * completed 100 requests.
+ */
+sshard_status sshard_config_set_percentile_speculative_execution(struct sshard_config *config, double percentile, uint32_t max_attempts);
+
+/**
+ * No speculative execution by default (the default).
+ */
+sshard_status sshard_config_set_no_speculative_execution(struct sshard_config *config);
+
+/**
+ * The profile's speculative execution: a constant delay (as
+ * `sshard_config_set_constant_speculative_execution`).
+ */
+sshard_status sshard_execution_profile_set_constant_speculative_execution(struct sshard_execution_profile *profile, uint64_t delay_ms, uint32_t max_attempts);
+
+/**
+ * The profile's speculative execution: a latency percentile (as
+ * `sshard_config_set_percentile_speculative_execution`).
+ */
+sshard_status sshard_execution_profile_set_percentile_speculative_execution(struct sshard_execution_profile *profile, double percentile, uint32_t max_attempts);
+
+/**
+ * The profile's requests never speculate, whatever the config says.
+ */
+sshard_status sshard_execution_profile_set_no_speculative_execution(struct sshard_execution_profile *profile);
+
+/**
+ * This statement's speculative execution, instead of its profile's or
+ * the config's: a constant delay (as
+ * `sshard_config_set_constant_speculative_execution`). The statement
+ * must be idempotent to speculate.
+ */
+sshard_status sshard_statement_set_constant_speculative_execution(struct sshard_statement *statement, uint64_t delay_ms, uint32_t max_attempts);
+
+/**
+ * This statement's speculative execution: a latency percentile (as
+ * `sshard_config_set_percentile_speculative_execution`).
+ */
+sshard_status sshard_statement_set_percentile_speculative_execution(struct sshard_statement *statement, double percentile, uint32_t max_attempts);
+
+/**
+ * This statement never speculates, whatever its profile or the config say.
+ */
+sshard_status sshard_statement_set_no_speculative_execution(struct sshard_statement *statement);
+
+/**
+ * This batch's speculative execution: a constant delay (as
+ * `sshard_config_set_constant_speculative_execution`). The batch must be
+ * idempotent to speculate.
+ */
+sshard_status sshard_batch_set_constant_speculative_execution(struct sshard_batch *batch, uint64_t delay_ms, uint32_t max_attempts);
+
+/**
+ * This batch's speculative execution: a latency percentile (as
+ * `sshard_config_set_percentile_speculative_execution`).
+ */
+sshard_status sshard_batch_set_percentile_speculative_execution(struct sshard_batch *batch, double percentile, uint32_t max_attempts);
+
+/**
+ * This batch never speculates, whatever its profile or the config say.
+ */
+sshard_status sshard_batch_set_no_speculative_execution(struct sshard_batch *batch);
 
 #ifdef __cplusplus
 }  // extern "C"

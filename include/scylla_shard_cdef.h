@@ -13,7 +13,8 @@ enum {
   SSHARD_SSL_VERIFY_PEER_IDENTITY = 2,
   SSHARD_SSL_VERIFY_PEER_IDENTITY_DNS = 4,
   SSHARD_LOG_BUFFER_MAX = 1048576,
-  SSHARD_METRICS_VERSION = 3
+  SSHARD_METRICS_VERSION = 4,
+  SSHARD_MAX_PROFILE_NAME = 256
 };
 
 typedef struct sshard_batch sshard_batch;
@@ -27,6 +28,8 @@ typedef struct sshard_config sshard_config;
 typedef struct sshard_data_type sshard_data_type;
 
 typedef struct sshard_error sshard_error;
+
+typedef struct sshard_execution_profile sshard_execution_profile;
 
 typedef struct sshard_future sshard_future;
 
@@ -124,6 +127,7 @@ typedef struct sshard_metrics {
   uint64_t retry_downgraded;
   uint64_t retry_ignored;
   uint64_t retry_rethrown;
+  uint64_t speculative_wins;
 } sshard_metrics;
 
 typedef struct sshard_node_metrics {
@@ -827,3 +831,51 @@ sshard_status sshard_metrics_snapshot_node_count(const struct sshard_metrics_sna
 sshard_status sshard_metrics_snapshot_node(const struct sshard_metrics_snapshot *snapshot, size_t index, struct sshard_node_metrics *node, size_t node_size);
 
 sshard_status sshard_metrics_snapshot_prometheus(const struct sshard_metrics_snapshot *snapshot, const char **text, size_t *len);
+
+sshard_status sshard_execution_profile_new(struct sshard_execution_profile **profile);
+
+sshard_status sshard_execution_profile_free(struct sshard_execution_profile *profile);
+
+sshard_status sshard_execution_profile_set_consistency(struct sshard_execution_profile *profile, sshard_consistency level);
+
+sshard_status sshard_execution_profile_set_serial_consistency(struct sshard_execution_profile *profile, sshard_consistency level);
+
+sshard_status sshard_execution_profile_set_request_timeout_ms(struct sshard_execution_profile *profile, uint64_t timeout_ms);
+
+sshard_status sshard_execution_profile_set_retry_policy(struct sshard_execution_profile *profile, sshard_retry_policy policy);
+
+sshard_status sshard_execution_profile_set_local_dc(struct sshard_execution_profile *profile, const char *dc, size_t dc_len);
+
+sshard_status sshard_execution_profile_set_local_rack(struct sshard_execution_profile *profile, const char *rack, size_t rack_len);
+
+sshard_status sshard_execution_profile_set_dc_failover(struct sshard_execution_profile *profile, bool enabled);
+
+sshard_status sshard_config_set_execution_profile(struct sshard_config *config, const char *name, size_t name_len, const struct sshard_execution_profile *profile);
+
+sshard_status sshard_statement_set_execution_profile(struct sshard_statement *statement, const char *name, size_t name_len);
+
+sshard_status sshard_batch_set_execution_profile(struct sshard_batch *batch, const char *name, size_t name_len);
+
+sshard_status sshard_config_set_constant_speculative_execution(struct sshard_config *config, uint64_t delay_ms, uint32_t max_attempts);
+
+sshard_status sshard_config_set_percentile_speculative_execution(struct sshard_config *config, double percentile, uint32_t max_attempts);
+
+sshard_status sshard_config_set_no_speculative_execution(struct sshard_config *config);
+
+sshard_status sshard_execution_profile_set_constant_speculative_execution(struct sshard_execution_profile *profile, uint64_t delay_ms, uint32_t max_attempts);
+
+sshard_status sshard_execution_profile_set_percentile_speculative_execution(struct sshard_execution_profile *profile, double percentile, uint32_t max_attempts);
+
+sshard_status sshard_execution_profile_set_no_speculative_execution(struct sshard_execution_profile *profile);
+
+sshard_status sshard_statement_set_constant_speculative_execution(struct sshard_statement *statement, uint64_t delay_ms, uint32_t max_attempts);
+
+sshard_status sshard_statement_set_percentile_speculative_execution(struct sshard_statement *statement, double percentile, uint32_t max_attempts);
+
+sshard_status sshard_statement_set_no_speculative_execution(struct sshard_statement *statement);
+
+sshard_status sshard_batch_set_constant_speculative_execution(struct sshard_batch *batch, uint64_t delay_ms, uint32_t max_attempts);
+
+sshard_status sshard_batch_set_percentile_speculative_execution(struct sshard_batch *batch, double percentile, uint32_t max_attempts);
+
+sshard_status sshard_batch_set_no_speculative_execution(struct sshard_batch *batch);

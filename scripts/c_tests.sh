@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the C tests (and the C examples) against emulated clusters, then the
 # tests again under valgrind (no definite leaks, no memory errors).
-#   scripts/c_tests.sh test_api test_cluster test_sessions test_fork test_ssl test_retry test_communicator test_driven_threads
+#   scripts/c_tests.sh test_api test_cluster test_sessions test_fork test_ssl test_retry test_speculation test_communicator test_driven_threads
 # Environment: SCYLLA_EMULATOR (binary), SCYLLA_COMMUNICATOR (the daemon,
 # for test_communicator), C_BUILD (test binaries),
 # C_LIB_DIR (libscylla_shard.so with its soname link), C_TESTS_VALGRIND=0
@@ -13,7 +13,7 @@ COMMUNICATOR=${SCYLLA_COMMUNICATOR:-target/release/scylla-communicator}
 C_BUILD=${C_BUILD:-target/c}
 export LD_LIBRARY_PATH=${C_LIB_DIR:-$PWD/target/c/lib}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 TESTS=("$@")
-[ ${#TESTS[@]} -gt 0 ] || TESTS=(test_api test_cluster test_sessions test_fork test_ssl test_retry test_communicator test_driven_threads)
+[ ${#TESTS[@]} -gt 0 ] || TESTS=(test_api test_cluster test_sessions test_fork test_ssl test_retry test_speculation test_communicator test_driven_threads)
 # --child-silent-after-fork: see tests/c/test_fork.c (the forked child
 # leaks the parent's runtime on purpose; it reports through a pipe).
 # SSHARD_ALLOCATOR=system: the library allocates through malloc, whose

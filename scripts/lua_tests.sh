@@ -14,7 +14,7 @@ export SCYLLA_SHARD_LIBRARY=${SCYLLA_SHARD_LIBRARY:-$PWD/target/c/lib/libscylla_
 export SCYLLA_SHARD_CDEF=${SCYLLA_SHARD_CDEF:-$PWD/include/scylla_shard_cdef.h}
 export LUA_PATH="$PWD/bindings/lua/?.lua;;"
 TESTS=("$@")
-[ ${#TESTS[@]} -gt 0 ] || TESTS=(test_load test_types test_session test_async test_caller_driven test_fork test_tls)
+[ ${#TESTS[@]} -gt 0 ] || TESTS=(test_load test_types test_session test_async test_caller_driven test_fork test_tls test_speculation)
 
 # A fresh 127.2.N.0/24 block per cluster (N moves with the pid and each
 # start), clear of the C tests' 127.1.x and the Rust tests' blocks.

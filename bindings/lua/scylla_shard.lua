@@ -665,9 +665,52 @@ local function retry_policy_arg(v)
   return policy
 end
 
+-- Speculative execution (idempotent requests only): { delay_ms = N,
+-- max_attempts = M } (constant), { percentile = P, max_attempts = M }
+-- (the session's latency at P), or false (none); max_attempts counts every
+-- execution, the first included. `kind`: "config", "execution_profile",
+-- "statement" or "batch" (the C setters' middle part).
+local function apply_speculation(handle, v, kind)
+  local prefix = "sshard_" .. kind .. "_set_"
+  if v == false or v == "none" then return C[prefix .. "no_speculative_execution"](handle) end
+  if type(v) ~= "table" then
+    return nil, "speculative_execution: { delay_ms =, max_attempts = }, { percentile =, max_attempts = } or false expected"
+  end
+  local attempts = v.max_attempts
+  if type(attempts) ~= "number" or attempts ~= math.floor(attempts) or attempts < 1 or attempts > 16 then
+    return nil, "speculative_execution.max_attempts: a whole number from 1 to 16 expected"
+  end
+  if v.percentile ~= nil then
+    if type(v.percentile) ~= "number" then return nil, "speculative_execution.percentile: a number expected" end
+    return C[prefix .. "percentile_speculative_execution"](handle, v.percentile, attempts)
+  end
+  local delay = v.delay_ms
+  if type(delay) ~= "number" or delay ~= math.floor(delay) or delay < 0 then
+    return nil, "speculative_execution.delay_ms: a whole number of milliseconds expected"
+  end
+  return C[prefix .. "constant_speculative_execution"](handle, delay, attempts)
+end
+
+-- opts.execution_profile (a name registered with connect{ execution_profiles })
+-- and opts.speculative_execution, on a statement or batch.
+local function apply_profile_options(handle, opts, kind)
+  local name = opts.execution_profile
+  if name ~= nil then
+    if type(name) ~= "string" then return nil, "execution_profile: a profile name expected" end
+    local s = C["sshard_" .. kind .. "_set_execution_profile"](handle, name, #name)
+    if s ~= OK then return s end
+  end
+  if opts.speculative_execution ~= nil then
+    return apply_speculation(handle, opts.speculative_execution, kind)
+  end
+  return OK
+end
+
 -- Options of one request (opts), applied to a statement.
 local function apply_options(st, opts)
-  local s = OK
+  local s, why = apply_profile_options(st, opts, "statement")
+  if s == nil then return invalid(why) end
+  if s ~= OK then return call_failure(s) end
   local v = opts.retry_policy
   if v ~= nil then
     local policy, err = retry_policy_arg(v)
@@ -1014,8 +1057,67 @@ local function ssl_setter(cfg, v)
   return OK
 end
 
+-- The options of one execution profile (connect{ execution_profiles = {
+-- name = { ... } } }).
+local PROFILE = {
+  consistency = function(p, v)
+    local level, why = consistency_arg(v, "consistency")
+    if not level then return nil, why end
+    return C.sshard_execution_profile_set_consistency(p, level)
+  end,
+  serial_consistency = function(p, v)
+    local level, why = consistency_arg(v, "serial_consistency")
+    if not level then return nil, why end
+    return C.sshard_execution_profile_set_serial_consistency(p, level)
+  end,
+  request_timeout_ms = number_setter("sshard_execution_profile_set_request_timeout_ms", 0, MS),
+  retry_policy = function(p, v)
+    local policy, why = retry_policy_arg(v)
+    if not policy then return nil, why end
+    return C.sshard_execution_profile_set_retry_policy(p, policy)
+  end,
+  speculative_execution = function(p, v) return apply_speculation(p, v, "execution_profile") end,
+  local_dc = string_setter("sshard_execution_profile_set_local_dc"),
+  local_rack = string_setter("sshard_execution_profile_set_local_rack"),
+  dc_failover = bool_setter("sshard_execution_profile_set_dc_failover"),
+}
+local out_profile = ffi_new("sshard_execution_profile *[1]")
+
+-- execution_profiles = { name = { consistency =, serial_consistency =,
+-- request_timeout_ms =, retry_policy =, speculative_execution =, local_dc =,
+-- local_rack =, dc_failover = } }: registered on the config by name.
+local function profiles_setter(cfg, v)
+  if type(v) ~= "table" then return nil, "a table of profiles by name expected" end
+  for name, options in pairs(v) do
+    if type(name) ~= "string" or type(options) ~= "table" then
+      return nil, "{ name = { options } } expected"
+    end
+    local ok, why = check_keys(options, PROFILE, "execution profile")
+    if not ok then return nil, why end
+    local s = C.sshard_execution_profile_new(out_profile)
+    if s ~= OK then return s end
+    local profile = out_profile[0]
+    for key, setter in pairs(PROFILE) do
+      if options[key] ~= nil then
+        s, why = setter(profile, options[key])
+        if s ~= OK then
+          C.sshard_execution_profile_free(profile)
+          if s == nil then return nil, name .. "." .. key .. ": " .. why end
+          return s
+        end
+      end
+    end
+    s = C.sshard_config_set_execution_profile(cfg, name, #name, profile)
+    C.sshard_execution_profile_free(profile)
+    if s ~= OK then return s end
+  end
+  return OK
+end
+
 local CONFIG = {
   ssl = ssl_setter,
+  execution_profiles = profiles_setter,
+  speculative_execution = function(cfg, v) return apply_speculation(cfg, v, "config") end,
   retry_policy = function(cfg, v)
     local policy, why = retry_policy_arg(v)
     if not policy then return nil, why end
@@ -1342,6 +1444,10 @@ function Session:_submit_batch(queries, opts)
     s = C.sshard_batch_set_retry_policy(b, policy)
     if s ~= OK then return call_failure(s) end
   end
+  local why
+  s, why = apply_profile_options(b, opts, "batch")
+  if s == nil then return invalid(why) end
+  if s ~= OK then return call_failure(s) end
   if opts.tracing ~= nil then
     s = C.sshard_batch_set_tracing(b, opts.tracing and true or false)
     if s ~= OK then return call_failure(s) end

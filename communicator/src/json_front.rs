@@ -179,7 +179,9 @@ impl From<DriverError> for Failure {
     fn from(e: DriverError) -> Failure {
         let (status, code) = match &e {
             DriverError::Server(body) => (server_status(body.code), body.code),
-            DriverError::InvalidArgument(_) => ("BAD_REQUEST", 0),
+            DriverError::InvalidArgument(_) | DriverError::UnknownExecutionProfile(_) => {
+                ("BAD_REQUEST", 0)
+            }
             DriverError::NoHostAvailable(_) => ("NO_HOSTS", 0),
             DriverError::Timeout(_) => ("TIMEOUT", 0),
             DriverError::ConnectionBroken(_) => ("CONNECTION_BROKEN", 0),

@@ -8,7 +8,8 @@ use super::handle::{out_arg, view_ref};
 use super::status::{
     server_status, sshard_status, tls_status, Fail, FfiResult, SSHARD_STATUS_CLOSED,
     SSHARD_STATUS_CONNECTION_LOST, SSHARD_STATUS_DECODE, SSHARD_STATUS_INVALID_ARGUMENT,
-    SSHARD_STATUS_NOT_PRESENT, SSHARD_STATUS_NO_HOSTS, SSHARD_STATUS_TIMEOUT,
+    SSHARD_STATUS_NAME_NOT_FOUND, SSHARD_STATUS_NOT_PRESENT, SSHARD_STATUS_NO_HOSTS,
+    SSHARD_STATUS_TIMEOUT,
 };
 use crate::protocol::response::ErrorDetails;
 use crate::protocol::{Consistency, ErrorBody};
@@ -49,6 +50,9 @@ impl sshard_error {
             }
             DriverError::Protocol(_) => sshard_error::new(SSHARD_STATUS_DECODE, message),
             DriverError::Closed => sshard_error::new(SSHARD_STATUS_CLOSED, message),
+            DriverError::UnknownExecutionProfile(_) => {
+                sshard_error::new(SSHARD_STATUS_NAME_NOT_FOUND, message)
+            }
             DriverError::Tls(e) => sshard_error::new(tls_status(e.kind), message),
             DriverError::Server(body) => sshard_error {
                 status: server_status(body.code),
@@ -351,6 +355,10 @@ mod tests {
             (
                 DriverError::InvalidArgument("x".into()),
                 SSHARD_STATUS_INVALID_ARGUMENT,
+            ),
+            (
+                DriverError::UnknownExecutionProfile("x".into()),
+                SSHARD_STATUS_NAME_NOT_FOUND,
             ),
             (
                 DriverError::Server(ErrorBody::new(error_code::SYNTAX_ERROR, "bad")),

@@ -17,7 +17,7 @@ use crate::session::{LatencySummary, NodeMetrics, SessionMetrics};
 
 /// Version of the `sshard_metrics` and `sshard_node_metrics` layouts this
 /// header describes.
-pub const SSHARD_METRICS_VERSION: u32 = 3;
+pub const SSHARD_METRICS_VERSION: u32 = 4;
 
 /// Latency percentiles in microseconds (from a histogram whose buckets are
 /// within 12.5% of the value; 0 before anything was recorded).
@@ -110,6 +110,9 @@ pub struct sshard_metrics {
     pub retry_ignored: u64,
     /// Errors the policy could have retried and returned instead.
     pub retry_rethrown: u64,
+    /// Requests a speculative execution answered first (version 4; the
+    /// attempts started are `speculative_executions`).
+    pub speculative_wins: u64,
 }
 
 /// One node of a metrics snapshot (see `sshard_metrics_snapshot_node`).
@@ -291,6 +294,7 @@ fn totals(m: &SessionMetrics, shard_aware: bool) -> sshard_metrics {
         retry_downgraded: m.retry_decisions.downgraded,
         retry_ignored: m.retry_decisions.ignored,
         retry_rethrown: m.retry_decisions.rethrown,
+        speculative_wins: m.speculative_wins,
     }
 }
 

@@ -59,6 +59,8 @@ pub mod schema;
 pub mod error;
 pub mod log;
 pub mod metrics;
+pub mod profile;
+pub mod speculation;
 pub mod enums;
 mod handle;
 

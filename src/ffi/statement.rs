@@ -57,6 +57,12 @@ impl sshard_statement {
         Ok(())
     }
 
+    /// The statement's options, for setters defined beside their concept
+    /// (speculation, profiles).
+    pub(crate) fn options_mut(&mut self) -> &mut Statement {
+        &mut self.inner
+    }
+
     /// The statement to execute (a copy).
     pub(crate) fn to_statement(&self) -> FfiResult<Statement> {
         if self
@@ -379,6 +385,10 @@ impl Generational for sshard_batch {
 impl sshard_batch {
     pub(crate) fn batch(&self) -> &Batch {
         &self.inner
+    }
+
+    pub(crate) fn options_mut(&mut self) -> &mut Batch {
+        &mut self.inner
     }
 }
 

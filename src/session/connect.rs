@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use super::gate::Gate;
 use super::metrics::Totals;
 use super::prepared_cache::PreparedCache;
+use super::profile::Profiles;
 use super::types::{DriverError, SessionConfig};
 use super::{Inner, Session};
 use crate::cluster::{Cluster, ClusterConfig, OpenFailure, TabletMap};
@@ -130,6 +131,7 @@ async fn start(
                 local_rack: config.local_rack.clone(),
                 permit_dc_failover: config.permit_dc_failover,
             },
+            profiles: Profiles::new(&config.execution_profiles),
             config,
             cluster,
             prepared: PreparedCache::new(prepared_cache_size),

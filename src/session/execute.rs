@@ -2,6 +2,10 @@
 //! send within the remaining budget -> retry decision.
 
 use std::cell::Cell;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -11,14 +15,16 @@ use super::prepared_cache::{reprepare, request_error};
 use super::request::{self, query_result};
 use super::retry::{Decision, RetryPolicy, RetryState};
 use super::route::{self, RoutingInfo};
+use super::speculation::SpeculativeExecution;
 use super::types::{DriverError, Prepared, Query, QueryResult, Statement};
 use super::Inner;
 use std::net::SocketAddr;
 
+use crate::cluster::{ClusterState, LearningTicket, TabletMap};
 use crate::connection::{Connection, RawRequest, RawResponse, RequestError};
 use crate::protocol::response::{ErrorBody, ErrorDetails};
 use crate::protocol::{Opcode, Response, ResponseExtensions};
-use crate::routing::plan::NodeFacts;
+use crate::routing::plan::{LoadBalancing, NodeFacts, Target};
 
 /// One request, ready to send.
 pub struct Job<'a> {
@@ -35,6 +41,10 @@ pub struct Job<'a> {
     pub timeout: Duration,
     /// Statements an UNPREPARED error may refer to.
     pub statements: &'a [Statement],
+    /// Whether to send again meanwhile (idempotent jobs only).
+    pub speculation: SpeculativeExecution,
+    /// Datacenter and rack preferences (the session's or a profile's).
+    pub load_balancing: &'a LoadBalancing,
 }
 
 impl Job<'_> {
@@ -67,6 +77,71 @@ fn rotation() -> u64 {
         state.set(x);
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     })
+}
+
+/// How one execution ended.
+enum Ended<T> {
+    Done(T),
+    /// An error the retry rules give up on.
+    Failed(DriverError),
+    /// Every target of the plan was taken.
+    Exhausted,
+}
+
+/// Why targets were passed over, for the error when none answered.
+#[derive(Default)]
+struct Failures {
+    reasons: Vec<String>,
+    last_server_error: Option<DriverError>,
+}
+
+/// One request's plan and what its executions share.
+struct Run<'a, 'j> {
+    job: &'a Job<'j>,
+    state: &'a ClusterState,
+    tablets: &'a TabletMap,
+    /// The routing info when responses teach the tablet map.
+    learns: Option<&'a RoutingInfo<'j>>,
+    plan: &'a [Target],
+    replicas: &'a [Target],
+    /// The replicas came from the tablet map (see `route::Learning`).
+    by_map: bool,
+    /// The probe ticket of the request's tablet region, if it holds one.
+    has_ticket: bool,
+    ticket: Mutex<Option<LearningTicket>>,
+    /// The plan index the next execution or retry takes.
+    next: AtomicUsize,
+    deadline: Instant,
+    failures: Mutex<Failures>,
+}
+
+impl Run<'_, '_> {
+    fn take_target(&self) -> Option<Target> {
+        let index = self.next.fetch_add(1, Ordering::Relaxed);
+        self.plan.get(index).copied()
+    }
+
+    fn has_target(&self) -> bool {
+        self.next.load(Ordering::Relaxed) < self.plan.len()
+    }
+
+    fn failed(&self, reason: String, server_error: Option<DriverError>) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.reasons.push(reason);
+        if server_error.is_some() {
+            failures.last_server_error = server_error;
+        }
+    }
+
+    /// The error of a request whose plan ran out.
+    fn exhausted(&self) -> DriverError {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let reasons = std::mem::take(&mut failures.reasons);
+        failures
+            .last_server_error
+            .take()
+            .unwrap_or(DriverError::NoHostAvailable(reasons))
+    }
 }
 
 /// What one attempt's response means for the request.
@@ -117,7 +192,8 @@ impl Inner {
     /// calls `learn` with the frame's extensions and whether it is a
     /// RESULT, which records or confirms tablets); `ignored` is the answer
     /// for a write timeout the retry policy ignores (`None`: returned as
-    /// the error instead).
+    /// the error instead). An idempotent job whose speculative execution
+    /// policy says so runs several executions along its plan at once.
     pub(crate) async fn run_with<T>(
         &self,
         job: &Job<'_>,
@@ -158,32 +234,148 @@ impl Inner {
                     up: n.up,
                 })
                 .collect();
-            self.load_balancing
+            job.load_balancing
                 .plan(&facts, &replicas, job.is_lwt, rotation(), &mut plan);
         }
+        let run = Run {
+            job,
+            state: &state,
+            tablets,
+            learns: job.routing.as_ref().filter(|i| tablet_aware && i.learns),
+            plan: &plan,
+            replicas: &replicas,
+            by_map: learning.by_map,
+            has_ticket: learning.ticket.is_some(),
+            ticket: Mutex::new(learning.ticket),
+            next: AtomicUsize::new(0),
+            deadline,
+            failures: Mutex::new(Failures::default()),
+        };
+        let schedule = if job.idempotent {
+            job.speculation.schedule(&self.totals.latency)
+        } else {
+            None
+        };
+        let ended = match schedule {
+            None => self.execution(&run, &ignored, &accept).await,
+            // Boxed: only speculating requests carry several executions.
+            Some((delay, max_attempts)) => {
+                Box::pin(self.speculate(&run, &ignored, &accept, delay, max_attempts)).await
+            }
+        };
+        match ended {
+            Ended::Done(done) => Ok(done),
+            Ended::Failed(error) => Err(error),
+            Ended::Exhausted => Err(run.exhausted()),
+        }
+    }
 
+    /// Runs executions of `run` side by side: the first now, another
+    /// after each `delay` without an answer while the plan has targets
+    /// left, `max_attempts` at most. The first answer wins; dropping the
+    /// others cancels their attempts. A failed execution ends the request
+    /// only when no other one is still running.
+    async fn speculate<T>(
+        &self,
+        run: &Run<'_, '_>,
+        ignored: &impl Fn(SocketAddr, Option<u16>) -> Option<T>,
+        accept: &impl Fn(
+            RawResponse,
+            &Connection,
+            SocketAddr,
+            &dyn Fn(&ResponseExtensions, bool),
+        ) -> Result<Answer<T>, RequestError>,
+        delay: Duration,
+        max_attempts: u32,
+    ) -> Ended<T> {
+        let mut running = Vec::with_capacity(max_attempts as usize);
+        running.push((0u32, Box::pin(self.execution(run, ignored, accept))));
+        let mut started = 1;
+        let mut timer = Box::pin(tokio::time::sleep(delay));
+        let mut failed = None;
+        std::future::poll_fn(|cx| loop {
+            let mut i = 0;
+            while i < running.len() {
+                match running[i].1.as_mut().poll(cx) {
+                    Poll::Pending => i += 1,
+                    Poll::Ready(Ended::Done(done)) => {
+                        if running[i].0 > 0 {
+                            Totals::bump(&self.totals.speculative_wins);
+                        }
+                        return Poll::Ready(Ended::Done(done));
+                    }
+                    Poll::Ready(ended) => {
+                        if let Ended::Failed(error) = ended {
+                            failed = Some(error);
+                        }
+                        drop(running.swap_remove(i));
+                    }
+                }
+            }
+            if running.is_empty() {
+                return Poll::Ready(failed.take().map_or(Ended::Exhausted, Ended::Failed));
+            }
+            let more = started < max_attempts && run.has_target() && Instant::now() < run.deadline;
+            if !more || timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            Totals::bump(&self.totals.speculative_executions);
+            tracing::debug!(
+                execution = started,
+                ?delay,
+                "starting a speculative execution"
+            );
+            running.push((started, Box::pin(self.execution(run, ignored, accept))));
+            started += 1;
+            timer.as_mut().reset(Instant::now() + delay);
+        })
+        .await
+    }
+
+    /// One execution: attempts along the shared plan (each target taken
+    /// by one execution only) until one answers, the retry rules stop, or
+    /// the plan runs out.
+    async fn execution<T>(
+        &self,
+        run: &Run<'_, '_>,
+        ignored: &impl Fn(SocketAddr, Option<u16>) -> Option<T>,
+        accept: &impl Fn(
+            RawResponse,
+            &Connection,
+            SocketAddr,
+            &dyn Fn(&ResponseExtensions, bool),
+        ) -> Result<Answer<T>, RequestError>,
+    ) -> Ended<T> {
+        let job = run.job;
+        let tablets = run.tablets;
         let mut retry = RetryState::new(job.retry_policy);
         // The body at a lower level, once the policy downgraded it.
         let mut downgraded: Option<Vec<u8>> = None;
-        let mut reasons = Vec::new();
-        let mut last_server_error = None;
         let mut attempts = 0u32;
-        let mut next = 0;
-        while let Some(&target) = plan.get(next) {
-            let node = &state.nodes()[target.node];
+        let Some(mut target) = run.take_target() else {
+            return Ended::Exhausted;
+        };
+        loop {
+            let node = &run.state.nodes()[target.node];
             let Some(runtime) = node.runtime() else {
-                next += 1;
+                match run.take_target() {
+                    Some(next) => target = next,
+                    None => return Ended::Exhausted,
+                }
                 continue;
             };
             let Some(conn) = runtime.pool.connection(target.shard) else {
-                reasons.push(format!("{}: no connection", node.address));
-                next += 1;
+                run.failed(format!("{}: no connection", node.address), None);
+                match run.take_target() {
+                    Some(next) => target = next,
+                    None => return Ended::Exhausted,
+                }
                 continue;
             };
             let sent = Instant::now();
-            let remaining = deadline.saturating_duration_since(sent);
+            let remaining = run.deadline.saturating_duration_since(sent);
             if remaining.is_zero() {
-                return Err(DriverError::Timeout(job.timeout));
+                return Ended::Failed(DriverError::Timeout(job.timeout));
             }
             if attempts > 0 {
                 Totals::bump(&self.totals.retries);
@@ -192,13 +384,13 @@ impl Inner {
             runtime
                 .requests
                 .count(conn.shard(), || runtime.pool.nr_shards());
-            let sequence = match &job.routing {
-                Some(info) if tablet_aware && info.learns => tablets.next_sequence(),
-                _ => 0,
+            let sequence = match run.learns {
+                Some(_) => tablets.next_sequence(),
+                None => 0,
             };
 
-            let learns = job.routing.as_ref().filter(|i| tablet_aware && i.learns);
-            let by_map = learning.by_map && replicas.contains(&target);
+            let learns = run.learns;
+            let by_map = run.by_map && run.replicas.contains(&target);
             let learn = |extensions: &ResponseExtensions, is_result: bool| {
                 if let Some(info) = learns {
                     let taught = route::learn_tablet(tablets, info, extensions, sequence);
@@ -218,8 +410,9 @@ impl Inner {
                 Ok(raw) => {
                     let answer = accept(raw, &conn, node.address, &learn);
                     // Whatever the response taught is in the map: wake the waiters.
-                    if learns.is_some() {
-                        if let Some(ticket) = learning.ticket.take() {
+                    if learns.is_some() && run.has_ticket {
+                        let ticket = run.ticket.lock().unwrap_or_else(|p| p.into_inner()).take();
+                        if let Some(ticket) = ticket {
                             ticket.finish();
                         }
                     }
@@ -232,7 +425,7 @@ impl Inner {
                 Totals::bump(&runtime.errors);
             }
             let (decision, error) = match answer {
-                Ok(Answer::Done(done)) => return Ok(done),
+                Ok(Answer::Done(done)) => return Ended::Done(done),
                 Ok(Answer::Error(e)) => match retry.on_error(&e, job.idempotent) {
                     Decision::Reprepare => {
                         // Boxed: rare, and inline it would triple the size of every
@@ -262,28 +455,34 @@ impl Inner {
                     });
                     match body {
                         Some(body) => downgraded = Some(body),
-                        None => return Err(error),
+                        None => return Ended::Failed(error),
                     }
                 }
                 Decision::Ignore => {
                     tracing::debug!(node = %node.address, error = %error, "ignoring the write timeout");
-                    return ignored(node.address, conn.shard()).ok_or(error);
+                    return match ignored(node.address, conn.shard()) {
+                        Some(done) => Ended::Done(done),
+                        None => Ended::Failed(error),
+                    };
                 }
                 Decision::NextTarget => {
                     tracing::debug!(node = %node.address, error = %error, "trying the next target");
-                    reasons.push(format!("{}: {error}", node.address));
-                    if matches!(error, DriverError::Server(_)) {
-                        last_server_error = Some(error);
+                    let reason = format!("{}: {error}", node.address);
+                    let server = matches!(error, DriverError::Server(_)).then_some(error);
+                    run.failed(reason, server);
+                    match run.take_target() {
+                        Some(next) => target = next,
+                        None => return Ended::Exhausted,
                     }
-                    next += 1;
                 }
                 Decision::SameTarget => {
                     tracing::debug!(node = %node.address, error = %error, "retrying on the same target");
                 }
-                Decision::Fail | Decision::Rethrow | Decision::Reprepare => return Err(error),
+                Decision::Fail | Decision::Rethrow | Decision::Reprepare => {
+                    return Ended::Failed(error)
+                }
             }
         }
-        Err(last_server_error.unwrap_or(DriverError::NoHostAvailable(reasons)))
     }
 
     /// Re-prepares the statement an UNPREPARED error names, on the

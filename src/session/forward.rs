@@ -82,6 +82,8 @@ impl Admission {
             consistency_at: None,
             timeout: forward.timeout,
             statements: forward.prepared,
+            speculation: inner.config.default_speculative_execution,
+            load_balancing: &inner.load_balancing,
         };
         let outcome = inner
             .run_with(

@@ -97,6 +97,27 @@ impl LatencyHistogram {
         (total > 0).then(|| Duration::from_micros(top_at(&counts, total, quantile, self.max())))
     }
 
+    /// As [`percentile`](Self::percentile), once at least `min_count`
+    /// latencies were recorded; reads the buckets without allocating (the
+    /// request path asks it for speculative execution's delay).
+    pub fn percentile_after(&self, quantile: f64, min_count: u64) -> Option<Duration> {
+        let load = |b: &AtomicU64| b.load(Ordering::Relaxed);
+        let total: u64 = self.buckets.iter().map(load).sum();
+        if total == 0 || total < min_count {
+            return None;
+        }
+        let rank = ((quantile.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let max = self.max();
+        let mut seen = 0;
+        for (index, bucket) in self.buckets.iter().enumerate() {
+            seen += load(bucket);
+            if seen >= rank {
+                return Some(Duration::from_micros(bucket_top(index).min(max)));
+            }
+        }
+        Some(Duration::from_micros(max))
+    }
+
     fn counts(&self) -> Vec<u64> {
         self.buckets
             .iter()

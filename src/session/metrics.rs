@@ -91,6 +91,8 @@ pub struct SessionMetrics {
     /// Attempts started while an earlier one of the same request was
     /// still running (speculative execution).
     pub speculative_executions: u64,
+    /// Requests a speculative execution answered first.
+    pub speculative_wins: u64,
     /// Requests admitted and not yet completed.
     pub in_flight: u64,
     /// Latency of caller requests, from admission to completion.
@@ -164,6 +166,7 @@ pub struct Totals {
     pub retries: AtomicU64,
     pub retry_decisions: RetryDecisionCounters,
     pub speculative_executions: AtomicU64,
+    pub speculative_wins: AtomicU64,
     pub latency: LatencyHistogram,
     errors: ErrorCounters,
 }
@@ -202,7 +205,9 @@ impl Totals {
                 &e.connection
             }
             DriverError::NoHostAvailable(_) => &e.no_host,
-            DriverError::InvalidArgument(_) | DriverError::Closed => &e.client,
+            DriverError::InvalidArgument(_)
+            | DriverError::UnknownExecutionProfile(_)
+            | DriverError::Closed => &e.client,
         };
         Totals::bump(counter);
     }
@@ -292,6 +297,7 @@ pub fn collect(
         retries: get(&totals.retries),
         retry_decisions: totals.retry_decisions.counts(),
         speculative_executions: get(&totals.speculative_executions),
+        speculative_wins: get(&totals.speculative_wins),
         in_flight: in_flight as u64,
         latency: totals.latency.summary(),
         prepared_cached: 0,

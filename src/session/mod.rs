@@ -16,12 +16,14 @@ mod latency;
 mod metrics;
 mod paging;
 mod prepared_cache;
+mod profile;
 mod prometheus;
 mod request;
 mod retry;
 mod route;
 mod routing_key;
 mod schema_agreement;
+mod speculation;
 mod timestamps;
 mod types;
 
@@ -35,6 +37,7 @@ use execute::Job;
 use gate::Gate;
 use metrics::Totals;
 use prepared_cache::PreparedCache;
+use profile::Profiles;
 use timestamps::MonotonicTimestamps;
 
 pub use binding::MAX_VALUES;
@@ -42,8 +45,10 @@ pub use forward::{Forward, Forwarded};
 pub use latency::{LatencyHistogram, LatencySummary};
 pub use metrics::{ErrorCounts, NodeMetrics, RetryDecisionCounts, SessionMetrics};
 pub use paging::Pager;
+pub use profile::{ExecutionProfile, ProfileName};
 pub use retry::RetryPolicy;
 pub use route::RoutingInfo;
+pub use speculation::{SpeculativeExecution, MAX_SPECULATIVE_ATTEMPTS, PERCENTILE_MIN_SAMPLES};
 pub use types::{
     Batch, DriverError, Prepared, Query, QueryResult, RoutingKey, SessionConfig, Statement,
     StatementRouting,
@@ -74,6 +79,8 @@ pub(crate) struct Inner {
     config: SessionConfig,
     cluster: Cluster,
     load_balancing: LoadBalancing,
+    /// The config's execution profiles.
+    profiles: Profiles,
     prepared: PreparedCache,
     totals: Totals,
     gate: Gate,
@@ -89,6 +96,25 @@ impl Inner {
         self.config
             .client_timestamps
             .then(|| self.timestamps.next())
+    }
+
+    /// The profile a statement or batch names, if any.
+    fn profile(&self, name: Option<ProfileName>) -> Result<Option<&ExecutionProfile>, DriverError> {
+        match name {
+            None => Ok(None),
+            Some(name) => self
+                .profiles
+                .get(name)
+                .map(Some)
+                .ok_or_else(|| DriverError::UnknownExecutionProfile(name.to_string())),
+        }
+    }
+
+    /// The load-balancing preferences under `profile`.
+    fn load_balancing_of<'a>(&'a self, profile: Option<&'a ExecutionProfile>) -> &'a LoadBalancing {
+        profile
+            .and_then(|p| p.load_balancing.as_ref())
+            .unwrap_or(&self.load_balancing)
     }
 
     fn keyspace(&self) -> Option<String> {
@@ -173,7 +199,15 @@ impl Session {
         started: Instant,
     ) -> Result<QueryResult, DriverError> {
         let inner = &self.inner;
-        let request = request::statement_request(statement, &inner.config, inner.timestamp())?;
+        let profile = inner.profile(statement.execution_profile)?;
+        let own = (
+            statement.consistency,
+            statement.serial_consistency,
+            statement.timeout,
+        );
+        let levels = request::Levels::of(own, profile, &inner.config);
+        let request =
+            request::statement_request(statement, &inner.config, &levels, inner.timestamp())?;
         let use_keyspace = statement
             .routing
             .as_ref()
@@ -182,18 +216,24 @@ impl Session {
         let routing =
             routing_key::routing_of(statement, use_keyspace.as_deref(), &inner.cluster.state());
         let is_lwt = matches!(&statement.query, Query::Prepared(p) if p.is_lwt());
-        let timeout = statement.timeout.unwrap_or(inner.config.request_timeout);
+        let timeout = levels.timeout;
         let job = Job {
             request: request.raw(),
             consistency_at: request.consistency_at,
             routing,
-            is_lwt: is_lwt || statement.consistency.is_some_and(|c| c.is_serial()),
+            is_lwt: is_lwt || levels.consistency.is_serial(),
             idempotent: statement.idempotent,
             retry_policy: statement
                 .retry_policy
+                .or(profile.and_then(|p| p.retry_policy))
                 .unwrap_or(inner.config.default_retry_policy),
             timeout,
             statements: std::slice::from_ref(statement),
+            speculation: statement
+                .speculative_execution
+                .or(profile.and_then(|p| p.speculative_execution))
+                .unwrap_or(inner.config.default_speculative_execution),
+            load_balancing: inner.load_balancing_of(profile),
         };
         let mut result = inner.run(&job).await?;
         self.after(&mut result, timeout.saturating_sub(started.elapsed()))
@@ -212,7 +252,10 @@ impl Session {
         let inner = &self.inner;
         let started = Instant::now();
         let outcome = async {
-            let request = request::batch_request(batch, &inner.config, inner.timestamp())?;
+            let profile = inner.profile(batch.execution_profile)?;
+            let own = (batch.consistency, batch.serial_consistency, batch.timeout);
+            let levels = request::Levels::of(own, profile, &inner.config);
+            let request = request::batch_request(batch, &inner.config, &levels, inner.timestamp())?;
             let use_keyspace = batch
                 .statements
                 .iter()
@@ -238,9 +281,15 @@ impl Session {
                 idempotent: batch.idempotent,
                 retry_policy: batch
                     .retry_policy
+                    .or(profile.and_then(|p| p.retry_policy))
                     .unwrap_or(inner.config.default_retry_policy),
-                timeout: batch.timeout.unwrap_or(inner.config.request_timeout),
+                timeout: levels.timeout,
                 statements: &batch.statements,
+                speculation: batch
+                    .speculative_execution
+                    .or(profile.and_then(|p| p.speculative_execution))
+                    .unwrap_or(inner.config.default_speculative_execution),
+                load_balancing: inner.load_balancing_of(profile),
             };
             inner.run(&job).await
         }

@@ -71,6 +71,12 @@ fn render(m: &SessionMetrics) -> String {
     )
     .sample("", m.speculative_executions);
     out.family(
+        "speculative_wins_total",
+        "counter",
+        "Requests a speculative attempt answered first.",
+    )
+    .sample("", m.speculative_wins);
+    out.family(
         "in_flight",
         "gauge",
         "Requests admitted and not yet completed.",
@@ -320,7 +326,8 @@ mod tests {
                 downgraded: 1,
                 ..RetryDecisionCounts::default()
             },
-            speculative_executions: 0,
+            speculative_executions: 5,
+            speculative_wins: 2,
             in_flight: 4,
             latency: LatencySummary::default(),
             prepared_cached: 3,
@@ -336,6 +343,9 @@ mod tests {
             "scylla_shard_errors_total{kind=\"client_timeout\"} 1",
             "scylla_shard_errors_total{kind=\"unavailable\"} 1",
             "scylla_shard_in_flight 4",
+            "# TYPE scylla_shard_speculative_wins_total counter",
+            "scylla_shard_speculative_executions_total 5",
+            "scylla_shard_speculative_wins_total 2",
             "scylla_shard_retry_decisions_total{decision=\"downgraded\"} 1",
             "scylla_shard_retry_decisions_total{decision=\"rethrown\"} 0",
             "scylla_shard_connections{node=\"127.0.0.1:9042\",datacenter=\"dc\\\"1\",rack=\"r\\\\1\",shard=\"1\"} 2",

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use super::hints::Hints;
+use super::profile::ExecutionProfile;
 use super::types::{Batch, DriverError, Query, QueryResult, SessionConfig, Statement};
 use crate::connection::RawRequest;
 use crate::protocol::request::{
@@ -60,12 +61,54 @@ fn invalid_request(e: ProtocolError) -> DriverError {
     DriverError::InvalidArgument(format!("cannot encode the request: {e}"))
 }
 
-/// The wire request of a statement, with session defaults filled in,
-/// encoded straight from the statement's values (no copy of them first).
-/// `timestamp` is the client-side timestamp when the statement has none.
+/// The consistency levels and timeout of a request: its own, else its
+/// profile's, else the session's.
+pub struct Levels {
+    pub consistency: Consistency,
+    pub serial_consistency: Option<Consistency>,
+    pub timeout: std::time::Duration,
+}
+
+impl Levels {
+    pub fn of(
+        own: (
+            Option<Consistency>,
+            Option<Consistency>,
+            Option<std::time::Duration>,
+        ),
+        profile: Option<&ExecutionProfile>,
+        config: &SessionConfig,
+    ) -> Levels {
+        let (consistency, serial_consistency, timeout) = own;
+        match profile {
+            None => Levels {
+                consistency: consistency.unwrap_or(config.default_consistency),
+                serial_consistency: serial_consistency.or(config.default_serial_consistency),
+                timeout: timeout.unwrap_or(config.request_timeout),
+            },
+            Some(p) => Levels {
+                consistency: consistency
+                    .or(p.consistency)
+                    .unwrap_or(config.default_consistency),
+                serial_consistency: serial_consistency
+                    .or(p.serial_consistency)
+                    .or(config.default_serial_consistency),
+                timeout: timeout
+                    .or(p.request_timeout)
+                    .unwrap_or(config.request_timeout),
+            },
+        }
+    }
+}
+
+/// The wire request of a statement, with its profile's and the session's
+/// defaults filled in, encoded straight from the statement's values (no
+/// copy of them first). `timestamp` is the client-side timestamp when the
+/// statement has none.
 pub fn statement_request(
     statement: &Statement,
     config: &SessionConfig,
+    levels: &Levels,
     timestamp: Option<i64>,
 ) -> Result<EncodedRequest, DriverError> {
     if let (Query::Prepared(p), None) = (&statement.query, &statement.value_names) {
@@ -93,22 +136,19 @@ pub fn statement_request(
     }
     let page_size = statement.page_size.unwrap_or(config.default_page_size);
     let params = ParamsRef {
-        consistency: statement.consistency.unwrap_or(config.default_consistency),
+        consistency: levels.consistency,
         values: &statement.values,
         value_names: statement.value_names.as_deref(),
         skip_metadata: false,
         page_size: (page_size > 0).then_some(page_size),
         paging_state: statement.paging_state.as_deref(),
-        serial_consistency: statement
-            .serial_consistency
-            .or(config.default_serial_consistency),
+        serial_consistency: levels.serial_consistency,
         timestamp: statement.timestamp.or(timestamp),
     };
     let mut body = Vec::with_capacity(64 + statement.values.iter().map(value_len).sum::<usize>());
     let mut flags = tracing_flag(statement.tracing);
     if config.communicator.is_some() {
-        let timeout = statement.timeout.unwrap_or(config.request_timeout);
-        flags |= Hints::of_statement(statement, Some(timeout)).write_payload(&mut body);
+        flags |= Hints::of_statement(statement, Some(levels.timeout)).write_payload(&mut body);
     }
     // The custom payload (if any) comes first; then the level follows the
     // query (`[long string]`) or the id (`[short bytes]`).
@@ -149,6 +189,7 @@ fn value_len(value: &Value) -> usize {
 pub fn batch_request(
     batch: &Batch,
     config: &SessionConfig,
+    levels: &Levels,
     timestamp: Option<i64>,
 ) -> Result<EncodedRequest, DriverError> {
     if batch.statements.is_empty() {
@@ -186,10 +227,8 @@ pub fn batch_request(
     let wire = WireBatch {
         kind: batch.kind,
         statements,
-        consistency: batch.consistency.unwrap_or(config.default_consistency),
-        serial_consistency: batch
-            .serial_consistency
-            .or(config.default_serial_consistency),
+        consistency: levels.consistency,
+        serial_consistency: levels.serial_consistency,
         timestamp: batch.timestamp.or(timestamp),
     };
     // After the statements: [consistency][flags][serial]?[timestamp]?.
@@ -205,7 +244,7 @@ pub fn batch_request(
             .find(|h| h.routing_key.is_some())
             .unwrap_or_default();
         hints.idempotent = batch.idempotent;
-        hints.timeout = Some(batch.timeout.unwrap_or(config.request_timeout));
+        hints.timeout = Some(levels.timeout);
         let mut body = Vec::with_capacity(request.body.len() + 64);
         request.flags |= hints.write_payload(&mut body);
         body.extend_from_slice(&request.body);
@@ -255,6 +294,22 @@ mod tests {
     use crate::protocol::Consistency;
     use std::sync::Arc;
 
+    fn levels_of_st(st: &Statement, config: &SessionConfig) -> Levels {
+        Levels::of(
+            (st.consistency, st.serial_consistency, st.timeout),
+            None,
+            config,
+        )
+    }
+
+    fn levels_of_batch(b: &Batch, config: &SessionConfig) -> Levels {
+        Levels::of(
+            (b.consistency, b.serial_consistency, b.timeout),
+            None,
+            config,
+        )
+    }
+
     /// What the server reads from an encoded request.
     fn decoded(request: EncodedRequest) -> Request {
         Request::read_body(request.opcode, &request.body).unwrap()
@@ -268,7 +323,8 @@ mod tests {
             ..Default::default()
         };
         let mut st = Statement::simple("SELECT 1");
-        let Request::Query { params, .. } = decoded(statement_request(&st, &config, None).unwrap())
+        let Request::Query { params, .. } =
+            decoded(statement_request(&st, &config, &levels_of_st(&st, &config), None).unwrap())
         else {
             panic!()
         };
@@ -277,7 +333,8 @@ mod tests {
         st.page_size = Some(0);
         st.consistency = Some(Consistency::One);
         st.values = vec![Value::Null];
-        let Request::Query { params, .. } = decoded(statement_request(&st, &config, None).unwrap())
+        let Request::Query { params, .. } =
+            decoded(statement_request(&st, &config, &levels_of_st(&st, &config), None).unwrap())
         else {
             panic!()
         };
@@ -309,7 +366,7 @@ mod tests {
         st.serial_consistency = Some(Consistency::LocalSerial);
         let config = SessionConfig::default();
         let Request::Execute { id, params } =
-            decoded(statement_request(&st, &config, None).unwrap())
+            decoded(statement_request(&st, &config, &levels_of_st(&st, &config), None).unwrap())
         else {
             panic!()
         };
@@ -322,7 +379,7 @@ mod tests {
 
         st.values.pop();
         assert!(matches!(
-            statement_request(&st, &config, None),
+            statement_request(&st, &config, &levels_of_st(&st, &config), None),
             Err(DriverError::InvalidArgument(_))
         ));
 
@@ -334,7 +391,9 @@ mod tests {
             ],
             ..Batch::new(crate::protocol::request::BatchKind::Unlogged)
         };
-        let Request::Batch(wire) = decoded(batch_request(&batch, &config, Some(7)).unwrap()) else {
+        let Request::Batch(wire) = decoded(
+            batch_request(&batch, &config, &levels_of_batch(&batch, &config), Some(7)).unwrap(),
+        ) else {
             panic!()
         };
         assert_eq!(wire.statements.len(), 2);
@@ -349,7 +408,9 @@ mod tests {
             timestamp: Some(3),
             ..batch
         };
-        let Request::Batch(wire) = decoded(batch_request(&own, &config, Some(7)).unwrap()) else {
+        let Request::Batch(wire) = decoded(
+            batch_request(&own, &config, &levels_of_batch(&own, &config), Some(7)).unwrap(),
+        ) else {
             panic!()
         };
         assert_eq!(wire.timestamp, Some(3));
@@ -381,9 +442,11 @@ mod tests {
         execute.serial_consistency = Some(Consistency::Serial);
         for st in [&mut simple, &mut execute] {
             st.consistency = Some(Consistency::Quorum);
-            let at_quorum = statement_request(st, &config, Some(5)).unwrap();
+            let at_quorum =
+                statement_request(st, &config, &levels_of_st(st, &config), Some(5)).unwrap();
             st.consistency = Some(Consistency::Two);
-            let at_two = statement_request(st, &config, Some(5)).unwrap();
+            let at_two =
+                statement_request(st, &config, &levels_of_st(st, &config), Some(5)).unwrap();
             let at = at_quorum.consistency_at.unwrap();
             assert_eq!(
                 with_consistency(&at_quorum.body, at, Consistency::Two),
@@ -398,9 +461,11 @@ mod tests {
                 timestamp,
                 ..Batch::new(crate::protocol::request::BatchKind::Logged)
             };
-            let at_all = batch_request(&batch, &config, None).unwrap();
+            let at_all =
+                batch_request(&batch, &config, &levels_of_batch(&batch, &config), None).unwrap();
             batch.consistency = Some(Consistency::One);
-            let at_one = batch_request(&batch, &config, None).unwrap();
+            let at_one =
+                batch_request(&batch, &config, &levels_of_batch(&batch, &config), None).unwrap();
             let at = at_all.consistency_at.unwrap();
             assert_eq!(
                 with_consistency(&at_all.body, at, Consistency::One),

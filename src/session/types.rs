@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::profile::{ExecutionProfile, ProfileName};
+use super::speculation::SpeculativeExecution;
 use super::RetryPolicy;
 use crate::connection::{ConnectionConfig, TlsError};
 use crate::protocol::request::BatchKind;
@@ -47,6 +49,12 @@ pub struct SessionConfig {
     pub default_serial_consistency: Option<Consistency>,
     /// How failed attempts are retried unless a statement says.
     pub default_retry_policy: RetryPolicy,
+    /// When idempotent requests are sent again meanwhile, unless a
+    /// statement (or its profile) says.
+    pub default_speculative_execution: SpeculativeExecution,
+    /// Named option sets statements and batches choose
+    /// ([`Statement::execution_profile`]); a name given twice: the last.
+    pub execution_profiles: Vec<(String, ExecutionProfile)>,
     /// Default page size; 0 or negative disables paging.
     pub default_page_size: i32,
     /// Keyspace to `USE` on every connection.
@@ -84,6 +92,8 @@ impl Default for SessionConfig {
             default_consistency: Consistency::LocalOne,
             default_serial_consistency: None,
             default_retry_policy: RetryPolicy::Default,
+            default_speculative_execution: SpeculativeExecution::None,
+            execution_profiles: Vec::new(),
             default_page_size: 5000,
             keyspace: None,
             prepared_cache_size: super::prepared_cache::DEFAULT_CAPACITY,
@@ -172,6 +182,12 @@ pub struct Statement {
     pub retry_policy: Option<RetryPolicy>,
     /// End-to-end timeout; `None` uses the session default.
     pub timeout: Option<Duration>,
+    /// `None`: the profile's, else the session's (idempotent statements
+    /// only ever speculate).
+    pub speculative_execution: Option<SpeculativeExecution>,
+    /// The execution profile whose options apply where the statement sets
+    /// none (an unknown name fails the request).
+    pub execution_profile: Option<ProfileName>,
     /// Where the partition is, for token- and shard-aware routing of a
     /// simple statement (a prepared one knows from its metadata).
     pub routing: Option<StatementRouting>,
@@ -194,6 +210,8 @@ impl Statement {
             idempotent: false,
             retry_policy: None,
             timeout: None,
+            speculative_execution: None,
+            execution_profile: None,
             routing: None,
             tracing: false,
         }
@@ -222,6 +240,10 @@ pub struct Batch {
     /// `None`: the session's default policy.
     pub retry_policy: Option<RetryPolicy>,
     pub timeout: Option<Duration>,
+    /// As [`Statement::speculative_execution`].
+    pub speculative_execution: Option<SpeculativeExecution>,
+    /// As [`Statement::execution_profile`].
+    pub execution_profile: Option<ProfileName>,
     /// Ask the server to trace the batch.
     pub tracing: bool,
 }
@@ -237,6 +259,8 @@ impl Batch {
             idempotent: false,
             retry_policy: None,
             timeout: None,
+            speculative_execution: None,
+            execution_profile: None,
             tracing: false,
         }
     }
@@ -287,6 +311,9 @@ pub enum DriverError {
     Protocol(String),
     /// The session is closed or closing.
     Closed,
+    /// A statement or batch names an execution profile the session's
+    /// config does not have.
+    UnknownExecutionProfile(String),
     /// Every node failed the TLS handshake alike (untrusted or expired
     /// certificate, wrong name, not a TLS server...).
     Tls(TlsError),
@@ -308,6 +335,12 @@ impl fmt::Display for DriverError {
             DriverError::Server(e) => write!(f, "server error 0x{:04x}: {}", e.code, e.message),
             DriverError::Protocol(what) => write!(f, "protocol error: {what}"),
             DriverError::Closed => f.write_str("the session is closed"),
+            DriverError::UnknownExecutionProfile(name) => {
+                write!(
+                    f,
+                    "no execution profile named `{name}` in the session's config"
+                )
+            }
             DriverError::Tls(e) => e.fmt(f),
         }
     }

@@ -25,7 +25,7 @@ def test_functions_and_constants(api):
     assert lib.sshard_abi_version() == lib.SSHARD_ABI_VERSION
     assert lib.SSHARD_STATUS_OK == 0
     assert lib.SSHARD_STATUS_SERVER_INVALID == 0x12200
-    assert lib.SSHARD_METRICS_VERSION == 3
+    assert lib.SSHARD_METRICS_VERSION == 4
     assert ffi.string(lib.sshard_status_str(lib.SSHARD_STATUS_FORKED)) == b"FORKED"
     version = ffi.string(lib.sshard_version()).decode()
     assert version == "%d.%d.%d" % (lib.SSHARD_VERSION_MAJOR, lib.SSHARD_VERSION_MINOR,

@@ -23,7 +23,7 @@ local lib = ffi.load(library)
 t.equal("sshard_abi_version() through ffi.load", lib.sshard_abi_version(), lib.SSHARD_ABI_VERSION)
 t.equal("SSHARD_STATUS_OK", lib.SSHARD_STATUS_OK, 0)
 t.equal("SSHARD_STATUS_SERVER_BASE", lib.SSHARD_STATUS_SERVER_BASE, 65536)
-t.equal("SSHARD_METRICS_VERSION", lib.SSHARD_METRICS_VERSION, 3)
+t.equal("SSHARD_METRICS_VERSION", lib.SSHARD_METRICS_VERSION, 4)
 t.check("SSHARD_VERSION_MAJOR", type(lib.SSHARD_VERSION_MAJOR) == "number")
 t.equal("status names", ffi.string(lib.sshard_status_str(lib.SSHARD_STATUS_NULL_ARGUMENT)), "NULL_ARGUMENT")
 t.equal("version string", ffi.string(lib.sshard_version()),

@@ -27,6 +27,7 @@ local TOTAL_COUNTERS = {
   "errors_server_timeout", "errors_unavailable", "errors_overloaded", "errors_server_other",
   "errors_connection", "errors_no_host", "errors_client",
   "retry_same_target", "retry_next_target", "retry_downgraded", "retry_ignored", "retry_rethrown",
+  "speculative_wins",
 }
 local NODE_COUNTERS = {
   "connections", "requests", "requests_other", "errors", "opened_shard_aware", "opened_regular",

@@ -13,6 +13,8 @@ _TOTAL_COUNTERS = (
     "tablet_payloads", "prepared_cached", "in_flight", "speculative_executions",
     "errors_server_timeout", "errors_unavailable", "errors_overloaded", "errors_server_other",
     "errors_connection", "errors_no_host", "errors_client",
+    "retry_same_target", "retry_next_target", "retry_downgraded", "retry_ignored",
+    "retry_rethrown", "speculative_wins",
 )
 _NODE_COUNTERS = (
     "connections", "requests", "requests_other", "errors", "opened_shard_aware",

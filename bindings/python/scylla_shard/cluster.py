@@ -30,6 +30,7 @@ from scylla_shard.query import (BatchStatement, BoundStatement, FETCH_SIZE_UNSET
                                 new_simple_statement)
 from scylla_shard._codec import bind_params
 from scylla_shard.metadata import Metadata
+from scylla_shard.policies import _apply_speculation, _retry_policy_value
 
 __all__ = ["Cluster", "Session", "ResponseFuture", "ResultSet", "ExecutionProfile",
            "EXEC_PROFILE_DEFAULT", "NoHostAvailable", "QueryExhausted"]
@@ -59,7 +60,13 @@ def _utf8(s):
 
 class ExecutionProfile(object):
     """Per-request defaults: consistency, serial consistency, timeout (s),
-    row factory; `load_balancing_policy` gives the local datacenter."""
+    retry policy, speculative execution policy, row factory;
+    `load_balancing_policy` gives the local datacenter and rack.
+
+    The profiles a Cluster has when it connects (by str name) are
+    registered with the library (sshard_config_set_execution_profile) and
+    chosen per request by name; EXEC_PROFILE_DEFAULT's settings are the
+    session's defaults. A statement's own settings beat its profile's."""
 
     def __init__(self, load_balancing_policy=None, retry_policy=None,
                  consistency_level=ConsistencyLevel.LOCAL_ONE,
@@ -73,6 +80,43 @@ class ExecutionProfile(object):
         self.request_timeout = request_timeout
         self.row_factory = row_factory
         self.speculative_execution_policy = speculative_execution_policy
+
+
+def _register_profile(config, name, profile):
+    """Registers `profile` under `name` on a C config."""
+    out = ffi.new("sshard_execution_profile **")
+    _check(lib.sshard_execution_profile_new(out))
+    handle = out[0]
+    try:
+        _check(lib.sshard_execution_profile_set_consistency(handle, profile.consistency_level))
+        if profile.serial_consistency_level is not None:
+            _check(lib.sshard_execution_profile_set_serial_consistency(
+                handle, profile.serial_consistency_level))
+        if profile.request_timeout:
+            _check(lib.sshard_execution_profile_set_request_timeout_ms(
+                handle, _timeout_ms(profile.request_timeout)))
+        retry = _retry_policy_value(profile.retry_policy)
+        if retry is not None:
+            _check(lib.sshard_execution_profile_set_retry_policy(handle, retry))
+        if profile.speculative_execution_policy is not None:
+            _apply_speculation(profile.speculative_execution_policy, handle,
+                               "execution_profile")
+        policy = profile.load_balancing_policy
+        for value, setter in ((getattr(policy, "local_dc", None),
+                               lib.sshard_execution_profile_set_local_dc),
+                              (getattr(policy, "local_rack", None),
+                               lib.sshard_execution_profile_set_local_rack)):
+            if value:
+                b = _utf8(value)
+                _check(setter(handle, b, len(b)))
+        remote = getattr(getattr(policy, "_child_policy", policy), "used_hosts_per_remote_dc", None)
+        if getattr(policy, "local_dc", None) and remote is not None:
+            # scylla-driver's DC-aware policies use no remote host by default.
+            _check(lib.sshard_execution_profile_set_dc_failover(handle, remote > 0))
+        b = _utf8(name)
+        _check(lib.sshard_config_set_execution_profile(config, b, len(b), handle))
+    finally:
+        lib.sshard_execution_profile_free(handle)
 
 
 # ---------------------------------------------------------------------------
@@ -139,6 +183,7 @@ class Cluster(object):
             default = ExecutionProfile(load_balancing_policy=load_balancing_policy)
             self.profiles[EXEC_PROFILE_DEFAULT] = default
         policy = load_balancing_policy or default.load_balancing_policy
+        self.default_retry_policy = default_retry_policy
         self.local_dc = local_dc or getattr(policy, "local_dc", None)
         self.local_rack = local_rack or getattr(policy, "local_rack", None)
         self.worker_threads = _WORKER_THREADS if worker_threads is None else worker_threads
@@ -189,6 +234,14 @@ class Cluster(object):
             if profile.request_timeout:
                 _check(lib.sshard_config_set_request_timeout_ms(
                     config, int(profile.request_timeout * 1000)))
+            retry = _retry_policy_value(profile.retry_policy or self.default_retry_policy)
+            if retry is not None:
+                _check(lib.sshard_config_set_retry_policy(config, retry))
+            if profile.speculative_execution_policy is not None:
+                _apply_speculation(profile.speculative_execution_policy, config, "config")
+            for name, named in self.profiles.items():
+                if isinstance(name, str):
+                    _register_profile(config, name, named)
             _check(lib.sshard_config_set_heartbeat_interval_ms(
                 config, int((self.idle_heartbeat_interval or 0) * 1000)))
             _check(lib.sshard_config_set_worker_threads(config, self.worker_threads))
@@ -234,11 +287,16 @@ class Cluster(object):
             raise
         return config
 
+    def _library_profiles(self):
+        """The profile names the next session's config registers."""
+        return frozenset(name for name in self.profiles if isinstance(name, str))
+
     def connect(self, keyspace=None, wait_for_all_pools=False):
         """A new connected Session (in `keyspace`, if given)."""
         self._check_process()
         if self.is_shutdown:
             raise DriverException("Cluster is already shut down")
+        library_profiles = self._library_profiles()
         config = self._config(keyspace)
         fut = ffi.new("const sshard_future **")
         try:
@@ -263,6 +321,7 @@ class Cluster(object):
         finally:
             lib.sshard_future_free(cfut)
         session = Session(self, out[0], keyspace)
+        session._library_profiles = library_profiles
         self.sessions.add(session)
         return session
 
@@ -334,6 +393,8 @@ class Session(object):
         self._config_timeout = profile.request_timeout
         self._config_fetch_size = Session.default_fetch_size
         self._default_profile = profile
+        # Profiles the library knows by name (registered at connect).
+        self._library_profiles = frozenset()
         self.default_fetch_size = Session.default_fetch_size
         self._loop_queues = {}
         self._local = threading.local()
@@ -482,12 +543,13 @@ class Session(object):
             raise ForkedError(FORKED_MESSAGE)
         if self.is_shutdown:
             raise DriverException("Session is shut down")
-        profile = self._default_profile if execution_profile is EXEC_PROFILE_DEFAULT \
-            else self._profile(execution_profile)
+        default = execution_profile is EXEC_PROFILE_DEFAULT
+        profile = self._default_profile if default else self._profile(execution_profile)
         if timeout is _NOT_SET:
             timeout = profile.request_timeout
         fut = self._fut_out
-        if type(query) is PreparedStatement and paging_state is None and not trace \
+        if default and type(query) is PreparedStatement and paging_state is None and not trace \
+                and query.retry_policy is None \
                 and query.consistency_level is None and query.fetch_size is FETCH_SIZE_UNSET \
                 and query.serial_consistency_level is None and not query.is_idempotent \
                 and profile.consistency_level == self._config_consistency \
@@ -522,12 +584,13 @@ class Session(object):
                 lib.sshard_statement_free(stmt)
                 raise
         elif isinstance(query, BatchStatement):
-            return self._start_batch(query, timeout, profile, trace), profile.row_factory, \
-                timeout, None
+            return self._start_batch(query, timeout, profile, trace, execution_profile), \
+                profile.row_factory, timeout, None
         else:
             raise TypeError("cannot execute %r" % (query,))
         try:
             self._options(stmt, statement, profile, timeout, paging_state, trace)
+            self._policies(stmt, statement, profile, execution_profile, "statement")
             _check(lib.sshard_session_execute(self._handle, stmt, fut))
         finally:
             if owned:
@@ -583,7 +646,29 @@ class Session(object):
         if trace:
             _check(lib.sshard_statement_set_tracing(stmt, True))
 
-    def _start_batch(self, batch, timeout, profile, trace):
+    def _policies(self, handle, statement, profile, execution_profile, kind):
+        """The retry and speculative execution policies of one statement or
+        batch: its profile by name when the library knows it, else the
+        profile object's; the statement's own retry policy beats both."""
+        named = isinstance(execution_profile, str) and execution_profile in self._library_profiles
+        if named or isinstance(statement, BoundStatement):
+            # A bound statement's C handle is reused: its profile is reset.
+            b = _utf8(execution_profile) if named else b""
+            _check(getattr(lib, "sshard_%s_set_execution_profile" % kind)(
+                handle, b if b else ffi.NULL, len(b)))
+        if named or execution_profile is EXEC_PROFILE_DEFAULT:
+            pass  # the library applies the profile's (or the config's) policies
+        else:
+            retry = _retry_policy_value(profile.retry_policy)
+            if retry is not None:
+                _check(getattr(lib, "sshard_%s_set_retry_policy" % kind)(handle, retry))
+            if profile.speculative_execution_policy is not None:
+                _apply_speculation(profile.speculative_execution_policy, handle, kind)
+        own = _retry_policy_value(getattr(statement, "retry_policy", None))
+        if own is not None:
+            _check(getattr(lib, "sshard_%s_set_retry_policy" % kind)(handle, own))
+
+    def _start_batch(self, batch, timeout, profile, trace, execution_profile=EXEC_PROFILE_DEFAULT):
         out = ffi.new("sshard_batch **")
         _check(lib.sshard_batch_new(batch.batch_type.value, out))
         cbatch = out[0]
@@ -602,6 +687,7 @@ class Session(object):
                 _check(lib.sshard_batch_set_idempotent(cbatch, True))
             if trace:
                 _check(lib.sshard_batch_set_tracing(cbatch, True))
+            self._policies(cbatch, batch, profile, execution_profile, "batch")
             fut = ffi.new("const sshard_future **")
             _check(lib.sshard_session_batch(self._handle, cbatch, fut))
         finally:

@@ -1,10 +1,20 @@
-"""Load-balancing policy names from `cassandra.policies`, accepted so that
-configurations written for scylla-driver work. Routing itself (token,
-shard and tablet awareness, datacenter preference) is the library's: these
-objects only carry the settings it takes (the local datacenter and rack).
-Retry and reconnection policies are accepted and not used: the library
-retries idempotent requests and reconnects with its own backoff.
+"""Policy names from `cassandra.policies`, so that configurations written
+for scylla-driver work. Routing itself (token, shard and tablet awareness,
+datacenter preference) is the library's: load-balancing objects only carry
+the settings it takes (the local datacenter and rack).
+
+Retry policies select one of the library's three (RetryPolicy: the
+default; FallthroughRetryPolicy; DowngradingConsistencyRetryPolicy); a
+subclass runs as the built-in one it derives from (its own methods are not
+called: decisions are made in the library). Speculative execution policies
+(ConstantSpeculativeExecutionPolicy, and this library's
+PercentileSpeculativeExecutionPolicy) are run by the library for
+idempotent statements only. Reconnection policies are accepted and not
+used: the library reconnects with its own backoff.
 """
+
+from scylla_shard._native import lib
+from scylla_shard._errors import check as _check
 
 
 class LoadBalancingPolicy(object):
@@ -44,11 +54,85 @@ class TokenAwarePolicy(LoadBalancingPolicy):
 
 
 class RetryPolicy(object):
-    pass
+    """The library's default policy: an idempotent request is retried once
+    on a server read/write timeout (same node), UNAVAILABLE once on the
+    next node, OVERLOADED and broken connections on the next node."""
+    _sshard_policy = lib.SSHARD_RETRY_POLICY_DEFAULT
 
 
 class FallthroughRetryPolicy(RetryPolicy):
-    pass
+    """Never retries: the first error is raised."""
+    _sshard_policy = lib.SSHARD_RETRY_POLICY_FALLTHROUGH
+
+
+class DowngradingConsistencyRetryPolicy(RetryPolicy):
+    """Retries once at the consistency the replicas that answered can still
+    give (THREE, TWO, ONE); an idempotent write some replica took counts as
+    success."""
+    _sshard_policy = lib.SSHARD_RETRY_POLICY_DOWNGRADING_CONSISTENCY
+
+
+def _retry_policy_value(policy):
+    """The library's number for `policy`, None for None."""
+    if policy is None:
+        return None
+    if not isinstance(policy, RetryPolicy):
+        raise TypeError("retry_policy must be a RetryPolicy, not %r" % (policy,))
+    return policy._sshard_policy
+
+
+class SpeculativeExecutionPolicy(object):
+    """No speculative execution (the base class, as in scylla-driver)."""
+
+    def _apply(self, constant, percentile, none, handle):
+        _check(none(handle))
+
+
+class ConstantSpeculativeExecutionPolicy(SpeculativeExecutionPolicy):
+    """An idempotent request not answered after `delay` seconds is sent to
+    the next node of its plan, up to `max_attempts` more times (scylla-driver's
+    meaning: speculative executions beyond the first; at most 15). The first
+    answer wins; the others are cancelled."""
+
+    def __init__(self, delay, max_attempts):
+        if delay < 0:
+            raise ValueError("delay must not be negative")
+        if not 0 <= max_attempts <= 15:
+            raise ValueError("max_attempts must be 0..15")
+        self.delay = delay
+        self.max_attempts = max_attempts
+
+    def _apply(self, constant, percentile, none, handle):
+        _check(constant(handle, int(round(self.delay * 1000)), self.max_attempts + 1))
+
+
+class PercentileSpeculativeExecutionPolicy(SpeculativeExecutionPolicy):
+    """As ConstantSpeculativeExecutionPolicy, with the delay the session's
+    request latency at `percentile` (0 < percentile < 100) so far; requests
+    do not speculate before the session completed 100 (this library's own:
+    scylla-driver has no percentile policy)."""
+
+    def __init__(self, percentile, max_attempts):
+        if not 0 < percentile < 100:
+            raise ValueError("percentile must be above 0 and below 100")
+        if not 0 <= max_attempts <= 15:
+            raise ValueError("max_attempts must be 0..15")
+        self.percentile = percentile
+        self.max_attempts = max_attempts
+
+    def _apply(self, constant, percentile, none, handle):
+        _check(percentile(handle, float(self.percentile), self.max_attempts + 1))
+
+
+def _apply_speculation(policy, handle, kind):
+    """Sets `policy` on a config, execution profile, statement or batch
+    (`kind`: the C name's middle part, e.g. "statement")."""
+    if not isinstance(policy, SpeculativeExecutionPolicy):
+        raise TypeError("speculative_execution_policy must be a SpeculativeExecutionPolicy, "
+                        "not %r" % (policy,))
+    policy._apply(getattr(lib, "sshard_%s_set_constant_speculative_execution" % kind),
+                  getattr(lib, "sshard_%s_set_percentile_speculative_execution" % kind),
+                  getattr(lib, "sshard_%s_set_no_speculative_execution" % kind), handle)
 
 
 class ConstantReconnectionPolicy(object):
