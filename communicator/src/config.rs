@@ -10,6 +10,7 @@ use std::time::Duration;
 use scylla_shard::connection::tls::{read_pem_file, VERIFY_PEER_CERT, VERIFY_PEER_IDENTITY};
 use scylla_shard::connection::{TlsConnector, TlsSettings};
 use scylla_shard::protocol::{Compression, Consistency};
+use scylla_shard::session::{RetryPolicy, SpeculativeExecution, MAX_SPECULATIVE_ATTEMPTS};
 
 /// Kind of value a setting takes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -232,6 +233,30 @@ const SETTINGS: &[(&str, &str, Kind, &str)] = &[
         "prepared statements kept (10000)",
     ),
     (
+        "policy",
+        "retry_policy",
+        Kind::Text,
+        "retries of forwarded requests: default or fallthrough (default)",
+    ),
+    (
+        "policy",
+        "speculative_delay_ms",
+        Kind::Int,
+        "an idempotent request unanswered this long goes to another replica too; 0: never (0)",
+    ),
+    (
+        "policy",
+        "speculative_percentile",
+        Kind::Text,
+        "instead of a fixed delay, the latency of this percentile so far, e.g. 99 (off)",
+    ),
+    (
+        "policy",
+        "speculative_max_attempts",
+        Kind::Int,
+        "executions of one request at most, the first included (2)",
+    ),
+    (
         "auth",
         "users",
         Kind::Users,
@@ -290,6 +315,8 @@ pub struct Config {
     pub request_timeout: Duration,
     pub consistency: Option<Consistency>,
     pub prepared_cache_size: usize,
+    pub retry_policy: RetryPolicy,
+    pub speculative_execution: SpeculativeExecution,
     /// user -> password; empty: no client authentication.
     pub users: HashMap<String, String>,
     pub log_level: tracing::Level,
@@ -606,9 +633,58 @@ fn build(values: &HashMap<String, toml::Value>) -> Result<Config, String> {
         request_timeout: v.ms("policy.request_timeout_ms", 12_000)?,
         consistency: consistency("policy.consistency")?,
         prepared_cache_size: size("policy.prepared_cache_size", 10_000, 1 << 24)?,
+        retry_policy: retry_policy(&v)?,
+        speculative_execution: speculative_execution(&v)?,
         users,
         log_level,
     })
+}
+
+/// `policy.retry_policy`. Downgrading is not offered: the daemon would
+/// answer a client at a weaker consistency than it asked for.
+fn retry_policy(v: &Values<'_>) -> Result<RetryPolicy, String> {
+    match v.text("policy.retry_policy").as_deref() {
+        None | Some("default") => Ok(RetryPolicy::Default),
+        Some("fallthrough") => Ok(RetryPolicy::Fallthrough),
+        Some(other) => Err(format!(
+            "policy.retry_policy = {other}: default or fallthrough (a client's consistency is never downgraded)"
+        )),
+    }
+}
+
+/// `policy.speculative_*`: a fixed delay or a percentile of the latency
+/// so far, not both; reads and what clients mark idempotent speculate.
+fn speculative_execution(v: &Values<'_>) -> Result<SpeculativeExecution, String> {
+    let delay_ms = v.int("policy.speculative_delay_ms", 0, 0, 86_400_000)?;
+    let max_attempts = v.int(
+        "policy.speculative_max_attempts",
+        2,
+        2,
+        i64::from(MAX_SPECULATIVE_ATTEMPTS),
+    )? as u32;
+    let percentile = v
+        .text("policy.speculative_percentile")
+        .map(|t| match t.parse::<f64>() {
+            Ok(p) if p > 0.0 && p < 100.0 => Ok(p),
+            _ => Err(format!(
+                "policy.speculative_percentile = {t}: a percentile between 0 and 100, e.g. 99"
+            )),
+        })
+        .transpose()?;
+    match (delay_ms, percentile) {
+        (0, None) => Ok(SpeculativeExecution::None),
+        (0, Some(percentile)) => Ok(SpeculativeExecution::Percentile {
+            percentile,
+            max_attempts,
+        }),
+        (ms, None) => Ok(SpeculativeExecution::Constant {
+            delay: Duration::from_millis(ms as u64),
+            max_attempts,
+        }),
+        (_, Some(_)) => Err(
+            "policy.speculative_delay_ms and policy.speculative_percentile: set one of them".into(),
+        ),
+    }
 }
 
 /// The `cluster.tls*` settings as the library's TLS settings (files read
@@ -758,6 +834,74 @@ mod tests {
         assert_eq!(c.tcp, Some("10.0.0.1:9042".parse().unwrap()));
         assert_eq!(c.unix.unwrap().path, PathBuf::from(DEFAULT_SOCKET));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn retry_and_speculation_policies() {
+        let c = run(&["--cluster-contact-points", "10.0.0.1"]).unwrap();
+        assert_eq!(c.retry_policy, RetryPolicy::Default);
+        assert_eq!(c.speculative_execution, SpeculativeExecution::None);
+        let c = run(&[
+            "--cluster-contact-points",
+            "10.0.0.1",
+            "--policy-retry-policy",
+            "fallthrough",
+            "--policy-speculative-delay-ms",
+            "20",
+        ])
+        .unwrap();
+        assert_eq!(c.retry_policy, RetryPolicy::Fallthrough);
+        assert_eq!(
+            c.speculative_execution,
+            SpeculativeExecution::Constant {
+                delay: Duration::from_millis(20),
+                max_attempts: 2
+            }
+        );
+        let c = run(&[
+            "--cluster-contact-points",
+            "10.0.0.1",
+            "--policy-speculative-percentile",
+            "99.5",
+            "--policy-speculative-max-attempts",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.speculative_execution,
+            SpeculativeExecution::Percentile {
+                percentile: 99.5,
+                max_attempts: 3
+            }
+        );
+        for (flags, says) in [
+            (
+                &["--policy-retry-policy", "downgrading_consistency"][..],
+                "never downgraded",
+            ),
+            (
+                &["--policy-speculative-percentile", "100"][..],
+                "between 0 and 100",
+            ),
+            (
+                &[
+                    "--policy-speculative-delay-ms",
+                    "5",
+                    "--policy-speculative-percentile",
+                    "99",
+                ][..],
+                "set one of them",
+            ),
+            (
+                &["--policy-speculative-max-attempts", "1"][..],
+                "within 2..=16",
+            ),
+        ] {
+            let mut args = vec!["--cluster-contact-points", "10.0.0.1"];
+            args.extend_from_slice(flags);
+            let e = run(&args).unwrap_err();
+            assert!(e.contains(says), "{flags:?}: {e}");
+        }
     }
 
     #[test]

@@ -43,6 +43,8 @@ fn session_config(config: &Config) -> SessionConfig {
         request_timeout: config.request_timeout,
         keyspace: config.keyspace.clone(),
         prepared_cache_size: config.prepared_cache_size,
+        default_retry_policy: config.retry_policy,
+        default_speculative_execution: config.speculative_execution,
         // Clients bring their own timestamps (or the coordinator's clock
         // decides, as when they talk to a node).
         client_timestamps: false,

@@ -553,6 +553,81 @@ async fn memory_per_client_connection_is_small() {
     session.close().await;
 }
 
+/// Reads of `keys` different partitions through `session`, one at a time:
+/// the slowest one.
+async fn slowest_read(session: &Session, keys: i32) -> std::time::Duration {
+    let select = session
+        .prepare("SELECT v FROM pks.t WHERE k = ?")
+        .await
+        .unwrap();
+    let mut slowest = std::time::Duration::ZERO;
+    for k in 0..keys {
+        let mut statement = Statement::prepared(select.clone());
+        statement.values = vec![int(k)];
+        let started = std::time::Instant::now();
+        tokio::time::timeout(STEP, session.execute(&statement))
+            .await
+            .expect("a read within the step")
+            .expect("a read");
+        slowest = slowest.max(started.elapsed());
+    }
+    slowest
+}
+
+/// The daemon's speculation policy applies to every client's reads: with
+/// two of three replicas answering late, reads through a daemon that
+/// speculates come back from the fast one; through one that does not,
+/// those sent to a slow replica first wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemons_speculation_policy_serves_reads_from_the_fast_replica() {
+    const DELAY_MS: u64 = 300;
+    const KEYS: i32 = 20;
+    let emulator = EmulatorOptions::new(NODES, SHARDS).start();
+    let setup = Communicator::start(&emulator, &[]);
+    let session = connect(&setup).await;
+    run(&session, "CREATE KEYSPACE pks WITH replication = {'class': 'NetworkTopologyStrategy', 'replication_factor': 3} AND tablets = {'enabled': false}").await;
+    run(&session, "CREATE TABLE pks.t (k int PRIMARY KEY, v int)").await;
+    for k in 0..KEYS {
+        run(
+            &session,
+            &format!("INSERT INTO pks.t (k, v) VALUES ({k}, {k})"),
+        )
+        .await;
+    }
+    session.close().await;
+    drop(setup);
+    for node in 0..2 {
+        emulator.admin(node, &format!("/admin/delay?us={}", DELAY_MS * 1000));
+    }
+
+    let speculating = Communicator::start(
+        &emulator,
+        &[
+            "--policy-speculative-delay-ms",
+            "20",
+            "--policy-speculative-max-attempts",
+            "3",
+        ],
+    );
+    let session = connect(&speculating).await;
+    let slowest = slowest_read(&session, KEYS).await;
+    session.close().await;
+    drop(speculating);
+    assert!(
+        slowest < std::time::Duration::from_millis(DELAY_MS * 2 / 3),
+        "reads wait for a slow replica although the daemon speculates: {slowest:?}"
+    );
+
+    let plain = Communicator::start(&emulator, &[]);
+    let session = connect(&plain).await;
+    let slowest = slowest_read(&session, KEYS).await;
+    session.close().await;
+    assert!(
+        slowest >= std::time::Duration::from_millis(DELAY_MS),
+        "without speculation some read goes to a slow replica first: {slowest:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_clients_see_one_node_and_keep_their_keyspace() {
     let emulator = EmulatorOptions::new(NODES, SHARDS).start();
