@@ -8,6 +8,10 @@ pub struct Config {
     pub nodes: usize,
     pub shards: u16,
     pub base_ip: Ipv4Addr,
+    /// Node N names itself `advertise_base_ip + N` in `system.local`,
+    /// `system.peers` and events while it listens on `base_ip + N` (a
+    /// cluster behind NAT or in containers); `None`: the listen address.
+    pub advertise_base_ip: Option<Ipv4Addr>,
     pub port: u16,
     pub shard_aware_port: u16,
     pub metrics_port: u16,
@@ -50,6 +54,7 @@ impl Default for Config {
             nodes: 3,
             shards: 4,
             base_ip: Ipv4Addr::new(127, 0, 0, 1),
+            advertise_base_ip: None,
             port: 9042,
             shard_aware_port: 19042,
             metrics_port: 9180,
@@ -77,6 +82,8 @@ usage: scylla-emulator [options]
   --nodes N                      nodes (default 3)
   --shards S                     shards per node (default 4)
   --base-ip IP                   first node's address (default 127.0.0.1)
+  --advertise-base-ip IP         nodes name themselves from IP on (system.local, system.peers,
+                                 events) while listening from --base-ip on, as behind NAT
   --port P                       CQL port of every node (default 9042)
   --shard-aware-port P           shard-aware CQL port (default 19042)
   --metrics-port P               Prometheus metrics and admin HTTP port (default 9180)
@@ -123,6 +130,13 @@ impl Config {
                 "--shards" => config.shards = number(&name, &value()?)?,
                 "--base-ip" => {
                     config.base_ip = value()?.parse().map_err(|e| format!("--base-ip: {e}"))?
+                }
+                "--advertise-base-ip" => {
+                    config.advertise_base_ip = Some(
+                        value()?
+                            .parse()
+                            .map_err(|e| format!("--advertise-base-ip: {e}"))?,
+                    )
                 }
                 "--port" => config.port = number(&name, &value()?)?,
                 "--shard-aware-port" => config.shard_aware_port = number(&name, &value()?)?,
@@ -210,12 +224,26 @@ impl Config {
         if u32::from(self.base_ip) as u64 + self.nodes as u64 > u32::MAX as u64 {
             return Err("--base-ip too high for that many nodes".into());
         }
+        if let Some(ip) = self.advertise_base_ip {
+            if u32::from(ip) as u64 + self.nodes as u64 > u32::MAX as u64 {
+                return Err("--advertise-base-ip too high for that many nodes".into());
+            }
+        }
         Ok(())
     }
 
     /// Address of node `index` (0-based).
     pub fn node_ip(&self, index: usize) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.base_ip) + index as u32)
+    }
+
+    /// The address node `index` names itself by (`--advertise-base-ip`,
+    /// else where it listens).
+    pub fn advertised_ip(&self, index: usize) -> Ipv4Addr {
+        match self.advertise_base_ip {
+            Some(base) => Ipv4Addr::from(u32::from(base).wrapping_add(index as u32)),
+            None => self.node_ip(index),
+        }
     }
 }
 
@@ -245,6 +273,11 @@ mod tests {
         assert_eq!(c.datacenters, vec!["dc1", "dc2"]);
         assert!(c.tablets);
         assert_eq!(c.auth, Some(("u".into(), "p".into())));
+        assert_eq!(c.advertised_ip(4), c.node_ip(4));
+        let c = Config::from_args(args("--nodes 3 --advertise-base-ip 10.255.0.1")).unwrap();
+        assert_eq!(c.advertised_ip(2).to_string(), "10.255.0.3");
+        assert_eq!(c.node_ip(2).to_string(), "127.0.0.3");
+        assert!(Config::from_args(args("--advertise-base-ip nope")).is_err());
     }
 
     #[test]
