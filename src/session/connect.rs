@@ -8,7 +8,7 @@ use super::metrics::Totals;
 use super::prepared_cache::PreparedCache;
 use super::types::{DriverError, SessionConfig};
 use super::{Inner, Session};
-use crate::cluster::{Cluster, ClusterConfig, OpenFailure, TabletMap};
+use crate::cluster::{Cluster, ClusterConfig, HostPolicy, OpenFailure, TabletMap};
 use crate::connection::TlsError;
 use crate::pool::PoolConfig;
 use crate::routing::plan::LoadBalancing;
@@ -30,6 +30,10 @@ pub async fn connect(config: SessionConfig) -> Result<Session, DriverError> {
     connection.keyspace = None;
     let mut cluster_config = ClusterConfig::new(contact_points);
     cluster_config.connection = connection.clone();
+    cluster_config.hosts = HostPolicy {
+        filter: config.host_filter.clone(),
+        translator: config.address_translator.clone(),
+    };
     cluster_config.pool = PoolConfig {
         connections_per_shard: config.connections_per_shard,
         shard_aware_port: config.shard_aware_port,
@@ -201,6 +205,7 @@ async fn wait_for_pools(cluster: &Cluster, config: &SessionConfig) -> Result<(),
             state
                 .nodes()
                 .iter()
+                .filter(|n| !n.filtered_out)
                 .map(|n| format!("{}: no connection within {bound:?}", n.address))
                 .collect(),
         ));

@@ -155,7 +155,7 @@ impl Inner {
                 .map(|n| NodeFacts {
                     datacenter: &n.datacenter,
                     rack: &n.rack,
-                    up: n.up,
+                    up: n.is_usable(),
                 })
                 .collect();
             self.load_balancing

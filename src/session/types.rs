@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::RetryPolicy;
+use crate::cluster::{AddressTranslator, HostFilter};
 use crate::connection::{ConnectionConfig, TlsError};
 use crate::protocol::request::BatchKind;
 use crate::protocol::response::{ErrorBody, PreparedMetadata, ResultMetadata, Rows, SchemaChange};
@@ -32,6 +33,13 @@ pub struct SessionConfig {
     pub local_rack: Option<String>,
     /// Whether other datacenters may serve requests when the local one can't.
     pub permit_dc_failover: bool,
+    /// Nodes the session uses at all (allow and deny lists of addresses
+    /// and datacenters): the others get no connection and no request.
+    pub host_filter: HostFilter,
+    /// Maps the addresses nodes advertise (system tables, events) to the
+    /// ones to connect to (NAT, containers). Contact points are used as
+    /// given.
+    pub address_translator: Option<Arc<dyn AddressTranslator>>,
     /// Learn tablet replicas from `tablets-routing-v1` payloads.
     pub tablet_awareness: bool,
     /// How long a learned tablet stays trusted without a response that
@@ -77,6 +85,8 @@ impl Default for SessionConfig {
             local_dc: None,
             local_rack: None,
             permit_dc_failover: true,
+            host_filter: HostFilter::default(),
+            address_translator: None,
             tablet_awareness: true,
             tablet_trust_window: crate::cluster::tablets::DEFAULT_TRUST_WINDOW,
             connection: ConnectionConfig::default(),
