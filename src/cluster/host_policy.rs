@@ -147,26 +147,36 @@ impl AddressTranslator for StaticAddressMap {
     }
 }
 
-/// The filter and the translator together, as the cluster layer applies
+/// The filter and the translation together, as the cluster layer applies
 /// them.
 #[derive(Debug, Clone, Default)]
 pub struct HostPolicy {
     pub filter: HostFilter,
+    /// Asked first.
     pub translator: Option<Arc<dyn AddressTranslator>>,
+    /// Applies when there is no translator or it keeps the address.
+    pub map: StaticAddressMap,
 }
 
 impl HostPolicy {
+    /// Whether any address is translated.
+    pub fn translates(&self) -> bool {
+        self.translator.is_some() || !self.map.is_empty()
+    }
+
     /// Where to connect to a node that advertises `advertised`.
     pub fn reachable(&self, advertised: SocketAddr) -> SocketAddr {
-        match &self.translator {
+        let translated = self
+            .translator
+            .as_ref()
+            .and_then(|t| t.translate(advertised))
+            .or_else(|| self.map.translate(advertised));
+        match translated {
+            Some(to) => {
+                tracing::trace!(%advertised, %to, "address translated");
+                to
+            }
             None => advertised,
-            Some(t) => match t.translate(advertised) {
-                Some(to) => {
-                    tracing::trace!(%advertised, %to, "address translated");
-                    to
-                }
-                None => advertised,
-            },
         }
     }
 }
@@ -222,8 +232,8 @@ mod tests {
         assert_eq!(m.translate(at("[fd00::1]:9042")), Some(at("[::1]:9043")));
         assert_eq!(m.translate(at("10.255.0.3:9042")), None);
         let policy = HostPolicy {
-            filter: HostFilter::default(),
-            translator: Some(Arc::new(m)),
+            translator: Some(Arc::new(m.clone())),
+            ..HostPolicy::default()
         };
         assert_eq!(
             policy.reachable(at("10.255.0.3:9042")),

@@ -579,7 +579,7 @@ async fn fetch_resolved(
     hosts: &HostPolicy,
 ) -> Result<Metadata, MetadataError> {
     let mut metadata = control.fetch().await?;
-    if hosts.translator.is_some() {
+    if hosts.translates() {
         // The control node (first) is already where we reached it.
         for peer in metadata.nodes.iter_mut().skip(1) {
             peer.address = hosts.reachable(peer.address);

@@ -33,6 +33,7 @@ pub async fn connect(config: SessionConfig) -> Result<Session, DriverError> {
     cluster_config.hosts = HostPolicy {
         filter: config.host_filter.clone(),
         translator: config.address_translator.clone(),
+        map: config.address_map.clone(),
     };
     cluster_config.pool = PoolConfig {
         connections_per_shard: config.connections_per_shard,

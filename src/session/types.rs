@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::RetryPolicy;
-use crate::cluster::{AddressTranslator, HostFilter};
+use crate::cluster::{AddressTranslator, HostFilter, StaticAddressMap};
 use crate::connection::{ConnectionConfig, TlsError};
 use crate::protocol::request::BatchKind;
 use crate::protocol::response::{ErrorBody, PreparedMetadata, ResultMetadata, Rows, SchemaChange};
@@ -37,9 +37,12 @@ pub struct SessionConfig {
     /// and datacenters): the others get no connection and no request.
     pub host_filter: HostFilter,
     /// Maps the addresses nodes advertise (system tables, events) to the
-    /// ones to connect to (NAT, containers). Contact points are used as
-    /// given.
+    /// ones to connect to (NAT, containers); asked before `address_map`.
+    /// Contact points are used as given.
     pub address_translator: Option<Arc<dyn AddressTranslator>>,
+    /// Fixed advertised -> reachable entries, for addresses the
+    /// translator (if any) keeps.
+    pub address_map: StaticAddressMap,
     /// Learn tablet replicas from `tablets-routing-v1` payloads.
     pub tablet_awareness: bool,
     /// How long a learned tablet stays trusted without a response that
@@ -87,6 +90,7 @@ impl Default for SessionConfig {
             permit_dc_failover: true,
             host_filter: HostFilter::default(),
             address_translator: None,
+            address_map: StaticAddressMap::default(),
             tablet_awareness: true,
             tablet_trust_window: crate::cluster::tablets::DEFAULT_TRUST_WINDOW,
             connection: ConnectionConfig::default(),
