@@ -204,7 +204,7 @@ pub unsafe extern "C" fn sshard_config_set_host_deny_list(
 /// `cass_cluster_set_whitelist_dc_filtering`): a comma-separated list of
 /// names, added to those of earlier calls; an empty list clears it. When
 /// the filter excludes every node, `sshard_session_connect` fails with
-/// `SSHARD_STATUS_NO_HOST_AVAILABLE` and a message saying so.
+/// `SSHARD_STATUS_NO_HOSTS` and a message saying so.
 #[no_mangle]
 pub unsafe extern "C" fn sshard_config_set_dc_allow_list(
     config: *mut sshard_config,
