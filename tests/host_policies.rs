@@ -445,7 +445,10 @@ async fn writetime(session: &Session, k: i32) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_timestamps_increase_and_a_statement_timestamp_wins() {
-    let emulator = Emulator::start(1, SHARDS, &[]);
+    // The coordinator's write clock runs an hour ahead: a write stamped by
+    // the server is told apart from one stamped by the client.
+    const AHEAD_US: i64 = 3_600_000_000;
+    let emulator = Emulator::start(1, SHARDS, &["--write-clock-offset-ms", "3600000"]);
     let session = connect(&emulator).await;
     let insert = table(&session, "ks", SIMPLE_RF1).await;
     let mut previous = 0;
@@ -472,6 +475,21 @@ async fn client_timestamps_increase_and_a_statement_timestamp_wins() {
     assert_eq!(
         decode(rows.rows.as_ref().unwrap()),
         vec![vec![Some(CqlValue::Int(49))]]
+    );
+    session.close().await;
+
+    // Off: the coordinator's clock decides.
+    let mut config = config(&emulator);
+    config.client_timestamps = false;
+    let session = connect_with(&emulator, config).await;
+    let before = now_micros();
+    let mut st = Statement::prepared(insert.clone());
+    st.values = vec![int(3), int(3)];
+    run_statement(&session, &st).await;
+    let t = writetime(&session, 3).await;
+    assert!(
+        t >= before + AHEAD_US && t <= now_micros() + AHEAD_US,
+        "server-side timestamp {t}, client clock {before}"
     );
     session.close().await;
 }

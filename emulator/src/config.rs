@@ -28,6 +28,8 @@ pub struct Config {
     pub misroute_shard_delay_us: u64,
     pub ignore_msb: u8,
     pub cluster_name: String,
+    /// Writes without a timestamp get the clock plus this (milliseconds).
+    pub write_clock_offset_ms: i64,
     pub verbose: bool,
     /// TLS listeners (beside the plain ones), when a certificate is set.
     pub tls: Option<TlsConfig>,
@@ -70,6 +72,7 @@ impl Default for Config {
             misroute_shard_delay_us: 25,
             ignore_msb: 12,
             cluster_name: "emulated cluster".to_owned(),
+            write_clock_offset_ms: 0,
             verbose: false,
             tls: None,
             tls_generate: None,
@@ -99,6 +102,7 @@ usage: scylla-emulator [options]
   --misroute-shard-delay-us N    extra latency of a request on a wrong shard (default 25)
   --ignore-msb N                 SCYLLA_SHARDING_IGNORE_MSB (default 12)
   --cluster-name NAME            system.local cluster_name
+  --write-clock-offset-ms N      writes without a client timestamp get the clock + N ms
   --verbose                      log connections and errors to stderr
   --tls-cert FILE                server certificate chain (PEM): adds TLS listeners
   --tls-key FILE                 its private key (PEM)
@@ -169,6 +173,9 @@ impl Config {
                 }
                 "--ignore-msb" => config.ignore_msb = number(&name, &value()?)?,
                 "--cluster-name" => config.cluster_name = value()?,
+                "--write-clock-offset-ms" => {
+                    config.write_clock_offset_ms = number(&name, &value()?)?
+                }
                 "--verbose" => config.verbose = true,
                 "--tls-cert" => tls_cert = Some(value()?.into()),
                 "--tls-key" => tls_key = Some(value()?.into()),
