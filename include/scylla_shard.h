@@ -1167,7 +1167,7 @@ sshard_status sshard_config_set_host_deny_list(struct sshard_config *config, con
  * `cass_cluster_set_whitelist_dc_filtering`): a comma-separated list of
  * names, added to those of earlier calls; an empty list clears it. When
  * the filter excludes every node, `sshard_session_connect` fails with
- * `SSHARD_STATUS_NO_HOST_AVAILABLE` and a message saying so.
+ * `SSHARD_STATUS_NO_HOSTS` and a message saying so.
  */
 sshard_status sshard_config_set_dc_allow_list(struct sshard_config *config, const char *dcs, size_t dcs_len);
 
