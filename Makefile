@@ -145,7 +145,7 @@ SYMBOLS = debian/libscylla-shard$(patsubst libscylla_shard.so.%,%,$(LIB_SONAME))
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
-C_TESTS := test_api test_cluster test_sessions test_fork test_ssl test_retry test_speculation test_communicator test_driven_threads
+C_TESTS := test_api test_cluster test_sessions test_fork test_ssl test_retry test_speculation test_communicator test_driven_threads test_host_policies
 C_EXAMPLES := basic async_queue callback demo
 
 $(CBINDGEN_STAMP):

@@ -74,6 +74,12 @@
 #define SSHARD_MAX_PREPARED_CACHE_SIZE 1048576
 
 /**
+ * Most bytes a translator callback may write (an IPv6 address with a
+ * port fits with room to spare).
+ */
+#define SSHARD_ADDRESS_MAX_LEN 64
+
+/**
  * Do not check the server's certificate at all (tests only).
  */
 #define SSHARD_SSL_VERIFY_NONE 0
@@ -252,6 +258,27 @@ typedef uint16_t sshard_consistency;
  * How failed attempts are retried (the DataStax drivers' policies).
  */
 typedef uint8_t sshard_retry_policy;
+
+/**
+ * Translates the address a node advertises (`advertised`, an IP address
+ * as text, not NUL-terminated, and `port`, the cluster's CQL port) into
+ * the one to connect to: writes at most `reachable_capacity`
+ * (`SSHARD_ADDRESS_MAX_LEN`) bytes of `ip`, `ip:port` or `[v6]:port`
+ * text (no NUL needed) to `reachable`, their count to `reachable_len`,
+ * and returns true; false keeps the advertised address (then the static
+ * map of `sshard_config_add_address_translation` applies).
+ *
+ * Threading: called from the session's runtime threads (the thread that
+ * reads the cluster topology and its events), one call at a time per
+ * session, for every peer at every topology refresh and for every status
+ * event; also while `sshard_session_connect` runs. It must be
+ * thread-safe with respect to the caller's other threads, must return
+ * quickly and must not block (no I/O, no locks held by threads waiting on
+ * the session, no calls into this library). `data` must stay valid until
+ * every session made with this config is freed. Never pass a LuaJIT or
+ * Python callback: use the static map instead.
+ */
+typedef bool (*sshard_address_translator)(void *data, const char *advertised, size_t advertised_len, uint16_t port, char *reachable, size_t reachable_capacity, size_t *reachable_len);
 
 /**
  * Kind of a batch.
@@ -1135,6 +1162,61 @@ sshard_status sshard_config_set_schema_agreement_timeout_ms(struct sshard_config
  * Whether to learn tablet replicas from the server (default on).
  */
 sshard_status sshard_config_set_tablet_awareness(struct sshard_config *config, bool enabled);
+
+/**
+ * Use only these nodes (DataStax `cass_cluster_set_whitelist_filtering`):
+ * a comma-separated list of IP addresses, added to those of earlier calls;
+ * an empty list clears it (no restriction). Addresses are the ones the
+ * session connects to (after address translation). Other nodes get no
+ * connection and no request; a contact point left out serves only to
+ * discover the cluster when no other one answers. An entry that is not an
+ * IP address: `SSHARD_STATUS_INVALID_ARGUMENT`, the list unchanged.
+ */
+sshard_status sshard_config_set_host_allow_list(struct sshard_config *config, const char *hosts, size_t hosts_len);
+
+/**
+ * Never use these nodes (DataStax `cass_cluster_set_blacklist_filtering`):
+ * a comma-separated list of IP addresses, added to those of earlier calls;
+ * an empty list clears it. As `sshard_config_set_host_allow_list`
+ * otherwise; a node in both lists is not used.
+ */
+sshard_status sshard_config_set_host_deny_list(struct sshard_config *config, const char *hosts, size_t hosts_len);
+
+/**
+ * Use only nodes of these datacenters (DataStax
+ * `cass_cluster_set_whitelist_dc_filtering`): a comma-separated list of
+ * names, added to those of earlier calls; an empty list clears it. When
+ * the filter excludes every node, `sshard_session_connect` fails with
+ * `SSHARD_STATUS_NO_HOSTS` and a message saying so.
+ */
+sshard_status sshard_config_set_dc_allow_list(struct sshard_config *config, const char *dcs, size_t dcs_len);
+
+/**
+ * Never use nodes of these datacenters (DataStax
+ * `cass_cluster_set_blacklist_dc_filtering`): a comma-separated list of
+ * names, added to those of earlier calls; an empty list clears it.
+ */
+sshard_status sshard_config_set_dc_deny_list(struct sshard_config *config, const char *dcs, size_t dcs_len);
+
+/**
+ * Connect to `reachable` when a node advertises `advertised` (in
+ * `system.local`, `system.peers` and events; for clusters behind NAT or
+ * in containers). `advertised` is an IP address; `reachable` an IP
+ * address (the cluster's port is kept) or `ip:port` / `[v6]:port`. A
+ * second entry for one advertised address replaces the first. The
+ * shard-aware port the node reports is used on the reachable IP address.
+ * Contact points are used as given; the node reached through a contact
+ * point keeps that address. Bad addresses:
+ * `SSHARD_STATUS_INVALID_ARGUMENT`.
+ */
+sshard_status sshard_config_add_address_translation(struct sshard_config *config, const char *advertised, size_t advertised_len, const char *reachable, size_t reachable_len);
+
+/**
+ * A C callback that translates advertised addresses (see
+ * `sshard_address_translator` for its contract and threading rules),
+ * asked before the static map; NULL `translator` removes it.
+ */
+sshard_status sshard_config_set_address_translator(struct sshard_config *config, sshard_address_translator translator, void *data);
 
 /**
  * Makes empty TLS settings: no trusted certificate, no client certificate,

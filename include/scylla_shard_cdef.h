@@ -8,6 +8,7 @@ enum {
   SSHARD_MAX_TIMEOUT_MS = 86400000,
   SSHARD_MAX_FRAME_SIZE = 268435456,
   SSHARD_MAX_PREPARED_CACHE_SIZE = 1048576,
+  SSHARD_ADDRESS_MAX_LEN = 64,
   SSHARD_SSL_VERIFY_NONE = 0,
   SSHARD_SSL_VERIFY_PEER_CERT = 1,
   SSHARD_SSL_VERIFY_PEER_IDENTITY = 2,
@@ -64,6 +65,8 @@ typedef uint8_t sshard_compression;
 typedef uint16_t sshard_consistency;
 
 typedef uint8_t sshard_retry_policy;
+
+typedef bool (*sshard_address_translator)(void *data, const char *advertised, size_t advertised_len, uint16_t port, char *reachable, size_t reachable_capacity, size_t *reachable_len);
 
 typedef uint8_t sshard_batch_type;
 
@@ -339,6 +342,18 @@ sshard_status sshard_config_set_client_timestamps(struct sshard_config *config, 
 sshard_status sshard_config_set_schema_agreement_timeout_ms(struct sshard_config *config, uint64_t timeout_ms);
 
 sshard_status sshard_config_set_tablet_awareness(struct sshard_config *config, bool enabled);
+
+sshard_status sshard_config_set_host_allow_list(struct sshard_config *config, const char *hosts, size_t hosts_len);
+
+sshard_status sshard_config_set_host_deny_list(struct sshard_config *config, const char *hosts, size_t hosts_len);
+
+sshard_status sshard_config_set_dc_allow_list(struct sshard_config *config, const char *dcs, size_t dcs_len);
+
+sshard_status sshard_config_set_dc_deny_list(struct sshard_config *config, const char *dcs, size_t dcs_len);
+
+sshard_status sshard_config_add_address_translation(struct sshard_config *config, const char *advertised, size_t advertised_len, const char *reachable, size_t reachable_len);
+
+sshard_status sshard_config_set_address_translator(struct sshard_config *config, sshard_address_translator translator, void *data);
 
 sshard_status sshard_ssl_new(struct sshard_ssl **ssl);
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the C tests (and the C examples) against emulated clusters, then the
 # tests again under valgrind (no definite leaks, no memory errors).
-#   scripts/c_tests.sh test_api test_cluster test_sessions test_fork test_ssl test_retry test_speculation test_communicator test_driven_threads
+#   scripts/c_tests.sh test_api test_cluster test_sessions test_fork test_ssl test_retry test_speculation test_communicator test_driven_threads test_host_policies
 # Environment: SCYLLA_EMULATOR (binary), SCYLLA_COMMUNICATOR (the daemon,
 # for test_communicator), C_BUILD (test binaries),
 # C_LIB_DIR (libscylla_shard.so with its soname link), C_TESTS_VALGRIND=0
@@ -13,7 +13,7 @@ COMMUNICATOR=${SCYLLA_COMMUNICATOR:-target/release/scylla-communicator}
 C_BUILD=${C_BUILD:-target/c}
 export LD_LIBRARY_PATH=${C_LIB_DIR:-$PWD/target/c/lib}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 TESTS=("$@")
-[ ${#TESTS[@]} -gt 0 ] || TESTS=(test_api test_cluster test_sessions test_fork test_ssl test_retry test_speculation test_communicator test_driven_threads)
+[ ${#TESTS[@]} -gt 0 ] || TESTS=(test_api test_cluster test_sessions test_fork test_ssl test_retry test_speculation test_communicator test_driven_threads test_host_policies)
 # --child-silent-after-fork: see tests/c/test_fork.c (the forked child
 # leaks the parent's runtime on purpose; it reports through a pipe).
 # SSHARD_ALLOCATOR=system: the library allocates through malloc, whose
@@ -114,9 +114,11 @@ run() {
 
 # The emulator flags of each test: test_cluster also covers tablet
 # keyspaces, test_sessions a cluster that requires authentication,
-# test_ssl TLS listeners requiring client certificates.
+# test_ssl TLS listeners requiring client certificates, test_host_policies
+# nodes that advertise other addresses than they listen on, in two DCs.
 flags_of() {
     case "$1" in
+        test_host_policies) flags=(--advertise-base-ip 10.255.0.1 --datacenters dc1,dc2) ;;
         test_cluster) flags=(--tablets) ;;
         test_sessions) flags=(--auth alice:s3cret) ;;
         test_ssl) flags=(--mutual-tls) ;;

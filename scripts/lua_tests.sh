@@ -14,7 +14,7 @@ export SCYLLA_SHARD_LIBRARY=${SCYLLA_SHARD_LIBRARY:-$PWD/target/c/lib/libscylla_
 export SCYLLA_SHARD_CDEF=${SCYLLA_SHARD_CDEF:-$PWD/include/scylla_shard_cdef.h}
 export LUA_PATH="$PWD/bindings/lua/?.lua;;"
 TESTS=("$@")
-[ ${#TESTS[@]} -gt 0 ] || TESTS=(test_load test_types test_session test_async test_caller_driven test_fork test_tls test_speculation)
+[ ${#TESTS[@]} -gt 0 ] || TESTS=(test_load test_types test_session test_async test_caller_driven test_fork test_tls test_speculation test_host_policies)
 
 # A fresh 127.2.N.0/24 block per cluster (N moves with the pid and each
 # start), clear of the C tests' 127.1.x and the Rust tests' blocks.
@@ -83,6 +83,13 @@ for t in "${TESTS[@]}"; do
     if [ "$t" = test_tls ]; then
         start_emulator --mutual-tls || { failed=$((failed + 1)); failures+=("$t: emulator"); continue; }
         run "$t" 300 luajit "tests/lua/$t.lua" "$BASE_IP" "$TLS_DIR"
+        continue
+    fi
+    if [ "$t" = test_host_policies ]; then
+        # Nodes that advertise other addresses than they listen on, two DCs.
+        start_emulator --advertise-base-ip 10.255.0.1 --datacenters dc1,dc2 ||
+            { failed=$((failed + 1)); failures+=("$t: emulator"); continue; }
+        run "$t" 300 luajit "tests/lua/$t.lua" "$BASE_IP"
         continue
     fi
     start_emulator || { failed=$((failed + 1)); failures+=("$t: emulator"); continue; }

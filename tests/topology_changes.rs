@@ -318,7 +318,9 @@ async fn removing_the_control_connections_node_moves_the_control_connection() {
     emulator.admin(1, "/admin/nodes/add");
     wait_until("the node added after the move", STEP, || {
         session.metrics().nodes.iter().any(|n| {
-            n.address == emulator.addr(3) && n.connections_per_shard.iter().all(|&c| c == 1)
+            n.address == emulator.addr(3)
+                && n.connections_per_shard.len() == usize::from(SHARDS)
+                && n.connections_per_shard.iter().all(|&c| c == 1)
         })
     })
     .await;
@@ -351,7 +353,9 @@ async fn tablets_rebalance_onto_an_added_node_and_off_a_removed_one() {
     assert!(answer.contains("moved"), "{answer}");
     wait_until("the new node's pool filled", STEP, || {
         session.metrics().nodes.iter().any(|n| {
-            n.address == emulator.addr(3) && n.connections_per_shard.iter().all(|&c| c == 1)
+            n.address == emulator.addr(3)
+                && n.connections_per_shard.len() == usize::from(SHARDS)
+                && n.connections_per_shard.iter().all(|&c| c == 1)
         })
     })
     .await;

@@ -1114,10 +1114,42 @@ local function profiles_setter(cfg, v)
   return OK
 end
 
+-- A host or datacenter list: "a,b" (the C form) or { "a", "b" }.
+local function list_setter(fn)
+  return function(cfg, v)
+    if type(v) == "table" then
+      for i, entry in ipairs(v) do
+        if type(entry) ~= "string" then return nil, "entry " .. i .. " is not a string" end
+      end
+      v = table.concat(v, ",")
+    end
+    if type(v) ~= "string" then return nil, "a string or an array of strings expected" end
+    return C[fn](cfg, v, #v)
+  end
+end
+
+-- { ["advertised ip"] = "reachable ip[:port]", ... }
+local function translation_setter(cfg, v)
+  if type(v) ~= "table" then return nil, "{ [\"advertised ip\"] = \"reachable ip[:port]\" } expected" end
+  for advertised, reachable in pairs(v) do
+    if type(advertised) ~= "string" or type(reachable) ~= "string" then
+      return nil, "{ [\"advertised ip\"] = \"reachable ip[:port]\" } expected"
+    end
+    local s = C.sshard_config_add_address_translation(cfg, advertised, #advertised, reachable, #reachable)
+    if s ~= OK then return s end
+  end
+  return OK
+end
+
 local CONFIG = {
   ssl = ssl_setter,
   execution_profiles = profiles_setter,
   speculative_execution = function(cfg, v) return apply_speculation(cfg, v, "config") end,
+  host_allow_list = list_setter("sshard_config_set_host_allow_list"),
+  host_deny_list = list_setter("sshard_config_set_host_deny_list"),
+  dc_allow_list = list_setter("sshard_config_set_dc_allow_list"),
+  dc_deny_list = list_setter("sshard_config_set_dc_deny_list"),
+  address_translation = translation_setter,
   retry_policy = function(cfg, v)
     local policy, why = retry_policy_arg(v)
     if not policy then return nil, why end

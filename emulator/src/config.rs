@@ -8,6 +8,10 @@ pub struct Config {
     pub nodes: usize,
     pub shards: u16,
     pub base_ip: Ipv4Addr,
+    /// Node N names itself `advertise_base_ip + N` in `system.local`,
+    /// `system.peers` and events while it listens on `base_ip + N` (a
+    /// cluster behind NAT or in containers); `None`: the listen address.
+    pub advertise_base_ip: Option<Ipv4Addr>,
     pub port: u16,
     pub shard_aware_port: u16,
     pub metrics_port: u16,
@@ -24,6 +28,8 @@ pub struct Config {
     pub misroute_shard_delay_us: u64,
     pub ignore_msb: u8,
     pub cluster_name: String,
+    /// Writes without a timestamp get the clock plus this (milliseconds).
+    pub write_clock_offset_ms: i64,
     pub verbose: bool,
     /// TLS listeners (beside the plain ones), when a certificate is set.
     pub tls: Option<TlsConfig>,
@@ -50,6 +56,7 @@ impl Default for Config {
             nodes: 3,
             shards: 4,
             base_ip: Ipv4Addr::new(127, 0, 0, 1),
+            advertise_base_ip: None,
             port: 9042,
             shard_aware_port: 19042,
             metrics_port: 9180,
@@ -65,6 +72,7 @@ impl Default for Config {
             misroute_shard_delay_us: 25,
             ignore_msb: 12,
             cluster_name: "emulated cluster".to_owned(),
+            write_clock_offset_ms: 0,
             verbose: false,
             tls: None,
             tls_generate: None,
@@ -77,6 +85,8 @@ usage: scylla-emulator [options]
   --nodes N                      nodes (default 3)
   --shards S                     shards per node (default 4)
   --base-ip IP                   first node's address (default 127.0.0.1)
+  --advertise-base-ip IP         nodes name themselves from IP on (system.local, system.peers,
+                                 events) while listening from --base-ip on, as behind NAT
   --port P                       CQL port of every node (default 9042)
   --shard-aware-port P           shard-aware CQL port (default 19042)
   --metrics-port P               Prometheus metrics and admin HTTP port (default 9180)
@@ -92,6 +102,7 @@ usage: scylla-emulator [options]
   --misroute-shard-delay-us N    extra latency of a request on a wrong shard (default 25)
   --ignore-msb N                 SCYLLA_SHARDING_IGNORE_MSB (default 12)
   --cluster-name NAME            system.local cluster_name
+  --write-clock-offset-ms N      writes without a client timestamp get the clock + N ms
   --verbose                      log connections and errors to stderr
   --tls-cert FILE                server certificate chain (PEM): adds TLS listeners
   --tls-key FILE                 its private key (PEM)
@@ -124,6 +135,13 @@ impl Config {
                 "--base-ip" => {
                     config.base_ip = value()?.parse().map_err(|e| format!("--base-ip: {e}"))?
                 }
+                "--advertise-base-ip" => {
+                    config.advertise_base_ip = Some(
+                        value()?
+                            .parse()
+                            .map_err(|e| format!("--advertise-base-ip: {e}"))?,
+                    )
+                }
                 "--port" => config.port = number(&name, &value()?)?,
                 "--shard-aware-port" => config.shard_aware_port = number(&name, &value()?)?,
                 "--metrics-port" => config.metrics_port = number(&name, &value()?)?,
@@ -155,6 +173,9 @@ impl Config {
                 }
                 "--ignore-msb" => config.ignore_msb = number(&name, &value()?)?,
                 "--cluster-name" => config.cluster_name = value()?,
+                "--write-clock-offset-ms" => {
+                    config.write_clock_offset_ms = number(&name, &value()?)?
+                }
                 "--verbose" => config.verbose = true,
                 "--tls-cert" => tls_cert = Some(value()?.into()),
                 "--tls-key" => tls_key = Some(value()?.into()),
@@ -210,12 +231,26 @@ impl Config {
         if u32::from(self.base_ip) as u64 + self.nodes as u64 > u32::MAX as u64 {
             return Err("--base-ip too high for that many nodes".into());
         }
+        if let Some(ip) = self.advertise_base_ip {
+            if u32::from(ip) as u64 + self.nodes as u64 > u32::MAX as u64 {
+                return Err("--advertise-base-ip too high for that many nodes".into());
+            }
+        }
         Ok(())
     }
 
     /// Address of node `index` (0-based).
     pub fn node_ip(&self, index: usize) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.base_ip) + index as u32)
+    }
+
+    /// The address node `index` names itself by (`--advertise-base-ip`,
+    /// else where it listens).
+    pub fn advertised_ip(&self, index: usize) -> Ipv4Addr {
+        match self.advertise_base_ip {
+            Some(base) => Ipv4Addr::from(u32::from(base).wrapping_add(index as u32)),
+            None => self.node_ip(index),
+        }
     }
 }
 
@@ -245,6 +280,11 @@ mod tests {
         assert_eq!(c.datacenters, vec!["dc1", "dc2"]);
         assert!(c.tablets);
         assert_eq!(c.auth, Some(("u".into(), "p".into())));
+        assert_eq!(c.advertised_ip(4), c.node_ip(4));
+        let c = Config::from_args(args("--nodes 3 --advertise-base-ip 10.255.0.1")).unwrap();
+        assert_eq!(c.advertised_ip(2).to_string(), "10.255.0.3");
+        assert_eq!(c.node_ip(2).to_string(), "127.0.0.3");
+        assert!(Config::from_args(args("--advertise-base-ip nope")).is_err());
     }
 
     #[test]

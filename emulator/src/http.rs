@@ -218,8 +218,12 @@ fn restart(cluster: Arc<Cluster>, node: Arc<Node>, down_ms: u64) {
     });
 }
 
+/// The address events name a node by (its advertised one).
 fn cql_address(cluster: &Cluster, node: &Node) -> SocketAddr {
-    SocketAddr::new(std::net::IpAddr::V4(node.info.ip), cluster.config.port)
+    SocketAddr::new(
+        std::net::IpAddr::V4(node.info.advertised_ip),
+        cluster.config.port,
+    )
 }
 
 /// Takes a node down until [`start_again`]; returns the new generation.

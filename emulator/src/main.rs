@@ -40,6 +40,7 @@ fn main() {
 }
 
 async fn run(config: Config) -> i32 {
+    engine::values::set_write_clock_offset_ms(config.write_clock_offset_ms);
     let cluster = cluster::Cluster::new(config);
     if let Err(e) = server::start(cluster.clone()).await {
         eprintln!("scylla-emulator: {e}");

@@ -8,7 +8,10 @@ use crate::config::Config;
 #[derive(Debug, Clone)]
 pub struct NodeInfo {
     pub index: usize,
+    /// Where the node listens.
     pub ip: Ipv4Addr,
+    /// The address it names itself by to clients (system tables, events).
+    pub advertised_ip: Ipv4Addr,
     pub host_id: [u8; 16],
     pub datacenter: String,
     pub rack: String,
@@ -72,6 +75,7 @@ pub fn build_nodes(config: &Config) -> Vec<NodeInfo> {
             NodeInfo {
                 index,
                 ip: config.node_ip(index),
+                advertised_ip: config.advertised_ip(index),
                 host_id: host_id(index),
                 datacenter: config.datacenters[index % dcs].clone(),
                 rack: format!("rack{}", (index / dcs) % config.racks + 1),
@@ -104,6 +108,7 @@ pub fn joining_node(
     NodeInfo {
         index,
         ip: config.node_ip(index),
+        advertised_ip: config.advertised_ip(index),
         host_id: host_id(index),
         datacenter: datacenter.unwrap_or_else(|| config.datacenters[index % dcs].clone()),
         rack: rack.unwrap_or_else(|| format!("rack{}", (index / dcs) % config.racks + 1)),

@@ -168,14 +168,18 @@ impl ControlConnection {
     }
 
     /// `system.local` and `system.peers`, the control node first. Peers use
-    /// the CQL port we reached the control node on.
+    /// the CQL port we reached the control node on, at the addresses they
+    /// advertise (the cluster layer translates them); the control node is
+    /// where we reached it (its advertised address may not be reachable
+    /// from here, as behind NAT).
     pub async fn fetch_topology(&self) -> Result<Vec<PeerInfo>, MetadataError> {
         let port = self.address.port();
         let local = self.query_all(LOCAL_QUERY).await?;
         let (mut nodes, _) = parse_nodes(&local, port, Some(self.address.ip()));
-        if nodes.is_empty() {
+        let Some(control_node) = nodes.first_mut() else {
             return Err(MetadataError::NoLocalRow);
-        }
+        };
+        control_node.address = self.address;
         let peers = self.query_all(PEERS_QUERY).await?;
         let (peers, skipped) = parse_nodes(&peers, port, None);
         for why in skipped {

@@ -9,6 +9,7 @@
 pub mod control;
 mod endpoint;
 pub mod cql_type;
+pub mod host_policy;
 pub mod node;
 pub mod rows;
 pub mod schema;
@@ -19,6 +20,7 @@ pub mod topology;
 mod worker;
 
 pub use control::{ControlConnection, Metadata, MetadataError, OpenFailure};
+pub use host_policy::{AddressTranslator, HostFilter, HostPolicy, StaticAddressMap};
 pub use node::{NodeRuntime, ShardCounters};
 pub use state::{ClusterState, Node};
 pub use tablets::{

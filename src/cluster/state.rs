@@ -29,6 +29,9 @@ pub struct Node {
     pub tokens: Vec<Token>,
     /// False after a STATUS_CHANGE DOWN until the node is seen UP again.
     pub up: bool,
+    /// Excluded by the host filter: kept for the token ring (replicas
+    /// stay right), but no pool and never in a plan.
+    pub filtered_out: bool,
     runtime: Option<Arc<NodeRuntime>>,
 }
 
@@ -41,6 +44,7 @@ impl std::fmt::Debug for Node {
             .field("rack", &self.rack)
             .field("tokens", &self.tokens.len())
             .field("up", &self.up)
+            .field("filtered_out", &self.filtered_out)
             .field("has_pool", &self.runtime.is_some())
             .finish()
     }
@@ -59,8 +63,22 @@ impl Node {
             rack: info.rack,
             tokens: info.tokens,
             up,
+            filtered_out: false,
             runtime,
         }
+    }
+
+    /// A node the host filter excludes: no pool, never a target.
+    pub fn filtered_out(info: crate::cluster::topology::PeerInfo, up: bool) -> Node {
+        Node {
+            filtered_out: true,
+            ..Node::new(info, up, None)
+        }
+    }
+
+    /// Whether requests may go to this node (up and not filtered out).
+    pub fn is_usable(&self) -> bool {
+        self.up && !self.filtered_out
     }
 
     /// The node's connection pool (absent only in metadata-only states).

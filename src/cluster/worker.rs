@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::control::{ControlConnection, Metadata, MetadataError, OpenFailure};
+use super::host_policy::HostPolicy;
 use super::node::NodeRuntime;
 use super::state::{ClusterState, Node};
 use super::tablets::TabletMap;
@@ -39,6 +40,8 @@ pub struct ClusterConfig {
     pub event_debounce: Duration,
     /// Longest a refresh is postponed by a continuous stream of events.
     pub event_debounce_max: Duration,
+    /// Which nodes are used, and where the advertised addresses lead.
+    pub hosts: HostPolicy,
 }
 
 impl ClusterConfig {
@@ -50,6 +53,7 @@ impl ClusterConfig {
             refresh_interval: Duration::from_secs(60),
             event_debounce: Duration::from_millis(200),
             event_debounce_max: Duration::from_secs(1),
+            hosts: HostPolicy::default(),
         }
     }
 }
@@ -112,39 +116,8 @@ impl Cluster {
         config: ClusterConfig,
         tablets: Arc<TabletMap>,
     ) -> Result<Cluster, Vec<OpenFailure>> {
-        let mut failures = Vec::new();
-        let mut opened = None;
-        for &address in &config.contact_points {
-            let (control, events) =
-                match ControlConnection::open(&[address], &config.connection).await {
-                    Ok(c) => c,
-                    Err(why) => {
-                        failures.extend(why);
-                        continue;
-                    }
-                };
-            match control.fetch().await {
-                Ok(metadata) => {
-                    opened = Some((control, events, metadata));
-                    break;
-                }
-                Err(e) => {
-                    failures.push(OpenFailure {
-                        address,
-                        reason: e.to_string(),
-                        server_error: match &e {
-                            MetadataError::Server(body) => Some(body.clone()),
-                            _ => None,
-                        },
-                        tls_error: None,
-                    });
-                    control.close().await;
-                }
-            }
-        }
-        let Some((control, events, metadata)) = opened else {
-            return Err(failures);
-        };
+        let candidates = contact_order(&config.contact_points, &config.hosts);
+        let (control, events, metadata) = open_control(&candidates, &config).await?;
         tracing::debug!(control = %control.address(), nodes = metadata.nodes.len(), "control connection ready");
         let keyspace = Arc::new(Mutex::new(config.pool.connection.keyspace.clone()));
         let shared = Arc::new(Shared::new(ClusterState::empty(), tablets));
@@ -315,7 +288,7 @@ impl Worker {
         let Some(control) = &self.control else {
             return false;
         };
-        match control.fetch().await {
+        match fetch_resolved(control, &self.config.hosts).await {
             Ok(metadata) => {
                 self.apply(metadata, false).await;
                 true
@@ -344,38 +317,23 @@ impl Worker {
         let mut backoff = Backoff::new(RECONNECT_BASE, RECONNECT_MAX);
         loop {
             let candidates = self.candidates();
-            match ControlConnection::open(&candidates, &self.config.connection).await {
-                Ok((control, events)) => {
+            match open_control(&candidates, &self.config).await {
+                Ok((control, events, metadata)) => {
                     tracing::info!(control = %control.address(), "control connection reopened");
                     self.control = Some(control);
                     self.events = Some(events);
-                    let ok = match &self.control {
-                        Some(control) => match control.fetch().await {
-                            Ok(metadata) => {
-                                // Events may have been missed: trust the pools again.
-                                self.apply(metadata, true).await;
-                                // A node answers again, and UP events sent while
-                                // no control connection listened are lost: every
-                                // pool retries now, not after its own backoff.
-                                for runtime in self.runtimes.values() {
-                                    runtime.pool.reconnect_now();
-                                }
-                                true
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "metadata fetch after reconnect failed");
-                                self.drop_control("metadata fetch failed").await;
-                                false
-                            }
-                        },
-                        None => false,
-                    };
-                    if ok {
-                        for reply in waiting.drain(..) {
-                            let _ = reply.send(true);
-                        }
-                        return Some(());
+                    // Events may have been missed: trust the pools again.
+                    self.apply(metadata, true).await;
+                    // A node answers again, and UP events sent while
+                    // no control connection listened are lost: every
+                    // pool retries now, not after its own backoff.
+                    for runtime in self.runtimes.values() {
+                        runtime.pool.reconnect_now();
                     }
+                    for reply in waiting.drain(..) {
+                        let _ = reply.send(true);
+                    }
+                    return Some(());
                 }
                 Err(failures) => {
                     tracing::warn!(?failures, "no node accepted the control connection");
@@ -402,11 +360,12 @@ impl Worker {
         }
     }
 
-    /// Known nodes (up ones first, rotated so reconnects spread), then the
-    /// contact points.
+    /// Known nodes the filter lets through (up ones first, rotated so
+    /// reconnects spread), then the contact points (those the filter
+    /// excludes last: only to rediscover the cluster).
     fn candidates(&self) -> Vec<SocketAddr> {
         let state = self.shared.state.load();
-        let mut nodes: Vec<&Node> = state.nodes().iter().collect();
+        let mut nodes: Vec<&Node> = state.nodes().iter().filter(|n| !n.filtered_out).collect();
         nodes.sort_by_key(|n| !n.up);
         let up = nodes.iter().filter(|n| n.up).count();
         if up > 1 {
@@ -414,7 +373,7 @@ impl Worker {
             nodes[..up].rotate_left(by);
         }
         let mut out: Vec<SocketAddr> = nodes.iter().map(|n| n.address).collect();
-        for &c in &self.config.contact_points {
+        for c in contact_order(&self.config.contact_points, &self.config.hosts) {
             if !out.contains(&c) {
                 out.push(c);
             }
@@ -427,6 +386,7 @@ impl Worker {
         tracing::debug!(?event, "cluster event");
         match event {
             Event::StatusChange { change, address } => {
+                let address = self.config.hosts.reachable(address);
                 let up = change.eq_ignore_ascii_case("UP");
                 let state = self.shared.state.load();
                 let Some(index) = state.node_index_by_ip(address.ip()) else {
@@ -485,6 +445,25 @@ impl Worker {
         let mut retired = Vec::new();
         let mut nodes = Vec::with_capacity(metadata.nodes.len());
         for info in metadata.nodes {
+            let up = reset_status
+                || previous
+                    .node_index_by_host_id(&info.host_id)
+                    .and_then(|i| previous.node(i))
+                    .is_none_or(|n| n.up);
+            if !self
+                .config
+                .hosts
+                .filter
+                .accepts(info.address.ip(), &info.datacenter)
+            {
+                // No pool, no connection; a pool it had goes (it can only
+                // have had one under another address that passed).
+                if let Some(old) = self.runtimes.remove(&info.host_id) {
+                    retired.push(old);
+                }
+                nodes.push(Node::filtered_out(info, up));
+                continue;
+            }
             let runtime = match self.runtimes.get(&info.host_id) {
                 Some(r) if r.pool.address() == info.address => r.clone(),
                 existing => {
@@ -506,11 +485,6 @@ impl Worker {
                     runtime
                 }
             };
-            let up = reset_status
-                || previous
-                    .node_index_by_host_id(&info.host_id)
-                    .and_then(|i| previous.node(i))
-                    .is_none_or(|n| n.up);
             nodes.push(Node::new(info, up, Some(runtime)));
         }
         let joined = !previous.nodes().is_empty()
@@ -524,7 +498,9 @@ impl Worker {
         }
         let mut removed_hosts = Vec::new();
         self.runtimes.retain(|host_id, runtime| {
-            let keep = nodes.iter().any(|n| &n.host_id == host_id);
+            let keep = nodes
+                .iter()
+                .any(|n| &n.host_id == host_id && !n.filtered_out);
             if !keep {
                 retired.push(runtime.clone());
                 removed_hosts.push(*host_id);
@@ -583,6 +559,113 @@ impl Worker {
         }
         while closing.join_next().await.is_some() {}
     }
+}
+
+/// Contact points in the order to try them: those the address lists let
+/// through first; the others only serve to discover the cluster (the
+/// control connection then moves to a node the filter lets through).
+fn contact_order(contact_points: &[SocketAddr], hosts: &HostPolicy) -> Vec<SocketAddr> {
+    let (mut first, last): (Vec<SocketAddr>, Vec<SocketAddr>) = contact_points
+        .iter()
+        .partition(|c| hosts.filter.accepts_address(c.ip()));
+    first.extend(last);
+    first
+}
+
+/// The topology and schema, with every peer's advertised address
+/// translated to where the driver reaches it.
+async fn fetch_resolved(
+    control: &ControlConnection,
+    hosts: &HostPolicy,
+) -> Result<Metadata, MetadataError> {
+    let mut metadata = control.fetch().await?;
+    if hosts.translates() {
+        // The control node (first) is already where we reached it.
+        for peer in metadata.nodes.iter_mut().skip(1) {
+            peer.address = hosts.reachable(peer.address);
+        }
+    }
+    Ok(metadata)
+}
+
+/// Opens the control connection to the first of `candidates` that answers
+/// and serves metadata, on a node the host filter lets through: when the
+/// node reached is filtered out, its peers that pass are tried next (and
+/// the connection to it closed). Fails with one reason per node tried, or
+/// at once when the filter excludes every node of the cluster.
+async fn open_control(
+    candidates: &[SocketAddr],
+    config: &ClusterConfig,
+) -> Result<(ControlConnection, mpsc::Receiver<Event>, Metadata), Vec<OpenFailure>> {
+    let filter = &config.hosts.filter;
+    let mut queue: Vec<SocketAddr> = candidates.to_vec();
+    let mut tried: Vec<SocketAddr> = Vec::new();
+    let mut failures = Vec::new();
+    let mut next = 0;
+    while let Some(&address) = queue.get(next) {
+        next += 1;
+        if tried.contains(&address) {
+            continue;
+        }
+        tried.push(address);
+        let (control, events) = match ControlConnection::open(&[address], &config.connection).await
+        {
+            Ok(opened) => opened,
+            Err(why) => {
+                failures.extend(why);
+                continue;
+            }
+        };
+        let metadata = match fetch_resolved(&control, &config.hosts).await {
+            Ok(metadata) => metadata,
+            Err(e) => {
+                failures.push(OpenFailure {
+                    address,
+                    reason: e.to_string(),
+                    server_error: match &e {
+                        MetadataError::Server(body) => Some(body.clone()),
+                        _ => None,
+                    },
+                    tls_error: None,
+                });
+                control.close().await;
+                continue;
+            }
+        };
+        let passes = |n: &super::topology::PeerInfo| filter.accepts(n.address.ip(), &n.datacenter);
+        if metadata.nodes.first().is_some_and(passes) {
+            return Ok((control, events, metadata));
+        }
+        control.close().await;
+        let allowed: Vec<SocketAddr> = metadata
+            .nodes
+            .iter()
+            .filter(|n| passes(n))
+            .map(|n| n.address)
+            .collect();
+        if allowed.is_empty() {
+            let nodes: Vec<String> = metadata
+                .nodes
+                .iter()
+                .map(|n| format!("{} ({})", n.address.ip(), n.datacenter))
+                .collect();
+            failures.push(OpenFailure {
+                address,
+                reason: format!(
+                    "the host filter excludes every node of the cluster: {}",
+                    nodes.join(", ")
+                ),
+                server_error: None,
+                tls_error: None,
+            });
+            return Err(failures);
+        }
+        tracing::debug!(%address, ?allowed, "control node filtered out; moving to an allowed node");
+        for (i, a) in allowed.into_iter().enumerate() {
+            queue.insert(next + i, a);
+        }
+    }
+    Err(failures)
 }
 
 #[cfg(test)]

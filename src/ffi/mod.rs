@@ -43,6 +43,7 @@ macro_rules! ffi_boundary {
 pub mod version;
 pub mod status;
 pub mod config;
+pub mod hosts;
 pub mod ssl;
 pub mod session;
 pub mod statement;

@@ -9,7 +9,7 @@ use super::prepared_cache::PreparedCache;
 use super::profile::Profiles;
 use super::types::{DriverError, SessionConfig};
 use super::{Inner, Session};
-use crate::cluster::{Cluster, ClusterConfig, OpenFailure, TabletMap};
+use crate::cluster::{Cluster, ClusterConfig, HostPolicy, OpenFailure, TabletMap};
 use crate::connection::TlsError;
 use crate::pool::PoolConfig;
 use crate::routing::plan::LoadBalancing;
@@ -31,6 +31,11 @@ pub async fn connect(config: SessionConfig) -> Result<Session, DriverError> {
     connection.keyspace = None;
     let mut cluster_config = ClusterConfig::new(contact_points);
     cluster_config.connection = connection.clone();
+    cluster_config.hosts = HostPolicy {
+        filter: config.host_filter.clone(),
+        translator: config.address_translator.clone(),
+        map: config.address_map.clone(),
+    };
     cluster_config.pool = PoolConfig {
         connections_per_shard: config.connections_per_shard,
         shard_aware_port: config.shard_aware_port,
@@ -203,6 +208,7 @@ async fn wait_for_pools(cluster: &Cluster, config: &SessionConfig) -> Result<(),
             state
                 .nodes()
                 .iter()
+                .filter(|n| !n.filtered_out)
                 .map(|n| format!("{}: no connection within {bound:?}", n.address))
                 .collect(),
         ));

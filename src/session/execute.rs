@@ -231,7 +231,7 @@ impl Inner {
                 .map(|n| NodeFacts {
                     datacenter: &n.datacenter,
                     rack: &n.rack,
-                    up: n.up,
+                    up: n.is_usable(),
                 })
                 .collect();
             job.load_balancing

@@ -251,6 +251,8 @@ pub fn collect(
     let nodes = state
         .nodes()
         .iter()
+        // Filtered-out nodes have no pool and get no request: not listed.
+        .filter(|node| !node.filtered_out)
         .map(|node| {
             let (connections_per_shard, nr_shards, shard_aware_port_in_use, pool) = node
                 .pool()

@@ -177,7 +177,8 @@ pub async fn prepare_everywhere(
 ) -> Result<Prepared, DriverError> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut reasons = Vec::new();
-    for node in state.nodes() {
+    // Filtered-out nodes have no pool and are never asked.
+    for node in state.nodes().iter().filter(|n| !n.filtered_out) {
         match node.pool().and_then(|p| p.connection(None)) {
             Some(conn) => {
                 let query = query.to_owned();

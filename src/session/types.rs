@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::profile::{ExecutionProfile, ProfileName};
 use super::speculation::SpeculativeExecution;
 use super::RetryPolicy;
+use crate::cluster::{AddressTranslator, HostFilter, StaticAddressMap};
 use crate::connection::{ConnectionConfig, TlsError};
 use crate::protocol::request::BatchKind;
 use crate::protocol::response::{ErrorBody, PreparedMetadata, ResultMetadata, Rows, SchemaChange};
@@ -34,6 +35,16 @@ pub struct SessionConfig {
     pub local_rack: Option<String>,
     /// Whether other datacenters may serve requests when the local one can't.
     pub permit_dc_failover: bool,
+    /// Nodes the session uses at all (allow and deny lists of addresses
+    /// and datacenters): the others get no connection and no request.
+    pub host_filter: HostFilter,
+    /// Maps the addresses nodes advertise (system tables, events) to the
+    /// ones to connect to (NAT, containers); asked before `address_map`.
+    /// Contact points are used as given.
+    pub address_translator: Option<Arc<dyn AddressTranslator>>,
+    /// Fixed advertised -> reachable entries, for addresses the
+    /// translator (if any) keeps.
+    pub address_map: StaticAddressMap,
     /// Learn tablet replicas from `tablets-routing-v1` payloads.
     pub tablet_awareness: bool,
     /// How long a learned tablet stays trusted without a response that
@@ -85,6 +96,9 @@ impl Default for SessionConfig {
             local_dc: None,
             local_rack: None,
             permit_dc_failover: true,
+            host_filter: HostFilter::default(),
+            address_translator: None,
+            address_map: StaticAddressMap::default(),
             tablet_awareness: true,
             tablet_trust_window: crate::cluster::tablets::DEFAULT_TRUST_WINDOW,
             connection: ConnectionConfig::default(),

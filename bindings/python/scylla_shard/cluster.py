@@ -156,7 +156,9 @@ class Cluster(object):
                  # libscylla_shard's own settings (worker_threads: see _WORKER_THREADS)
                  worker_threads=None, connections_per_shard=1, shard_aware_port=True,
                  local_port_range=None, tablet_awareness=True, prepared_cache_size=None,
-                 local_dc=None, local_rack=None, caller_driven_io=False):
+                 local_dc=None, local_rack=None, caller_driven_io=False,
+                 host_allow_list=None, host_deny_list=None, dc_allow_list=None,
+                 dc_deny_list=None):
         # TLS through the library (rustls); see scylla_shard._tls.
         self.ssl_context = ssl_context
         self.ssl_options = ssl_options
@@ -186,6 +188,16 @@ class Cluster(object):
         self.default_retry_policy = default_retry_policy
         self.local_dc = local_dc or getattr(policy, "local_dc", None)
         self.local_rack = local_rack or getattr(policy, "local_rack", None)
+        # Host filtering (the library's lists): WhiteListRoundRobinPolicy's
+        # hosts are an allow list.
+        allowed = _address_list(host_allow_list, "host_allow_list")
+        allowed.extend(getattr(policy, "allowed_hosts", None) or ())
+        self.host_allow_list = _address_list(allowed, "host_allow_list")
+        self.host_deny_list = _address_list(host_deny_list, "host_deny_list")
+        self.dc_allow_list = _address_list(dc_allow_list, "dc_allow_list")
+        self.dc_deny_list = _address_list(dc_deny_list, "dc_deny_list")
+        self.address_translator = address_translator
+        self._address_map = _address_map(address_translator)
         self.worker_threads = _WORKER_THREADS if worker_threads is None else worker_threads
         self.connections_per_shard = connections_per_shard
         self.caller_driven_io = caller_driven_io
@@ -267,6 +279,16 @@ class Cluster(object):
             if self.local_rack:
                 b = _utf8(self.local_rack)
                 _check(lib.sshard_config_set_local_rack(config, b, len(b)))
+            for setter, entries in ((lib.sshard_config_set_host_allow_list, self.host_allow_list),
+                                    (lib.sshard_config_set_host_deny_list, self.host_deny_list),
+                                    (lib.sshard_config_set_dc_allow_list, self.dc_allow_list),
+                                    (lib.sshard_config_set_dc_deny_list, self.dc_deny_list)):
+                if entries:
+                    b = _utf8(",".join(entries))
+                    _check(setter(config, b, len(b)))
+            for advertised, reachable in self._address_map.items():
+                a, r = _utf8(advertised), _utf8(reachable)
+                _check(lib.sshard_config_add_address_translation(config, a, len(a), r, len(r)))
             auth = self.auth_provider
             if auth is not None:
                 user, password = _utf8(auth.username or ""), _utf8(auth.password or "")
@@ -374,6 +396,42 @@ class Cluster(object):
     def refresh_schema_metadata(self, max_schema_agreement_wait=None):
         """Nothing to do: the library keeps the schema current (schema change
         events, and DDL through the session waits for schema agreement)."""
+
+
+def _address_list(entries, what):
+    """A list of host addresses or datacenter names: a sequence of strings
+    (or one comma-separated string, the C form)."""
+    if entries is None:
+        return []
+    if isinstance(entries, str):
+        entries = entries.split(",")
+    out = []
+    for entry in entries:
+        if not isinstance(entry, str):
+            raise TypeError("%s: strings expected, got %r" % (what, entry))
+        entry = entry.strip()
+        if entry and entry not in out:
+            out.append(entry)
+    return out
+
+
+def _address_map(translator):
+    """The advertised -> reachable map of an address translator: a dict,
+    or an object with a `mapping` (StaticAddressTranslator); None or
+    IdentityTranslator: no translation. Other translators are refused: the
+    library translates on its own threads, where Python is not called."""
+    if translator is None:
+        return {}
+    mapping = translator if isinstance(translator, dict) else getattr(translator, "mapping", None)
+    if not isinstance(mapping, dict):
+        raise ValueError(
+            "address_translator: scylla_shard takes a fixed map (a dict, or "
+            "scylla_shard.policies.StaticAddressTranslator); %r translates in Python, "
+            "which the library cannot call from its threads" % (translator,))
+    for advertised, reachable in mapping.items():
+        if not isinstance(advertised, str) or not isinstance(reachable, str):
+            raise TypeError("address_translator: {advertised: reachable} strings expected")
+    return dict(mapping)
 
 
 class Session(object):

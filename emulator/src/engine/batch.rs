@@ -13,7 +13,7 @@ use super::bind::is_conditional;
 use super::dml::{apply, expand_insert_json, write_timestamp, Target};
 use super::error::{invalid, EngineError};
 use super::lwt::{batch_cas_columns, cas_result, check_condition, refuse_custom_timestamp};
-use super::values::{eval, now_micros, Binds, Cell};
+use super::values::{eval, server_write_timestamp, Binds, Cell};
 use super::{ExecContext, Outcome};
 
 /// Scylla's `batch_size_warn_threshold_in_kb` (128) and
@@ -76,7 +76,10 @@ pub fn protocol_batch(
         .zip(&binds)
         .map(|((s, _), b)| (s.as_ref(), b))
         .collect();
-    let timestamp = batch.timestamp.or(ctx.timestamp).unwrap_or_else(now_micros);
+    let timestamp = batch
+        .timestamp
+        .or(ctx.timestamp)
+        .unwrap_or_else(server_write_timestamp);
     let logged = batch.kind == request::BatchKind::Logged;
     run_batch(ctx, &parts, &UsingClause::default(), timestamp, logged)
 }

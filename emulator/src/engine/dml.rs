@@ -23,7 +23,8 @@ use super::schema::{ColumnKind, ColumnSchema, Table, TableSchema};
 use super::select::{routing_key, row_key, value_of};
 use super::storage::{clustering_key, now_seconds, CellWrite, PartitionPosition};
 use super::values::{
-    compare_values, eval, is_empty_collection, now_micros, sort_dedup, to_value, Binds, Cell,
+    compare_values, eval, is_empty_collection, server_write_timestamp, sort_dedup, to_value, Binds,
+    Cell,
 };
 use super::{ExecContext, Outcome};
 
@@ -249,7 +250,9 @@ pub fn write_timestamp(
             ));
         }
     }
-    Ok(batch_ts.or(ctx.timestamp).unwrap_or_else(now_micros))
+    Ok(batch_ts
+        .or(ctx.timestamp)
+        .unwrap_or_else(server_write_timestamp))
 }
 
 fn write_ttl(

@@ -222,7 +222,7 @@ pub fn materialize(ctx: &ExecContext<'_>, schema: &TableSchema) -> TableData {
         ("system", "local") => sink.put(vec![
             ("key", text("local")),
             ("bootstrapped", text("COMPLETED")),
-            ("broadcast_address", inet(IpAddr::V4(me.ip))),
+            ("broadcast_address", inet(IpAddr::V4(me.advertised_ip))),
             ("cluster_name", text(db.settings.cluster_name.clone())),
             ("cql_version", text("3.3.1")),
             ("data_center", text(me.datacenter.clone())),
@@ -236,7 +236,7 @@ pub fn materialize(ctx: &ExecContext<'_>, schema: &TableSchema) -> TableData {
             ),
             ("rack", text(me.rack.clone())),
             ("release_version", text("3.0.8")),
-            ("rpc_address", inet(IpAddr::V4(me.ip))),
+            ("rpc_address", inet(IpAddr::V4(me.advertised_ip))),
             ("schema_version", schema_version(me.index)),
             ("supported_features", text("")),
             ("tokens", tokens(me.index)),
@@ -244,13 +244,13 @@ pub fn materialize(ctx: &ExecContext<'_>, schema: &TableSchema) -> TableData {
         ("system", "peers") => {
             for peer in membership.member_nodes().filter(|n| n.index != me.index) {
                 sink.put(vec![
-                    ("peer", inet(IpAddr::V4(peer.ip))),
+                    ("peer", inet(IpAddr::V4(peer.advertised_ip))),
                     ("data_center", text(peer.datacenter.clone())),
                     ("host_id", Some(CqlValue::Uuid(peer.host_id))),
-                    ("preferred_ip", inet(IpAddr::V4(peer.ip))),
+                    ("preferred_ip", inet(IpAddr::V4(peer.advertised_ip))),
                     ("rack", text(peer.rack.clone())),
                     ("release_version", text("3.0.8")),
-                    ("rpc_address", inet(IpAddr::V4(peer.ip))),
+                    ("rpc_address", inet(IpAddr::V4(peer.advertised_ip))),
                     ("schema_version", schema_version(peer.index)),
                     ("supported_features", text("")),
                     ("tokens", tokens(peer.index)),

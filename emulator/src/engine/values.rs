@@ -299,7 +299,24 @@ fn function(
     Ok(Some(value))
 }
 
-/// Microseconds since the epoch: the default write timestamp.
+/// How far the coordinator's write clock runs ahead of the real one
+/// (`--write-clock-offset-ms`), so tests can tell a client-side timestamp
+/// from the server's.
+static WRITE_CLOCK_OFFSET_US: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+pub fn set_write_clock_offset_ms(ms: i64) {
+    WRITE_CLOCK_OFFSET_US.store(
+        ms.saturating_mul(1000),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// The timestamp of a write that carries none.
+pub fn server_write_timestamp() -> i64 {
+    now_micros().saturating_add(WRITE_CLOCK_OFFSET_US.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// Microseconds since the epoch.
 pub fn now_micros() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
