@@ -17,6 +17,7 @@ local L = require "scylla_shard.lib"
 local values = require "scylla_shard.values"
 local codec = require "scylla_shard.codec"
 local metrics = require "scylla_shard.metrics"
+local schema = require "scylla_shard.schema"
 
 local C = L.C
 local ffi_string, ffi_gc, ffi_new = ffi.string, ffi.gc, ffi.new
@@ -1547,6 +1548,20 @@ function Session:metrics(opts)
   else
     out, s = metrics.read(cs)
   end
+  if not out then return call_failure(s) end
+  return out
+end
+
+-- The schema as the session knows it now (one consistent snapshot, kept
+-- up to date by the library on schema events): { keyspaces = { [name] = {
+-- name, uses_tablets, replication = { class = ..., ... }, tables = {
+-- [name] = { name, columns = { {name, type, kind, descending}, ... },
+-- columns_by_name, partition_key = { column, ... }, clustering_key = {
+-- column, ... } } }, types = { [name] = udt type } } } }.
+function Session:schema()
+  local cs, err, code = handle_of(self)
+  if not cs then return nil, err, code end
+  local out, s = schema.read(cs)
   if not out then return call_failure(s) end
   return out
 end

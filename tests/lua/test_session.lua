@@ -2,7 +2,7 @@
 -- every config setting, result shapes, errors as nil, err, code, paging
 -- (execute with paging_state, iterate), batches, LWT [applied], request
 -- options, routing keys of simple statements (zero misroutes), metrics,
--- close, and a session freed by the garbage collector.
+-- schema metadata, close, and a session freed by the garbage collector.
 --   luajit tests/lua/test_session.lua BASE_IP
 package.path = arg[0]:gsub("[^/]+$", "") .. "?.lua;" .. package.path
 local support = require "support"
@@ -304,4 +304,47 @@ t.test("a session dropped without close is freed: its connections close", functi
 end)
 
 assert(session:close())
+t.test("session:schema() describes keyspaces, tables, keys and types", function()
+  local session = support.connect()
+  must(session, "CREATE KEYSPACE lua_schema WITH replication = {'class': 'NetworkTopologyStrategy', 'replication_factor': 2} AND tablets = {'enabled': false}")
+  must(session, "CREATE TYPE lua_schema.point (x int, y int)")
+  must(session, "CREATE TABLE lua_schema.events (day text, seq int, at timestamp, tags list<text>, "
+    .. "spot frozen<point>, note text static, PRIMARY KEY ((day), seq, at)) WITH CLUSTERING ORDER BY (seq DESC, at ASC)")
+  local ks
+  -- Schema events reach the library's metadata asynchronously: poll.
+  assert(support.wait_until(20, function()
+    local snapshot = assert(session:schema())
+    ks = snapshot.keyspaces.lua_schema
+    return ks and ks.tables.events and ks.types.point
+  end), "the new table in the schema within 20 s")
+  assert(ks.name == "lua_schema" and ks.uses_tablets == false)
+  assert(tostring(ks.replication.class):find("NetworkTopologyStrategy", 1, true),
+    "replication class: " .. tostring(ks.replication.class))
+  assert(ks.replication.replication_factor == "2" or ks.replication.datacenter1 == "2",
+    "replication factor of lua_schema")
+  local events = ks.tables.events
+  assert(#events.partition_key == 1 and events.partition_key[1].name == "day")
+  assert(#events.clustering_key == 2)
+  assert(events.clustering_key[1].name == "seq" and events.clustering_key[1].descending == true)
+  assert(events.clustering_key[2].name == "at" and events.clustering_key[2].descending == false)
+  local by = events.columns_by_name
+  assert(by.day.kind == "partition_key" and by.seq.kind == "clustering")
+  assert(by.note.kind == "static" and by.tags.kind == "regular")
+  assert(by.at.type.name == "timestamp", by.at.type.name)
+  assert(by.tags.type.name == "list<text>", by.tags.type.name)
+  assert(by.spot.type.fields and #by.spot.type.fields == 2)
+  assert(by.spot.type.fields[1].name == "x" and by.spot.type.fields[1].type.name == "int")
+  assert(#ks.types.point.fields == 2)
+  assert(#events.columns == 6)
+  -- Dropped: gone from the next snapshot; the one read before keeps it.
+  must(session, "DROP TABLE lua_schema.events")
+  assert(support.wait_until(20, function()
+    return assert(session:schema()).keyspaces.lua_schema.tables.events == nil
+  end), "the dropped table gone from the schema within 20 s")
+  assert(ks.tables.events.name == "events")
+  session:close()
+  local closed = { session:schema() }
+  assert(closed[1] == nil and type(closed[2]) == "string", "a closed session's schema is an error")
+end)
+
 t.finish()
