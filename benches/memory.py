@@ -96,11 +96,6 @@ def run(client, cluster, args, log_path, mode, **options):
     return {"event": "error", "message": "no result line (exit %d)" % out.returncode}
 
 
-def set_delay(cluster, us):
-    for i in range(cluster.nodes):
-        cluster._http(i, "POST", "/admin/delay?us=%d" % us)
-
-
 def measure(name, client, cluster, args, logs):
     """Every figure of one driver, one repetition: {figure: value, ...}."""
     log = os.path.join(logs, "%s.log" % name)
@@ -120,7 +115,7 @@ def measure(name, client, cluster, args, logs):
         added = four["connections"] - one["connections"]
         figures["session_kib"] = one["rss_after_kib"] - one["rss_before_kib"]
         figures["per_connection_kib"] = grown / added if added > 0 else None
-    set_delay(cluster, args.delay_ms * 1000)
+    cluster.set_delay(args.delay_ms * 1000)
     try:
         for n in args.inflight:
             r = run(client, cluster, args, log, "inflight", concurrency=n)
@@ -131,7 +126,7 @@ def measure(name, client, cluster, args, logs):
                     (r["hwm_kib"] - r["rss_before_kib"]) * 1024 / n
                 figures["inflight_%d_s" % n] = r["elapsed_s"]
     finally:
-        set_delay(cluster, 0)
+        cluster.set_delay(0)
     r = run(client, cluster, args, log, "paging", page_size=args.page_size)
     if ok(r, "paging"):
         expected = args.rows * args.value_bytes

@@ -67,6 +67,9 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=16,
                    help="client processes of the workers case (through the communicator "
                         "against a session each)")
+    p.add_argument("--workers-delay-ms", type=int, default=10,
+                   help="the workers case again with every node answering this late (a "
+                        "cluster's service time rather than the emulator's microseconds)")
     p.add_argument("--worker-storm-clients", type=int, default=32,
                    help="workers starting at once after a restart, with and without the "
                         "communicator")
@@ -159,13 +162,13 @@ def summarize_storm(records):
 
 
 def summarize_workers(records):
-    """Total throughput of the workers case per driver, median over the
-    repetitions, with the failed runs."""
+    """Total throughput of each workers case per driver ({case: {driver:
+    ...}}), median over the repetitions, with the failed runs."""
     out = {}
-    for driver in sorted({r["driver"] for r in records}):
-        mine = [r for r in records if r["driver"] == driver]
+    for case_id, driver in sorted({(r["case"], r["driver"]) for r in records}):
+        mine = [r for r in records if r["driver"] == driver and r["case"] == case_id]
         ok = [r for r in mine if "failure" not in r]
-        out[driver] = {"case": mine[0]["case"], "processes": mine[0]["processes"],
+        out.setdefault(case_id, {})[driver] = {"case": case_id, "processes": mine[0]["processes"],
                        "rps": stats.spread([r["rps"] for r in ok]),
                        "problems": [r["failure"] for r in mine if "failure" in r]
                        + ["%d errors" % r["errors"] for r in ok if r["errors"]]
@@ -272,21 +275,31 @@ def main(argv=None):
         worker_pair = [a for a in adapters if a.name in ("sshard-c", "sshard-c-communicator")]
         if communicator and len(worker_pair) == 2 and args.workers > 0:
             # A machine's workers: through one communicator against a
-            # session each, 256 in flight in all.
-            case = runner.Case("workers-mixed/%dx%d" % (args.workers,
-                                                       max(args.concurrency // args.workers, 1)),
-                               "mixed", max(args.concurrency // args.workers, 1),
-                               VNODE_KEYSPACE, throughput=True)
-            for rep in range(args.reps):
-                for adapter in rotated(worker_pair, rep):
-                    tag += 1
-                    rec = runner.run_processes(adapter, cluster, case, settings, args.workers,
-                                               tag, logs)
-                    worker_runs.append(rec)
-                    progress("[rep %d/%d] %s %-22s %s" % (
-                        rep + 1, args.reps, case.id, adapter.name,
-                        rec.get("failure") or "%.0f req/s, %d errors" % (rec["rps"],
-                                                                        rec["errors"])))
+            # session each, 256 in flight in all; with the emulator
+            # answering at once (the machine's CPU decides) and as a
+            # cluster does, a few milliseconds later.
+            per_worker = max(args.concurrency // args.workers, 1)
+            name = "workers-mixed/%dx%d" % (args.workers, per_worker)
+            variants = [(name, 0)]
+            if args.workers_delay_ms > 0:
+                variants.append(("%s+%dms" % (name, args.workers_delay_ms),
+                                 args.workers_delay_ms))
+            for case_id, delay_ms in variants:
+                case = runner.Case(case_id, "mixed", per_worker, VNODE_KEYSPACE, throughput=True)
+                cluster.set_delay(delay_ms * 1000)
+                try:
+                    for rep in range(args.reps):
+                        for adapter in rotated(worker_pair, rep):
+                            tag += 1
+                            rec = runner.run_processes(adapter, cluster, case, settings,
+                                                       args.workers, tag, logs)
+                            worker_runs.append(rec)
+                            progress("[rep %d/%d] %s %-22s %s" % (
+                                rep + 1, args.reps, case.id, adapter.name,
+                                rec.get("failure") or "%.0f req/s, %d errors"
+                                % (rec["rps"], rec["errors"])))
+                finally:
+                    cluster.set_delay(0)
         if communicator:
             # Its reconnections after the storm's restarts would count in
             # the other drivers' storms; the worker storm starts it again.

@@ -151,6 +151,11 @@ class Cluster:
                 values[(i, name, shard)] = v
         return Snapshot(values)
 
+    def set_delay(self, us):
+        """Every node adds `us` microseconds to each response."""
+        for i in range(self.nodes):
+            self._http(i, "POST", "/admin/delay?us=%d" % us)
+
     def restart(self, i, down_ms):
         self._http(i, "POST", "/admin/restart?down_ms=%d" % down_ms)
 

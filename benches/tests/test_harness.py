@@ -383,9 +383,9 @@ def test_communicator_targets():
                                      report.COMMUNICATOR: by(70, 150)},
                        "mixed/c256": {"sshard-c": by(900, 2000),
                                       report.COMMUNICATOR: by(1000, 2600)}},
-           "workers": {"sshard-c": {"case": "workers-mixed/16x16", "rps": {"median": 100000}},
-                       report.COMMUNICATOR: {"case": "workers-mixed/16x16",
-                                             "rps": {"median": 85000}}},
+           "workers": {"workers-mixed/16x16": {
+               "sshard-c": {"case": "workers-mixed/16x16", "rps": {"median": 100000}},
+               report.COMMUNICATOR: {"case": "workers-mixed/16x16", "rps": {"median": 85000}}}},
            "worker_storm": {"sshard-c": {"clients": 32, "ideal": 384, "held_total": 416,
                                          "accepted": 416},
                             report.COMMUNICATOR: {"clients": 32, "ideal": 384,
@@ -398,6 +398,6 @@ def test_communicator_targets():
     assert machine["status"] == "met" and "13 held" in machine["value"]
     doc["results"]["select/c1"][report.COMMUNICATOR] = by(100, 150)
     doc["worker_storm"][report.COMMUNICATOR]["held_total"] = 26
-    doc["workers"][report.COMMUNICATOR]["rps"]["median"] = 70000
+    doc["workers"]["workers-mixed/16x16"][report.COMMUNICATOR]["rps"]["median"] = 70000
     assert [t["status"] for t in report.communicator_targets(doc)] == ["not met"] * 3
     assert [t["status"] for t in report.communicator_targets({"results": {}})] == ["pending"] * 3
