@@ -70,6 +70,19 @@ class EmulatorError(RuntimeError):
     pass
 
 
+def stop_process(proc, grace_s=10.0):
+    """SIGTERM to a started server (None: nothing), SIGKILL if it has not
+    exited after `grace_s`."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 class Cluster:
     def __init__(self, binary, nodes, shards, base_ip, tablets=True, port=9042,
                  shard_aware_port=19042, metrics_port=9180, log_path=None, preexec_fn=None):
@@ -120,15 +133,7 @@ class Cluster:
         return self
 
     def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
         self.proc = None
 
     @property

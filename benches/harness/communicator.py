@@ -6,6 +6,8 @@ import os
 import subprocess
 import time
 
+from .cluster import stop_process
+
 READY_TIMEOUT_S = 30.0
 
 
@@ -60,13 +62,6 @@ class Communicator:
         return self.proc.pid if self.proc else 0
 
     def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        # Its shutdown grace lets requests in flight finish.
+        stop_process(self.proc, grace_s=15.0)
         self.proc = None
