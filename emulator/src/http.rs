@@ -146,6 +146,21 @@ async fn route(
                 Err(_) => (400, format!("bad node index {index:?}\n")),
             }
         }
+        ("POST", path @ ("/admin/tablets/split" | "/admin/tablets/merge")) => {
+            let split = path.ends_with("split");
+            let keyspace = raw_param(query, "keyspace");
+            let table = raw_param(query, "table");
+            let changed = cluster.db.resize_tablets(split, keyspace, table);
+            let verb = if split { "split" } else { "merged" };
+            let list: Vec<String> = changed
+                .iter()
+                .map(|(name, count)| format!("{name}={count}"))
+                .collect();
+            (
+                200,
+                format!("{verb} {} tables: {}\n", changed.len(), list.join(" ")),
+            )
+        }
         ("POST", "/admin/tablets/shuffle") => {
             let moved = cluster.db.shuffle_tablets();
             (200, format!("moved {moved} tablets\n"))
@@ -192,6 +207,8 @@ async fn route(
             | "/admin/start"
             | "/admin/nodes/add"
             | "/admin/tablets/shuffle"
+            | "/admin/tablets/split"
+            | "/admin/tablets/merge"
             | "/admin/delay"
             | "/admin/fail"
             | "/admin/schema_lag",

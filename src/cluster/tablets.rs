@@ -228,6 +228,9 @@ const MAX_INFERRED_TABLETS: u64 = 1 << 24;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TableTablets {
     tablets: Vec<Tablet>,
+    /// The tablet count the newest payload's range shows (Scylla lays a
+    /// table out in `2^k` equal tablets) and when it arrived ([`now_ms`]).
+    layout: Option<(usize, u64)>,
 }
 
 impl TableTablets {
@@ -262,7 +265,13 @@ impl TableTablets {
     fn apply(&mut self, tablet: Tablet, sequence: u64, arrival: u64, now: u64) -> Applied {
         let run = self.overlapping(&tablet);
         let overlapping = &self.tablets[run.clone()];
-        if overlapping.iter().any(|t| t.learned() > sequence) {
+        // A later answer that named other replicas wins; one that named
+        // the same ones agrees (a merged tablet's payload arriving after
+        // its sibling's entry was confirmed is no older than it).
+        if overlapping
+            .iter()
+            .any(|t| t.learned() > sequence && t.replicas != tablet.replicas)
+        {
             return Applied::Stale;
         }
         if let [known] = overlapping {
@@ -271,10 +280,17 @@ impl TableTablets {
                 return Applied::Confirmed;
             }
         }
+        let learned = overlapping
+            .iter()
+            .map(Tablet::learned)
+            .fold(sequence, u64::max);
         let fresh = Tablet {
-            trust: Trust::taught(sequence, arrival, now),
+            trust: Trust::taught(learned, arrival, now),
             ..tablet
         };
+        if let Some(count) = layout_count(&fresh) {
+            self.layout = Some((count, now));
+        }
         if overlapping.is_empty() {
             self.tablets.insert(run.start, fresh);
             return Applied::Learned;
@@ -309,6 +325,134 @@ impl TableTablets {
             }
         }
         Applied::Replaced
+    }
+
+    /// An answer without payload, from a replica the entry holding `token`
+    /// names, to a request sent at `sequence`, when that entry was suspect
+    /// (lapsed or in doubt). It shows the replica owns `token`, not that
+    /// the entry is still one tablet: Scylla splits tablets silently (both
+    /// halves stay where they were) and may move a half later, so an entry
+    /// that predates a split would be confirmed whole by its unmoved half
+    /// and misroute every request to the moved one until a payload came
+    /// back (measured: 16 per moved half at 256 in flight). So, unless a
+    /// recent payload shows the table's tablets are no narrower than the
+    /// entry, only the half holding `token` is confirmed; the other half
+    /// keeps the replicas as a hint, in doubt, and one request checks it.
+    /// Once both halves are confirmed with the same replicas they are one
+    /// entry again, so an unsplit table's map does not grow.
+    fn confirm_suspect(
+        &mut self,
+        token: i64,
+        sequence: u64,
+        arrival: u64,
+        now: u64,
+        window_ms: u64,
+    ) {
+        let i = self.tablets.partition_point(|t| t.last < token);
+        let Some(entry) = self.tablets.get(i).filter(|t| t.contains(token)) else {
+            return;
+        };
+        let doubted_at = entry.trust.doubted_at.load(Ordering::Relaxed);
+        if entry.trusted(now, window_ms) || (doubted_at != 0 && sequence <= doubted_at) {
+            entry.confirm(sequence, arrival, now, 0);
+            return;
+        }
+        let learned = sequence.max(entry.learned());
+        let confirmed = |first: i64, last: i64, entry: &Tablet| Tablet {
+            first,
+            last,
+            replicas: entry.replicas.clone(),
+            trust: Trust::taught(learned, arrival, now),
+        };
+        let Some(count) = layout_count(entry) else {
+            entry.confirm(sequence, arrival, now, 0);
+            return;
+        };
+        let known_layout = self
+            .layout
+            .is_some_and(|(tablets, at)| tablets <= count && now.saturating_sub(at) < window_ms);
+        // The other half of an entry halved before: it joins its sibling.
+        let sibling_agrees = self.sibling(i, count).is_some_and(|s| {
+            s.replicas == entry.replicas && s.trusted(now, window_ms)
+        });
+        if known_layout || sibling_agrees || count >= MAX_INFERRED_TABLETS as usize {
+            entry.confirm(sequence, arrival, now, 0);
+            self.merge_siblings(i, arrival, now, window_ms);
+            return;
+        }
+        // The halves as Scylla's layout of twice as many tablets has them.
+        let (Some(low), Some(high)) = (
+            layout_tablet(entry.first.saturating_add(1), count * 2),
+            layout_tablet(entry.last, count * 2),
+        ) else {
+            entry.confirm(sequence, arrival, now, 0);
+            return;
+        };
+        let (kept, other) = if low.contains(token) {
+            (low, high)
+        } else {
+            (high, low)
+        };
+        let kept = confirmed(kept.first, kept.last, entry);
+        let other = Tablet {
+            first: other.first,
+            last: other.last,
+            ..entry.clone()
+        };
+        other.trust.doubt(arrival);
+        let mut pair = [kept, other];
+        pair.sort_by_key(|t| t.first);
+        self.tablets.splice(i..=i, pair);
+        let i = self.tablets.partition_point(|t| t.last < token);
+        self.merge_siblings(i, arrival, now, window_ms);
+    }
+
+    /// The entry at `i` (one of `count` tablets) and, if the map holds it
+    /// whole, its aligned sibling: the left one first.
+    fn siblings(&self, i: usize, count: usize) -> Option<(usize, usize)> {
+        let entry = self.tablets.get(i)?;
+        let parent = layout_tablet(entry.last, count / 2).filter(|_| count >= 2)?;
+        let (left, right) = if entry.first == parent.first {
+            (i, i + 1)
+        } else {
+            (i.checked_sub(1)?, i)
+        };
+        let (l, r) = (self.tablets.get(left)?, self.tablets.get(right)?);
+        (l.first == parent.first && l.last == r.first && r.last == parent.last)
+            .then_some((left, right))
+    }
+
+    /// The aligned sibling of the entry at `i`, one of `count` tablets.
+    fn sibling(&self, i: usize, count: usize) -> Option<&Tablet> {
+        let (left, right) = self.siblings(i, count)?;
+        self.tablets.get(if left == i { right } else { left })
+    }
+
+    /// Joins the entry at `i` with its aligned sibling, and so on upwards,
+    /// while both are trusted and name the same replicas (they route
+    /// alike, and a wider entry halves again when it is next suspect).
+    fn merge_siblings(&mut self, mut i: usize, arrival: u64, now: u64, window_ms: u64) {
+        loop {
+            let Some(count) = self.tablets.get(i).and_then(layout_count) else {
+                return;
+            };
+            let Some((left, right)) = self.siblings(i, count) else {
+                return;
+            };
+            let (l, r) = (&self.tablets[left], &self.tablets[right]);
+            if l.replicas != r.replicas || !l.trusted(now, window_ms) || !r.trusted(now, window_ms)
+            {
+                return;
+            }
+            let joined = Tablet {
+                first: l.first,
+                last: r.last,
+                replicas: l.replicas.clone(),
+                trust: Trust::taught(l.learned().max(r.learned()), arrival, now),
+            };
+            self.tablets.splice(left..=right, std::iter::once(joined));
+            i = left;
+        }
     }
 
     /// The range around `token` (which no entry holds) that one learning
@@ -349,9 +493,24 @@ impl TableTablets {
 /// The tablet holding `token` in the layout `sample` belongs to, if
 /// `sample` is one of `2^k` equal tablets aligned as Scylla lays them out.
 fn aligned_tablet(sample: &Tablet, token: i64) -> Option<Region> {
+    layout_tablet(token, layout_count(sample)?)
+}
+
+/// Tablet `token` falls in when the table has `count` tablets.
+fn layout_tablet(token: i64, count: usize) -> Option<Region> {
     use crate::routing::tablets::{
         tablet_first_token_exclusive, tablet_index_of, tablet_last_token,
     };
+    let index = tablet_index_of(token, count)?;
+    Some(Region {
+        first: tablet_first_token_exclusive(index, count)?,
+        last: tablet_last_token(index, count)?,
+    })
+}
+
+/// How many tablets the table had when `sample` was one of them, if it is
+/// one of `2^k` equal tablets aligned as Scylla lays them out.
+fn layout_count(sample: &Tablet) -> Option<usize> {
     let width = (sample.last as u64).wrapping_sub(sample.first as u64);
     // The first tablet's exclusive bound is i64::MIN, so it is one token
     // narrower than the others: width 2^n - 1.
@@ -371,17 +530,8 @@ fn aligned_tablet(sample: &Tablet, token: i64) -> Option<Region> {
         return None;
     }
     let count = usize::try_from(count).ok()?;
-    let index = tablet_index_of(sample.last, count)?;
-    if tablet_first_token_exclusive(index, count)? != sample.first
-        || tablet_last_token(index, count)? != sample.last
-    {
-        return None;
-    }
-    let index = tablet_index_of(token, count)?;
-    Some(Region {
-        first: tablet_first_token_exclusive(index, count)?,
-        last: tablet_last_token(index, count)?,
-    })
+    let own = layout_tablet(sample.last, count)?;
+    (own.first == sample.first && own.last == sample.last).then_some(count)
 }
 
 /// keyspace -> table -> tablets. Two levels so a lookup by `&str` needs no
@@ -542,14 +692,34 @@ impl TabletMap {
     /// right (cheap: no copy, usually no write).
     pub fn confirm(&self, keyspace: &str, table: &str, token: i64, sequence: u64) {
         let snapshot = self.snapshot.load();
-        if let Some(tablet) = snapshot
+        let Some(tablet) = snapshot
             .get(keyspace)
             .and_then(|t| t.get(table))
             .and_then(|t| t.find(token))
+        else {
+            return;
+        };
+        let arrival = self.sequence.load(Ordering::Relaxed);
+        let now = now_ms();
+        let doubted_at = tablet.trust.doubted_at.load(Ordering::Relaxed);
+        if tablet.trusted(now, self.trust_window_ms) || (doubted_at != 0 && sequence <= doubted_at)
         {
-            let arrival = self.sequence.load(Ordering::Relaxed);
-            tablet.confirm(sequence, arrival, now_ms(), self.trust_window_ms / 4);
+            tablet.confirm(sequence, arrival, now, self.trust_window_ms / 4);
+            return;
         }
+        // A suspect entry: may confirm only half of it (a copy, rare).
+        drop(snapshot);
+        self.update(|map| {
+            if let Some(table) = map.get_mut(keyspace).and_then(|t| t.get_mut(table)) {
+                Arc::make_mut(table).confirm_suspect(
+                    token,
+                    sequence,
+                    arrival,
+                    now,
+                    self.trust_window_ms,
+                );
+            }
+        });
     }
 
     /// Forgets one table (dropped or altered).

@@ -491,6 +491,41 @@ impl Database {
         }
     }
 
+    /// Splits (or merges) the tablets of every tablet table, or of one
+    /// keyspace or table (admin `tablets/split`, `tablets/merge`).
+    /// Returns `keyspace.table` and the new count of each table changed.
+    pub fn resize_tablets(
+        &self,
+        split: bool,
+        keyspace: Option<&str>,
+        table: Option<&str>,
+    ) -> Vec<(String, usize)> {
+        let catalog = self.catalog.read().unwrap();
+        let mut changed = Vec::new();
+        for ks in catalog.keyspaces.values() {
+            if keyspace.is_some_and(|k| k != ks.name) {
+                continue;
+            }
+            for (name, t) in &ks.tables {
+                if table.is_some_and(|n| n != name) {
+                    continue;
+                }
+                if let Some(layout) = &t.tablets {
+                    let mut layout = layout.lock().unwrap();
+                    let done = if split {
+                        layout.split()
+                    } else {
+                        layout.merge()
+                    };
+                    if done {
+                        changed.push((format!("{}.{name}", ks.name), layout.count()));
+                    }
+                }
+            }
+        }
+        changed
+    }
+
     /// Moves every tablet of every table (admin `tablets/shuffle`).
     pub fn shuffle_tablets(&self) -> usize {
         let catalog = self.catalog.read().unwrap();

@@ -9,6 +9,9 @@ use scylla_shard::routing::tablets::{
 
 use crate::topology::{splitmix64, NodeInfo};
 
+/// Most tablets a table may be split into.
+pub const MAX_TABLETS: usize = 1 << 16;
+
 /// One replica of a tablet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TabletReplica {
@@ -160,6 +163,37 @@ impl TabletLayout {
         moved
     }
 
+    /// Splits every tablet in two (admin `tablets/split`), as Scylla does
+    /// when tablets grow: both halves keep the replicas and shards of the
+    /// tablet they come from, so a client's wider entries still route
+    /// right. False when the count is at its ceiling.
+    pub fn split(&mut self) -> bool {
+        if self.tablets.len() >= MAX_TABLETS {
+            return false;
+        }
+        self.tablets = self
+            .tablets
+            .drain(..)
+            .flat_map(|replicas| [replicas.clone(), replicas])
+            .collect();
+        true
+    }
+
+    /// Merges sibling tablets `2i` and `2i + 1` (admin `tablets/merge`).
+    /// Scylla first co-locates the siblings, then merges them: here the
+    /// odd sibling moves to the even one's replicas. False at one tablet.
+    pub fn merge(&mut self) -> bool {
+        if self.tablets.len() <= 1 {
+            return false;
+        }
+        self.tablets = self
+            .tablets
+            .chunks(2)
+            .map(|siblings| siblings[0].clone())
+            .collect();
+        true
+    }
+
     /// The shard a replica of `tablet` placed on `node` gets.
     fn shard_for(&self, tablet: usize, node: usize) -> u16 {
         let mix = splitmix64(self.seed ^ ((tablet as u64) << 20) ^ ((node as u64) << 8));
@@ -193,6 +227,56 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::topology::build_nodes;
+
+    #[test]
+    fn split_keeps_replicas_and_merge_takes_the_even_siblings() {
+        let nodes = build_nodes(&Config::default());
+        let rf = vec![("datacenter1".to_owned(), 1)];
+        let mut layout = TabletLayout::new(4, &rf, &nodes, 4, 7);
+        let before = layout.tablets.clone();
+        assert!(layout.split());
+        assert_eq!(layout.count(), 8);
+        for (i, replicas) in layout.tablets.iter().enumerate() {
+            assert_eq!(replicas, &before[i / 2]);
+        }
+        assert!(layout.merge() && layout.merge());
+        assert_eq!(layout.count(), 2);
+        assert_eq!(layout.tablets, vec![before[0].clone(), before[2].clone()]);
+        assert!(layout.merge() && !layout.merge());
+    }
+
+    #[test]
+    fn rebalance_fills_a_new_node_and_empties_a_removed_one() {
+        let config = Config::default();
+        let mut nodes = build_nodes(&config);
+        let rf = vec![("datacenter1".to_owned(), 2)];
+        let mut layout = TabletLayout::new(16, &rf, &nodes, 4, 3);
+        nodes.push(crate::topology::joining_node(&config, 3, None, None));
+        let moved = layout.rebalance(&rf, &nodes);
+        let load = |layout: &TabletLayout, n: usize| {
+            layout
+                .tablets
+                .iter()
+                .filter(|r| r.iter().any(|r| r.node == n))
+                .count()
+        };
+        // 32 replicas over 4 nodes: 8 each.
+        assert!(moved >= 8, "{moved}");
+        for n in 0..4 {
+            assert_eq!(load(&layout, n), 8, "node {n}");
+        }
+        nodes.remove(1);
+        layout.rebalance(&rf, &nodes);
+        assert_eq!(load(&layout, 1), 0);
+        for replicas in &layout.tablets {
+            assert_eq!(replicas.len(), 2);
+            assert_ne!(replicas[0].node, replicas[1].node);
+        }
+        for n in [0, 2, 3] {
+            let l = load(&layout, n);
+            assert!((10..=11).contains(&l), "node {n}: {l}");
+        }
+    }
 
     #[test]
     fn placement_and_shuffle_move_tablets() {
