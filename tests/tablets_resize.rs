@@ -111,7 +111,11 @@ async fn scenario(emulator: &Emulator, session: &Session, rf: usize, in_flight: 
         ),
     )
     .await;
-    run(session, &format!("CREATE TABLE {ks}.t (k int PRIMARY KEY, v int)")).await;
+    run(
+        session,
+        &format!("CREATE TABLE {ks}.t (k int PRIMARY KEY, v int)"),
+    )
+    .await;
     let prepared = session
         .prepare(&format!("INSERT INTO {ks}.t (k, v) VALUES (?, ?)"))
         .await
@@ -148,9 +152,16 @@ async fn scenario(emulator: &Emulator, session: &Session, rf: usize, in_flight: 
     emulator.admin(0, "/admin/tablets/shuffle");
     wait_lapsed(session).await;
     let moved = settle(&load, 2.0 * 16.0, &format!("{label}: 16 tablets, moved")).await;
-    assert!(moved[0].misrouted() > 0.0, "{label}: the shuffle moved tablets");
+    assert!(
+        moved[0].misrouted() > 0.0,
+        "{label}: the shuffle moved tablets"
+    );
     // Halves that landed together may stay one entry (they route alike).
-    assert!((before + 8..=before + 16).contains(&entries()), "{}", entries());
+    assert!(
+        (before + 8..=before + 16).contains(&entries()),
+        "{}",
+        entries()
+    );
 
     // Merge: the odd siblings take the even ones' replicas, so half the
     // narrow entries are stale; one payload of a merged tablet replaces
@@ -172,7 +183,7 @@ async fn splits_and_merges_keep_the_map_correct_within_the_bound() {
     let emulator = Emulator::start(3, 4, &["--tablets"]);
     let session = connect(&emulator).await;
     wait_pools_filled(&session, 4).await;
-    for (rf, in_flight) in [(3, 256)] {
+    for (rf, in_flight) in [(1, 256), (3, 256), (1, 64)] {
         scenario(&emulator, &session, rf, in_flight).await;
     }
     session.close().await;

@@ -32,9 +32,20 @@
 //! or merged) shows that the table's layout changed: the table's entries
 //! no response confirmed since the contradicting request was sent are put
 //! in doubt, and only a request sent after that can confirm them again.
+//!
+//! **What one answer vouches for.** A suspect entry is trusted again only
+//! once each of its replicas answered (a migration moves one replica, the
+//! others stay, so one replica's answer says nothing of the others; the
+//! check asks the replicas no answer vouched for, one at a time). And
+//! since Scylla splits tablets silently, both halves staying put until one
+//! moves, the first answer for a suspect entry vouches only for the half
+//! holding its token, unless a recent payload shows the table's tablets
+//! are that wide; the other half is checked by a request of its own, and
+//! halves that agree are joined again. Splits and merges then cost about
+//! one misroute per moved tablet, as moves do (tests/tablets_resize.rs).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -67,6 +78,16 @@ struct Trust {
     doubted_at: AtomicU64,
     /// When an answer last confirmed it ([`now_ms`]; 0: never).
     confirmed_ms: AtomicU64,
+    /// Bit `i`: replica `i` answered since the entry became suspect. All
+    /// bits set: every replica is vouched for (a payload names them all),
+    /// or, on a suspect entry, no check has started yet. One replica's
+    /// answer vouches only for itself: a migration moves one replica
+    /// while the others stay.
+    verified: AtomicU64,
+    /// The half of a suspect entry that its other half's answer split off
+    /// ([`TableTablets::confirm_suspect`]): it is not halved again before
+    /// it is confirmed.
+    split_off: AtomicBool,
 }
 
 impl Clone for Trust {
@@ -77,6 +98,8 @@ impl Clone for Trust {
             known_at: copy(&self.known_at),
             doubted_at: copy(&self.doubted_at),
             confirmed_ms: copy(&self.confirmed_ms),
+            verified: copy(&self.verified),
+            split_off: AtomicBool::new(self.split_off.load(Ordering::Relaxed)),
         }
     }
 }
@@ -88,11 +111,16 @@ impl Trust {
             known_at: AtomicU64::new(arrival),
             doubted_at: AtomicU64::new(0),
             confirmed_ms: AtomicU64::new(now),
+            verified: AtomicU64::new(u64::MAX),
+            split_off: AtomicBool::new(false),
         }
     }
 
+    /// Only requests sent after `since` may confirm the entry, each
+    /// replica again.
     fn doubt(&self, since: u64) {
         self.doubted_at.fetch_max(since, Ordering::Relaxed);
+        self.verified.store(u64::MAX, Ordering::Relaxed);
     }
 
     fn doubted(&self) -> bool {
@@ -146,42 +174,107 @@ impl Tablet {
         self.trust.learned.load(Ordering::Relaxed)
     }
 
-    /// Whether requests may route by it without waiting: not in doubt, and
-    /// confirmed within `window_ms` before `now`.
-    fn trusted(&self, now: u64, window_ms: u64) -> bool {
-        let confirmed = self.trust.confirmed_ms.load(Ordering::Relaxed);
-        !self.trust.doubted() && confirmed != 0 && now.saturating_sub(confirmed) < window_ms
+    /// The bits of [`Trust::verified`] that stand for all its replicas.
+    fn all_replicas(&self) -> u64 {
+        match self.replicas.len() {
+            n if n >= 64 => u64::MAX,
+            n => (1u64 << n) - 1,
+        }
     }
 
-    /// An answer without payload from one of its replicas, to a request
-    /// sent at `sequence`, arriving at map sequence `arrival`. Writes only
-    /// when it changes something or the last refresh is `refresh_ms` old,
-    /// so busy tablets do not bounce a cache line on every response.
-    fn confirm(&self, sequence: u64, arrival: u64, now: u64, refresh_ms: u64) -> bool {
+    /// Whether a request sent at `sequence` left before the entry's doubt
+    /// (its answer may describe the old layout).
+    fn sent_before_doubt(&self, sequence: u64) -> bool {
+        let doubted_at = self.trust.doubted_at.load(Ordering::Relaxed);
+        doubted_at != 0 && sequence <= doubted_at
+    }
+
+    fn every_replica_verified(&self) -> bool {
+        let all = self.all_replicas();
+        self.trust.verified.load(Ordering::Relaxed) & all == all
+    }
+
+    /// Whether requests may route by it without waiting: not in doubt,
+    /// confirmed within `window_ms` before `now`, and by every replica
+    /// since it was last suspect.
+    fn trusted(&self, now: u64, window_ms: u64) -> bool {
+        let confirmed = self.trust.confirmed_ms.load(Ordering::Relaxed);
+        !self.trust.doubted()
+            && confirmed != 0
+            && now.saturating_sub(confirmed) < window_ms
+            && self.every_replica_verified()
+    }
+
+    /// The replica a check of this suspect entry should ask: the first
+    /// one no answer vouched for since it became suspect (`None`: none
+    /// has been asked yet, any will do).
+    pub fn unverified_replica(&self) -> Option<usize> {
+        let verified = self.trust.verified.load(Ordering::Relaxed);
+        let all = self.all_replicas();
+        if verified & all == all {
+            return None;
+        }
+        (0..self.replicas.len().min(64)).find(|i| verified & (1 << i) == 0)
+    }
+
+    /// An answer without payload from one of its replicas (or a payload
+    /// repeating it). Writes only when it changes something or the last
+    /// refresh is `refresh_ms` old, so busy tablets do not bounce a cache
+    /// line on every response.
+    fn confirm(&self, answer: Confirmation, refresh_ms: u64, window_ms: u64) -> bool {
         let trust = &self.trust;
         let doubted_at = trust.doubted_at.load(Ordering::Relaxed);
-        if doubted_at != 0 && sequence <= doubted_at {
-            // Sent before the doubt: may describe the old layout.
+        if self.sent_before_doubt(answer.sequence) {
             return false;
         }
+        let trusted = self.trusted(answer.now, window_ms);
         let confirmed = trust.confirmed_ms.load(Ordering::Relaxed);
-        if doubted_at == 0 && now.saturating_sub(confirmed) < refresh_ms {
+        if trusted && answer.now.saturating_sub(confirmed) < refresh_ms {
             return false;
         }
-        trust.learned.fetch_max(sequence, Ordering::Relaxed);
-        trust.known_at.fetch_max(arrival, Ordering::Relaxed);
-        trust.confirmed_ms.store(now, Ordering::Relaxed);
-        if doubted_at != 0 {
-            // A doubt raised meanwhile stays.
-            let _ = trust.doubted_at.compare_exchange(
-                doubted_at,
-                0,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
+        let all = self.all_replicas();
+        let verified = trust.verified.load(Ordering::Relaxed);
+        let replica = match answer.replica {
+            Some(i) if i < 64 => 1 << i,
+            _ => all,
+        };
+        let verified = if !trusted && verified & all == all {
+            // The first answer since it became suspect.
+            replica
+        } else {
+            verified | replica
+        };
+        trust.verified.store(verified, Ordering::Relaxed);
+        trust.learned.fetch_max(answer.sequence, Ordering::Relaxed);
+        trust.known_at.fetch_max(answer.arrival, Ordering::Relaxed);
+        trust.confirmed_ms.store(answer.now, Ordering::Relaxed);
+        if verified & all == all {
+            trust.split_off.store(false, Ordering::Relaxed);
+            if doubted_at != 0 {
+                // A doubt raised meanwhile stays.
+                let _ = trust.doubted_at.compare_exchange(
+                    doubted_at,
+                    0,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
         }
         true
     }
+}
+
+/// An answer that vouches for an entry.
+#[derive(Debug, Clone, Copy)]
+struct Confirmation {
+    /// Send sequence of the request.
+    sequence: u64,
+    /// The map's sequence when the answer arrived.
+    arrival: u64,
+    now: u64,
+    /// Which of the entry's replicas answered; `None`: a payload that
+    /// repeated the entry, naming them all.
+    replica: Option<usize>,
 }
 
 /// What applying one payload did to a table.
@@ -276,7 +369,13 @@ impl TableTablets {
         }
         if let [known] = overlapping {
             if *known == tablet {
-                known.confirm(sequence, arrival, now, 0);
+                let repeated = Confirmation {
+                    sequence,
+                    arrival,
+                    now,
+                    replica: None,
+                };
+                known.confirm(repeated, 0, u64::MAX);
                 return Applied::Confirmed;
             }
         }
@@ -327,65 +426,47 @@ impl TableTablets {
         Applied::Replaced
     }
 
-    /// An answer without payload, from a replica the entry holding `token`
-    /// names, to a request sent at `sequence`, when that entry was suspect
-    /// (lapsed or in doubt). It shows the replica owns `token`, not that
-    /// the entry is still one tablet: Scylla splits tablets silently (both
-    /// halves stay where they were) and may move a half later, so an entry
-    /// that predates a split would be confirmed whole by its unmoved half
-    /// and misroute every request to the moved one until a payload came
-    /// back (measured: 16 per moved half at 256 in flight). So, unless a
-    /// recent payload shows the table's tablets are no narrower than the
-    /// entry, only the half holding `token` is confirmed; the other half
-    /// keeps the replicas as a hint, in doubt, and one request checks it.
-    /// Once both halves are confirmed with the same replicas they are one
-    /// entry again, so an unsplit table's map does not grow.
-    fn confirm_suspect(
-        &mut self,
-        token: i64,
-        sequence: u64,
-        arrival: u64,
-        now: u64,
-        window_ms: u64,
-    ) {
+    /// An answer without payload from one of the replicas of the entry
+    /// holding `token`, when that entry was suspect (lapsed or in doubt).
+    /// It shows the replica owns `token`, not that the entry is still one
+    /// tablet: Scylla splits tablets silently (both halves stay where they
+    /// were) and may move a half later, so an entry that predates a split
+    /// would be confirmed whole by its unmoved half and misroute every
+    /// request to the moved one until a payload came back (measured: 39-50
+    /// misroutes for 16 tablets at 256 in flight). So, unless a recent
+    /// payload shows the table's tablets are no narrower than the entry,
+    /// the first answer confirms only the half holding `token`; the other
+    /// half keeps the replicas as a hint, in doubt, and one request checks
+    /// it. Once both halves are confirmed with the same replicas they are
+    /// one entry again, so an unsplit table's map does not grow.
+    fn confirm_suspect(&mut self, token: i64, answer: Confirmation, window_ms: u64) {
         let i = self.tablets.partition_point(|t| t.last < token);
         let Some(entry) = self.tablets.get(i).filter(|t| t.contains(token)) else {
             return;
         };
-        let doubted_at = entry.trust.doubted_at.load(Ordering::Relaxed);
-        if entry.trusted(now, window_ms) || (doubted_at != 0 && sequence <= doubted_at) {
-            entry.confirm(sequence, arrival, now, 0);
-            return;
-        }
-        let learned = sequence.max(entry.learned());
-        let confirmed = |first: i64, last: i64, entry: &Tablet| Tablet {
-            first,
-            last,
-            replicas: entry.replicas.clone(),
-            trust: Trust::taught(learned, arrival, now),
+        let first_answer = !entry.trusted(answer.now, window_ms)
+            && !entry.sent_before_doubt(answer.sequence)
+            && entry.every_replica_verified()
+            && !entry.trust.split_off.load(Ordering::Relaxed);
+        let count = layout_count(entry);
+        let known_layout = |count: usize| {
+            self.layout.is_some_and(|(tablets, at)| {
+                tablets <= count && answer.now.saturating_sub(at) < window_ms
+            })
         };
-        let Some(count) = layout_count(entry) else {
-            entry.confirm(sequence, arrival, now, 0);
-            return;
-        };
-        let known_layout = self
-            .layout
-            .is_some_and(|(tablets, at)| tablets <= count && now.saturating_sub(at) < window_ms);
-        // The other half of an entry halved before: it joins its sibling.
-        let sibling_agrees = self.sibling(i, count).is_some_and(|s| {
-            s.replicas == entry.replicas && s.trusted(now, window_ms)
-        });
-        if known_layout || sibling_agrees || count >= MAX_INFERRED_TABLETS as usize {
-            entry.confirm(sequence, arrival, now, 0);
-            self.merge_siblings(i, arrival, now, window_ms);
-            return;
-        }
         // The halves as Scylla's layout of twice as many tablets has them.
-        let (Some(low), Some(high)) = (
-            layout_tablet(entry.first.saturating_add(1), count * 2),
-            layout_tablet(entry.last, count * 2),
-        ) else {
-            entry.confirm(sequence, arrival, now, 0);
+        let halves = count
+            .filter(|&c| first_answer && c < MAX_INFERRED_TABLETS as usize && !known_layout(c))
+            .and_then(|c| {
+                Some((
+                    layout_tablet(entry.first.saturating_add(1), c * 2)?,
+                    layout_tablet(entry.last, c * 2)?,
+                ))
+            });
+        let Some((low, high)) = halves else {
+            if entry.confirm(answer, 0, window_ms) && entry.trusted(answer.now, window_ms) {
+                self.merge_siblings(i, answer.arrival, answer.now, window_ms);
+            }
             return;
         };
         let (kept, other) = if low.contains(token) {
@@ -393,18 +474,22 @@ impl TableTablets {
         } else {
             (high, low)
         };
-        let kept = confirmed(kept.first, kept.last, entry);
+        let kept = Tablet {
+            first: kept.first,
+            last: kept.last,
+            ..entry.clone()
+        };
+        kept.confirm(answer, 0, window_ms);
         let other = Tablet {
             first: other.first,
             last: other.last,
             ..entry.clone()
         };
-        other.trust.doubt(arrival);
+        other.trust.doubt(answer.arrival);
+        other.trust.split_off.store(true, Ordering::Relaxed);
         let mut pair = [kept, other];
         pair.sort_by_key(|t| t.first);
         self.tablets.splice(i..=i, pair);
-        let i = self.tablets.partition_point(|t| t.last < token);
-        self.merge_siblings(i, arrival, now, window_ms);
     }
 
     /// The entry at `i` (one of `count` tablets) and, if the map holds it
@@ -420,12 +505,6 @@ impl TableTablets {
         let (l, r) = (self.tablets.get(left)?, self.tablets.get(right)?);
         (l.first == parent.first && l.last == r.first && r.last == parent.last)
             .then_some((left, right))
-    }
-
-    /// The aligned sibling of the entry at `i`, one of `count` tablets.
-    fn sibling(&self, i: usize, count: usize) -> Option<&Tablet> {
-        let (left, right) = self.siblings(i, count)?;
-        self.tablets.get(if left == i { right } else { left })
     }
 
     /// Joins the entry at `i` with its aligned sibling, and so on upwards,
@@ -690,7 +769,14 @@ impl TabletMap {
     /// An answer without payload, from one of the replicas the entry
     /// holding `token` names, to a request sent at `sequence`: the entry is
     /// right (cheap: no copy, usually no write).
-    pub fn confirm(&self, keyspace: &str, table: &str, token: i64, sequence: u64) {
+    pub fn confirm(
+        &self,
+        keyspace: &str,
+        table: &str,
+        token: i64,
+        sequence: u64,
+        replica: ([u8; 16], u16),
+    ) {
         let snapshot = self.snapshot.load();
         let Some(tablet) = snapshot
             .get(keyspace)
@@ -699,25 +785,26 @@ impl TabletMap {
         else {
             return;
         };
-        let arrival = self.sequence.load(Ordering::Relaxed);
-        let now = now_ms();
-        let doubted_at = tablet.trust.doubted_at.load(Ordering::Relaxed);
-        if tablet.trusted(now, self.trust_window_ms) || (doubted_at != 0 && sequence <= doubted_at)
-        {
-            tablet.confirm(sequence, arrival, now, self.trust_window_ms / 4);
+        let Some(index) = tablet.replicas.iter().position(|&r| r == replica) else {
+            return;
+        };
+        let answer = Confirmation {
+            sequence,
+            arrival: self.sequence.load(Ordering::Relaxed),
+            now: now_ms(),
+            replica: Some(index),
+        };
+        let window = self.trust_window_ms;
+        if tablet.trusted(answer.now, window) || tablet.sent_before_doubt(sequence) {
+            tablet.confirm(answer, window / 4, window);
             return;
         }
-        // A suspect entry: may confirm only half of it (a copy, rare).
+        // A suspect entry: its first answer confirms only half of it (a
+        // copy of the table, rare).
         drop(snapshot);
         self.update(|map| {
             if let Some(table) = map.get_mut(keyspace).and_then(|t| t.get_mut(table)) {
-                Arc::make_mut(table).confirm_suspect(
-                    token,
-                    sequence,
-                    arrival,
-                    now,
-                    self.trust_window_ms,
-                );
+                Arc::make_mut(table).confirm_suspect(token, answer, window);
             }
         });
     }
@@ -825,6 +912,18 @@ mod tests {
     use super::*;
 
     const NOW: u64 = 10_000;
+    const WINDOW: u64 = 1_000;
+
+    /// An answer from the entry's first replica.
+    fn vouch(entry: &Tablet, sequence: u64, arrival: u64, now: u64, refresh_ms: u64) -> bool {
+        let answer = Confirmation {
+            sequence,
+            arrival,
+            now,
+            replica: Some(0),
+        };
+        entry.confirm(answer, refresh_ms, WINDOW)
+    }
 
     fn tablet(first: i64, last: i64, host: u8) -> Tablet {
         Tablet {
@@ -872,7 +971,7 @@ mod tests {
         assert_eq!(apply(&mut t, 0, 10, 2, 12), Applied::Confirmed);
         assert_eq!(t.find(5).unwrap().learned(), 12);
         // A confirmation orders like a payload: older ones lose to it.
-        assert!(t.find(5).unwrap().confirm(20, 20, NOW, 0));
+        assert!(vouch(t.find(5).unwrap(), 20, 20, NOW, 0));
         assert_eq!(apply(&mut t, 0, 10, 4, 15), Applied::Stale);
     }
 
@@ -883,7 +982,7 @@ mod tests {
             apply(&mut t, *a, *b, i as u8, 1);
         }
         // (30, 40] was confirmed by an answer that arrived at 6.
-        assert!(t.tablets()[3].confirm(5, 6, NOW, 0));
+        assert!(vouch(&t.tablets()[3], 5, 6, NOW, 0));
         assert_eq!(doubted(&t), [false; 4]);
         // A request sent at 4 says (10, 20] moved: what was known before 4
         // is in doubt, the entry confirmed at 6 is not.
@@ -891,14 +990,14 @@ mod tests {
         assert_eq!(doubted(&t), [true, false, true, false]);
         // Only a request sent after the doubt (at 8) lifts it.
         assert!(
-            !t.tablets()[0].confirm(8, 9, NOW, 0),
+            !vouch(&t.tablets()[0], 8, 9, NOW, 0),
             "sent before the doubt"
         );
-        assert!(t.tablets()[0].confirm(9, 10, NOW, 0));
+        assert!(vouch(&t.tablets()[0], 9, 10, NOW, 0));
         assert_eq!(doubted(&t), [false, false, true, false]);
         // A busy entry is not rewritten on every answer.
-        assert!(!t.tablets()[0].confirm(11, 11, NOW + 10, 100));
-        assert!(t.tablets()[0].confirm(12, 12, NOW + 200, 100));
+        assert!(!vouch(&t.tablets()[0], 11, 11, NOW + 10, 100));
+        assert!(vouch(&t.tablets()[0], 12, 12, NOW + 200, 100));
     }
 
     #[test]
@@ -911,8 +1010,115 @@ mod tests {
             !entry.trusted(NOW + 1000, 1000),
             "nothing confirmed it for the window"
         );
-        assert!(entry.confirm(2, 2, NOW + 1000, 250));
+        assert!(vouch(entry, 2, 2, NOW + 1000, 250));
         assert!(entry.trusted(NOW + 1999, 1000));
+    }
+
+    /// An answer to a request sent at `sequence` from replica `replica`
+    /// of the entry holding `token`, at `now`.
+    fn answer_at(t: &mut TableTablets, token: i64, sequence: u64, replica: usize, now: u64) {
+        let answer = Confirmation {
+            sequence,
+            arrival: sequence,
+            now,
+            replica: Some(replica),
+        };
+        t.confirm_suspect(token, answer, WINDOW);
+    }
+
+    fn trusted_at(t: &TableTablets, now: u64) -> Vec<bool> {
+        t.tablets().iter().map(|e| e.trusted(now, WINDOW)).collect()
+    }
+
+    #[test]
+    fn a_suspect_entry_is_confirmed_a_half_at_a_time_and_joins_again() {
+        let mut t = TableTablets::default();
+        for i in 0..4 {
+            let (first, last) = scylla(i, 4);
+            apply(&mut t, first, last, i as u8 + 1, 1);
+        }
+        let later = NOW + WINDOW;
+        assert_eq!(trusted_at(&t, later), [false; 4], "lapsed");
+        // An answer from entry 1's upper half vouches for that half only:
+        // the table may have split, and the lower half moved.
+        let (_, upper_half) = scylla(3, 8);
+        answer_at(&mut t, upper_half, 5, 0, later);
+        let (first, last) = (scylla(2, 8), scylla(3, 8));
+        assert_eq!(
+            bounds(&t),
+            [scylla(0, 4), first, last, scylla(2, 4), scylla(3, 4)]
+        );
+        assert_eq!(trusted_at(&t, later), [false, false, true, false, false]);
+        assert!(t.tablets()[1].trust.split_off.load(Ordering::Relaxed));
+        // A request sent before the halving says nothing about the lower
+        // half; one sent after confirms it, and the halves join again.
+        answer_at(&mut t, first.1, 4, 0, later + 1);
+        assert_eq!(t.len(), 5);
+        // (Split off, it is not halved again.)
+        answer_at(&mut t, first.1, 6, 0, later + 1);
+        assert_eq!(bounds(&t)[1], scylla(1, 4), "joined");
+        assert_eq!(trusted_at(&t, later + 1), [false, true, false, false]);
+    }
+
+    #[test]
+    fn a_recent_payload_of_the_same_width_confirms_entries_whole() {
+        let mut t = TableTablets::default();
+        for i in 0..4 {
+            let (first, last) = scylla(i, 4);
+            apply(&mut t, first, last, i as u8 + 1, 1);
+        }
+        // Tablet 0 moved: the others are in doubt, but the payload shows
+        // the table still has 4 tablets, so an answer vouches for a whole
+        // entry.
+        let (first, last) = scylla(0, 4);
+        assert_eq!(apply(&mut t, first, last, 9, 2), Applied::Replaced);
+        assert_eq!(doubted(&t), [false, true, true, true]);
+        answer_at(&mut t, scylla(2, 4).1, 3, 0, NOW + 1);
+        assert_eq!(t.len(), 4);
+        assert_eq!(trusted_at(&t, NOW + 1), [true, false, true, false]);
+    }
+
+    #[test]
+    fn each_replica_vouches_only_for_itself() {
+        let mut t = TableTablets::default();
+        // Not one of Scylla's aligned tablets, so never halved.
+        let three = Tablet {
+            replicas: vec![([1; 16], 1), ([2; 16], 2), ([3; 16], 3)],
+            ..tablet(0, 100, 1)
+        };
+        t.apply(three, 1, 1, NOW);
+        let later = NOW + WINDOW;
+        let entry = |t: &TableTablets| t.find(50).unwrap().clone();
+        assert_eq!(entry(&t).unverified_replica(), None, "not checked yet");
+        // One replica answered: a migration may have moved another one, so
+        // requests wait for a check of each before going by all three.
+        answer_at(&mut t, 50, 2, 1, later);
+        assert!(!entry(&t).trusted(later, WINDOW));
+        assert_eq!(entry(&t).unverified_replica(), Some(0));
+        answer_at(&mut t, 50, 3, 0, later);
+        assert_eq!(entry(&t).unverified_replica(), Some(2));
+        answer_at(&mut t, 50, 4, 2, later);
+        assert!(entry(&t).trusted(later, WINDOW));
+        // A doubt starts the checks over.
+        t.find(50).unwrap().trust.doubt(5);
+        assert_eq!(t.find(50).unwrap().unverified_replica(), None);
+        assert!(!t.find(50).unwrap().trusted(later, WINDOW));
+    }
+
+    #[test]
+    fn a_later_entry_that_agrees_does_not_make_a_payload_stale() {
+        let mut t = TableTablets::default();
+        apply(&mut t, 0, 50, 1, 10);
+        apply(&mut t, 50, 100, 2, 5);
+        // The two merged onto host 1: the payload of a request sent at 8
+        // agrees with the entry learned at 10, and replaces both.
+        assert_eq!(apply(&mut t, 0, 100, 1, 8), Applied::Replaced);
+        assert_eq!(bounds(&t), [(0, 100)]);
+        assert_eq!(t.find(75).unwrap().replicas[0].0, [1; 16]);
+        assert_eq!(t.find(75).unwrap().learned(), 10, "keeps the newest order");
+        // One that disagrees still wins.
+        apply(&mut t, 0, 50, 3, 20);
+        assert_eq!(apply(&mut t, 0, 100, 4, 15), Applied::Stale);
     }
 
     #[test]

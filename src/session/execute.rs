@@ -395,7 +395,10 @@ impl Inner {
                 if let Some(info) = learns {
                     let taught = route::learn_tablet(tablets, info, extensions, sequence);
                     if !taught && by_map && is_result {
-                        tablets.confirm(info.keyspace, info.table, info.token.value(), sequence);
+                        // The replica that answered, as tablet payloads name it.
+                        let replica = (node.host_id, conn.shard().unwrap_or(0));
+                        let token = info.token.value();
+                        tablets.confirm(info.keyspace, info.table, token, sequence, replica);
                     }
                 }
             };

@@ -45,8 +45,13 @@ pub enum Resolution {
     Tablet,
     /// A tablet table without a trusted entry for the token: `region` is
     /// what one probe would learn; `hinted` if an unconfirmed entry's
-    /// replicas were written.
-    Learn { region: Region, hinted: bool },
+    /// replicas were written; `check`, the one of them no answer vouched
+    /// for yet, which a probe should ask.
+    Learn {
+        region: Region,
+        hinted: bool,
+        check: Option<Target>,
+    },
 }
 
 /// Writes the replicas of `info` into `out` (cleared first), primary first.
@@ -86,18 +91,27 @@ pub fn replicas(
                 if !learns {
                     return Resolution::Direct;
                 }
+                let check = tablet.unverified_replica().and_then(|i| {
+                    let (host, shard) = tablet.replicas[i];
+                    Some(Target {
+                        node: state.node_index_by_host_id(&host)?,
+                        shard: Some(shard),
+                    })
+                });
                 Resolution::Learn {
                     region: Region {
                         first: tablet.first,
                         last: tablet.last,
                     },
                     hinted: true,
+                    check,
                 }
             }
             Lookup::Unknown(_) if !learns => Resolution::Direct,
             Lookup::Unknown(region) => Resolution::Learn {
                 region,
                 hinted: false,
+                check: None,
             },
         });
     }
@@ -147,7 +161,12 @@ pub async fn learn(
 ) -> Learning {
     for _ in 0..MAX_LEARNING_ROUNDS {
         let resolution = replicas(state, tablets, true, info, out);
-        let Resolution::Learn { region, hinted } = resolution else {
+        let Resolution::Learn {
+            region,
+            hinted,
+            check,
+        } = resolution
+        else {
             return Learning::routed(resolution);
         };
         let admission =
@@ -156,10 +175,16 @@ pub async fn learn(
                 .admit(info.keyspace, info.table, info.token.value(), region);
         match admission {
             Admission::Probe(ticket) => {
+                if let Some(replica) = check {
+                    // Ask the replica nothing vouched for yet: the others
+                    // answered for themselves.
+                    out.clear();
+                    out.push(replica);
+                }
                 return Learning {
                     ticket: Some(ticket),
                     by_map: hinted,
-                }
+                };
             }
             Admission::Wait(probe) => {
                 let until = deadline.min(Instant::now() + tablets.learning.hold_limit());
