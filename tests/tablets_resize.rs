@@ -1,7 +1,7 @@
 //! Tablet splits and merges under load (`POST /admin/tablets/split`,
 //! `/admin/tablets/merge`): the client's map stays correct by overlap
 //! replacement, with the misroute bound of tests/tablets_concurrency.rs
-//! (at most twice the tablets a pass has to learn), at 64 and 256 in
+//! (at most twice the tablets a pass has to learn), at 1, 64 and 256 in
 //! flight, RF 1 and 3.
 
 mod common;
@@ -183,7 +183,7 @@ async fn splits_and_merges_keep_the_map_correct_within_the_bound() {
     let emulator = Emulator::start(3, 4, &["--tablets"]);
     let session = connect(&emulator).await;
     wait_pools_filled(&session, 4).await;
-    for (rf, in_flight) in [(1, 256), (3, 256), (1, 64)] {
+    for (rf, in_flight) in [(1, 256), (3, 256), (1, 64), (3, 1)] {
         scenario(&emulator, &session, rf, in_flight).await;
     }
     session.close().await;
