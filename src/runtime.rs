@@ -33,7 +33,7 @@ use std::future::Future;
 use std::io;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Condvar, Mutex, Once};
 use std::task::Waker;
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -304,6 +304,12 @@ impl std::fmt::Debug for Runtime {
 /// request) finds it free. It is also how often the standby looks.
 const STANDBY_GRACE: Duration = Duration::from_millis(2);
 
+/// Looks the standby thread takes while callers keep the runtime busy
+/// before it parks until the last one lets go: a thread blocked in a long
+/// wait then costs no wake-ups (it was 500 a second), and a busy caller
+/// one notification per this many looks.
+const STANDBY_LOOKS_BEFORE_PARKING: u32 = 10;
+
 /// A current-thread tokio runtime that the threads waiting for its work
 /// drive: `Driver::drive` runs the connection I/O, timers and tasks on the
 /// calling thread until what it waits for is ready, so a request goes out
@@ -317,6 +323,8 @@ pub(crate) struct Driven {
     state: Mutex<DrivenState>,
     /// Wakes the standby thread's turn (it gives the runtime up).
     wanted: tokio::sync::Notify,
+    /// Wakes the parked standby thread (the last caller let go).
+    released: Condvar,
     generation: u64,
 }
 
@@ -328,6 +336,10 @@ struct DrivenState {
     released: Option<Instant>,
     /// The standby thread holds the runtime.
     standby_driving: bool,
+    /// The standby thread waits for `Driven::released`.
+    standby_parked: bool,
+    /// Times the standby thread looked whether it should drive.
+    standby_looks: u64,
     closing: bool,
 }
 
@@ -347,6 +359,7 @@ impl Driven {
             dispatch: config.dispatch.clone(),
             state: Mutex::new(DrivenState::default()),
             wanted: tokio::sync::Notify::new(),
+            released: Condvar::new(),
             generation: generation(),
         });
         let name = if config.thread_name.is_empty() {
@@ -382,6 +395,7 @@ impl Driven {
     fn close(&self) {
         self.lock().closing = true;
         self.wanted.notify_one();
+        self.released.notify_all();
     }
 
     /// Runs `future` to completion on this thread, driving the runtime.
@@ -413,10 +427,12 @@ fn standby(weak: std::sync::Weak<Driven>) {
         let Some(driven) = weak.upgrade() else { return };
         {
             let mut state = driven.lock();
+            let mut looks = 0;
             loop {
                 if state.closing {
                     return;
                 }
+                state.standby_looks += 1;
                 let quiet = state.callers == 0
                     && state
                         .released
@@ -424,6 +440,18 @@ fn standby(weak: std::sync::Weak<Driven>) {
                 if quiet {
                     state.standby_driving = true;
                     break;
+                }
+                looks += 1;
+                if looks >= STANDBY_LOOKS_BEFORE_PARKING && state.callers > 0 {
+                    looks = 0;
+                    state.standby_parked = true;
+                    while state.standby_parked && !state.closing {
+                        state = driven
+                            .released
+                            .wait(state)
+                            .unwrap_or_else(|e| e.into_inner());
+                    }
+                    continue;
                 }
                 drop(state);
                 std::thread::sleep(STANDBY_GRACE);
@@ -466,7 +494,14 @@ impl Driver {
         let mut state = driven.lock();
         state.callers -= 1;
         state.released = Some(Instant::now());
+        let unpark = state.callers == 0 && state.standby_parked;
+        if unpark {
+            state.standby_parked = false;
+        }
         drop(state);
+        if unpark {
+            driven.released.notify_one();
+        }
         Some(out)
     }
 
@@ -682,6 +717,28 @@ mod tests {
             let _ = tx.send(std::thread::current().id());
         });
         assert!(driver.drive(rx).is_some());
+    }
+
+    #[test]
+    fn the_standby_thread_parks_while_a_caller_drives() {
+        let rt = caller_driven();
+        let driven = rt.driven.clone().expect("caller-driven");
+        let driver = rt.driver().unwrap();
+        let looks = || driven.lock().standby_looks;
+        let before = looks();
+        // Looking every STANDBY_GRACE would be about 200 looks.
+        driver.drive(async { tokio::time::sleep(Duration::from_millis(400)).await });
+        let during = looks() - before;
+        assert!(during <= 20, "{during} looks while a caller drove");
+        // Once the caller lets go, the standby drives again.
+        let (tx, rx) = mpsc::channel();
+        rt.spawn(async move {
+            tx.send(std::thread::current().id()).unwrap();
+        });
+        let ran_on = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the standby ran it");
+        assert_ne!(ran_on, std::thread::current().id());
     }
 
     #[test]
