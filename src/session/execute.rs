@@ -154,6 +154,29 @@ pub(crate) enum Answer<T> {
     Fail(DriverError),
 }
 
+/// Turns one response into an answer, given the connection and node it
+/// came from and `learn` (called with the frame's extensions and whether it
+/// is a RESULT, which records or confirms tablets).
+pub(crate) trait Accept<T>:
+    Fn(
+    RawResponse,
+    &Connection,
+    SocketAddr,
+    &dyn Fn(&ResponseExtensions, bool),
+) -> Result<Answer<T>, RequestError>
+{
+}
+
+impl<T, F> Accept<T> for F where
+    F: Fn(
+        RawResponse,
+        &Connection,
+        SocketAddr,
+        &dyn Fn(&ResponseExtensions, bool),
+    ) -> Result<Answer<T>, RequestError>
+{
+}
+
 impl Inner {
     /// Runs `job` along its plan until it succeeds or the retry rules say
     /// stop, decoding the result.
@@ -188,22 +211,16 @@ impl Inner {
         .await
     }
 
-    /// The request loop: `accept` turns each response into an answer (and
-    /// calls `learn` with the frame's extensions and whether it is a
-    /// RESULT, which records or confirms tablets); `ignored` is the answer
-    /// for a write timeout the retry policy ignores (`None`: returned as
-    /// the error instead). An idempotent job whose speculative execution
-    /// policy says so runs several executions along its plan at once.
+    /// The request loop: `accept` turns each response into an answer;
+    /// `ignored` is the answer for a write timeout the retry policy ignores
+    /// (`None`: returned as the error instead). An idempotent job whose
+    /// speculative execution policy says so runs several executions along
+    /// its plan at once.
     pub(crate) async fn run_with<T>(
         &self,
         job: &Job<'_>,
         ignored: impl Fn(SocketAddr, Option<u16>) -> Option<T>,
-        accept: impl Fn(
-            RawResponse,
-            &Connection,
-            SocketAddr,
-            &dyn Fn(&ResponseExtensions, bool),
-        ) -> Result<Answer<T>, RequestError>,
+        accept: impl Accept<T>,
     ) -> Result<T, DriverError> {
         let deadline = Instant::now() + job.timeout;
         let state = self.cluster.state_full();
@@ -279,12 +296,7 @@ impl Inner {
         &self,
         run: &Run<'_, '_>,
         ignored: &impl Fn(SocketAddr, Option<u16>) -> Option<T>,
-        accept: &impl Fn(
-            RawResponse,
-            &Connection,
-            SocketAddr,
-            &dyn Fn(&ResponseExtensions, bool),
-        ) -> Result<Answer<T>, RequestError>,
+        accept: &impl Accept<T>,
         delay: Duration,
         max_attempts: u32,
     ) -> Ended<T> {
@@ -339,12 +351,7 @@ impl Inner {
         &self,
         run: &Run<'_, '_>,
         ignored: &impl Fn(SocketAddr, Option<u16>) -> Option<T>,
-        accept: &impl Fn(
-            RawResponse,
-            &Connection,
-            SocketAddr,
-            &dyn Fn(&ResponseExtensions, bool),
-        ) -> Result<Answer<T>, RequestError>,
+        accept: &impl Accept<T>,
     ) -> Ended<T> {
         let job = run.job;
         let tablets = run.tablets;
