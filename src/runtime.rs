@@ -31,6 +31,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Once};
@@ -183,7 +184,53 @@ pub struct Runtime {
     rt: Option<tokio::runtime::Runtime>,
     /// Set for a caller-driven runtime; it owns the tokio runtime then.
     driven: Option<Arc<Driven>>,
+    submissions: Arc<Submissions>,
     generation: u64,
+}
+
+/// A task started from outside the runtime.
+type Submitted = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Tasks submitted from outside the runtime (the C API's requests), started
+/// in batches by one dispatcher task. A spawn from outside wakes the
+/// runtime's I/O driver with a syscall every time: one per request, and the
+/// tasks then start one at a time, each flushing its connection alone
+/// (measured at 256 in flight: 1 wake-up write, 0.64 sendto and 0.62
+/// recvfrom per request, against 0.06 for the Rust scylla crate). Here a
+/// submission wakes the dispatcher only when the queue was empty, and the
+/// dispatcher starts the whole batch at once on the runtime.
+#[derive(Default)]
+struct Submissions {
+    queue: Mutex<Vec<Submitted>>,
+    wake: tokio::sync::Notify,
+}
+
+impl Submissions {
+    fn push(&self, task: Submitted) {
+        let first = {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            queue.push(task);
+            queue.len() == 1
+        };
+        if first {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Runs on the runtime for its lifetime: starts every batch submitted.
+    async fn dispatch(self: Arc<Self>) {
+        let mut batch = Vec::new();
+        loop {
+            self.wake.notified().await;
+            std::mem::swap(
+                &mut batch,
+                &mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()),
+            );
+            for task in batch.drain(..) {
+                tokio::spawn(task);
+            }
+        }
+    }
 }
 
 impl Runtime {
@@ -230,8 +277,16 @@ impl Runtime {
         Ok(Runtime {
             rt: Some(rt),
             driven: None,
+            submissions: Arc::default(),
             generation: generation(),
-        })
+        }
+        .dispatching())
+    }
+
+    /// Starts the task that starts submitted tasks.
+    fn dispatching(self) -> Runtime {
+        self.spawn(self.submissions.clone().dispatch());
+        self
     }
 
     /// The tokio handle, to spawn or enter.
@@ -246,6 +301,12 @@ impl Runtime {
     /// For a caller-driven runtime, what lets a waiting thread drive it.
     pub fn driver(&self) -> Option<Driver> {
         self.driven.as_ref().map(|d| Driver(Arc::downgrade(d)))
+    }
+
+    /// Starts a task on the runtime from outside it, with the tasks
+    /// submitted meanwhile (see [`Submissions`]).
+    pub fn submit(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.submissions.push(Box::pin(task));
     }
 
     /// Spawns a task on the runtime.
@@ -377,8 +438,10 @@ impl Driven {
         Ok(Runtime {
             rt: None,
             driven: Some(driven),
+            submissions: Arc::default(),
             generation: generation(),
-        })
+        }
+        .dispatching())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, DrivenState> {

@@ -78,7 +78,7 @@ impl sshard_session {
         };
         let future = sshard_future::with_driver(kind, self.runtime.driver());
         let completer = Completer::new(future.clone());
-        self.runtime.spawn(async move {
+        self.runtime.submit(async move {
             completer.complete(Box::pin(make(admission)).await);
         });
         future
