@@ -233,32 +233,38 @@ local function add_latency(l, v)
   l.n = n + 1
 end
 
--- Heapsort of a[0..n-1], ascending: one function, its loops nested (a
--- sift called from a loop would not compile).
+-- Sorts a[0..n-1] (latencies: doubles >= 0, whose bit patterns order as
+-- unsigned integers) ascending by an LSD radix sort, a byte per pass:
+-- loops without data-dependent branches, which the JIT compiles once (a
+-- comparison sort's branches make it compile side trace after side trace).
+local bit = require "bit"
 local function sort_doubles(a, n)
-  local last = n - 1
-  local start = math.floor((n - 2) / 2)
-  while last > 0 do
-    local root
-    if start >= 0 then
-      root = start -- building the heap
-      start = start - 1
-    else
-      a[0], a[last] = a[last], a[0]
-      last = last - 1
-      root = 0
+  if n < 2 then return end
+  local src = ffi.cast("uint64_t *", a)
+  local scratch = ffi.new("uint64_t[?]", n)
+  local dst = scratch
+  local count = ffi.new("int32_t[256]")
+  for shift = 0, 56, 8 do
+    ffi.fill(count, ffi.sizeof(count))
+    for i = 0, n - 1 do
+      local d = tonumber(bit.band(bit.rshift(src[i], shift), 255))
+      count[d] = count[d] + 1
     end
-    local v = a[root]
-    while true do
-      local child = 2 * root + 1
-      if child > last then break end
-      if child < last and a[child] < a[child + 1] then child = child + 1 end
-      if v >= a[child] then break end
-      a[root] = a[child]
-      root = child
+    local sum = 0
+    for d = 0, 255 do
+      local c = count[d]
+      count[d] = sum
+      sum = sum + c
     end
-    a[root] = v
+    for i = 0, n - 1 do
+      local v = src[i]
+      local d = tonumber(bit.band(bit.rshift(v, shift), 255))
+      dst[count[d]] = v
+      count[d] = count[d] + 1
+    end
+    src, dst = dst, src
   end
+  -- Eight passes: the sorted keys are back in `a`.
 end
 
 local function new_stats()

@@ -296,6 +296,8 @@ local function event_buffer(n)
   return Q.events
 end
 
+local NONE = nil
+
 -- Hands a submitted C future to the queue: returns a Future.
 local function track(cf, kind, session, prepared, opts, keep)
   local q, err, code = queue()
@@ -322,8 +324,10 @@ local function track(cf, kind, session, prepared, opts, keep)
   -- Every field a completion sets is named here (nil until set: storing
   -- even nil to an absent key adds it), so the table is copied whole from
   -- its template and does not grow (a rehash per request otherwise); 5
-  -- fields in 8 slots leave room for a few of the caller's.
-  local fut = setmetatable({ done = false, _token = token, _a = nil, _x = nil, _callback = nil },
+  -- fields in 8 slots leave room for a few of the caller's. NONE, not a
+  -- literal nil: the parser keeps the key of a variable's slot in the
+  -- template, while a literal nil's slot is free for the next key.
+  local fut = setmetatable({ done = false, _token = token, _a = NONE, _x = NONE, _callback = NONE },
     Future)
   Q.pending[token] = fut
   Q.outstanding = Q.outstanding + 1
@@ -702,9 +706,15 @@ local function rows_of(r, session, prepared, opts)
   if more and C.sshard_result_paging_state(r, out_bytes, out_len) == OK then
     paging_state = ffi_string(out_bytes[0], out_len[0])
   end
-  local rows = table_new(row_count, 2)
-  rows.type = "ROWS"
-  rows.meta = { has_more_pages = more, paging_state = paging_state, columns = columns.meta }
+  local meta = { has_more_pages = more, paging_state = paging_state, columns = columns.meta }
+  local rows
+  if row_count <= 1 then
+    -- The usual single row: a template with its array slot and both keys.
+    rows = { nil, type = "ROWS", meta = meta }
+  else
+    rows = table_new(row_count, 2)
+    rows.type, rows.meta = "ROWS", meta
+  end
   local names, types, ncols = columns.names, columns.types, columns.count
   local int64_mode, ordered = decoding(session, opts)
   local decode_row = columns.decode_row
