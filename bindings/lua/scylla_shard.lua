@@ -379,15 +379,6 @@ local function complete_events(events, n, into)
   return k, notify
 end
 
--- complete_events called from a Lua frame: a trace through its loop can
--- end by returning to a Lua function (it cannot return into pcall's
--- frame: "NYI: return to lower frame", and every batch's end would run
--- interpreted).
-local function complete_batch(events, n, into)
-  local k, notify = complete_events(events, n, into)
-  return k, notify
-end
-
 -- After a completion raised `err` at event `settled`: that event and the
 -- ones after it complete with the error, so no future waits forever and no
 -- C future leaks.
@@ -420,7 +411,7 @@ end
 -- raises the first error, if any. Returns n, k.
 local function dispatch(events, n, into)
   Q.outstanding = Q.outstanding - n
-  local ok, k, notify = pcall(complete_batch, events, n, into)
+  local ok, k, notify = pcall(complete_events, events, n, into)
   local first_error
   if not ok then
     first_error = k
