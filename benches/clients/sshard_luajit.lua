@@ -155,7 +155,10 @@ local session, err = scylla.connect { contact_points = { host }, port = port, co
   consistency = "LOCAL_ONE", application_name = DRIVER,
   request_timeout_ms = 12000, connect_timeout_ms = 5000,
   -- One Lua thread submits and waits: it runs the I/O itself.
-  caller_driven_io = true }
+  caller_driven_io = true,
+  -- bigint columns (tag) as numbers, as the C client reads an int64_t:
+  -- no int64 cdata boxed per row.
+  int64 = "number" }
 if not session then die("connect failed: %s", err) end
 
 local function pools_full()
