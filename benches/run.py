@@ -74,6 +74,8 @@ def parse_args(argv=None):
                    help="workers starting at once after a restart, with and without the "
                         "communicator")
     p.add_argument("--no-callgrind", action="store_true")
+    p.add_argument("--callgrind-concurrency", type=int, default=1,
+                   help="requests in flight in the callgrind runs (256: the LuaJIT target's case)")
     p.add_argument("--no-tablets", action="store_true")
     p.add_argument("--base-ip", default="127.77.%d.1" % (20 + os.getpid() % 200))
     p.add_argument("--emulator", default=os.path.join(ROOT, "target/release/scylla-emulator"))
@@ -345,7 +347,8 @@ def main(argv=None):
             for adapter in [a for a in adapters if a.callgrind]:
                 tag += 1
                 rec = runner.run_callgrind(adapter, cluster, settings, args.callgrind_requests,
-                                           args.callgrind_warmup, tag, logs, valgrind)
+                                           args.callgrind_warmup, tag, logs, valgrind,
+                                           concurrency=args.callgrind_concurrency)
                 callgrind[adapter.name] = rec
                 progress("callgrind %-22s %s" % (adapter.name, rec.get("failure") or
                                                  "%.0f instructions/request"
@@ -399,9 +402,9 @@ def main(argv=None):
             "storm": "%d client processes connect at once to node 1 right after it restarted "
                      "(down %d ms); ideal = nodes x shards x clients" % (
                          args.storm_clients, args.storm_down_ms),
-            "callgrind": "mixed workload at concurrency 1, (I(%d) - I(%d)) / %d requests "
+            "callgrind": "mixed workload at concurrency %d, (I(%d) - I(%d)) / %d requests "
                          "after %d warm-up requests" % (
-                             args.callgrind_requests[1], args.callgrind_requests[0],
+                             args.callgrind_concurrency, args.callgrind_requests[1], args.callgrind_requests[0],
                              args.callgrind_requests[1] - args.callgrind_requests[0],
                              args.callgrind_warmup),
         },

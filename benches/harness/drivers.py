@@ -37,8 +37,9 @@ class Adapter:
     requires: list = field(default_factory=list)
     missing_note: str = ""
     env: dict = field(default_factory=dict)
-    # Instruction counts under callgrind (compiled clients only: an
-    # interpreter's counts would measure the interpreter).
+    # Instruction counts under callgrind (compiled clients, and LuaJIT's:
+    # its VM and traces are the binding's cost; CPython's counts would
+    # measure the interpreter).
     callgrind: bool = False
     # Which cases it runs: a predicate on a Case (None: every case, the
     # connection storm included).
@@ -141,6 +142,7 @@ def adapters(root, python=None):
             missing_note="install luajit2 and stage the library: make lua-deps c-lib",
             env={"SCYLLA_SHARD_LIBRARY": os.path.join(c_lib_dir, "libscylla_shard.so"),
                  "SCYLLA_SHARD_CDEF": os.path.join(root, "include", "scylla_shard_cdef.h")},
+            callgrind=True,
         ),
         Adapter(
             name="python-driver",

@@ -410,14 +410,14 @@ def callgrind_instructions(path):
 
 
 def run_callgrind(adapter, cluster, settings, requests, warmup_requests, tag, log_dir,
-                  valgrind="valgrind"):
-    """Instructions per request of the mixed workload at concurrency 1:
+                  valgrind="valgrind", concurrency=1):
+    """Instructions per request of the mixed workload at `concurrency`:
     two runs of n1 < n2 measured requests after the same warm-up, so
     (I(n2) - I(n1)) / (n2 - n1) cancels process start, connection and
     warm-up."""
     record = {"driver": adapter.name, "requests": list(requests),
-              "warmup_requests": warmup_requests}
-    case = Case("callgrind", "mixed", 1, "bench")
+              "warmup_requests": warmup_requests, "concurrency": concurrency}
+    case = Case("callgrind", "mixed", concurrency, "bench")
     counts = []
     for n in requests:
         out = os.path.join(log_dir, "callgrind-%s-%d.out" % (adapter.name, n))

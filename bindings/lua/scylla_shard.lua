@@ -20,6 +20,7 @@ local metrics = require "scylla_shard.metrics"
 local schema = require "scylla_shard.schema"
 
 local C = L.C
+local table_new = require "table.new"
 local ffi_string, ffi_gc, ffi_new = ffi.string, ffi.gc, ffi.new
 local type, tonumber, tostring, pairs, setmetatable, error, pcall =
   type, tonumber, tostring, pairs, setmetatable, error, pcall
@@ -195,8 +196,11 @@ end
 ---------------------------------------------------------------- completion queue
 
 -- One queue per process (a queue made before fork() is replaced in the
--- child). Futures are keyed by token in a weak table: a future nobody holds
--- is collected, and its completion, when it comes, is freed unread.
+-- child). A request's token is a slot number, taken from a free list and
+-- given back when its event comes, so the tables keyed by token stay dense
+-- arrays (no hashing, no rehash as tokens grow). Futures are held by slot
+-- in a weak table: a future nobody holds is collected, and its
+-- completion, when it comes, is freed unread.
 local Q = {
   ptr = nil,
   pid = nil,
@@ -204,10 +208,38 @@ local Q = {
   held = {}, -- futures with a callback: kept until they complete
 
   outstanding = 0, -- events still to come (held futures or not)
-  next_token = 1,
+  -- What decoding each slot's completion needs (kept here, not on the
+  -- future, so that a future is a small table).
+  kinds = {},
+  sessions = {},
+  prepareds = {},
+  optss = {},
+  keeps = {},
+  free = {}, -- slots given back, a stack
+  nfree = 0,
+  slots = 0, -- slots ever made
   events = nil,
   capacity = 0,
 }
+
+-- A free slot (token) for a new request.
+local function take_slot()
+  local n = Q.nfree
+  if n > 0 then
+    Q.nfree = n - 1
+    return Q.free[n]
+  end
+  local slot = Q.slots + 1
+  Q.slots = slot
+  return slot
+end
+
+-- Gives back the slot of a request whose event has come.
+local function give_slot(slot)
+  local n = Q.nfree + 1
+  Q.nfree = n
+  Q.free[n] = slot
+end
 
 local function getpid()
   return ffi.C.getpid()
@@ -218,10 +250,18 @@ local Future = {}
 Future.__index = Future
 M.Future = Future
 
+-- A completed future's outcome: the first value in _a, the others (an
+-- error's message, code and details, or a kept result) in _x when there
+-- are any, so a successful future stores one field.
+local function settle(fut, a, b, c, d, e)
+  fut._a = a
+  if b ~= nil or c ~= nil or d ~= nil or e ~= nil then fut._x = { b, c, d, e } end
+  fut.done = true
+end
+
 local function fail_orphans(pending)
   for _, fut in pairs(pending) do
-    fut.done = true
-    fut._a, fut._b, fut._c = call_failure(FORKED, "the request was made in process " .. tostring(Q.pid))
+    settle(fut, call_failure(FORKED, "the request was made in process " .. tostring(Q.pid)))
   end
 end
 
@@ -230,6 +270,8 @@ local function reset_queue()
   local orphans = Q.pending
   Q.ptr, Q.pid, Q.outstanding, Q.held = nil, nil, 0, {}
   Q.pending = setmetatable({}, { __mode = "v" })
+  Q.free, Q.nfree, Q.slots = {}, 0, 0
+  Q.kinds, Q.sessions, Q.prepareds, Q.optss, Q.keeps = {}, {}, {}, {}, {}
   fail_orphans(orphans)
 end
 
@@ -254,6 +296,8 @@ local function event_buffer(n)
   return Q.events
 end
 
+local NONE = nil
+
 -- Hands a submitted C future to the queue: returns a Future.
 local function track(cf, kind, session, prepared, opts, keep)
   local q, err, code = queue()
@@ -261,19 +305,30 @@ local function track(cf, kind, session, prepared, opts, keep)
     C.sshard_future_free(cf)
     return nil, err, code
   end
-  local token = Q.next_token
-  Q.next_token = token + 1
+  local token = take_slot()
   local s = C.sshard_future_set_queue(cf, q, token)
   if s == FORKED then -- our queue was made before a fork(): make this process's
     reset_queue()
     q, err, code = queue()
+    token = take_slot()
     s = q and C.sshard_future_set_queue(cf, q, token) or code
   end
   -- The event carries its own reference.
   C.sshard_future_free(cf)
-  if s ~= OK then return call_failure(s) end
-  local fut = setmetatable({ done = false, _token = token, _kind = kind, _session = session,
-    _prepared = prepared, _opts = opts, _keep = keep }, Future)
+  if s ~= OK then
+    give_slot(token)
+    return call_failure(s)
+  end
+  Q.kinds[token], Q.sessions[token], Q.prepareds[token], Q.optss[token], Q.keeps[token] =
+    kind, session, prepared, opts, keep
+  -- Every field a completion sets is named here (nil until set: storing
+  -- even nil to an absent key adds it), so the table is copied whole from
+  -- its template and does not grow (a rehash per request otherwise); 5
+  -- fields in 8 slots leave room for a few of the caller's. NONE, not a
+  -- literal nil: the parser keeps the key of a variable's slot in the
+  -- template, while a literal nil's slot is free for the next key.
+  local fut = setmetatable({ done = false, _token = token, _a = NONE, _x = NONE, _callback = NONE },
+    Future)
   Q.pending[token] = fut
   Q.outstanding = Q.outstanding + 1
   return fut
@@ -291,6 +346,7 @@ local settled = 0
 -- put in into[1..k]) and the futures with a waker or a callback.
 local function complete_events(events, n, into)
   local pending, held = Q.pending, Q.held
+  local kinds, sessions, prepareds, optss, keeps = Q.kinds, Q.sessions, Q.prepareds, Q.optss, Q.keeps
   local notify
   local k = 0
   for i = 0, n - 1 do
@@ -299,9 +355,13 @@ local function complete_events(events, n, into)
     local cf = ev.future
     local token = tonumber(ev.token)
     local fut = pending[token]
+    local session, prepared, opts, keep = sessions[token], prepareds[token], optss[token], keeps[token]
+    sessions[token], prepareds[token], optss[token], keeps[token] = nil, nil, nil, nil
+    give_slot(token)
     if fut then
-      fut._a, fut._b, fut._c, fut._d, fut._e = complete_outcome(cf, ev.status, fut._kind,
-        fut._session, fut._prepared, fut._opts, fut._keep)
+      local a, b, c, d, e = complete_outcome(cf, ev.status, kinds[token], session, prepared, opts, keep)
+      fut._a = a
+      if b ~= nil or c ~= nil or d ~= nil or e ~= nil then fut._x = { b, c, d, e } end
       fut.done = true
       pending[token], held[token] = nil, nil
       if into then
@@ -327,10 +387,14 @@ local function settle_rest(events, n, into, k, err)
     local ev = events[i]
     local token = tonumber(ev.token)
     local fut = Q.pending[token]
+    -- The raising event gave its slot back already.
+    if i > settled then
+      give_slot(token)
+      Q.sessions[token], Q.prepareds[token], Q.optss[token], Q.keeps[token] = nil, nil, nil, nil
+    end
     if fut then
       Q.pending[token], Q.held[token] = nil, nil
-      fut._a, fut._b, fut._c = call_failure(S.INTERNAL, "completing the request raised: " .. tostring(err))
-      fut.done = true
+      settle(fut, call_failure(S.INTERNAL, "completing the request raised: " .. tostring(err)))
       if into then
         k = k + 1
         into[k] = fut
@@ -465,7 +529,9 @@ end
 -- nil, err, code, details); nil, "PENDING", PENDING before it completes.
 function Future:result()
   if not self.done then return nil, "PENDING: the request has not completed", PENDING end
-  return self._a, self._b, self._c, self._d, self._e
+  local x = self._x
+  if x then return self._a, x[1], x[2], x[3], x[4] end
+  return self._a
 end
 
 -- Runs `fn(outcome...)` when the future completes (from the scylla.poll or
@@ -502,6 +568,33 @@ local function decoding(session, opts)
   return int64_mode, ordered
 end
 
+-- Longest rows decoded by a generated function (a Lua function has at most
+-- 200 locals); longer ones go through the generic loop.
+local ROW_DECODER_MAX = 64
+
+-- A function decoding row i of a result with these columns into a table:
+-- generated once per column set, so the row is made from a template
+-- holding every column name (no rehash as columns are added) and each
+-- column's type is a constant of the trace. Returns nil for rows too
+-- long. The decoder returns the row, or FAILED and the column.
+local function row_decoder(names, types)
+  local n = #names
+  if n == 0 or n > ROW_DECODER_MAX then return nil end
+  local src = { "local C, decode, types, FAILED, out_value = ...\n",
+    "return function(r, i, int64_mode, ordered)\n" }
+  for j = 1, n do
+    src[#src + 1] = ("C.sshard_result_value(r, i, %d, out_value)\n"
+      .. "local v%d = decode(out_value[0], types[%d], int64_mode, ordered)\n"
+      .. "if v%d == FAILED then return FAILED, %d end\n"):format(j - 1, j, j, j, j)
+  end
+  local fields = {}
+  for j = 1, n do fields[j] = ("[%q] = v%d"):format(names[j], j) end
+  src[#src + 1] = "return { " .. table.concat(fields, ", ") .. " }\nend\n"
+  local chunk = load(table.concat(src), "=scylla_shard.row_decoder")
+  if not chunk then return nil end
+  return chunk(C, decode, types, FAILED, ffi_new("const sshard_value *[1]"))
+end
+
 -- Column names and types of a result; cached on the prepared statement
 -- whose metadata the result shares (the same name pointers: the prepared
 -- handle we hold keeps that metadata alive and unique).
@@ -529,12 +622,16 @@ local function columns_of(r, n, prepared)
       names[i + 1], types[i + 1] = name, t
       meta[i + 1] = { name = name, type = t.name }
     end
-    cache = { count = n, first = first, names = names, types = types, meta = meta }
+    cache = { count = n, first = first, names = names, types = types, meta = meta,
+      decode_row = row_decoder(names, types) }
     if prepared then prepared._columns = cache end
     return cache
   end
   return { count = 0, names = {}, types = {}, meta = {} }
 end
+
+local RESULT_VOID, RESULT_ROWS = C.SSHARD_RESULT_KIND_VOID, C.SSHARD_RESULT_KIND_ROWS
+local out_result_kind = ffi_new("sshard_result_kind[1]")
 
 local function result_extras(r, out, opts)
   C.sshard_result_warning_count(r, out_len)
@@ -555,8 +652,20 @@ end
 -- A result as lua-cassandra shapes it: ROWS (an array of rows keyed by
 -- column name, with .meta), VOID, SET_KEYSPACE or SCHEMA_CHANGE.
 local function rows_of(r, session, prepared, opts)
-  C.sshard_result_has_rows(r, out_bool)
-  if not out_bool[0] then
+  -- One call tells rows from nothing (an INSERT's VOID) from the rest.
+  local kind
+  if C.sshard_result_get_kind(r, out_result_kind) == OK then
+    kind = out_result_kind[0]
+  else
+    C.sshard_result_has_rows(r, out_bool)
+    kind = out_bool[0] and RESULT_ROWS or nil
+  end
+  if kind == RESULT_VOID then
+    local out = { type = "VOID" }
+    result_extras(r, out, opts)
+    return out
+  end
+  if kind ~= RESULT_ROWS then
     local out
     if C.sshard_result_schema_change(r, out_text, out_len, out_text + 1, out_len + 1, out_text + 2,
         out_len + 2, out_text + 3, out_len + 3) == OK then
@@ -588,12 +697,31 @@ local function rows_of(r, session, prepared, opts)
   if more and C.sshard_result_paging_state(r, out_bytes, out_len) == OK then
     paging_state = ffi_string(out_bytes[0], out_len[0])
   end
-  local rows = { type = "ROWS", meta = { has_more_pages = more, paging_state = paging_state,
-    columns = columns.meta } }
+  local meta = { has_more_pages = more, paging_state = paging_state, columns = columns.meta }
+  local rows
+  if row_count <= 1 then
+    -- The usual single row: a template with its array slot and both keys.
+    rows = { nil, type = "ROWS", meta = meta }
+  else
+    rows = table_new(row_count, 2)
+    rows.type, rows.meta = "ROWS", meta
+  end
   local names, types, ncols = columns.names, columns.types, columns.count
   local int64_mode, ordered = decoding(session, opts)
+  local decode_row = columns.decode_row
+  if decode_row then
+    for i = 0, row_count - 1 do
+      local row, j = decode_row(r, i, int64_mode, ordered)
+      if row == FAILED then
+        return call_failure(values.decode_status(), "column " .. names[j] .. " of row " .. (i + 1))
+      end
+      rows[i + 1] = row
+    end
+    result_extras(r, rows, opts)
+    return rows
+  end
   for i = 0, row_count - 1 do
-    local row = {}
+    local row = table_new(0, ncols)
     for j = 0, ncols - 1 do
       C.sshard_result_value(r, i, j, out_value)
       local v = decode(out_value[0], types[j + 1], int64_mode, ordered)
@@ -860,12 +988,62 @@ local function bind_prepared(prepared, st, args, named)
     if n > count then
       return invalid(("%d arguments for %d markers"):format(n, count))
     end
+    local binder = prepared._binder
+    if binder then
+      local s, i = binder(st, args)
+      if s ~= OK then return bind_failure(s, "argument " .. i .. " (" .. prepared._names[i] .. ")") end
+      return true
+    end
     for i = 1, count do
       local s = put(BY_INDEX, st, i - 1, args[i], types[i])
       if s ~= OK then return bind_failure(s, "argument " .. i .. " (" .. prepared._names[i] .. ")") end
     end
   end
   return true
+end
+
+-- A function binding positional arguments to every marker of a prepared
+-- statement, generated once per statement: straight-line code (a trace
+-- through one statement's execute is then no loop whose trip count
+-- changes with the statement, which the JIT gives up unrolling), the
+-- common Lua forms of each marker's type bound by one direct C call, the
+-- rest through put(). Returns OK, or the status and the argument that
+-- failed.
+local BINDER_MAX = 64
+local TWO_53 = 2 ^ 53
+local DIRECT = {
+  [values.kinds.int] = "if type(v) == 'number' and v == floor(v) and v >= -2147483648 and v <= 2147483647 "
+    .. "then s = C.sshard_statement_bind_int32(st, %d, v) else s = put(BY_INDEX, st, %d, v, types[%d]) end\n",
+  [values.kinds.bigint] = "if type(v) == 'number' and v == floor(v) and v >= -TWO_53 and v <= TWO_53 "
+    .. "then s = C.sshard_statement_bind_int64(st, %d, v) else s = put(BY_INDEX, st, %d, v, types[%d]) end\n",
+  [values.kinds.text] = "if type(v) == 'string' then s = C.sshard_statement_bind_text(st, %d, v, #v) "
+    .. "else s = put(BY_INDEX, st, %d, v, types[%d]) end\n",
+  [values.kinds.ascii] = "if type(v) == 'string' then s = C.sshard_statement_bind_text(st, %d, v, #v) "
+    .. "else s = put(BY_INDEX, st, %d, v, types[%d]) end\n",
+  [values.kinds.boolean] = "if type(v) == 'boolean' then s = C.sshard_statement_bind_bool(st, %d, v) "
+    .. "else s = put(BY_INDEX, st, %d, v, types[%d]) end\n",
+  [values.kinds.double] = "if type(v) == 'number' then s = C.sshard_statement_bind_double(st, %d, v) "
+    .. "else s = put(BY_INDEX, st, %d, v, types[%d]) end\n",
+}
+local function make_binder(types)
+  local n = #types
+  if n == 0 or n > BINDER_MAX then return nil end
+  local src = { "local put, BY_INDEX, OK, types, C, floor, TWO_53 = ...\n",
+    "local type = type\n", "return function(st, args)\nlocal s, v\n" }
+  for i = 1, n do
+    local direct = DIRECT[types[i].kind]
+    src[#src + 1] = ("v = args[%d]\n"):format(i)
+    if direct then
+      src[#src + 1] = direct:format(i - 1, i - 1, i)
+    else
+      src[#src + 1] = ("s = put(BY_INDEX, st, %d, v, types[%d])\n"):format(i - 1, i)
+    end
+    src[#src + 1] = ("if s ~= OK then return s, %d end\n"):format(i)
+  end
+  src[#src + 1] = "return OK\nend\n"
+  local chunk = load(table.concat(src), "=scylla_shard.binder")
+  if not chunk then return nil end
+  return chunk(put, BY_INDEX, OK, types, C, math.floor, TWO_53)
 end
 
 function Session:_finish_connect()
@@ -1593,7 +1771,7 @@ function wrap_prepared(ptr, session)
   end
   C.sshard_prepared_is_lwt(ptr, out_bool)
   local stmt = setmetatable({ _ptr = ptr, _session = session, _count = count, _names = names,
-    _types = types, _index = index, is_lwt = out_bool[0] }, Prepared)
+    _types = types, _index = index, is_lwt = out_bool[0], _binder = make_binder(types) }, Prepared)
   -- A statement reused by executions without options (every marker is
   -- bound each time; execute copies it).
   if C.sshard_prepared_bind(ptr, out_statement) == OK then
