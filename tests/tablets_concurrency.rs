@@ -11,14 +11,12 @@ mod common;
 mod session_support;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::Emulator;
 use scylla_shard::routing::tablets::tablet_index_of;
 use scylla_shard::routing::token::murmur3_token;
-use scylla_shard::session::{Prepared, Session, Statement};
+use scylla_shard::session::{Prepared, Session};
 use session_support::*;
 
 /// Requests per pass for `concurrency` in flight.
@@ -30,13 +28,6 @@ fn pass_size(concurrency: usize) -> usize {
 fn tablet_of(k: i32, tablets: usize) -> usize {
     let token = murmur3_token(&k.to_be_bytes());
     tablet_index_of(token.value(), tablets).expect("power of two")
-}
-
-fn insert(prepared: &Arc<Prepared>, k: i32) -> Statement {
-    let mut st = Statement::prepared(prepared.clone());
-    st.values = vec![int(k), int(k)];
-    st.idempotent = true;
-    st
 }
 
 /// What one pass did, from the emulator's and the session's counters.
@@ -86,32 +77,7 @@ async fn pass(
         .collect();
     let before = routing(emulator);
     let stats_before = session.metrics().tablets;
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let (session, prepared, next) = (session.clone(), prepared.clone(), next.clone());
-        workers.spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count {
-                    return;
-                }
-                let k = first + i as i32;
-                session
-                    .execute(&insert(&prepared, k))
-                    .await
-                    .unwrap_or_else(|e| panic!("insert {k}: {e}"));
-            }
-        });
-    }
-    let all = async {
-        while let Some(done) = workers.join_next().await {
-            done.expect("worker");
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(120), all)
-        .await
-        .expect("pass within 120 s");
+    write_keys(session, prepared, first, count, concurrency).await;
     let routing = routing(emulator).since(&before);
     assert_eq!(routing.routable, count as f64, "{routing:?}");
     let stats = session.metrics().tablets;

@@ -7,12 +7,10 @@
 mod common;
 mod session_support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::{wait_until, Emulator};
-use scylla_shard::session::{Prepared, Session, Statement};
+use scylla_shard::session::{Prepared, Session};
 use session_support::*;
 
 const PASS: usize = 1024;
@@ -35,36 +33,7 @@ async fn pass(load: &Load<'_>, first: i32) -> Routing {
         in_flight,
     } = load;
     let before = routing(emulator);
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..*in_flight {
-        let session = Session::clone(session);
-        let (prepared, next) = (prepared.clone(), next.clone());
-        workers.spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= PASS {
-                    return;
-                }
-                let k = first + i as i32;
-                let mut st = Statement::prepared(prepared.clone());
-                st.values = vec![int(k), int(k)];
-                st.idempotent = true;
-                session
-                    .execute(&st)
-                    .await
-                    .unwrap_or_else(|e| panic!("insert {k}: {e}"));
-            }
-        });
-    }
-    let all = async {
-        while let Some(done) = workers.join_next().await {
-            done.expect("worker");
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(120), all)
-        .await
-        .expect("pass within 120 s");
+    write_keys(session, prepared, first, PASS, *in_flight).await;
     let moved = routing(emulator).since(&before);
     assert_eq!(moved.routable, PASS as f64, "{moved:?}");
     moved

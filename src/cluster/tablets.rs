@@ -1026,17 +1026,23 @@ mod tests {
         t.confirm_suspect(token, answer, WINDOW);
     }
 
+    /// Scylla's 4 tablets, tablet `i` on host `i + 1`, learned at 1.
+    fn four_tablets() -> TableTablets {
+        let mut t = TableTablets::default();
+        for i in 0..4 {
+            let (first, last) = scylla(i, 4);
+            apply(&mut t, first, last, i as u8 + 1, 1);
+        }
+        t
+    }
+
     fn trusted_at(t: &TableTablets, now: u64) -> Vec<bool> {
         t.tablets().iter().map(|e| e.trusted(now, WINDOW)).collect()
     }
 
     #[test]
     fn a_suspect_entry_is_confirmed_a_half_at_a_time_and_joins_again() {
-        let mut t = TableTablets::default();
-        for i in 0..4 {
-            let (first, last) = scylla(i, 4);
-            apply(&mut t, first, last, i as u8 + 1, 1);
-        }
+        let mut t = four_tablets();
         let later = NOW + WINDOW;
         assert_eq!(trusted_at(&t, later), [false; 4], "lapsed");
         // An answer from entry 1's upper half vouches for that half only:
@@ -1062,11 +1068,7 @@ mod tests {
 
     #[test]
     fn a_recent_payload_of_the_same_width_confirms_entries_whole() {
-        let mut t = TableTablets::default();
-        for i in 0..4 {
-            let (first, last) = scylla(i, 4);
-            apply(&mut t, first, last, i as u8 + 1, 1);
-        }
+        let mut t = four_tablets();
         // Tablet 0 moved: the others are in doubt, but the payload shows
         // the table still has 4 tablets, so an answer vouches for a whole
         // entry.

@@ -2,12 +2,16 @@
 //! the emulator, value encoding, and the emulator's routing counters.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{wait_until, Emulator};
 use scylla_shard::protocol::response::Rows;
 use scylla_shard::protocol::{CqlValue, Value};
-use scylla_shard::session::{DriverError, QueryResult, Session, SessionConfig, Statement};
+use scylla_shard::session::{
+    DriverError, Prepared, QueryResult, Session, SessionConfig, Statement,
+};
 
 /// Bound on any single step of a test.
 pub const STEP: Duration = Duration::from_secs(20);
@@ -140,3 +144,50 @@ pub async fn create_schema(session: &Session, ks: &str, replication: &str) {
 
 pub const SIMPLE_RF1: &str = "replication = {'class': 'SimpleStrategy', 'replication_factor': 1}";
 pub const TABLETS_RF1: &str = "replication = {'class': 'NetworkTopologyStrategy', 'datacenter1': 1} AND tablets = {'enabled': true, 'initial': 8}";
+
+/// An idempotent write of key `k` with value `k` through `prepared`
+/// (`INSERT INTO ... (k, v) VALUES (?, ?)`).
+pub fn insert_key(prepared: &Arc<Prepared>, k: i32) -> Statement {
+    let mut st = Statement::prepared(prepared.clone());
+    st.values = vec![int(k), int(k)];
+    st.idempotent = true;
+    st
+}
+
+/// Writes keys `first..first + count` through `prepared`, `in_flight` at a
+/// time (every worker's first request leaves at once); every write must
+/// succeed, all within 120 s.
+pub async fn write_keys(
+    session: &Session,
+    prepared: &Arc<Prepared>,
+    first: i32,
+    count: usize,
+    in_flight: usize,
+) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..in_flight {
+        let (session, prepared, next) = (session.clone(), prepared.clone(), next.clone());
+        workers.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return;
+                }
+                let k = first + i as i32;
+                session
+                    .execute(&insert_key(&prepared, k))
+                    .await
+                    .unwrap_or_else(|e| panic!("insert {k}: {e}"));
+            }
+        });
+    }
+    let all = async {
+        while let Some(done) = workers.join_next().await {
+            done.expect("worker");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), all)
+        .await
+        .expect("writes within 120 s");
+}
