@@ -480,7 +480,10 @@ impl Connection {
             self.error(stream, error_code::INVALID, "no hostile answer configured");
             return true;
         };
-        if hostile.once && self.state.hostile_sent.load(Ordering::SeqCst) > 0 {
+        // Claimed before writing: a retry on another connection can arrive
+        // while these bytes are still being written.
+        let earlier = self.state.hostile_sent.fetch_add(1, Ordering::SeqCst);
+        if hostile.once && earlier > 0 {
             self.ordinary(stream);
             return true;
         }
@@ -505,7 +508,6 @@ impl Connection {
             }
             let _ = writer.flush();
         }
-        self.state.hostile_sent.fetch_add(1, Ordering::SeqCst);
         match hostile.after {
             After::Serve => true,
             After::Silence => {
