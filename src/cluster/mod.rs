@@ -8,6 +8,7 @@
 
 pub mod control;
 mod endpoint;
+pub mod name_hash;
 pub mod cql_type;
 pub mod host_policy;
 pub mod node;

@@ -10,9 +10,11 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use super::name_hash::NameMap;
 use super::node::NodeRuntime;
 use super::schema::KeyspaceInfo;
 use crate::pool::NodePool;
+use crate::routing::plan::PlanNode;
 use crate::routing::replication::{
     PrecomputedReplicas, ReplicationStrategy, RingNode, StrategyId, TokenRing,
 };
@@ -33,6 +35,18 @@ pub struct Node {
     /// stay right), but no pool and never in a plan.
     pub filtered_out: bool,
     runtime: Option<Arc<NodeRuntime>>,
+}
+
+impl PlanNode for Node {
+    fn datacenter(&self) -> &str {
+        &self.datacenter
+    }
+    fn rack(&self) -> &str {
+        &self.rack
+    }
+    fn usable(&self) -> bool {
+        self.is_usable()
+    }
 }
 
 impl std::fmt::Debug for Node {
@@ -97,14 +111,14 @@ struct Routing {
     ring: TokenRing,
     replicas: PrecomputedReplicas,
     /// Precomputed strategy of every vnode keyspace.
-    strategy_ids: HashMap<String, StrategyId>,
+    strategy_ids: NameMap<String, StrategyId>,
 }
 
 /// Everything routing needs, frozen at one moment.
 pub struct ClusterState {
     nodes: Vec<Node>,
-    by_host_id: HashMap<[u8; 16], usize>,
-    keyspaces: HashMap<String, KeyspaceInfo>,
+    by_host_id: NameMap<[u8; 16], usize>,
+    keyspaces: NameMap<String, KeyspaceInfo>,
     routing: Arc<Routing>,
     /// Increases with every published snapshot.
     generation: u64,
@@ -133,6 +147,7 @@ impl ClusterState {
         keyspaces: HashMap<String, KeyspaceInfo>,
         generation: u64,
     ) -> ClusterState {
+        let keyspaces: NameMap<String, KeyspaceInfo> = keyspaces.into_iter().collect();
         let ring_nodes: Vec<RingNode> = nodes
             .iter()
             .map(|n| RingNode {
@@ -199,7 +214,7 @@ impl ClusterState {
         self.keyspaces.get(name)
     }
 
-    pub fn keyspaces(&self) -> &HashMap<String, KeyspaceInfo> {
+    pub fn keyspaces(&self) -> &NameMap<String, KeyspaceInfo> {
         &self.keyspaces
     }
 

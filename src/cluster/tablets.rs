@@ -44,12 +44,13 @@
 //! halves that agree are joined again. Splits and merges then cost about
 //! one misroute per moved tablet, as moves do (tests/tablets_resize.rs).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+
+use super::name_hash::NameMap;
 
 pub use super::tablet_learning::{Admission, LearningTicket, Probe, TabletLearning};
 use crate::protocol::tablets_payload::TabletRoutingInfo;
@@ -615,7 +616,7 @@ fn layout_count(sample: &Tablet) -> Option<usize> {
 
 /// keyspace -> table -> tablets. Two levels so a lookup by `&str` needs no
 /// allocation.
-type Snapshot = HashMap<String, HashMap<String, Arc<TableTablets>>>;
+type Snapshot = NameMap<String, NameMap<String, Arc<TableTablets>>>;
 
 /// Counts shown in the session metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

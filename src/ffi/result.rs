@@ -55,7 +55,7 @@ pub struct sshard_result {
     /// there is a next page (`sshard_session_next_page`). Kept even when
     /// there is none: it was made on the caller's thread and is cheapest
     /// freed there, with the result.
-    statement: Option<Statement>,
+    statement: Option<Arc<Statement>>,
 }
 
 impl Generational for sshard_result {
@@ -77,11 +77,11 @@ impl sshard_result {
     pub(crate) fn paged(
         result: QueryResult,
         prepared: Option<&Arc<Prepared>>,
-        statement: Option<Statement>,
+        statement: Option<Arc<Statement>>,
     ) -> sshard_result {
         let mut statement = statement;
         if let (Some(state), Some(statement)) = (&result.paging_state, statement.as_mut()) {
-            statement.paging_state = Some(state.clone());
+            Arc::make_mut(statement).paging_state = Some(state.clone());
         }
         let has_rows = result.rows.is_some();
         let mut rows = result.rows.unwrap_or_default();
@@ -109,7 +109,7 @@ impl sshard_result {
     }
 
     /// The statement that fetches the page after this one.
-    pub(crate) fn next_page(&self) -> Option<&Statement> {
+    pub(crate) fn next_page(&self) -> Option<&Arc<Statement>> {
         self.statement
             .as_ref()
             .filter(|_| self.paging_state.is_some())

@@ -96,7 +96,7 @@ unsafe fn session<'a>(ptr: *const sshard_session) -> FfiResult<&'a sshard_sessio
 /// without metadata and fetches the next page.
 fn result_outcome(
     outcome: Result<crate::session::QueryResult, crate::session::DriverError>,
-    statement: Option<crate::session::Statement>,
+    statement: Option<Arc<crate::session::Statement>>,
 ) -> Outcome {
     match outcome {
         Ok(result) => {
@@ -264,7 +264,10 @@ pub unsafe extern "C" fn sshard_session_execute(
 }
 
 /// Runs `statement` on the session's runtime; the future yields its result.
-fn submit_execute(s: &sshard_session, statement: crate::session::Statement) -> Arc<sshard_future> {
+fn submit_execute(
+    s: &sshard_session,
+    statement: Arc<crate::session::Statement>,
+) -> Arc<sshard_future> {
     s.submit(SSHARD_FUTURE_KIND_EXECUTE, move |admission| async move {
         let outcome = admission.execute(&statement).await;
         result_outcome(outcome, Some(statement))

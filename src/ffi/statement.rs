@@ -4,6 +4,7 @@
 //! the per-request options.
 
 use std::ffi::c_char;
+use std::sync::Arc;
 
 use super::config::millis_arg;
 use super::enums::{
@@ -31,7 +32,10 @@ pub(crate) enum Target<'a> {
 /// thread-safe; free with `sshard_statement_free`.
 pub struct sshard_statement {
     generation: u64,
-    inner: Statement,
+    /// Shared with the requests (and their results) started from it, so
+    /// executing does not copy the values; changing it after that copies
+    /// it once (`options_mut`).
+    inner: Arc<Statement>,
 }
 
 impl Generational for sshard_statement {
@@ -44,27 +48,27 @@ impl sshard_statement {
     pub(crate) fn new(inner: Statement) -> sshard_statement {
         sshard_statement {
             generation: runtime::generation(),
-            inner,
+            inner: Arc::new(inner),
         }
     }
 
     /// Type-checks and stores one value (the core's binding rules).
     pub(crate) fn bind(&mut self, target: Target<'_>, value: BindValue) -> FfiResult {
         match target {
-            Target::Index(i) => self.inner.bind(i, &value)?,
-            Target::Name(name) => self.inner.bind_by_name(name, &value)?,
+            Target::Index(i) => self.options_mut().bind(i, &value)?,
+            Target::Name(name) => self.options_mut().bind_by_name(name, &value)?,
         }
         Ok(())
     }
 
-    /// The statement's options, for setters defined beside their concept
-    /// (speculation, profiles).
+    /// The statement to change (copied first while a request started
+    /// from it still runs).
     pub(crate) fn options_mut(&mut self) -> &mut Statement {
-        &mut self.inner
+        Arc::make_mut(&mut self.inner)
     }
 
-    /// The statement to execute (a copy).
-    pub(crate) fn to_statement(&self) -> FfiResult<Statement> {
+    /// The statement to execute (shared, not copied).
+    pub(crate) fn to_statement(&self) -> FfiResult<Arc<Statement>> {
         if self
             .inner
             .value_names
@@ -75,7 +79,7 @@ impl sshard_statement {
                 "a simple statement's values must be all named or all positional",
             ));
         }
-        Ok(self.inner.clone())
+        Ok(Arc::clone(&self.inner))
     }
 }
 
@@ -131,7 +135,7 @@ pub unsafe extern "C" fn sshard_statement_set_consistency(
     ffi_boundary! {
         // SAFETY: NULL or a live statement (API contract).
         let statement = unsafe { box_mut(statement, "statement") }?;
-        statement.inner.consistency = Some(consistency(level)?);
+        statement.options_mut().consistency = Some(consistency(level)?);
         Ok(())
     }
 }
@@ -145,7 +149,7 @@ pub unsafe extern "C" fn sshard_statement_set_serial_consistency(
     ffi_boundary! {
         // SAFETY: NULL or a live statement (API contract).
         let statement = unsafe { box_mut(statement, "statement") }?;
-        statement.inner.serial_consistency = Some(serial_consistency(level)?);
+        statement.options_mut().serial_consistency = Some(serial_consistency(level)?);
         Ok(())
     }
 }
@@ -159,7 +163,7 @@ pub unsafe extern "C" fn sshard_statement_set_page_size(
     ffi_boundary! {
         // SAFETY: NULL or a live statement (API contract).
         let statement = unsafe { box_mut(statement, "statement") }?;
-        statement.inner.page_size = Some(page_size);
+        statement.options_mut().page_size = Some(page_size);
         Ok(())
     }
 }
@@ -178,7 +182,7 @@ pub unsafe extern "C" fn sshard_statement_set_paging_state(
         let statement = unsafe { box_mut(statement, "statement") }?;
         // SAFETY: `(paging_state, len)` is readable memory (API contract).
         let state = unsafe { bytes_arg(paging_state, paging_state_len, "paging_state") }?;
-        statement.inner.paging_state = (!state.is_empty()).then(|| state.to_vec());
+        statement.options_mut().paging_state = (!state.is_empty()).then(|| state.to_vec());
         Ok(())
     }
 }
@@ -195,7 +199,7 @@ pub unsafe extern "C" fn sshard_statement_set_paging_state_from_result(
         let statement = unsafe { box_mut(statement, "statement") }?;
         // SAFETY: NULL or a live result (API contract).
         let result = unsafe { handle_ref(result, "result") }?;
-        statement.inner.paging_state = result.paging_state().map(<[u8]>::to_vec);
+        statement.options_mut().paging_state = result.paging_state().map(<[u8]>::to_vec);
         Ok(())
     }
 }
@@ -209,7 +213,7 @@ pub unsafe extern "C" fn sshard_statement_set_timestamp(
     ffi_boundary! {
         // SAFETY: NULL or a live statement (API contract).
         let statement = unsafe { box_mut(statement, "statement") }?;
-        statement.inner.timestamp = Some(timestamp_us);
+        statement.options_mut().timestamp = Some(timestamp_us);
         Ok(())
     }
 }
@@ -223,7 +227,7 @@ pub unsafe extern "C" fn sshard_statement_set_idempotent(
     ffi_boundary! {
         // SAFETY: NULL or a live statement (API contract).
         let statement = unsafe { box_mut(statement, "statement") }?;
-        statement.inner.idempotent = idempotent;
+        statement.options_mut().idempotent = idempotent;
         Ok(())
     }
 }
@@ -238,7 +242,7 @@ pub unsafe extern "C" fn sshard_statement_set_retry_policy(
     ffi_boundary! {
         // SAFETY: NULL or a live statement (API contract).
         let statement = unsafe { box_mut(statement, "statement") }?;
-        statement.inner.retry_policy = Some(retry_policy(policy)?);
+        statement.options_mut().retry_policy = Some(retry_policy(policy)?);
         Ok(())
     }
 }
@@ -253,7 +257,7 @@ pub unsafe extern "C" fn sshard_statement_set_timeout_ms(
         // SAFETY: NULL or a live statement (API contract).
         let statement = unsafe { box_mut(statement, "statement") }?;
         let timeout = millis_arg(timeout_ms, "timeout")?;
-        statement.inner.timeout = (timeout_ms > 0).then_some(timeout);
+        statement.options_mut().timeout = (timeout_ms > 0).then_some(timeout);
         Ok(())
     }
 }
@@ -268,7 +272,7 @@ pub unsafe extern "C" fn sshard_statement_set_tracing(
     ffi_boundary! {
         // SAFETY: NULL or a live statement (API contract).
         let statement = unsafe { box_mut(statement, "statement") }?;
-        statement.inner.tracing = tracing;
+        statement.options_mut().tracing = tracing;
         Ok(())
     }
 }
@@ -301,7 +305,7 @@ pub unsafe extern "C" fn sshard_statement_set_routing_key(
         let statement = unsafe { box_mut(statement, "statement") }?;
         // SAFETY: `(key, key_len)` is readable memory (API contract).
         let key = unsafe { bytes_arg(key, key_len, "key") }?;
-        routing_mut(&mut statement.inner).key = RoutingKey::Bytes(key.to_vec());
+        routing_mut(statement.options_mut()).key = RoutingKey::Bytes(key.to_vec());
         Ok(())
     }
 }
@@ -320,7 +324,7 @@ pub unsafe extern "C" fn sshard_statement_set_routing_key_values(
         // SAFETY: NULL or a live statement (API contract).
         let statement = unsafe { box_mut(statement, "statement") }?;
         if count == 0 {
-            routing_mut(&mut statement.inner).key = RoutingKey::Values(Vec::new());
+            routing_mut(statement.options_mut()).key = RoutingKey::Values(Vec::new());
             return Ok(());
         }
         if positions.is_null() {
@@ -336,7 +340,7 @@ pub unsafe extern "C" fn sshard_statement_set_routing_key_values(
         if let Some(&bad) = positions.iter().find(|&&p| p >= values) {
             return Err(Fail::index(bad, values));
         }
-        routing_mut(&mut statement.inner).key = RoutingKey::Values(positions.to_vec());
+        routing_mut(statement.options_mut()).key = RoutingKey::Values(positions.to_vec());
         Ok(())
     }
 }
@@ -360,7 +364,7 @@ pub unsafe extern "C" fn sshard_statement_set_routing_table(
         let (keyspace, table) = unsafe {
             (str_arg(keyspace, keyspace_len, "keyspace")?, str_arg(table, table_len, "table")?)
         };
-        let routing = routing_mut(&mut statement.inner);
+        let routing = routing_mut(statement.options_mut());
         routing.keyspace = (!keyspace.is_empty()).then(|| keyspace.to_owned());
         routing.table = (!table.is_empty()).then(|| table.to_owned());
         Ok(())
@@ -431,7 +435,7 @@ pub unsafe extern "C" fn sshard_batch_add_statement(
         let batch = unsafe { box_mut(batch, "batch") }?;
         // SAFETY: NULL or a live statement (API contract).
         let statement = unsafe { handle_ref(statement, "statement") }?;
-        let statement = statement.to_statement()?;
+        let statement = Arc::unwrap_or_clone(statement.to_statement()?);
         if statement.value_names.is_some() {
             return Err(Fail::invalid("batch statements cannot use named values"));
         }

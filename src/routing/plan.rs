@@ -7,11 +7,31 @@
 //! datacenter first, as fallbacks.
 
 /// What the plan needs to know about one node.
+pub trait PlanNode {
+    fn datacenter(&self) -> &str;
+    fn rack(&self) -> &str;
+    /// Whether requests may go to the node now.
+    fn usable(&self) -> bool;
+}
+
+/// A node's facts on their own (for callers without cluster nodes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NodeFacts<'a> {
     pub datacenter: &'a str,
     pub rack: &'a str,
     pub up: bool,
+}
+
+impl PlanNode for NodeFacts<'_> {
+    fn datacenter(&self) -> &str {
+        self.datacenter
+    }
+    fn rack(&self) -> &str {
+        self.rack
+    }
+    fn usable(&self) -> bool {
+        self.up
+    }
 }
 
 /// A node to try, and the shard that owns the data there when known.
@@ -41,11 +61,11 @@ enum Tier {
 }
 
 impl LoadBalancing {
-    fn tier(&self, node: &NodeFacts<'_>) -> Option<Tier> {
+    fn tier(&self, node: &impl PlanNode) -> Option<Tier> {
         match &self.local_dc {
             None => Some(Tier::LocalDc),
-            Some(dc) if dc == node.datacenter => match &self.local_rack {
-                Some(rack) if rack == node.rack => Some(Tier::LocalRack),
+            Some(dc) if dc == node.datacenter() => match &self.local_rack {
+                Some(rack) if rack == node.rack() => Some(Tier::LocalRack),
                 _ => Some(Tier::LocalDc),
             },
             Some(_) if self.permit_dc_failover => Some(Tier::Remote),
@@ -58,7 +78,7 @@ impl LoadBalancing {
     /// pseudo-random number used to spread load.
     pub fn plan(
         &self,
-        nodes: &[NodeFacts<'_>],
+        nodes: &[impl PlanNode],
         replicas: &[Target],
         is_lwt: bool,
         rotation: u64,
@@ -72,7 +92,7 @@ impl LoadBalancing {
                 let Some(node) = nodes.get(r.node) else {
                     continue;
                 };
-                if node.up
+                if node.usable()
                     && self.tier(node) == Some(tier)
                     && !out[start..].iter().any(|t| t.node == r.node)
                 {
@@ -93,7 +113,8 @@ impl LoadBalancing {
                     Some(t) => t == tier,
                     None => false,
                 };
-                if node.up && wanted && !out[..replica_count].iter().any(|t| t.node == index) {
+                if node.usable() && wanted && !out[..replica_count].iter().any(|t| t.node == index)
+                {
                     out.push(Target {
                         node: index,
                         shard: None,

@@ -24,7 +24,7 @@ use crate::cluster::{ClusterState, LearningTicket, TabletMap};
 use crate::connection::{Connection, RawRequest, RawResponse, RequestError};
 use crate::protocol::response::{ErrorBody, ErrorDetails};
 use crate::protocol::{Opcode, Response, ResponseExtensions};
-use crate::routing::plan::{LoadBalancing, NodeFacts, Target};
+use crate::routing::plan::{LoadBalancing, Target};
 
 /// One request, ready to send.
 pub struct Job<'a> {
@@ -241,19 +241,8 @@ impl Inner {
             };
         }
         let mut plan = Vec::with_capacity(state.nodes().len() + replicas.len());
-        {
-            let facts: Vec<NodeFacts<'_>> = state
-                .nodes()
-                .iter()
-                .map(|n| NodeFacts {
-                    datacenter: &n.datacenter,
-                    rack: &n.rack,
-                    up: n.is_usable(),
-                })
-                .collect();
-            job.load_balancing
-                .plan(&facts, &replicas, job.is_lwt, rotation(), &mut plan);
-        }
+        job.load_balancing
+            .plan(state.nodes(), &replicas, job.is_lwt, rotation(), &mut plan);
         let run = Run {
             job,
             state: &state,
