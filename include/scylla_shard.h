@@ -1329,6 +1329,18 @@ sshard_status sshard_session_prepare(const struct sshard_session *session, const
 sshard_status sshard_session_execute(const struct sshard_session *session, const struct sshard_statement *statement, const struct sshard_future **future);
 
 /**
+ * Executes `count` statements at once, each as `sshard_session_execute`
+ * would (the statements stay the caller's), and delivers each completion
+ * to `queue` as an event carrying `tokens[i]` and a reference to its
+ * future (freed by whoever polls the event, as with
+ * `sshard_future_set_queue`). One call and one wake-up of the runtime for
+ * them all, where `count` execute and set_queue calls cost three calls
+ * each. All or nothing: a NULL or invalid statement starts none of them,
+ * and the error names its index. `count` 0 does nothing.
+ */
+sshard_status sshard_session_execute_many(const struct sshard_session *session, const struct sshard_statement *const *statements, size_t count, const struct sshard_queue *queue, const uint64_t *tokens);
+
+/**
  * Fetches the page after `result` (which must come from
  * `sshard_session_execute` and have more pages, else WRONG_STATE): the
  * same statement with the result's paging state. The future

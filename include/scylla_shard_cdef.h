@@ -389,6 +389,8 @@ sshard_status sshard_session_prepare(const struct sshard_session *session, const
 
 sshard_status sshard_session_execute(const struct sshard_session *session, const struct sshard_statement *statement, const struct sshard_future **future);
 
+sshard_status sshard_session_execute_many(const struct sshard_session *session, const struct sshard_statement *const *statements, size_t count, const struct sshard_queue *queue, const uint64_t *tokens);
+
 sshard_status sshard_session_next_page(const struct sshard_session *session, const struct sshard_result *result, const struct sshard_future **future);
 
 sshard_status sshard_session_batch(const struct sshard_session *session, const struct sshard_batch *batch, const struct sshard_future **future);

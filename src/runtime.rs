@@ -206,11 +206,13 @@ struct Submissions {
 }
 
 impl Submissions {
-    fn push(&self, task: Submitted) {
+    /// Queues `tasks` together: at most one wake-up for them all.
+    fn push(&self, tasks: impl IntoIterator<Item = Submitted>) {
         let first = {
             let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            queue.push(task);
-            queue.len() == 1
+            let was_empty = queue.is_empty();
+            queue.extend(tasks);
+            was_empty && !queue.is_empty()
         };
         if first {
             self.wake.notify_one();
@@ -306,7 +308,16 @@ impl Runtime {
     /// Starts a task on the runtime from outside it, with the tasks
     /// submitted meanwhile (see [`Submissions`]).
     pub fn submit(&self, task: impl Future<Output = ()> + Send + 'static) {
-        self.submissions.push(Box::pin(task));
+        self.submissions.push([Box::pin(task) as Submitted]);
+    }
+
+    /// Like `submit` for many tasks, started together (one wake-up).
+    pub fn submit_many<F>(&self, tasks: impl IntoIterator<Item = F>)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.submissions
+            .push(tasks.into_iter().map(|t| Box::pin(t) as Submitted));
     }
 
     /// Spawns a task on the runtime.

@@ -172,6 +172,12 @@ impl sshard_future {
         }
     }
 
+    /// Delivers the completion to `queue` with `token` (see
+    /// `sshard_future_set_queue`).
+    pub(crate) fn set_queue(self: &Arc<Self>, queue: Arc<sshard_queue>, token: u64) -> FfiResult {
+        self.set_target(Target::Queue(queue, token))
+    }
+
     fn set_target(self: &Arc<Self>, target: Target) -> FfiResult {
         let deliver_now = {
             let mut state = self.lock();
@@ -439,7 +445,7 @@ pub unsafe extern "C" fn sshard_future_set_queue(
         // SAFETY: NULL or a live queue (API contract).
         let q = unsafe { arc_clone(queue, "queue") }?;
         q.attach_driver(f.driver());
-        f.set_target(Target::Queue(q, token))
+        f.set_queue(q, token)
     }
 }
 

@@ -21,8 +21,11 @@ use super::enums::{
 };
 use super::error::sshard_error;
 use super::future::{sshard_future, Completer, Outcome, Payload};
-use super::handle::{arc_free, arc_into_raw, handle_ref, out_arg, str_arg, Generational};
+use super::handle::{
+    arc_clone, arc_free, arc_into_raw, handle_ref, out_arg, str_arg, Generational,
+};
 use super::prepared::sshard_prepared;
+use super::queue::sshard_queue;
 use super::result::sshard_result;
 use super::statement::{sshard_batch, sshard_statement};
 use super::status::{sshard_status, Fail, FfiResult, SSHARD_STATUS_RUNTIME};
@@ -72,16 +75,40 @@ impl sshard_session {
         M: FnOnce(Admission) -> F + Send + 'static,
         F: Future<Output = Outcome> + Send + 'static,
     {
+        let (future, task) = self.task(kind, make);
+        if let Some(task) = task {
+            self.runtime.submit(task);
+        }
+        future
+    }
+
+    /// The future of one request and the task that completes it (none when
+    /// the session refused it: the future has completed with the error).
+    fn task<M, F>(
+        &self,
+        kind: sshard_future_kind,
+        make: M,
+    ) -> (
+        Arc<sshard_future>,
+        Option<impl Future<Output = ()> + Send + 'static>,
+    )
+    where
+        M: FnOnce(Admission) -> F + Send + 'static,
+        F: Future<Output = Outcome> + Send + 'static,
+    {
         let admission = match self.session.admit() {
             Ok(admission) => admission,
-            Err(e) => return sshard_future::completed(kind, Err(sshard_error::from_driver(e))),
+            Err(e) => {
+                let error = Err(sshard_error::from_driver(e));
+                return (sshard_future::completed(kind, error), None);
+            }
         };
         let future = sshard_future::with_driver(kind, self.runtime.driver());
         let completer = Completer::new(future.clone());
-        self.runtime.submit(async move {
+        let task = async move {
             completer.complete(Box::pin(make(admission)).await);
-        });
-        future
+        };
+        (future, Some(task))
     }
 }
 
@@ -268,10 +295,74 @@ fn submit_execute(
     s: &sshard_session,
     statement: Arc<crate::session::Statement>,
 ) -> Arc<sshard_future> {
-    s.submit(SSHARD_FUTURE_KIND_EXECUTE, move |admission| async move {
-        let outcome = admission.execute(&statement).await;
-        result_outcome(outcome, Some(statement))
+    s.submit(SSHARD_FUTURE_KIND_EXECUTE, move |admission| {
+        execute(admission, statement)
     })
+}
+
+/// Runs an admitted statement.
+async fn execute(admission: Admission, statement: Arc<crate::session::Statement>) -> Outcome {
+    let outcome = admission.execute(&statement).await;
+    result_outcome(outcome, Some(statement))
+}
+
+/// Executes `count` statements at once, each as `sshard_session_execute`
+/// would (the statements stay the caller's), and delivers each completion
+/// to `queue` as an event carrying `tokens[i]` and a reference to its
+/// future (freed by whoever polls the event, as with
+/// `sshard_future_set_queue`). One call and one wake-up of the runtime for
+/// them all, where `count` execute and set_queue calls cost three calls
+/// each. All or nothing: a NULL or invalid statement starts none of them,
+/// and the error names its index. `count` 0 does nothing.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_session_execute_many(
+    session: *const sshard_session,
+    statements: *const *const sshard_statement,
+    count: usize,
+    queue: *const sshard_queue,
+    tokens: *const u64,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live session (API contract).
+        let s = unsafe { self::session(session) }?;
+        // SAFETY: NULL or a live queue (API contract).
+        let q = unsafe { arc_clone(queue, "queue") }?;
+        if count == 0 {
+            return Ok(());
+        }
+        if statements.is_null() {
+            return Err(Fail::null("statements"));
+        }
+        if tokens.is_null() {
+            return Err(Fail::null("tokens"));
+        }
+        // SAFETY: non-NULL, and `count` readable entries each (API contract).
+        let (statements, tokens) = unsafe {
+            (
+                std::slice::from_raw_parts(statements, count),
+                std::slice::from_raw_parts(tokens, count),
+            )
+        };
+        let mut shared = Vec::with_capacity(count);
+        for (i, &statement) in statements.iter().enumerate() {
+            // SAFETY: NULL or a live statement (API contract).
+            let statement = unsafe { handle_ref(statement, "statement") }
+                .and_then(|st| st.to_statement())
+                .map_err(|fail| Fail::new(fail.status, format!("statements[{i}]: {}", fail.message)))?;
+            shared.push(statement);
+        }
+        q.attach_driver(s.runtime.driver().as_ref());
+        let mut tasks = Vec::with_capacity(count);
+        for (statement, &token) in shared.into_iter().zip(tokens) {
+            let (future, task) = s.task(SSHARD_FUTURE_KIND_EXECUTE, move |admission| {
+                execute(admission, statement)
+            });
+            future.set_queue(q.clone(), token)?;
+            tasks.extend(task);
+        }
+        s.runtime.submit_many(tasks);
+        Ok(())
+    }
 }
 
 /// Fetches the page after `result` (which must come from

@@ -779,6 +779,116 @@ static void test_queue_epoll(void) {
   OK(sshard_prepared_free(ins));
 }
 
+/* Many statements started by one call into one queue: every token once,
+ * the rows written; the statements may be freed at once; a NULL entry
+ * starts none and names its index; NULL arguments return a status. */
+static void test_execute_many(void) {
+  const int total = h_scale(600);
+  const int base = 100000;
+  const sshard_prepared *ins = h_prepare(session, "INSERT INTO kv (k, v) VALUES (?, ?)");
+  const sshard_queue *q = NULL;
+  OK(sshard_queue_new(&q));
+  sshard_statement **sts = calloc((size_t)total, sizeof *sts);
+  uint64_t *tokens = calloc((size_t)total, sizeof *tokens);
+  unsigned char *seen = calloc((size_t)total, 1);
+  REQUIRE(sts && tokens && seen);
+  char value[32];
+  for (int i = 0; i < total; i++) {
+    OK(sshard_prepared_bind(ins, &sts[i]));
+    OK(sshard_statement_bind_int32(sts[i], 0, base + i));
+    snprintf(value, sizeof value, "many-%d", i);
+    OK(sshard_statement_bind_text(sts[i], 1, STR(value)));
+    tokens[i] = (uint64_t)(1000 + i);
+  }
+
+  /* A NULL in the middle: nothing starts, the error names the entry. */
+  sshard_statement *null_at = sts[2];
+  sts[2] = NULL;
+  CHECK_STATUS(sshard_session_execute_many(session, (const sshard_statement *const *)sts,
+                                           (size_t)total, q, tokens),
+               SSHARD_STATUS_NULL_ARGUMENT);
+  const char *m = NULL;
+  size_t mlen = 0;
+  OK(sshard_last_error_message(&m, &mlen));
+  CHECK(mlen >= 13 && memcmp(m, "statements[2]", 13) == 0);
+  sts[2] = null_at;
+  CHECK_STATUS(sshard_session_execute_many(NULL, (const sshard_statement *const *)sts, 1, q,
+                                           tokens),
+               SSHARD_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(sshard_session_execute_many(session, NULL, 1, q, tokens),
+               SSHARD_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(sshard_session_execute_many(session, (const sshard_statement *const *)sts, 1,
+                                           NULL, tokens),
+               SSHARD_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(sshard_session_execute_many(session, (const sshard_statement *const *)sts, 1, q,
+                                           NULL),
+               SSHARD_STATUS_NULL_ARGUMENT);
+  OK(sshard_session_execute_many(session, NULL, 0, q, NULL)); /* nothing to do */
+
+  OK(sshard_session_execute_many(session, (const sshard_statement *const *)sts, (size_t)total,
+                                 q, tokens));
+  /* The requests hold what they need: the statements can go now. */
+  for (int i = 0; i < total; i++) OK(sshard_statement_free(sts[i]));
+  int completed = 0, failed = 0, stray = 0;
+  double deadline = h_now() + 60;
+  sshard_event events[128];
+  while (completed + stray < total && h_now() < deadline) {
+    size_t n = 0;
+    OK(sshard_queue_wait(q, events, 128, 200000, &n));
+    for (size_t i = 0; i < n; i++) {
+      uint64_t t = events[i].token - 1000;
+      if (events[i].token >= 1000 && t < (uint64_t)total && !seen[t]) {
+        seen[t] = 1;
+        completed++;
+      } else {
+        stray++; /* a token twice, or one of the refused calls' */
+      }
+      if (events[i].status != SSHARD_STATUS_OK) failed++;
+      CHECK(events[i].kind == SSHARD_FUTURE_KIND_EXECUTE);
+      OK(sshard_future_free(events[i].future));
+    }
+  }
+  CHECK(completed == total);
+  CHECK(failed == 0);
+  CHECK(stray == 0);
+  /* Nothing else was started: no event follows (the refused calls). */
+  size_t late = 0;
+  OK(sshard_queue_wait(q, events, 128, 100000, &late));
+  CHECK(late == 0);
+
+  /* The rows are there, with their values. */
+  sshard_statement *sel = NULL;
+  OK(sshard_statement_new(S("SELECT v FROM kv WHERE k = ?"), 1, &sel));
+  for (int i = 0; i < total; i += total / 7 + 1) {
+    OK(sshard_statement_bind_int32(sel, 0, base + i));
+    const sshard_future *f = NULL;
+    OK(sshard_session_execute(session, sel, &f));
+    OK(sshard_future_wait(f));
+    const sshard_result *r = NULL;
+    OK(sshard_future_get_result(f, &r));
+    size_t rows = 0;
+    OK(sshard_result_row_count(r, &rows));
+    CHECK(rows == 1);
+    if (rows == 1) {
+      const sshard_row *row = NULL;
+      OK(sshard_result_row(r, 0, &row));
+      const char *text = NULL;
+      size_t len = 0;
+      OK(sshard_value_get_text(col(row, "v"), &text, &len));
+      snprintf(value, sizeof value, "many-%d", i);
+      CHECK(len == strlen(value) && memcmp(text, value, len) == 0);
+    }
+    sshard_result_free(r);
+    OK(sshard_future_free(f));
+  }
+  OK(sshard_statement_free(sel));
+  free(seen);
+  free(tokens);
+  free(sts);
+  OK(sshard_queue_free(q));
+  OK(sshard_prepared_free(ins));
+}
+
 /* Callbacks: run on a runtime thread, may read the result, must not block
  * (blocking calls there return WOULD_DEADLOCK). */
 static atomic_int cb_done, cb_ok, cb_deadlock_refused, cb_on_main;
@@ -1391,6 +1501,7 @@ int main(int argc, char **argv) {
   test_batch_size_warning();
   test_tracing();
   test_queue_epoll();
+  test_execute_many();
   test_callbacks();
   test_metrics();
   test_tablets();
