@@ -14,7 +14,9 @@
  * inserted keys read back afterwards. Prints one JSON line. The session
  * uses caller-driven I/O (the thread that waits on the queue runs the
  * connections), as suits a submit-and-wait loop; --io threads uses the
- * library's worker threads instead.
+ * library's worker threads instead. The requests that fit in the window
+ * start together (sshard_session_execute_many, one statement per slot);
+ * --submit one starts each with sshard_session_execute + set_queue.
  *
  * `hold` is one process's share of the restart storm (benches/storm.py):
  * --sessions sessions with full pools; after each "restart" line on stdin,
@@ -79,6 +81,7 @@ struct options {
   const char *replication;
   int sync;
   int threaded_io;
+  int submit_one; /* --submit one: execute + set_queue per request */
   uint64_t sessions;
   int no_shard_aware_port;
   const char *communicator;
@@ -480,6 +483,8 @@ static int take(struct source *src, struct job *job) {
 struct slot {
   uint64_t started;
   struct job job;
+  /* The slot's own statements (--submit many), bound when it is reused. */
+  sshard_statement *insert_st, *select_st;
 };
 
 static sshard_statement *insert_st, *select_st;
@@ -529,7 +534,12 @@ static struct stats run_phase(struct source *src, uint64_t concurrency, double t
   sshard_event events[EVENT_BATCH];
   char why[512];
 
+  const sshard_statement **batch = malloc(concurrency * sizeof *batch);
+  uint64_t *batch_tokens = malloc(concurrency * sizeof *batch_tokens);
+  if (!batch || !batch_tokens) die("out of memory for %" PRIu64 " slots", concurrency);
+
   for (;;) {
+    size_t nbatch = 0;
     while (!exhausted && in_flight < concurrency) {
       struct job job;
       if (!take(src, &job)) {
@@ -537,29 +547,57 @@ static struct stats run_phase(struct source *src, uint64_t concurrency, double t
         break;
       }
       uint64_t slot = free_slots[--nfree];
+      struct slot *sl = &slots[slot];
       sshard_statement *st = job.insert ? insert_st : select_st;
+      if (!opts.submit_one) {
+        sshard_statement **own = job.insert ? &sl->insert_st : &sl->select_st;
+        if (!*own && sshard_prepared_bind(job.insert ? insert_prepared : select_prepared, own) !=
+                         SSHARD_STATUS_OK)
+          die("binding a slot's statement failed");
+        st = *own;
+      }
       sshard_status bs = sshard_statement_bind_int64(st, 0, (int64_t)job.key);
       if (job.insert && bs == SSHARD_STATUS_OK)
         bs = sshard_statement_bind_text(st, 1, payloads[job.key], 64);
       if (job.insert && bs == SSHARD_STATUS_OK) bs = sshard_statement_bind_int64(st, 2, opts.tag);
-      const sshard_future *f = NULL;
       uint64_t started = now_ns();
-      sshard_status es = bs == SSHARD_STATUS_OK ? sshard_session_execute(session, st, &f) : bs;
-      if (es == SSHARD_STATUS_OK) es = sshard_future_set_queue(f, queue, slot);
+      sshard_status es = bs;
+      if (es == SSHARD_STATUS_OK && opts.submit_one) {
+        const sshard_future *f = NULL;
+        es = sshard_session_execute(session, st, &f);
+        if (es == SSHARD_STATUS_OK) es = sshard_future_set_queue(f, queue, slot);
+        sshard_future_free(f);
+      }
       if (es != SSHARD_STATUS_OK) {
         /* A synchronous failure counts as a failed request. */
         describe_failure(NULL, es, why, sizeof why);
         stats_latency(&s, now_ns() - started);
         s.requests++;
         stats_error(&s, why);
-        sshard_future_free(f);
         free_slots[nfree++] = slot;
         continue;
       }
-      sshard_future_free(f);
-      slots[slot].started = started;
-      slots[slot].job = job;
+      if (!opts.submit_one) {
+        batch[nbatch] = st;
+        batch_tokens[nbatch++] = slot;
+      }
+      sl->started = started;
+      sl->job = job;
       in_flight++;
+    }
+    if (nbatch > 0) {
+      sshard_status es = sshard_session_execute_many(session, batch, nbatch, queue, batch_tokens);
+      if (es != SSHARD_STATUS_OK) {
+        /* None started: each counts as a failed request. */
+        describe_failure(NULL, es, why, sizeof why);
+        for (size_t i = 0; i < nbatch; i++) {
+          stats_latency(&s, now_ns() - slots[batch_tokens[i]].started);
+          s.requests++;
+          stats_error(&s, why);
+          free_slots[nfree++] = batch_tokens[i];
+        }
+        in_flight -= nbatch;
+      }
     }
     if (in_flight == 0 && exhausted) break;
     if (in_flight == 0) continue;
@@ -587,6 +625,12 @@ static struct stats run_phase(struct source *src, uint64_t concurrency, double t
       in_flight--;
     }
   }
+  for (uint64_t i = 0; i < concurrency; i++) {
+    sshard_statement_free(slots[i].insert_st);
+    sshard_statement_free(slots[i].select_st);
+  }
+  free(batch);
+  free(batch_tokens);
   free(slots);
   free(free_slots);
   return s;
@@ -717,6 +761,7 @@ static void usage(const char *why) {
           "             [--table kv] [--tag 1] [--verify-max 1000] [--expect-nodes N]\n"
           "             [--pool-timeout 30] [--replication CLAUSE] [--sync] [--io caller|threads]\n"
           "             [--sessions 1] [--no-shard-aware-port] [--communicator PATH]\n"
+          "             [--submit many|one]\n"
           "bench: error: %s\n",
           why);
   exit(2);
@@ -815,6 +860,9 @@ static void parse_args(int argc, char **argv) {
     } else if (strcmp(name, "--io") == 0) {
       if (strcmp(val, "caller") != 0 && strcmp(val, "threads") != 0) usage("--io: caller|threads");
       opts.threaded_io = strcmp(val, "threads") == 0;
+    } else if (strcmp(name, "--submit") == 0) {
+      if (strcmp(val, "many") != 0 && strcmp(val, "one") != 0) usage("--submit: many|one");
+      opts.submit_one = strcmp(val, "one") == 0;
     } else {
       usage(name);
     }
