@@ -25,6 +25,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benches"))
 
 from harness import drivers, report, runner, stats  # noqa: E402
+from harness.keyspaces import (TABLET_KEYSPACE, TABLET_REPLICATION, VNODE_KEYSPACE,  # noqa: E402
+                                VNODE_REPLICATION, create_and_fill)
 from harness.cluster import Cluster, EmulatorError  # noqa: E402
 from harness.communicator import Communicator, CommunicatorError  # noqa: E402
 from harness.plot import plot  # noqa: E402
@@ -37,12 +39,6 @@ MODES = {
     "quick": dict(reps=1, duration=1.0, warmup=0.5, keys=5000, storm_clients=4,
                   callgrind_requests=(200, 700), callgrind_warmup=100),
 }
-VNODE_KEYSPACE = "bench"
-TABLET_KEYSPACE = "bench_tablets"
-VNODE_REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
-TABLET_REPLICATION = ("{'class': 'NetworkTopologyStrategy', 'datacenter1': 1} "
-                      "AND tablets = {'enabled': true, 'initial': %d}")
-SETUP_TIMEOUT_S = 120.0
 
 
 def parse_args(argv=None):
@@ -126,21 +122,7 @@ def setup(cluster, reference, args, logs):
     keyspaces = [(VNODE_KEYSPACE, VNODE_REPLICATION)]
     if not args.no_tablets:
         keyspaces.append((TABLET_KEYSPACE, TABLET_REPLICATION % args.tablets))
-    settings = runner.Settings(keys=args.keys, duration=1.0, warmup=0.0, verify_max=args.keys)
-    for keyspace, replication in keyspaces:
-        base = runner.client_args(cluster, runner.Case("setup", "schema", 1, keyspace),
-                                  settings, tag=0)
-        runner.run_plain(reference, base + ["--replication", replication],
-                         os.path.join(logs, "schema-%s.log" % keyspace), SETUP_TIMEOUT_S)
-        fill = runner.client_args(cluster, runner.Case("fill", "insert", 256, keyspace),
-                                  settings, tag=0)
-        fill += ["--requests", str(args.keys), "--warmup-requests", "0"]
-        r = runner.run_plain(reference, fill, os.path.join(logs, "fill-%s.log" % keyspace),
-                             SETUP_TIMEOUT_S)
-        back = r.get("readback", {})
-        if r.get("errors") or back.get("mismatches") or back.get("checked") != args.keys:
-            raise RuntimeError("filling %s failed: %r" % (keyspace, r))
-        progress("setup: %s filled with %d rows (read back and checked)" % (keyspace, args.keys))
+    create_and_fill(cluster, reference, keyspaces, args.keys, logs, progress)
 
 
 def rotated(items, k):
