@@ -280,8 +280,9 @@ c-check: c-header-check c-symbols abi-check c-test c-install-test
 #   make bench BENCH_ARGS='--drivers sshard-rust --cases mixed/c256 --reps 5'
 # Writes benches/results/latest.{json,png} and the results section of
 # benches/README.md. The C client is built when examples/c/bench.c exists.
-# Then the client memory benchmark (bench-memory below, about 3 minutes) and
-# the restart storm at the shard-aware port post's scale (bench-storm below).
+# Then the client memory benchmark (bench-memory below, about 3 minutes), the
+# startup and scale benchmark (bench-scale below, about 8 minutes) and the
+# restart storm at the shard-aware port post's scale (bench-storm below).
 BENCH_ARGS ?=
 BENCH_QUICK ?=
 
@@ -296,6 +297,7 @@ bench: $(VENV)/.bench-installed python-binding
 	$(PYTHON) benches/run.py --update-readme $(if $(filter-out 0,$(BENCH_QUICK)),--quick) $(BENCH_ARGS)
 	$(MAKE) $(C_BUILD)/examples/bench_memory
 	$(BENCH_MEMORY)
+	$(BENCH_SCALE)
 	$(BENCH_STORM)
 
 # The restart storm at the shard-aware port post's scale
@@ -326,6 +328,22 @@ bench-memory: venv
 	$(CARGO) build --release -p scylla-shard -p scylla-emulator -p scylla-peer
 	$(MAKE) $(C_BUILD)/examples/bench_memory
 	$(BENCH_MEMORY)
+
+# Startup and scale (benches/scale.py): connect to pools full on 3 x 4 and
+# 12 x 16 clusters; CPU per request, req/s and p50 at 1, 16, 256 and 4,096 in
+# flight (3 x 4) and with 3, 6 and 12 nodes (4 shards, 256 in flight); every
+# driver against the Rust scylla crate and the floor in the same run. Writes
+# benches/results/scale.json and the scale section of benches/README.md;
+# about 8 minutes, under 2 with BENCH_QUICK=1.
+#   make bench-scale BENCH_SCALE_ARGS='--drivers sshard-c --inflight 1,4096'
+BENCH_SCALE_ARGS ?=
+BENCH_SCALE = $(PYTHON) benches/scale.py --update-readme $(if $(filter-out 0,$(BENCH_QUICK)),--quick) $(BENCH_SCALE_ARGS)
+
+.PHONY: bench-scale
+bench-scale: venv
+	$(CARGO) build --release -p scylla-shard -p scylla-emulator -p scylla-peer -p sshard-rust -p sshard-floor
+	$(MAKE) $(C_BUILD)/examples/bench
+	$(BENCH_SCALE)
 
 
 # ---------------------------------------------------------------------------
