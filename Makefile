@@ -281,7 +281,7 @@ c-check: c-header-check c-symbols abi-check c-test c-install-test
 # Writes benches/results/latest.{json,png} and the results section of
 # benches/README.md. The C client is built when examples/c/bench.c exists.
 # Then the client memory benchmark (bench-memory below, about 3 minutes), the
-# startup and scale benchmark (bench-scale below, about 8 minutes) and the
+# startup and scale benchmark (bench-scale below, about 7 minutes) and the
 # restart storm at the shard-aware port post's scale (bench-storm below).
 BENCH_ARGS ?=
 BENCH_QUICK ?=
@@ -334,7 +334,7 @@ bench-memory: venv
 # flight (3 x 4) and with 3, 6 and 12 nodes (4 shards, 256 in flight); every
 # driver against the Rust scylla crate and the floor in the same run. Writes
 # benches/results/scale.json and the scale section of benches/README.md;
-# about 8 minutes, under 2 with BENCH_QUICK=1.
+# about 7 minutes, under 1 with BENCH_QUICK=1.
 #   make bench-scale BENCH_SCALE_ARGS='--drivers sshard-c --inflight 1,4096'
 BENCH_SCALE_ARGS ?=
 BENCH_SCALE = $(PYTHON) benches/scale.py --update-readme $(if $(filter-out 0,$(BENCH_QUICK)),--quick) $(BENCH_SCALE_ARGS)

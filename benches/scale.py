@@ -49,8 +49,10 @@ CONNECT_TIMEOUT_S = 120.0
 CLUSTER_STRIDE = 16
 
 MODES = {
-    "full": dict(reps=3, duration=2.0, warmup=0.5),
-    "quick": dict(reps=1, duration=0.5, warmup=0.25),
+    # About 7 minutes on 2 cores.
+    "full": dict(reps=3, duration=3.0, warmup=1.0),
+    # Under a minute.
+    "quick": dict(reps=1, duration=1.0, warmup=0.5),
 }
 
 
@@ -60,8 +62,8 @@ def parse_args(argv=None):
                    default=os.environ.get("BENCH_QUICK", "") not in ("", "0"),
                    help="under 2 minutes: one repetition, short runs (also BENCH_QUICK=1)")
     p.add_argument("--reps", type=int, help="repetitions (3; 1 with --quick)")
-    p.add_argument("--duration", type=float, help="measured seconds per run (2; 0.5 quick)")
-    p.add_argument("--warmup", type=float, help="warm-up seconds per run (0.5; 0.25 quick)")
+    p.add_argument("--duration", type=float, help="measured seconds per run (3; 1 quick)")
+    p.add_argument("--warmup", type=float, help="warm-up seconds per run (1; 0.5 quick)")
     p.add_argument("--keys", type=int, default=5000, help="keys filled and used per cluster")
     p.add_argument("--shards", type=int, default=4, help="shards per node of the scale cases")
     p.add_argument("--inflight", default="1,16,256,4096",
@@ -372,7 +374,7 @@ def main(argv=None):
     for i, stage in enumerate(plan(args)):
         shape = shape_id(stage.nodes, stage.shards)
         base_ip = str(ipaddress.IPv4Address(args.base_ip) + CLUSTER_STRIDE * i)
-        cluster = Cluster(args.emulator, stage.nodes, stage.shards, base_ip, tablets=False,
+        cluster = Cluster(args.emulator, stage.nodes, stage.shards, base_ip,
                           metrics_port=args.metrics_port,
                           log_path=os.path.join(args.logs, "emulator-%s.log" % shape))
         try:

@@ -25,7 +25,7 @@ def test_shapes_parse_and_bad_ones_are_refused():
 
 def test_plan_runs_the_shared_case_once_smallest_cluster_first():
     args = scale.parse_args(["--quick"])
-    assert (args.reps, args.duration) == (1, 0.5)
+    assert (args.reps, args.duration, args.warmup) == (1, 1.0, 0.5)
     stages = scale.plan(args)
     assert [(s.nodes, s.shards) for s in stages] == [(3, 4), (6, 4), (12, 4), (12, 16)]
     assert [c.id for c in stages[0].cases] == ["n3/c1", "n3/c16", "n3/c256", "n3/c4096"]
