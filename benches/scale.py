@@ -24,6 +24,7 @@ and (with --update-readme) the scale section of benches/README.md.
 
 import argparse
 import ipaddress
+import json
 import os
 import shutil
 import sys
@@ -82,6 +83,8 @@ def parse_args(argv=None):
     p.add_argument("--out", default=os.path.join(ROOT, "benches/results"))
     p.add_argument("--logs", default=os.path.join(ROOT, "target/bench-scale"))
     p.add_argument("--update-readme", action="store_true")
+    p.add_argument("--render-only", action="store_true",
+                   help="run nothing: print (and --update-readme) from OUT/scale.json")
     args = p.parse_args(argv)
     mode = MODES["quick" if args.quick else "full"]
     for key, value in mode.items():
@@ -209,6 +212,13 @@ def _ratio_text(value):
     return "-" if value is None else "%.2fx" % value
 
 
+def _spread_text(spread):
+    """" ±N%": half the repetitions' range over their median, when there are several."""
+    if not spread or len(spread["values"]) < 2:
+        return ""
+    return " ±%.0f%%" % (spread["spread_pct"] / 2)
+
+
 def _div(a, b):
     return a / b if a is not None and b else None
 
@@ -224,7 +234,8 @@ def startup_rows(doc):
                 continue
             s = e["connect_s"]
             rows.append([shape_id(nodes, shards), driver,
-                         "-" if s is None else report._num(s["median"] * 1000.0),
+                         "-" if s is None else report._num(s["median"] * 1000.0)
+                         + _spread_text(s),
                          _ratio_text(e["ratio"]),
                          "%d/%d" % (e["pools_full"], e["runs"]),
                          str(len(e["problems"])) if e["problems"] else ""])
@@ -246,7 +257,8 @@ def sweep_rows(doc, sweep):
             first.setdefault(driver, cpu)
             ratio = lambda key: (agg["figures"].get(key) or {}).get("ratio")  # noqa: E731
             rows.append(["{:,}".format(value), driver,
-                         report._num(cpu), _ratio_text(ratio("cpu_us")),
+                         report._num(cpu) + _spread_text(agg["figures"].get("cpu_us")),
+                         _ratio_text(ratio("cpu_us")),
                          _ratio_text(report.floor_ratio(by, agg)),
                          _ratio_text(_div(cpu, first[driver])),
                          report._num(_median(agg, "rps")), _ratio_text(ratio("rps")),
@@ -343,8 +355,27 @@ def run_startup(adapter, cluster, settings, shape, rep, tag, logs):
     return rec
 
 
+def publish(doc, args):
+    """Writes scale.json, prints the tables, and with --update-readme rewrites
+    the README's scale section."""
+    json_path = os.path.join(args.out, "scale.json")
+    report.write_json(json_path, doc)
+    print(text_report(doc))
+    if args.update_readme:
+        report.update_readme(os.path.join(ROOT, "benches", "README.md"), markdown_report(doc),
+                             (README_BEGIN, README_END))
+    print("wrote %s (run took %.0f s)" % (json_path, doc["elapsed_s"]))
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.render_only:
+        path = os.path.join(args.out, "scale.json")
+        if not os.path.exists(path):
+            raise SystemExit("no results to render at %s" % path)
+        with open(path) as f:
+            publish(json.load(f), args)
+        return 0
     started = time.monotonic()
     machine = report.machine()
     os.makedirs(args.out, exist_ok=True)
@@ -435,13 +466,7 @@ def main(argv=None):
         "elapsed_s": round(time.monotonic() - started, 1),
     }
     doc["machine_note"] = "Machine: %s." % report.machine_line(doc["machine"])
-    json_path = os.path.join(args.out, "scale.json")
-    report.write_json(json_path, doc)
-    print(text_report(doc))
-    if args.update_readme:
-        report.update_readme(os.path.join(ROOT, "benches", "README.md"), markdown_report(doc),
-                             (README_BEGIN, README_END))
-    print("wrote %s (%.0f s)" % (json_path, doc["elapsed_s"]))
+    publish(doc, args)
     return 0
 
 

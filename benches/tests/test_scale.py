@@ -61,6 +61,13 @@ def test_startup_medians_ratios_and_problems():
     assert mine["problems"] == ["rep 2: pools not full", "rep 3: timed out"]
     # No reference on that cluster: no ratio.
     assert out["12x16"]["sshard-c"]["ratio"] is None
+    doc = {"startup_shapes": [(3, 4), (12, 16)], "startup": out,
+           "drivers": ["scylla-rust", "sshard-c"]}
+    rows = scale.startup_rows(doc)
+    # Half the range over the median: (300 - 100) / 200 / 2.
+    assert rows[0] == ["3x4", "scylla-rust", "200 ±50%", "1.00x", "3/3", ""]
+    assert rows[1][0:2] == ["3x4", "sshard-c"] and rows[1][4:] == ["1/3", "2"]
+    assert rows[2] == ["12x16", "sshard-c", "1,000", "-", "1/1", ""]
 
 
 def _measured(driver, case, cpu_s, requests=1000, rps=5000.0, p50=100.0, rep=1):
