@@ -15,7 +15,6 @@ could not run (no emulator, no reference client, a setup failure).
 
 import argparse
 import dataclasses
-import json
 import os
 import shutil
 import sys
@@ -185,11 +184,7 @@ def publish(doc, args):
 def main(argv=None):
     args = parse_args(argv)
     if args.render_only:
-        path = os.path.join(args.out, "latest.json")
-        if not os.path.exists(path):
-            raise SystemExit("no results to render at %s" % path)
-        with open(path) as f:
-            publish(json.load(f), args)
+        publish(report.read_json(os.path.join(args.out, "latest.json")), args)
         return 0
     started = time.monotonic()
     os.makedirs(args.out, exist_ok=True)

@@ -24,7 +24,6 @@ and (with --update-readme) the scale section of benches/README.md.
 
 import argparse
 import ipaddress
-import json
 import os
 import shutil
 import sys
@@ -370,11 +369,7 @@ def publish(doc, args):
 def main(argv=None):
     args = parse_args(argv)
     if args.render_only:
-        path = os.path.join(args.out, "scale.json")
-        if not os.path.exists(path):
-            raise SystemExit("no results to render at %s" % path)
-        with open(path) as f:
-            publish(json.load(f), args)
+        publish(report.read_json(os.path.join(args.out, "scale.json")), args)
         return 0
     started = time.monotonic()
     machine = report.machine()

@@ -434,6 +434,14 @@ def write_json(path, doc):
     os.replace(tmp, path)
 
 
+def read_json(path):
+    """What `write_json` wrote at `path` (for --render-only); exits when absent."""
+    if not os.path.exists(path):
+        raise SystemExit("no results to render at %s" % path)
+    with open(path) as f:
+        return json.load(f)
+
+
 def now_utc():
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
