@@ -357,6 +357,7 @@ pub unsafe extern "C" fn sshard_session_execute_many(
             let (future, task) = s.task(SSHARD_FUTURE_KIND_EXECUTE, move |admission| {
                 execute(admission, statement)
             });
+            // Cannot fail: a new future has no callback or queue yet.
             future.set_queue(q.clone(), token)?;
             tasks.extend(task);
         }
