@@ -2067,6 +2067,15 @@ sshard_status sshard_result_row(const struct sshard_result *result, size_t index
 sshard_status sshard_result_value(const struct sshard_result *result, size_t row, size_t column, const struct sshard_value **value);
 
 /**
+ * The raw cells of row `row`, for callers that decode the CQL encoding
+ * themselves (the bindings): for each of the result's columns (`count`
+ * must be the column count) its bytes in `bytes[i]` and their length in
+ * `lengths[i]`, -1 for NULL (with `bytes[i]` NULL). Borrowed for as long
+ * as the result. One call a row, where value views cost two a value.
+ */
+sshard_status sshard_result_row_cells(const struct sshard_result *result, size_t row, const uint8_t **bytes, int32_t *lengths, size_t count);
+
+/**
  * The row's value of column `index` (a view valid as long as the result).
  */
 sshard_status sshard_row_value(const struct sshard_row *row, size_t index, const struct sshard_value **value);

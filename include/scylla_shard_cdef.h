@@ -651,6 +651,8 @@ sshard_status sshard_result_row(const struct sshard_result *result, size_t index
 
 sshard_status sshard_result_value(const struct sshard_result *result, size_t row, size_t column, const struct sshard_value **value);
 
+sshard_status sshard_result_row_cells(const struct sshard_result *result, size_t row, const uint8_t **bytes, int32_t *lengths, size_t count);
+
 sshard_status sshard_row_value(const struct sshard_row *row, size_t index, const struct sshard_value **value);
 
 sshard_status sshard_row_value_by_name(const struct sshard_row *row, const char *name, size_t name_len, const struct sshard_value **value);

@@ -336,6 +336,63 @@ pub unsafe extern "C" fn sshard_result_value(
     }
 }
 
+/// The raw cells of row `row`, for callers that decode the CQL encoding
+/// themselves (the bindings): for each of the result's columns (`count`
+/// must be the column count) its bytes in `bytes[i]` and their length in
+/// `lengths[i]`, -1 for NULL (with `bytes[i]` NULL). Borrowed for as long
+/// as the result. One call a row, where value views cost two a value.
+#[no_mangle]
+pub unsafe extern "C" fn sshard_result_row_cells(
+    result: *const sshard_result,
+    row: usize,
+    bytes: *mut *const u8,
+    lengths: *mut i32,
+    count: usize,
+) -> sshard_status {
+    ffi_boundary! {
+        // SAFETY: NULL or a live result (API contract).
+        let r = unsafe { self::result(result) }?;
+        let row = check_index(row, r.row_count())?;
+        let width = r.column_count();
+        if count != width {
+            return Err(Fail::invalid(format!(
+                "count is {count}, the result has {width} columns"
+            )));
+        }
+        if width == 0 {
+            return Ok(());
+        }
+        if bytes.is_null() {
+            return Err(Fail::null("bytes"));
+        }
+        if lengths.is_null() {
+            return Err(Fail::null("lengths"));
+        }
+        // SAFETY: non-NULL, with room for `count` entries each (API contract).
+        let (bytes, lengths) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(bytes, count),
+                std::slice::from_raw_parts_mut(lengths, count),
+            )
+        };
+        let rows = r.cells.rows();
+        for (column, (b, len)) in bytes.iter_mut().zip(lengths.iter_mut()).enumerate() {
+            match rows.cell(row, column) {
+                // A cell's length came from an i32 on the wire.
+                Some(cell) => {
+                    *b = cell.as_ptr();
+                    *len = cell.len() as i32;
+                }
+                None => {
+                    *b = std::ptr::null();
+                    *len = -1;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The row's value of column `index` (a view valid as long as the result).
 #[no_mangle]
 pub unsafe extern "C" fn sshard_row_value(

@@ -889,6 +889,38 @@ static void test_execute_many(void) {
   OK(sshard_prepared_free(ins));
 }
 
+/* A row's raw cells in one call: bytes and lengths, -1 and NULL for a NULL
+ * cell; a wrong count, row or NULL array is refused. */
+static void test_row_cells(void) {
+  OK(h_query(session, "INSERT INTO kv (k, v) VALUES (424242, null)"));
+  sshard_statement *st = NULL;
+  OK(sshard_statement_new(S("SELECT k, v FROM kv WHERE k = 424242"), 0, &st));
+  sshard_status s = SSHARD_STATUS_OK;
+  const sshard_result *r = h_execute(session, st, &s);
+  REQUIRE(s == SSHARD_STATUS_OK && r != NULL);
+  size_t rows = 0;
+  OK(sshard_result_row_count(r, &rows));
+  REQUIRE(rows == 1);
+  const uint8_t *bytes[2] = {NULL, NULL};
+  int32_t lengths[2] = {0, 0};
+  OK(sshard_result_row_cells(r, 0, bytes, lengths, 2));
+  CHECK(lengths[0] == 4 && bytes[0] != NULL);
+  if (lengths[0] == 4 && bytes[0] != NULL) {
+    uint32_t k = ((uint32_t)bytes[0][0] << 24) | ((uint32_t)bytes[0][1] << 16) |
+                 ((uint32_t)bytes[0][2] << 8) | bytes[0][3];
+    CHECK(k == 424242);
+  }
+  CHECK(lengths[1] == -1 && bytes[1] == NULL);
+  CHECK_STATUS(sshard_result_row_cells(r, 0, bytes, lengths, 1), SSHARD_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(sshard_result_row_cells(r, 1, bytes, lengths, 2),
+               SSHARD_STATUS_INDEX_OUT_OF_RANGE);
+  CHECK_STATUS(sshard_result_row_cells(r, 0, NULL, lengths, 2), SSHARD_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(sshard_result_row_cells(r, 0, bytes, NULL, 2), SSHARD_STATUS_NULL_ARGUMENT);
+  CHECK_STATUS(sshard_result_row_cells(NULL, 0, bytes, lengths, 2), SSHARD_STATUS_NULL_ARGUMENT);
+  sshard_result_free(r);
+  OK(sshard_statement_free(st));
+}
+
 /* Callbacks: run on a runtime thread, may read the result, must not block
  * (blocking calls there return WOULD_DEADLOCK). */
 static atomic_int cb_done, cb_ok, cb_deadlock_refused, cb_on_main;
@@ -1502,6 +1534,7 @@ int main(int argc, char **argv) {
   test_tracing();
   test_queue_epoll();
   test_execute_many();
+  test_row_cells();
   test_callbacks();
   test_metrics();
   test_tablets();

@@ -7,7 +7,6 @@ from scylla_shard._native import ffi, lib, OK
 from scylla_shard import _codec
 from scylla_shard._errors import raise_status
 
-_NULL_VALUE = lib.SSHARD_STATUS_NULL_VALUE
 
 
 class _Outs(object):
@@ -20,6 +19,15 @@ class _Outs(object):
         self.bytes = ffi.new("const uint8_t **")
         self.value = ffi.new("const sshard_value **")
         self.result = ffi.new("const sshard_result **")
+        self._cells = {}
+
+    def cells(self, ncols):
+        """(bytes, lengths) arrays for sshard_result_row_cells of `ncols`."""
+        arrays = self._cells.get(ncols)
+        if arrays is None:
+            arrays = self._cells[ncols] = (ffi.new("const uint8_t *[]", ncols),
+                                           ffi.new("int32_t[]", ncols))
+        return arrays
 
 
 _thread_outs = threading.local()
@@ -107,23 +115,23 @@ def _column_metadata(handle, ncols):
 
 
 def _decode_rows(handle, decoders, outs):
-    n, value, data = outs.n, outs.value, outs.bytes
+    n = outs.n
     lib.sshard_result_row_count(handle, n)
-    result_value, get_bytes, buffer = lib.sshard_result_value, lib.sshard_value_get_bytes, \
-        ffi.buffer
-    rows = []
+    nrows, ncols = n[0], len(decoders)
+    if ncols == 0:
+        return [()] * nrows
+    data, lengths = outs.cells(ncols)
+    row_cells, buffer = lib.sshard_result_row_cells, ffi.buffer
     columns = list(enumerate(decoders))
-    for r in range(n[0]):
+    rows = []
+    for r in range(nrows):
+        status = row_cells(handle, r, data, lengths, ncols)
+        if status != OK:
+            raise_status(status)
         row = []
         for c, decode in columns:
-            result_value(handle, r, c, value)
-            status = get_bytes(value[0], data, n)
-            if status == OK:
-                row.append(decode(buffer(data[0], n[0])[:]))
-            elif status == _NULL_VALUE:
-                row.append(None)
-            else:
-                raise_status(status)
+            length = lengths[c]
+            row.append(decode(buffer(data[c], length)[:]) if length >= 0 else None)
         rows.append(tuple(row))
     return rows
 
