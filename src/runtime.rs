@@ -316,8 +316,12 @@ impl Runtime {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.submissions
-            .push(tasks.into_iter().map(|t| Box::pin(t) as Submitted));
+        // Boxed before the lock is taken.
+        let tasks: Vec<Submitted> = tasks
+            .into_iter()
+            .map(|t| Box::pin(t) as Submitted)
+            .collect();
+        self.submissions.push(tasks);
     }
 
     /// Spawns a task on the runtime.

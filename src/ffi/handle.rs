@@ -91,6 +91,46 @@ pub(crate) unsafe fn bytes_arg<'a>(
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// An array argument of `count` elements (NULL only with `count` 0).
+///
+/// # Safety
+/// Unless NULL, `ptr` must point to `count` readable elements that stay
+/// valid and unchanged for `'a`.
+pub(crate) unsafe fn slice_arg<'a, T>(
+    ptr: *const T,
+    count: usize,
+    what: &'static str,
+) -> FfiResult<&'a [T]> {
+    if count == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Fail::null(what));
+    }
+    // SAFETY: non-NULL, and the caller guarantees `count` readable elements.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
+}
+
+/// An array the call writes `count` elements to (NULL only with `count` 0).
+///
+/// # Safety
+/// Unless NULL, `ptr` must point to `count` writable elements, not aliased
+/// by any other argument, for `'a`.
+pub(crate) unsafe fn slice_out<'a, T>(
+    ptr: *mut T,
+    count: usize,
+    what: &'static str,
+) -> FfiResult<&'a mut [T]> {
+    if count == 0 {
+        return Ok(&mut []);
+    }
+    if ptr.is_null() {
+        return Err(Fail::null(what));
+    }
+    // SAFETY: non-NULL, and the caller guarantees `count` writable elements.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, count) })
+}
+
 /// A `(pointer, length)` UTF-8 string (no NUL needed).
 ///
 /// # Safety

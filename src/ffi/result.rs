@@ -10,7 +10,7 @@ use super::enums::{
     sshard_result_kind, sshard_type, type_of, SSHARD_RESULT_KIND_ROWS,
     SSHARD_RESULT_KIND_SCHEMA_CHANGE, SSHARD_RESULT_KIND_SET_KEYSPACE, SSHARD_RESULT_KIND_VOID,
 };
-use super::handle::{arc_free, check_index, handle_ref, out_arg, str_arg, Generational};
+use super::handle::{arc_free, check_index, handle_ref, out_arg, slice_out, str_arg, Generational};
 use super::status::{
     sshard_status, Fail, FfiResult, SSHARD_STATUS_NAME_NOT_FOUND, SSHARD_STATUS_NOT_PRESENT,
 };
@@ -359,22 +359,10 @@ pub unsafe extern "C" fn sshard_result_row_cells(
                 "count is {count}, the result has {width} columns"
             )));
         }
-        if width == 0 {
-            return Ok(());
-        }
-        if bytes.is_null() {
-            return Err(Fail::null("bytes"));
-        }
-        if lengths.is_null() {
-            return Err(Fail::null("lengths"));
-        }
-        // SAFETY: non-NULL, with room for `count` entries each (API contract).
-        let (bytes, lengths) = unsafe {
-            (
-                std::slice::from_raw_parts_mut(bytes, count),
-                std::slice::from_raw_parts_mut(lengths, count),
-            )
-        };
+        // SAFETY: NULL or room for `count` entries each, apart (API contract).
+        let bytes = unsafe { slice_out(bytes, count, "bytes") }?;
+        // SAFETY: as above.
+        let lengths = unsafe { slice_out(lengths, count, "lengths") }?;
         let rows = r.cells.rows();
         for (column, (b, len)) in bytes.iter_mut().zip(lengths.iter_mut()).enumerate() {
             match rows.cell(row, column) {

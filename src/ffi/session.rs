@@ -22,7 +22,7 @@ use super::enums::{
 use super::error::sshard_error;
 use super::future::{sshard_future, Completer, Outcome, Payload};
 use super::handle::{
-    arc_clone, arc_free, arc_into_raw, handle_ref, out_arg, str_arg, Generational,
+    arc_clone, arc_free, arc_into_raw, handle_ref, out_arg, slice_arg, str_arg, Generational,
 };
 use super::prepared::sshard_prepared;
 use super::queue::sshard_queue;
@@ -327,22 +327,10 @@ pub unsafe extern "C" fn sshard_session_execute_many(
         let s = unsafe { self::session(session) }?;
         // SAFETY: NULL or a live queue (API contract).
         let q = unsafe { arc_clone(queue, "queue") }?;
-        if count == 0 {
-            return Ok(());
-        }
-        if statements.is_null() {
-            return Err(Fail::null("statements"));
-        }
-        if tokens.is_null() {
-            return Err(Fail::null("tokens"));
-        }
-        // SAFETY: non-NULL, and `count` readable entries each (API contract).
-        let (statements, tokens) = unsafe {
-            (
-                std::slice::from_raw_parts(statements, count),
-                std::slice::from_raw_parts(tokens, count),
-            )
-        };
+        // SAFETY: NULL or `count` readable entries each (API contract).
+        let statements = unsafe { slice_arg(statements, count, "statements") }?;
+        // SAFETY: as above.
+        let tokens = unsafe { slice_arg(tokens, count, "tokens") }?;
         let mut shared = Vec::with_capacity(count);
         for (i, &statement) in statements.iter().enumerate() {
             // SAFETY: NULL or a live statement (API contract).

@@ -14,26 +14,6 @@ pub trait PlanNode {
     fn usable(&self) -> bool;
 }
 
-/// A node's facts on their own (for callers without cluster nodes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NodeFacts<'a> {
-    pub datacenter: &'a str,
-    pub rack: &'a str,
-    pub up: bool,
-}
-
-impl PlanNode for NodeFacts<'_> {
-    fn datacenter(&self) -> &str {
-        self.datacenter
-    }
-    fn rack(&self) -> &str {
-        self.rack
-    }
-    fn usable(&self) -> bool {
-        self.up
-    }
-}
-
 /// A node to try, and the shard that owns the data there when known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
@@ -136,6 +116,26 @@ fn rotate(targets: &mut [Target], rotation: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A node's facts on their own (the tests' nodes).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct NodeFacts<'a> {
+        datacenter: &'a str,
+        rack: &'a str,
+        up: bool,
+    }
+
+    impl PlanNode for NodeFacts<'_> {
+        fn datacenter(&self) -> &str {
+            self.datacenter
+        }
+        fn rack(&self) -> &str {
+            self.rack
+        }
+        fn usable(&self) -> bool {
+            self.up
+        }
+    }
 
     fn nodes() -> Vec<NodeFacts<'static>> {
         vec![
